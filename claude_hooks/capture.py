@@ -1,0 +1,586 @@
+"""One hook event -> rows in cra's SQLite database, or a spool file when the database can't take it.
+
+Standard library only. `cra` imports this module too: spooled events are replayed through `record`,
+so live capture and catch-up share one code path.
+
+The raw payload always lands (in `events`, or in the spool); deriving `sessions` and `tool_calls`
+from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
+derived rows, never the event.
+"""
+import json
+import os
+import sqlite3
+import time
+import uuid
+
+DB_NAME = "cra.db"
+OFF_FLAG = "off"  # present in CRA_HOME: capture is paused (`cra off`)
+IGNORE_FILE = "ignored-projects"  # one directory a line: never recorded
+SPOOL_DIR = "spool"
+ERROR_LOG = "hook-errors.log"
+BUSY_TIMEOUT_S = 1.0  # wait this long for a lock, then spool: Claude Code waits for the hook
+DRAIN_PER_EVENT = 20  # spooled events a hook replays after its own successful write
+ERROR_LOG_MAX = 1_000_000
+
+# Environment variables worth keeping with an event (never the messaging token).
+ENV_KEYS = (
+    "CLAUDE_PROJECT_DIR",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_SESSION_ID",
+    "CLAUDE_PID",
+    "CLAUDE_PLUGIN_ROOT",
+)
+
+# Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
+# Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
+_FINALIZING_EVENTS = ("Stop", "SubagentStop", "SessionEnd")
+
+
+def cra_home(env=os.environ):
+    """CRA_HOME, else the user data dir (XDG on Linux, Application Support on macOS)."""
+    if env.get("CRA_HOME"):
+        return env["CRA_HOME"]
+    home = os.path.expanduser("~")
+    if os.uname().sysname == "Darwin":
+        return os.path.join(home, "Library", "Application Support", "cra")
+    return os.path.join(env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "cra")
+
+
+def db_path(env=os.environ):
+    return env.get("CRA_DB") or os.path.join(cra_home(env), DB_NAME)
+
+
+def fallback_spool_dir():
+    """Where events go when CRA_HOME itself is missing and can't be created, or read-only."""
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    return os.path.join(tmp, "cra-spool-%d" % os.getuid())
+
+
+def now_iso(t=None):
+    t = time.time() if t is None else t
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
+
+
+class Event:
+    """A hook call as received: exact bytes, parsed payload when it parses, and why not when not."""
+
+    __slots__ = ("uid", "received_at", "text", "raw_bytes", "payload", "parse_error", "env")
+
+    def __init__(self, raw, env, uid=None, received_at=None):
+        self.uid = uid or uuid.uuid4().hex
+        self.received_at = received_at or now_iso()
+        self.env = {k: env[k] for k in ENV_KEYS if k in env}
+        self.raw_bytes = None
+        self.payload = None
+        self.parse_error = None
+        try:
+            self.text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            # Keep the exact bytes too: the text column gets a readable, valid-UTF-8 copy.
+            self.text = raw.decode("utf-8", "replace")
+            self.raw_bytes = raw
+            self.parse_error = "invalid UTF-8: %s" % exc
+        try:
+            payload = json.loads(self.text)
+        except ValueError as exc:
+            self.parse_error = "invalid JSON: %s" % exc
+        else:
+            if isinstance(payload, dict):
+                self.payload = payload
+            else:
+                self.parse_error = "payload is %s, not an object" % type(payload).__name__
+
+    def field(self, name):
+        value = self.payload.get(name) if self.payload else None
+        if value is None or isinstance(value, (int, float)):
+            return value
+        return _safe_text(value if isinstance(value, str) else json.dumps(value))
+
+    @property
+    def name(self):
+        return self.field("hook_event_name")
+
+
+def _safe_text(s):
+    """SQLite rejects lone surrogates (valid in JSON escapes): replace them rather than fail."""
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "replace").decode("utf-8")
+
+
+def _json(obj):
+    return None if obj is None else _safe_text(json.dumps(obj, ensure_ascii=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+def handle(raw, env):
+    """Record one hook call. Never raises for anything the payload or the disk can do."""
+    home = cra_home(env)
+    if os.path.exists(os.path.join(home, OFF_FLAG)):
+        return
+    event = Event(raw, env)
+    if is_ignored(home, event, env):
+        return
+    try:
+        path = db_path(env)
+        if not os.path.exists(path):
+            raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
+        con = connect(path)
+        try:
+            record(con, event)
+            drain_spool(con, home, limit=DRAIN_PER_EVENT)
+        finally:
+            con.close()
+    except Exception as exc:
+        spool(home, event, reason=repr(exc))
+        log_error(home, event, exc)
+
+
+def is_ignored(home, event, env):
+    try:
+        with open(os.path.join(home, IGNORE_FILE), encoding="utf-8") as f:
+            ignored = [line.strip().rstrip("/") for line in f if line.strip()]
+    except OSError:
+        return False
+    dirs = [event.field("cwd"), env.get("CLAUDE_PROJECT_DIR")]
+    for d in dirs:
+        if isinstance(d, str):
+            for ig in ignored:
+                if d == ig or d.startswith(ig + "/"):
+                    return True
+    return False
+
+
+def connect(path):
+    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    # WAL is persistent (set when cra creates the file); NORMAL is durable enough under WAL and
+    # saves an fsync per event.
+    con.execute("PRAGMA synchronous=NORMAL")
+    return con
+
+
+def record(con, event, via="hook"):
+    """Insert the event and derive rows from it, in one transaction. Idempotent on event.uid."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        cur = con.execute(
+            "INSERT OR IGNORE INTO events (event_uid, received_at, hook_event_name, session_id,"
+            " agent_id, tool_use_id, prompt_id, payload, payload_bytes, parse_error, env, via)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                event.uid,
+                event.received_at,
+                event.name,
+                event.field("session_id"),
+                event.field("agent_id"),
+                event.field("tool_use_id"),
+                event.field("prompt_id"),
+                _safe_text(event.text),
+                event.raw_bytes,
+                event.parse_error,
+                json.dumps(event.env) if event.env else None,
+                via,
+            ),
+        )
+        if cur.rowcount and event.payload is not None:
+            event_id = cur.lastrowid
+            con.execute("SAVEPOINT derive")
+            try:
+                derive(con, event, event_id)
+                con.execute("RELEASE derive")
+            except Exception as exc:
+                con.execute("ROLLBACK TO derive")
+                con.execute("RELEASE derive")
+                con.execute(
+                    "UPDATE events SET derive_error = ? WHERE id = ?", (repr(exc)[:2000], event_id)
+                )
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+
+
+# ---------------------------------------------------------------------------------------------
+# Deriving sessions and tool_calls
+
+
+def derive(con, ev, event_id):
+    session_id = ev.field("session_id")
+    if not isinstance(session_id, str):
+        return
+    name = ev.name
+    t = ev.received_at
+    _touch_session(con, ev, session_id, t)
+    if name in _TOOL_HANDLERS:
+        _TOOL_HANDLERS[name](con, ev, session_id, t, event_id)
+    if name == "SessionStart":
+        con.execute(
+            "UPDATE sessions SET started_at = coalesce(started_at, ?), start_source = coalesce(start_source, ?),"
+            " model = coalesce(?, model) WHERE id = ?",
+            (t, ev.field("source"), ev.field("model"), session_id),
+        )
+    elif name == "SessionEnd":
+        con.execute(
+            "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ?",
+            (t, ev.field("reason"), session_id),
+        )
+    if name in _FINALIZING_EVENTS:
+        _finalize_pending(con, session_id, name, ev.field("agent_id"))
+
+
+def _touch_session(con, ev, session_id, t):
+    cwd = ev.field("cwd")
+    con.execute(
+        "INSERT INTO sessions (id, cwd, project_dir, transcript_path, permission_mode, entrypoint,"
+        " first_event_at, last_event_at) VALUES (?,?,?,?,?,?,?,?)"
+        " ON CONFLICT(id) DO UPDATE SET last_event_at = excluded.last_event_at,"
+        " cwd = coalesce(sessions.cwd, excluded.cwd),"
+        " project_dir = coalesce(sessions.project_dir, excluded.project_dir),"
+        " transcript_path = coalesce(excluded.transcript_path, sessions.transcript_path),"
+        " permission_mode = coalesce(excluded.permission_mode, sessions.permission_mode),"
+        " entrypoint = coalesce(sessions.entrypoint, excluded.entrypoint)",
+        (
+            session_id,
+            cwd,
+            ev.env.get("CLAUDE_PROJECT_DIR") or cwd,
+            ev.field("transcript_path"),
+            ev.field("permission_mode"),
+            ev.env.get("CLAUDE_CODE_ENTRYPOINT"),
+            t,
+            t,
+        ),
+    )
+
+
+def _next_seq(con, session_id):
+    return con.execute(
+        "SELECT coalesce(max(seq), 0) + 1 FROM tool_calls WHERE session_id = ?", (session_id,)
+    ).fetchone()[0]
+
+
+def _ensure_call(con, ev, session_id, tool_use_id, tool_name, tool_input):
+    """The tool_calls row for this id, created (status pending, next seq) if new. Returns its id.
+
+    Older clients send no tool_use_id: their calls get a synthetic id and are paired by order.
+    """
+    if tool_use_id is None:
+        tool_use_id = "cra-%s-%d" % (session_id, _next_seq(con, session_id))
+        synthetic = 1
+    else:
+        synthetic = 0
+    con.execute(
+        "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, agent_type, prompt_id, tool_name,"
+        " tool_input, status, seq, permission_mode, cwd, synthetic_id)"
+        " VALUES (?,?,?,?,?,?,?,'pending',?,?,?,?)"
+        " ON CONFLICT(tool_use_id) DO UPDATE SET"
+        " tool_name = coalesce(tool_calls.tool_name, excluded.tool_name),"
+        " tool_input = coalesce(tool_calls.tool_input, excluded.tool_input),"
+        " agent_id = coalesce(tool_calls.agent_id, excluded.agent_id),"
+        " agent_type = coalesce(tool_calls.agent_type, excluded.agent_type),"
+        " prompt_id = coalesce(tool_calls.prompt_id, excluded.prompt_id),"
+        " permission_mode = coalesce(tool_calls.permission_mode, excluded.permission_mode),"
+        " cwd = coalesce(tool_calls.cwd, excluded.cwd)",
+        (
+            tool_use_id,
+            session_id,
+            ev.field("agent_id"),
+            ev.field("agent_type"),
+            ev.field("prompt_id"),
+            tool_name,
+            _json(tool_input),
+            _next_seq(con, session_id),
+            ev.field("permission_mode"),
+            ev.field("cwd"),
+            synthetic,
+        ),
+    )
+    return tool_use_id
+
+
+def _pair_without_id(con, session_id, ev):
+    """Older clients: the earliest pending synthetic call of the same tool (same input first)."""
+    row = con.execute(
+        "SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND synthetic_id = 1"
+        " AND status = 'pending' AND tool_name IS ? ORDER BY (tool_input IS ?) DESC, seq LIMIT 1",
+        (session_id, ev.field("tool_name"), _json(ev.payload.get("tool_input"))),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _call_for(con, ev, session_id):
+    tool_use_id = ev.field("tool_use_id")
+    if tool_use_id is None:
+        tool_use_id = _pair_without_id(con, session_id, ev)
+    return _ensure_call(
+        con, ev, session_id, tool_use_id, ev.field("tool_name"), ev.payload.get("tool_input")
+    )
+
+
+def _on_pre_tool_use(con, ev, session_id, t, event_id):
+    if ev.field("tool_use_id") is None:
+        # Each PreToolUse without an id is a new call: never pair it with an earlier pending one.
+        call = _ensure_call(con, ev, session_id, None, ev.field("tool_name"), ev.payload.get("tool_input"))
+    else:
+        call = _call_for(con, ev, session_id)
+    con.execute("UPDATE tool_calls SET pre_at = coalesce(pre_at, ?) WHERE tool_use_id = ?", (t, call))
+
+
+def _on_post_tool_use(con, ev, session_id, t, event_id):
+    call = _call_for(con, ev, session_id)
+    con.execute(
+        "UPDATE tool_calls SET status = 'success', tool_response = ?, duration_ms = ?, post_at = ?,"
+        " error = NULL WHERE tool_use_id = ?",
+        (_json(ev.payload.get("tool_response")), _duration(ev, con, call, t), t, call),
+    )
+
+
+def _on_post_tool_use_failure(con, ev, session_id, t, event_id):
+    call = _call_for(con, ev, session_id)
+    interrupted = bool(ev.payload.get("is_interrupt"))
+    con.execute(
+        "UPDATE tool_calls SET status = ?, error = ?, is_interrupt = ?, duration_ms = ?, post_at = ?"
+        " WHERE tool_use_id = ?",
+        (
+            "interrupted" if interrupted else "failure",
+            ev.field("error"),
+            int(interrupted),
+            _duration(ev, con, call, t),
+            t,
+            call,
+        ),
+    )
+
+
+def _on_permission_request(con, ev, session_id, t, event_id):
+    # PermissionRequest carries no tool_use_id: it belongs to the latest pending call with this input.
+    con.execute(
+        "UPDATE tool_calls SET permission_requested = 1 WHERE tool_use_id = ("
+        " SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND status = 'pending'"
+        " AND tool_name IS ? AND agent_id IS ? ORDER BY (tool_input IS ?) DESC, seq DESC LIMIT 1)",
+        (session_id, ev.field("tool_name"), ev.field("agent_id"), _json(ev.payload.get("tool_input"))),
+    )
+
+
+def _on_permission_denied(con, ev, session_id, t, event_id):
+    call = _call_for(con, ev, session_id)
+    con.execute(
+        "UPDATE tool_calls SET status = 'denied', error = coalesce(?, error), post_at = coalesce(post_at, ?)"
+        " WHERE tool_use_id = ?",
+        (ev.field("reason"), t, call),
+    )
+
+
+def _on_post_tool_batch(con, ev, session_id, t, event_id):
+    calls = ev.payload.get("tool_calls")
+    if not isinstance(calls, list):
+        return
+    ids = []
+    for item in calls:
+        if not isinstance(item, dict):
+            continue
+        tool_use_id = item.get("tool_use_id")
+        if not isinstance(tool_use_id, str):
+            continue
+        call = _ensure_call(con, ev, session_id, tool_use_id, item.get("tool_name"), item.get("tool_input"))
+        ids.append(call)
+        response = item.get("tool_response")
+        text = response if isinstance(response, str) else _json(response)
+        con.execute(
+            "UPDATE tool_calls SET response_text = ?, batch_id = ? WHERE tool_use_id = ?",
+            (_safe_text(text) if text is not None else None, event_id, call),
+        )
+        row = con.execute(
+            "SELECT status, permission_requested FROM tool_calls WHERE tool_use_id = ?", (call,)
+        ).fetchone()
+        if row[0] == "pending":
+            # No PostToolUse/Failure: denied, invalid, unknown tool, Edit mismatch or blocked.
+            status = classify_unfinished(text or "", bool(row[1]))
+            con.execute(
+                "UPDATE tool_calls SET status = ?, error = ?, post_at = coalesce(post_at, ?)"
+                " WHERE tool_use_id = ?",
+                (status, text, t, call),
+            )
+    _order_batch(con, ids)
+
+
+def _order_batch(con, ids):
+    """Parallel calls' hooks arrive in any order; the batch lists them in the model's order."""
+    if len(ids) < 2:
+        return
+    marks = ",".join("?" * len(ids))
+    seqs = sorted(
+        r[0] for r in con.execute("SELECT seq FROM tool_calls WHERE tool_use_id IN (%s)" % marks, ids)
+    )
+    for tool_use_id, seq in zip(ids, seqs):
+        con.execute("UPDATE tool_calls SET seq = ? WHERE tool_use_id = ?", (seq, tool_use_id))
+
+
+def classify_unfinished(text, permission_requested):
+    """Status of a call that got no PostToolUse(Failure), from the text the model was shown."""
+    lowered = text.lower()
+    if text.startswith("PreToolUse:") and "hook error" in text:
+        return "blocked"
+    if "InputValidationError" in text or "No such tool available" in text:
+        return "invalid"
+    denial_phrases = (
+        "has been denied",
+        "haven't granted",
+        "needs approval",
+        "permission to use",
+        "doesn't want to proceed",
+        "was rejected",
+    )
+    if permission_requested or any(p in lowered for p in denial_phrases):
+        return "denied"
+    return "failure"
+
+
+def _finalize_pending(con, session_id, boundary, agent_id):
+    """Calls still pending at a boundary ended unseen (Esc at a permission prompt, a killed tool)."""
+    where = "session_id = ? AND status = 'pending'"
+    args = [session_id]
+    if boundary == "Stop":
+        where += " AND agent_id IS NULL"
+    elif boundary == "SubagentStop":
+        where += " AND agent_id IS ?"
+        args.append(agent_id)
+    con.execute(
+        "UPDATE tool_calls SET status = CASE WHEN permission_requested = 1 THEN 'denied'"
+        " ELSE 'interrupted' END, error = coalesce(error, 'no result before ' || ?) WHERE " + where,
+        [boundary] + args,
+    )
+
+
+def _duration(ev, con, call, t):
+    duration = ev.payload.get("duration_ms")
+    if isinstance(duration, (int, float)):
+        return int(duration)
+    # Older clients: time between our PreToolUse and this event.
+    row = con.execute(
+        "SELECT CAST(round((julianday(?) - julianday(pre_at)) * 86400000) AS INTEGER)"
+        " FROM tool_calls WHERE tool_use_id = ?",
+        (t, call),
+    ).fetchone()
+    return row[0] if row else None
+
+
+_TOOL_HANDLERS = {
+    "PreToolUse": _on_pre_tool_use,
+    "PostToolUse": _on_post_tool_use,
+    "PostToolUseFailure": _on_post_tool_use_failure,
+    "PermissionRequest": _on_permission_request,
+    "PermissionDenied": _on_permission_denied,
+    "PostToolBatch": _on_post_tool_batch,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# The spool: one file per event that the database could not take, replayed later.
+
+
+def spool(home, event, reason):
+    header = json.dumps(
+        {"event_uid": event.uid, "received_at": event.received_at, "env": event.env, "reason": reason}
+    ).encode("utf-8")
+    data = header + b"\n" + (event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape"))
+    name = "%d-%s.event" % (time.time_ns(), event.uid)
+    for directory in (os.path.join(home, SPOOL_DIR), fallback_spool_dir()):
+        try:
+            _write_durably(directory, name, data)
+            return directory
+        except OSError:
+            continue
+    return None
+
+
+def _write_durably(directory, name, data):
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = os.path.join(directory, "." + name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    # rename is atomic: a reader sees a whole file or none.
+    os.rename(tmp, os.path.join(directory, name))
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def spool_dirs(home):
+    return [os.path.join(home, SPOOL_DIR), fallback_spool_dir()]
+
+
+def drain_spool(con, home, limit=None):
+    """Replay spooled events into the database, oldest first. Returns how many were ingested.
+
+    Safe with many concurrent drainers: a file is claimed by renaming it, and `record` ignores an
+    event uid it already has, so a crash between insert and unlink duplicates nothing.
+    """
+    done = 0
+    for directory in spool_dirs(home):
+        try:
+            names = sorted(n for n in os.listdir(directory) if n.endswith(".event"))
+        except OSError:
+            continue
+        for name in names:
+            if limit is not None and done >= limit:
+                return done
+            path = os.path.join(directory, name)
+            claimed = path + ".claimed-%d" % os.getpid()
+            try:
+                os.rename(path, claimed)
+            except OSError:
+                continue  # another process took it
+            try:
+                event = read_spooled(claimed)
+                record(con, event, via="spool")
+            except sqlite3.Error:
+                os.rename(claimed, path)  # the database failed again: leave it for later
+                raise
+            except (OSError, ValueError):
+                os.rename(claimed, path + ".unreadable")
+                continue
+            os.unlink(claimed)
+            done += 1
+    return done
+
+
+def read_spooled(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    header, _, raw = data.partition(b"\n")
+    meta = json.loads(header)
+    return Event(raw, meta.get("env") or {}, uid=meta["event_uid"], received_at=meta["received_at"])
+
+
+def log_error(home, event, exc):
+    """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
+    try:
+        path = os.path.join(home, ERROR_LOG)
+        try:
+            if os.path.getsize(path) > ERROR_LOG_MAX:
+                os.replace(path, path + ".1")
+        except OSError:
+            pass
+        line = json.dumps(
+            {"at": now_iso(), "event": event.name if event.payload else None, "uid": event.uid, "error": repr(exc)[:500]}
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8") + b"\n")
+        finally:
+            os.close(fd)
+    except Exception:
+        pass

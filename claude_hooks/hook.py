@@ -1,0 +1,31 @@
+"""Claude Code hook entry point: records one hook event from stdin, prints nothing, exits 0.
+
+Claude Code runs this once per hook event, e.g.
+
+    /usr/bin/python3 -S /path/to/claude_hooks/hook.py
+
+Standard library only (a test asserts it): every tool call pays for what this imports.
+"""
+import os
+import sys
+
+if __name__ == "__main__":
+    # Run by path: make the package importable without site-packages (-S skips `site`).
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    try:
+        from claude_hooks import capture
+
+        capture.handle(sys.stdin.buffer.read(), os.environ)
+    except BaseException:
+        # Never break Claude Code: capture.handle already spools what it can; this is the last net.
+        pass
+    finally:
+        # os._exit skips atexit handlers and interpreter teardown: nothing can print, nothing can hang.
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Capture, seen from the `cra` side: installing the hooks, the privacy switch, status, the spool."""

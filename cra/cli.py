@@ -1,0 +1,67 @@
+"""The `cra` command line. Nothing heavy here: each subcommand's module loads only when it runs."""
+import importlib
+
+import click
+
+from . import __version__
+
+# name -> "module:attribute". Add a command by adding a line; its module is imported on use only,
+# so `cra --help` and capture never pay for training libraries.
+COMMANDS = {
+    "path": "cra.capture.commands:path_command",
+    "status": "cra.capture.commands:status_command",
+    "on": "cra.capture.commands:on_command",
+    "off": "cra.capture.commands:off_command",
+    "ignore": "cra.capture.commands:ignore_group",
+    "install": "cra.capture.install:install_command",
+    "uninstall": "cra.capture.install:uninstall_command",
+    "ingest": "cra.capture.commands:ingest_command",
+}
+
+# One-line help shown by `cra --help` without importing the command's module.
+SHORT_HELP = {
+    "path": "Print the path of the cra database.",
+    "status": "Is capture installed and on, what has it recorded, is anything stuck?",
+    "on": "Resume capture.",
+    "off": "Pause capture: hooks record nothing until `cra on`.",
+    "ignore": "Project directories that are never recorded.",
+    "install": "Add cra's hooks to Claude Code's settings.json.",
+    "uninstall": "Remove exactly the hooks `cra install` added.",
+    "ingest": "Replay spooled hook events into the database.",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="cra")
+def cli():
+    """cra: record what Claude Code does, understand it, and train a local model that works the same way.
+
+    Hooks write every tool call into one SQLite database (`cra path`); transcripts add the
+    conversation around them.
+    """
+
+
+database_option = click.option(
+    "-d",
+    "--database",
+    type=click.Path(dir_okay=False),
+    envvar="CRA_DB",
+    help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
+)

@@ -1,0 +1,66 @@
+"""cra's database: where it lives, how to open it, and its schema (one source: migrations.py)."""
+import os
+import sqlite3
+
+import click
+import sqlite_utils
+
+from claude_hooks import capture
+
+from .migrations import migrations
+
+
+def cra_home() -> str:
+    return capture.cra_home(os.environ)
+
+
+def default_db_path() -> str:
+    return capture.db_path(os.environ)
+
+
+class DatabaseError(click.ClickException):
+    pass
+
+
+def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Database:
+    """Open (creating and migrating if needed) the database, and replay any spooled events.
+
+    Created owner-only, in WAL mode, with a busy timeout so that `cra` commands wait for hooks
+    instead of failing.
+    """
+    path = path or default_db_path()
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        # Create the file ourselves so it is owner-only from the first byte.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    try:
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        db = sqlite_utils.Database(conn)
+        migrations.apply(db)
+    except sqlite3.DatabaseError as exc:
+        raise DatabaseError(
+            f"cannot open the cra database at {path}: {exc}. If the file is corrupt, move it aside "
+            "(hooks keep spooling events meanwhile) and run `cra status` to start a fresh one."
+        ) from exc
+    # Hooks spool for the database they write to (CRA_HOME's): only that one takes the backlog.
+    if drain and os.path.abspath(path) == os.path.abspath(default_db_path()):
+        drain_spool(db)
+    return db
+
+
+def drain_spool(db: sqlite_utils.Database) -> int:
+    """Ingest events the hooks had to spool; safe to call concurrently with live hooks."""
+    return capture.drain_spool(db.conn, cra_home())
+
+
+def spool_backlog(home: str | None = None) -> int:
+    total = 0
+    for directory in capture.spool_dirs(home or cra_home()):
+        try:
+            total += sum(1 for n in os.listdir(directory) if n.endswith(".event"))
+        except OSError:
+            pass
+    return total
