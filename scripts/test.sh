@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: sets everything up on a fresh machine, then runs the whole suite.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k hook -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh "dev,train"
+if [ -f scripts/setup_chromium.sh ]; then
+  bash scripts/setup_chromium.sh || echo "chromium unavailable: the HTML report test will skip"
+fi
+# pytest exits 5 when it collected nothing: with `set -e` that fails this script, as it should.
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
