@@ -7,11 +7,18 @@ The raw payload always lands (in `events`, or in the spool); deriving `sessions`
 from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
 derived rows, never the event.
 """
-import json
 import os
-import sqlite3
 import time
-import uuid
+
+# The hook pays for every import on every tool call (BENCHMARKS.md): fastjson is json.loads/dumps
+# without importing the json package (re, enum, ...); _sqlite3 is the sqlite3 package's C module
+# without the datetime adapters the package registers and cra never uses.
+from claude_hooks import fastjson as json
+
+try:
+    import _sqlite3 as sqlite3
+except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C module
+    import sqlite3
 
 DB_NAME = "cra.db"
 OFF_FLAG = "off"  # present in CRA_HOME: capture is paused (`cra off`)
@@ -67,7 +74,7 @@ class Event:
     __slots__ = ("uid", "received_at", "text", "raw_bytes", "payload", "parse_error", "env")
 
     def __init__(self, raw, env, uid=None, received_at=None):
-        self.uid = uid or uuid.uuid4().hex
+        self.uid = uid or os.urandom(16).hex()  # random like uuid4, without uuid's imports (platform, ...)
         self.received_at = received_at or now_iso()
         self.env = {k: env[k] for k in ENV_KEYS if k in env}
         self.raw_bytes = None
@@ -82,7 +89,8 @@ class Event:
             self.parse_error = "invalid UTF-8: %s" % exc
         try:
             payload = json.loads(self.text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
+            # RecursionError: valid but absurdly deep JSON ([[[[...]]]]); keep it raw like any junk.
             self.parse_error = "invalid JSON: %s" % exc
         else:
             if isinstance(payload, dict):
@@ -91,14 +99,22 @@ class Event:
                 self.parse_error = "payload is %s, not an object" % type(payload).__name__
 
     def field(self, name):
-        value = self.payload.get(name) if self.payload else None
-        if value is None or isinstance(value, (int, float)):
-            return value
-        return _safe_text(value if isinstance(value, str) else json.dumps(value))
+        return _scalar(self.payload.get(name) if self.payload else None)
 
     @property
     def name(self):
         return self.field("hook_event_name")
+
+
+# SQLite integers are 64-bit: a bigger JSON number is kept as its text.
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _scalar(value):
+    """A JSON value as something SQLite binds: numbers and text as they are, anything else as JSON."""
+    if value is None or isinstance(value, float) or (isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX):
+        return value
+    return _safe_text(value if isinstance(value, str) else json.dumps(value))
 
 
 def _safe_text(s):
@@ -133,11 +149,29 @@ def handle(raw, env):
         con = connect(path)
         try:
             record(con, event)
+            _tail_transcripts(con, home, event)
             drain_spool(con, home, limit=DRAIN_PER_EVENT)
         finally:
             con.close()
     except Exception as exc:
         spool(home, event, reason=repr(exc))
+        log_error(home, event, exc)
+
+
+# Kept equal to transcript_tail.BOUNDARY_EVENTS (a test checks): no import for the other events.
+_BOUNDARY_EVENTS = ("Stop", "SubagentStop", "PreCompact", "SessionEnd", "UserPromptSubmit", "SessionStart")
+
+
+def _tail_transcripts(con, home, event):
+    """At boundaries, copy new transcript lines (bounded; the rest waits for the next boundary or
+    `cra`). The event is already committed: a failure here only logs, it never spools the event."""
+    if event.payload is None or event.name not in _BOUNDARY_EVENTS:
+        return
+    try:
+        from claude_hooks import transcript_tail  # only boundary events pay for importing it
+
+        transcript_tail.tail_for_event(con, event.payload)
+    except Exception as exc:
         log_error(home, event, exc)
 
 
@@ -285,7 +319,9 @@ def _ensure_call(con, ev, session_id, tool_use_id, tool_name, tool_input):
         " agent_type = coalesce(tool_calls.agent_type, excluded.agent_type),"
         " prompt_id = coalesce(tool_calls.prompt_id, excluded.prompt_id),"
         " permission_mode = coalesce(tool_calls.permission_mode, excluded.permission_mode),"
-        " cwd = coalesce(tool_calls.cwd, excluded.cwd)",
+        " cwd = coalesce(tool_calls.cwd, excluded.cwd),"
+        # A call `cra` first saw in the transcript (sync ran mid-session) now has hook data too.
+        " source = CASE WHEN tool_calls.source = 'transcript' THEN 'both' ELSE tool_calls.source END",
         (
             tool_use_id,
             session_id,
@@ -304,10 +340,14 @@ def _ensure_call(con, ev, session_id, tool_use_id, tool_name, tool_input):
 
 
 def _pair_without_id(con, session_id, ev):
-    """Older clients: the earliest pending synthetic call of the same tool (same input first)."""
+    """Older clients: the earliest pending synthetic call of the same tool with the same input.
+
+    Their Pre and Post carry the same input; a Post whose Pre never arrived must not take over
+    another call's row (seen in real logs), so it gets a row of its own.
+    """
     row = con.execute(
         "SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND synthetic_id = 1"
-        " AND status = 'pending' AND tool_name IS ? ORDER BY (tool_input IS ?) DESC, seq LIMIT 1",
+        " AND status = 'pending' AND tool_name IS ? AND tool_input IS ? ORDER BY seq LIMIT 1",
         (session_id, ev.field("tool_name"), _json(ev.payload.get("tool_input"))),
     ).fetchone()
     return row[0] if row else None
@@ -387,7 +427,7 @@ def _on_post_tool_batch(con, ev, session_id, t, event_id):
         tool_use_id = item.get("tool_use_id")
         if not isinstance(tool_use_id, str):
             continue
-        call = _ensure_call(con, ev, session_id, tool_use_id, item.get("tool_name"), item.get("tool_input"))
+        call = _ensure_call(con, ev, session_id, tool_use_id, _scalar(item.get("tool_name")), item.get("tool_input"))
         ids.append(call)
         response = item.get("tool_response")
         text = response if isinstance(response, str) else _json(response)
@@ -459,7 +499,7 @@ def _finalize_pending(con, session_id, boundary, agent_id):
 
 def _duration(ev, con, call, t):
     duration = ev.payload.get("duration_ms")
-    if isinstance(duration, (int, float)):
+    if isinstance(duration, (int, float)) and 0 <= duration < 1e15:  # not NaN, inf or absurd
         return int(duration)
     # Older clients: time between our PreToolUse and this event.
     row = con.execute(

@@ -16,6 +16,18 @@ COMMANDS = {
     "install": "cra.capture.install:install_command",
     "uninstall": "cra.capture.install:uninstall_command",
     "ingest": "cra.capture.commands:ingest_command",
+    "import": "cra.transcripts.commands:import_command",
+    "sync": "cra.transcripts.commands:sync_command",
+    "sessions": "cra.transcripts.commands:sessions_command",
+    "show": "cra.transcripts.commands:show_command",
+    "signals": "cra.signals.commands:signals_command",
+    "stats": "cra.report.commands:stats_command",
+    "train": "cra.train.commands:train_group",
+    "runs": "cra.train.commands:runs_group",
+    "dataset": "cra.dataset.commands:dataset_group",
+    "bootstrap": "cra.dataset.commands:bootstrap_command",
+    "import-pairs": "cra.dataset.commands:import_pairs_command",
+    "export": "cra.export.commands:export_group",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -28,6 +40,18 @@ SHORT_HELP = {
     "install": "Add cra's hooks to Claude Code's settings.json.",
     "uninstall": "Remove exactly the hooks `cra install` added.",
     "ingest": "Replay spooled hook events into the database.",
+    "import": "Backfill Claude Code transcripts (default ~/.claude/projects); safe to rerun.",
+    "sync": "Catch up on transcripts the hooks know of (messages, turns, subagents).",
+    "sessions": "List sessions, newest first (-n, --json, --project, --since/--until).",
+    "show": "Print one session as a timeline: prompts, text, tool calls, subagents.",
+    "signals": "Compute per-turn reasoning signals (incremental).",
+    "stats": "What Claude did: tools, sequences, depth, tokens, training readiness (--json, --html).",
+    "train": "Train a LoRA adapter on recorded sessions (`cra train sft`).",
+    "dataset": "Build tool-calling training data (`build`) and preference pairs (`pairs`), redacted.",
+    "bootstrap": "Add synthetic template workflows (`--synthetic N`), train split only.",
+    "export": "Export a trained run as GGUF (llama.cpp) or an Ollama model (`gguf`, `ollama`).",
+    "import-pairs": "Load external preference pairs (JSONL) into the pair store.",
+    "runs": "Training runs and their results (`cra runs show ID`).",
 }
 
 

@@ -40,3 +40,50 @@ def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60)
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
+
+
+RECORDED = REPO / "tests" / "fixtures" / "recorded"
+
+
+def build_fixture_db(path, scenario_roots, transcript_paths=()):
+    """A database as a user would have it: each scenario's recorded hook events fed through the
+    hook's own code (capture.record), then its transcripts (and any `transcript_paths`) imported."""
+    import json
+
+    from claude_hooks import capture
+    from cra.db import open_db
+    from cra.transcripts import importer
+
+    db = open_db(str(path), drain=False)
+    imports = list(transcript_paths)
+    for root in scenario_roots:
+        for scenario in sorted(p for p in Path(root).iterdir() if (p / "hooks.jsonl").is_file()):
+            with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
+                for line in f:
+                    rec = json.loads(line)
+                    event = capture.Event(json.dumps(rec["payload"]).encode(), rec.get("env") or {},
+                                          received_at=capture.now_iso(rec["t_start"]))
+                    capture.record(db.conn, event)
+            if (scenario / "transcripts").is_dir():
+                imports.append(str(scenario / "transcripts"))
+    importer.import_paths(db.conn, imports)
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.conn.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def _recorded_db_master(tmp_path_factory):
+    if not any(RECORDED.glob("*/hooks.jsonl")):
+        pytest.skip(f"no recorded fixtures in {RECORDED}")
+    return build_fixture_db(tmp_path_factory.mktemp("recorded-db") / "cra.db", [RECORDED])
+
+
+@pytest.fixture
+def recorded_db(_recorded_db_master, tmp_path):
+    """Path to a fresh copy of a database built from tests/fixtures/recorded (hooks + transcripts)."""
+    import shutil
+
+    dest = tmp_path / "recorded.db"
+    shutil.copyfile(_recorded_db_master, dest)
+    return dest

@@ -107,6 +107,17 @@ def read_settings(path: Path) -> dict:
     return data
 
 
+def _new_backup_path(path: Path) -> Path:
+    """A backup name no earlier backup has: install then uninstall within one second must not
+    overwrite the backup of the original file."""
+    stem = f"{path.name}.cra-backup-{time.strftime('%Y%m%d-%H%M%S')}"
+    backup, n = path.with_name(stem), 1
+    while backup.exists():
+        n += 1
+        backup = path.with_name(f"{stem}-{n}")
+    return backup
+
+
 def write_settings(path: Path, data: dict) -> Path | None:
     """Back up the old file, then replace it atomically. Returns the backup path, if any."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +125,7 @@ def write_settings(path: Path, data: dict) -> Path | None:
     mode = 0o600
     if path.exists():
         mode = path.stat().st_mode & 0o777
-        backup = path.with_name(f"{path.name}.cra-backup-{time.strftime('%Y%m%d-%H%M%S')}")
+        backup = _new_backup_path(path)
         backup.write_bytes(path.read_bytes())
     tmp = path.with_name(f".{path.name}.cra-tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

@@ -81,3 +81,350 @@ def m001_capture(db: Database):
     )
     db.execute("CREATE INDEX idx_tool_calls_session ON tool_calls (session_id, seq)")
     db.execute("CREATE INDEX idx_tool_calls_tool ON tool_calls (tool_name)")
+
+
+@migrations()
+def m002_transcripts(db: Database):
+    """Transcripts: raw lines (claude_hooks/transcript_tail.py at boundaries, `cra import`) and
+    their normalised form (cra/transcripts writes messages, turns, subagents, compactions, api_shapes
+    and links tool_calls to them)."""
+    db.execute(
+        """
+        CREATE TABLE transcript_files (
+            path TEXT PRIMARY KEY,
+            session_id TEXT,
+            agent_id TEXT,                   -- set for <session>/subagents/agent-<id>.jsonl
+            byte_offset INTEGER NOT NULL DEFAULT 0,  -- bytes read so far (always a line boundary)
+            size INTEGER,                    -- file size when last read
+            inode INTEGER,
+            mtime REAL,
+            head_hash TEXT,                  -- crc32 of the first head_len bytes: a rewrite/rotation guard
+            head_len INTEGER,
+            line_count INTEGER NOT NULL DEFAULT 0,   -- lines read in the current generation
+            generation INTEGER NOT NULL DEFAULT 0,   -- bumped when the file was truncated or replaced
+            format TEXT NOT NULL DEFAULT 'jsonl',    -- 'jsonl', or 'json-array' (a transcript saved as one array)
+            norm_line_id INTEGER NOT NULL DEFAULT 0, -- transcript_lines.id up to which messages are normalised
+            turns_line_id INTEGER NOT NULL DEFAULT 0,-- transcript_lines.id up to which turns are rebuilt
+            updated_at TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE transcript_lines (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            line_no INTEGER NOT NULL,        -- 0-based within the file (and generation)
+            byte_offset INTEGER NOT NULL,
+            session_id TEXT,
+            agent_id TEXT,
+            entry_type TEXT,                 -- the entry's "type" (user, assistant, system, api-request, ...)
+            uuid TEXT,
+            raw TEXT NOT NULL,               -- the line exactly as in the file (decoded as UTF-8)
+            raw_bytes BLOB,                  -- the exact bytes, only when they were not valid UTF-8
+            parse_error TEXT                 -- why the line is not a JSON object, if it is not
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_transcript_lines_path ON transcript_lines (path, id)")
+    db.execute("CREATE INDEX idx_transcript_lines_session ON transcript_lines (session_id)")
+    db.execute(
+        """
+        CREATE TABLE messages (
+            uuid TEXT PRIMARY KEY,           -- the entry's uuid (a copied entry in a resumed file is one row)
+            session_id TEXT NOT NULL,
+            agent_id TEXT,                   -- NULL on the main thread
+            parent_uuid TEXT,
+            is_sidechain INTEGER NOT NULL DEFAULT 0,
+            role TEXT NOT NULL,              -- 'user' | 'assistant'
+            path TEXT,                       -- transcript file it came from
+            line_id INTEGER,                 -- transcript_lines.id (order of ingestion)
+            entry_seq INTEGER,               -- order within its file (line number)
+            timestamp TEXT,
+            model TEXT,
+            api_message_id TEXT,             -- message.id: content blocks of one API response share it
+            request_id TEXT,
+            content TEXT,                    -- JSON list of content blocks (a string content becomes one text block)
+            text TEXT,                       -- text blocks joined
+            thinking TEXT,                   -- thinking blocks joined
+            tool_use_ids TEXT,               -- JSON array
+            tool_result_ids TEXT,            -- JSON array
+            input_tokens INTEGER,            -- usage as reported on the entry (repeated on each block of a response)
+            output_tokens INTEGER,
+            cache_read_tokens INTEGER,
+            cache_creation_tokens INTEGER,
+            stop_reason TEXT,
+            prompt_id TEXT,
+            is_compact_summary INTEGER NOT NULL DEFAULT 0,
+            is_meta INTEGER NOT NULL DEFAULT 0,   -- injected context (skill/command expansions, reminders)
+            is_api_error INTEGER NOT NULL DEFAULT 0,
+            cwd TEXT,
+            version TEXT,                    -- Claude Code version that wrote the entry
+            turn_id INTEGER                  -- turns.id
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_messages_session ON messages (session_id, agent_id, line_id)")
+    db.execute("CREATE INDEX idx_messages_turn ON messages (turn_id)")
+    db.execute(
+        """
+        CREATE TABLE turns (
+            id INTEGER PRIMARY KEY,          -- stable across rebuilds: rows are updated in place
+            session_id TEXT NOT NULL,
+            agent_id TEXT,                   -- NULL for main-thread turns
+            turn_index INTEGER NOT NULL,     -- 0-based within the session (and agent)
+            prompt_id TEXT,
+            prompt_uuid TEXT,
+            prompt_text TEXT,
+            started_at TEXT,
+            ended_at TEXT,
+            final_answer TEXT,
+            final_answer_source TEXT,        -- 'transcript', or 'stop_hook' (Stop's last_assistant_message
+                                             -- while the transcript lacks the final message)
+            tool_call_count INTEGER NOT NULL DEFAULT 0,
+            duration_ms INTEGER,
+            input_tokens INTEGER,            -- summed once per API response
+            output_tokens INTEGER,
+            cache_read_tokens INTEGER,
+            cache_creation_tokens INTEGER,
+            model TEXT,
+            outcome TEXT,                    -- 'completed' | 'interrupted' | 'error' | 'incomplete'
+            is_synthetic INTEGER NOT NULL DEFAULT 0,  -- not typed by the user (task notifications, ...)
+            message_count INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_turns_key ON turns (session_id, coalesce(agent_id, ''), turn_index)"
+    )
+    db.execute(
+        """
+        CREATE TABLE subagents (
+            agent_id TEXT PRIMARY KEY,
+            session_id TEXT,
+            parent_tool_use_id TEXT,         -- the Agent/Task tool call that started it
+            agent_type TEXT,
+            description TEXT,
+            transcript_path TEXT
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE compactions (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT,
+            uuid TEXT UNIQUE,                -- the compact_boundary entry (or summary entry's leafUuid)
+            timestamp TEXT,
+            trigger TEXT,                    -- manual, auto; 'summary-entry' for the older `summary` lines
+            pre_tokens INTEGER,
+            summary TEXT,                    -- the compact summary the model continued from
+            summary_uuid TEXT                -- the isCompactSummary user entry
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE api_shapes (
+            session_id TEXT NOT NULL,
+            shape_hash TEXT NOT NULL,
+            system TEXT,                     -- the system prompt's text blocks joined
+            system_blocks TEXT,              -- JSON: the system blocks exactly as sent
+            tools TEXT,                      -- JSON: the tool schemas
+            timestamp TEXT,
+            version TEXT,
+            PRIMARY KEY (session_id, shape_hash)
+        )
+        """
+    )
+    # Links from hook-captured tool calls to the transcript. `source` defaults to 'hook' so the hook's
+    # own INSERT needs no change.
+    db.execute("ALTER TABLE tool_calls ADD COLUMN message_uuid TEXT")
+    db.execute("ALTER TABLE tool_calls ADD COLUMN turn_id INTEGER")
+    db.execute("ALTER TABLE tool_calls ADD COLUMN source TEXT NOT NULL DEFAULT 'hook'")
+    db.execute("CREATE INDEX idx_tool_calls_message ON tool_calls (message_uuid)")
+
+
+@migrations()
+def m003_signals(db: Database):
+    """Per-turn signals (cra/signals writes `signals`; docs/signals.md defines each column), views
+    that make common questions one line of SQL, and full-text search over prompts and assistant
+    text (FTS5 tables kept current by triggers)."""
+    db.execute(
+        """
+        CREATE TABLE signals (
+            turn_id INTEGER PRIMARY KEY,     -- turns.id
+            session_id TEXT,
+            input_key TEXT NOT NULL,         -- config fingerprint + digest of the turn's rows: differs => recompute
+            computed_at TEXT NOT NULL,
+            tool_sequence TEXT,              -- JSON [[name, ...], ...]: one list per group, >1 name = parallel
+            sequence_pattern TEXT,           -- e.g. 'Read+ > [Glob|Grep] > Edit' (repeats collapsed)
+            tool_count INTEGER,
+            distinct_tools INTEGER,
+            failures INTEGER,                -- calls that errored (failure, invalid input, blocked by a hook)
+            recoveries INTEGER,              -- failed or denied calls followed by a successful retry or alternative
+            unrecovered_failures INTEGER,
+            denials INTEGER,
+            interruptions INTEGER,
+            parallel_groups INTEGER,
+            exploration_calls INTEGER,       -- reads/searches/read-only shell/web before the first change
+            change_calls INTEGER,            -- edits, writes, mutating shell commands
+            exploration_depth TEXT,          -- minimal, moderate, thorough, exhaustive; NULL without tools
+            workflow TEXT,                   -- delegated, iterative, parallel, exploratory, linear, none
+            workflow_tags TEXT,              -- JSON: every pattern that applies
+            has_plan INTEGER,
+            plan_source TEXT,                -- tool, text, thinking
+            constraints INTEGER,
+            prunings INTEGER,
+            self_corrections INTEGER,
+            outcome TEXT,                    -- completed, interrupted, error, incomplete
+            final_answer_chars INTEGER,
+            final_answer_words INTEGER,
+            evidence TEXT                    -- JSON list: what triggered each signal (message uuid + span, or tool_use ids)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_signals_session ON signals (session_id)")
+    # Signals and the views join tool calls to their turn.
+    db.execute("CREATE INDEX idx_tool_calls_turn ON tool_calls (turn_id)")
+    db.execute(
+        """
+        CREATE VIEW tool_calls_with_turns AS
+        SELECT tc.*, t.turn_index, t.prompt_text, t.started_at AS turn_started_at, t.outcome AS turn_outcome,
+               s.project_dir, s.cwd AS session_cwd, coalesce(t.model, s.model) AS model
+        FROM tool_calls tc
+        LEFT JOIN turns t ON t.id = tc.turn_id
+        LEFT JOIN sessions s ON s.id = tc.session_id
+        """
+    )
+    db.execute(
+        """
+        CREATE VIEW turns_with_signals AS
+        SELECT t.*, sess.project_dir,
+               sg.sequence_pattern, sg.tool_sequence, sg.tool_count, sg.distinct_tools, sg.failures,
+               sg.recoveries, sg.unrecovered_failures, sg.denials, sg.interruptions, sg.parallel_groups,
+               sg.exploration_calls, sg.change_calls, sg.exploration_depth, sg.workflow, sg.workflow_tags,
+               sg.has_plan, sg.plan_source, sg.constraints, sg.prunings, sg.self_corrections,
+               sg.final_answer_words, sg.evidence, sg.computed_at AS signals_computed_at
+        FROM turns t
+        LEFT JOIN signals sg ON sg.turn_id = t.id
+        LEFT JOIN sessions sess ON sess.id = t.session_id
+        """
+    )
+    # FTS5 over prompts and assistant text, in sqlite-utils' layout (`table.search()` finds it).
+    # Written out rather than enable_fts(): that uses executescript, which would commit mid-migration.
+    for table, columns in (("messages", ("text", "thinking")), ("turns", ("prompt_text", "final_answer"))):
+        cols = ", ".join(f"[{c}]" for c in columns)
+        new = ", ".join(f"new.[{c}]" for c in columns)
+        old = ", ".join(f"old.[{c}]" for c in columns)
+        db.execute(f"CREATE VIRTUAL TABLE [{table}_fts] USING FTS5 ({cols}, tokenize='porter', content=[{table}])")
+        db.execute(f"INSERT INTO [{table}_fts] (rowid, {cols}) SELECT rowid, {cols} FROM [{table}]")
+        db.execute(
+            f"CREATE TRIGGER [{table}_ai] AFTER INSERT ON [{table}] BEGIN"
+            f" INSERT INTO [{table}_fts] (rowid, {cols}) VALUES (new.rowid, {new}); END"
+        )
+        db.execute(
+            f"CREATE TRIGGER [{table}_ad] AFTER DELETE ON [{table}] BEGIN"
+            f" INSERT INTO [{table}_fts] ([{table}_fts], rowid, {cols}) VALUES ('delete', old.rowid, {old}); END"
+        )
+        # Only when the indexed text changes: turns and messages get other columns updated often.
+        db.execute(
+            f"CREATE TRIGGER [{table}_au] AFTER UPDATE OF {', '.join(columns)} ON [{table}] BEGIN"
+            f" INSERT INTO [{table}_fts] ([{table}_fts], rowid, {cols}) VALUES ('delete', old.rowid, {old});"
+            f" INSERT INTO [{table}_fts] (rowid, {cols}) VALUES (new.rowid, {new}); END"
+        )
+
+
+@migrations()
+def m005_runs(db: Database):
+    """Training runs and the files they (or export) produce (cra/train/runs.py writes these)."""
+    db.execute(
+        """
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,              -- sft, reward, ppo, grpo, ...
+            base_model TEXT NOT NULL,        -- hub id or local directory, as given
+            dataset TEXT,                    -- dataset name or path, as given
+            config TEXT NOT NULL,            -- JSON: the full, validated config the run used
+            status TEXT NOT NULL,            -- running, completed, failed, interrupted
+            started_at TEXT NOT NULL,        -- ISO 8601 UTC
+            ended_at TEXT,
+            metrics TEXT,                    -- JSON: steps, losses, tokens/s, seconds, ...
+            output_dir TEXT NOT NULL,        -- versioned directory: checkpoints, adapter, logs
+            parent_run INTEGER REFERENCES runs(id),  -- the run this one resumed or started from
+            error TEXT                       -- why it failed (or was interrupted)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_runs_kind ON runs (kind, id)")
+    db.execute(
+        """
+        CREATE TABLE artifacts (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),
+            kind TEXT NOT NULL,              -- adapter, checkpoint, gguf, modelfile, ...
+            path TEXT NOT NULL,
+            bytes INTEGER,
+            created_at TEXT NOT NULL,
+            meta TEXT                        -- JSON: anything kind-specific (quantization, step, ...)
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_artifacts_run ON artifacts (run_id)")
+
+
+@migrations()
+def m004_datasets(db: Database):
+    """Datasets and preference pairs (cra/dataset writes these)."""
+    db.execute(
+        """
+        CREATE TABLE datasets (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,              -- 'sft' (examples) or 'pairs' (chosen/rejected)
+            format TEXT NOT NULL,            -- openai, sharegpt (sft); dpo (pairs)
+            path TEXT NOT NULL,              -- directory holding train.jsonl, eval.jsonl, README.md
+            created_at TEXT NOT NULL,        -- ISO 8601 UTC
+            params TEXT NOT NULL,            -- JSON: every option the build ran with (filters, seed, ...)
+            stats TEXT NOT NULL,             -- JSON: counts, filter removals, redactions, token lengths
+            train_count INTEGER NOT NULL,
+            eval_count INTEGER NOT NULL,
+            redacted INTEGER NOT NULL        -- 0 only when built with --no-redact
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE pairs (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL,            -- denial, correction, perturbed_tool, perturbed_args, imported, synthetic
+            session_id TEXT,                 -- NULL for imported pairs
+            turn_id INTEGER,                 -- turns.id the context comes from
+            tool_use_id TEXT,                -- the call the pair is about (the rejected one, when real)
+            prompt TEXT NOT NULL,            -- JSON: messages before the decision
+            chosen TEXT NOT NULL,            -- JSON: [assistant message] that should be preferred
+            rejected TEXT NOT NULL,          -- JSON: [assistant message] that should not
+            tools TEXT,                      -- JSON string of the tool schemas, as in examples
+            is_synthetic INTEGER NOT NULL DEFAULT 0,  -- never used for evaluation
+            content_hash TEXT NOT NULL UNIQUE,        -- sha256 of prompt+chosen+rejected: mining twice is a no-op
+            origin TEXT,                     -- imported file path, or the miner version
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_pairs_source ON pairs (source)")
+    db.execute(
+        """
+        CREATE TABLE synthetic_workflows (
+            id INTEGER PRIMARY KEY,
+            template TEXT NOT NULL,          -- code_search, file_modification, debugging, system_analysis, deployment
+            session_id TEXT NOT NULL,        -- 'synthetic-<n>': never a real session id
+            messages TEXT NOT NULL,          -- JSON: the conversation in the openai example format
+            tool_names TEXT NOT NULL,        -- JSON: tools the workflow uses
+            seed INTEGER NOT NULL,
+            content_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        )
+        """
+    )

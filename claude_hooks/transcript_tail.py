@@ -1,0 +1,234 @@
+"""Incremental transcript tailing: copy the new complete lines of a transcript into `transcript_lines`.
+
+Standard library only: the hook calls this at boundary events (Stop, SubagentStop, PreCompact,
+SessionEnd, UserPromptSubmit, SessionStart) with a byte budget, and `cra` calls it without one.
+Normalising the lines into messages and turns is `cra`'s work (cra/transcripts); here the raw lines
+only have to reach the database before Claude Code's cleanup deletes the file.
+
+Per file, `transcript_files` remembers how far it has been read. A line is consumed only once its
+newline is written (Claude Code may be mid-write). A file that shrank, or whose first bytes changed,
+was rewritten or replaced: reading starts again from 0 in a new generation, and the lines already
+stored stay (they may be the only copy).
+"""
+import os
+import time
+import zlib
+
+# json.loads without importing the json package (this runs inside the hook; see fastjson's docstring).
+from claude_hooks import fastjson as json
+
+BOUNDARY_EVENTS = ("Stop", "SubagentStop", "PreCompact", "SessionEnd", "UserPromptSubmit", "SessionStart")
+
+# Bytes a single hook call may read over all files: ~10 ms of work on a slow machine. A longer
+# backlog is left for the next boundary or for `cra sync` / `cra import`.
+HOOK_BUDGET_BYTES = 2 << 20
+CHUNK_BYTES = 8 << 20  # lines per transaction when uncapped: bounded memory, resumable imports
+HEAD_LEN = 1024  # bytes checksummed as the rewrite/rotation guard
+
+
+def file_identity(path):
+    """(session_id, agent_id) from a transcript's path: `<session>.jsonl` or
+    `<session>/subagents/agent-<id>.jsonl`."""
+    name = os.path.basename(path)
+    stem = name.rsplit(".", 1)[0]
+    parent = os.path.dirname(path)
+    if stem.startswith("agent-") and os.path.basename(parent) == "subagents":
+        return os.path.basename(os.path.dirname(parent)), stem[len("agent-"):]
+    return stem, None
+
+
+def _head_hash(f, length):
+    # A checksum, not a digest: it only has to notice a rewritten file (zlib imports for free).
+    f.seek(0)
+    return "%08x" % zlib.crc32(f.read(length))
+
+
+def _str(value):
+    return value if isinstance(value, str) else None
+
+
+def split_lines(data, base_offset):
+    """Complete lines in `data` (which ends with a newline): [(byte_offset, line_bytes)], blank lines
+    skipped."""
+    out = []
+    pos = 0
+    end = len(data)
+    while pos < end:
+        nl = data.index(b"\n", pos)
+        line = data[pos:nl]
+        if line.strip():
+            out.append((base_offset + pos, line))
+        pos = nl + 1
+    return out
+
+
+def decode_line(line):
+    """(text, raw_bytes or None, entry dict or None, parse_error or None) for one line's bytes."""
+    raw_bytes = None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        text = line.decode("utf-8", "replace")
+        raw_bytes = line
+    try:
+        entry = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return text, raw_bytes, None, "invalid JSON: %s" % exc
+    if not isinstance(entry, dict):
+        return text, raw_bytes, None, "line is %s, not an object" % type(entry).__name__
+    return text, raw_bytes, entry, ("invalid UTF-8" if raw_bytes is not None else None)
+
+
+def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None):
+    """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
+
+    max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
+    uncapped caller). on_lines(con, path, rows), if given, runs inside each chunk's transaction with
+    rows = [(line_id, line_no, entry or None)], so a caller can normalise without parsing twice; if
+    it raises, that chunk is rolled back and the error propagates.
+    """
+    try:
+        f = open(path, "rb")
+    except OSError:
+        return 0  # not written yet (SessionStart), or gone: nothing to do
+    with f:
+        consumed = 0
+        while max_bytes is None or consumed < max_bytes:
+            budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
+            n = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines)
+            if not n:
+                break
+            consumed += n
+        return consumed
+
+
+def _tail_chunk(con, f, path, budget, uncapped, on_lines):
+    st = os.fstat(f.fileno())
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        # Read the position inside the write lock: two hooks tailing one file never both take a line.
+        row = con.execute(
+            "SELECT byte_offset, generation, line_count, head_hash, head_len, session_id, agent_id"
+            " FROM transcript_files WHERE path = ?",
+            (path,),
+        ).fetchone()
+        session_id, agent_id = file_identity(path)
+        if row is None:
+            offset, generation, line_count, head_hash, head_len = 0, 0, 0, None, 0
+        else:
+            offset, generation, line_count, head_hash, head_len = row[:5]
+            session_id, agent_id = row[5] or session_id, row[6] or agent_id
+            rotated = st.st_size < offset or (
+                head_hash is not None and _head_hash(f, head_len) != head_hash
+            )
+            if rotated:
+                offset, generation, line_count, head_hash, head_len = 0, generation + 1, 0, None, 0
+        if st.st_size <= offset:
+            con.execute("ROLLBACK")
+            return 0
+        f.seek(offset)
+        data = f.read(budget)
+        last = data.rfind(b"\n")
+        while last < 0 and uncapped and len(data) < st.st_size - offset:
+            # A line longer than the chunk: only an uncapped caller reads it whole.
+            more = f.read(budget)
+            if not more:
+                break
+            data += more
+            last = data.rfind(b"\n")
+        if last < 0:
+            con.execute("ROLLBACK")  # no complete line yet (or too long for this caller)
+            return 0
+        data = data[: last + 1]
+        lines = split_lines(data, offset)
+        next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
+        rows = []
+        params = []
+        for i, (byte_offset, line) in enumerate(lines):
+            text, raw_bytes, entry, error = decode_line(line)
+            line_id = next_id + i
+            if entry is not None:
+                sid = _str(entry.get("sessionId")) or session_id
+                aid = _str(entry.get("agentId")) or agent_id
+                etype = _str(entry.get("type"))
+                uuid = _str(entry.get("uuid"))
+            else:
+                sid, aid, etype, uuid = session_id, agent_id, None, None
+            params.append(
+                (line_id, path, generation, line_count + i, byte_offset, sid, aid, etype, uuid, text, raw_bytes, error)
+            )
+            rows.append((line_id, line_count + i, entry))
+        con.executemany(
+            "INSERT INTO transcript_lines (id, path, generation, line_no, byte_offset, session_id, agent_id,"
+            " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            params,
+        )
+        new_offset = offset + len(data)
+        if head_len < HEAD_LEN and new_offset > head_len:
+            # Grow the guard with the file until it covers HEAD_LEN bytes (only bytes already read).
+            head_len = min(HEAD_LEN, new_offset)
+            head_hash = _head_hash(f, head_len)
+        con.execute(
+            "INSERT INTO transcript_files (path, session_id, agent_id, byte_offset, size, inode, mtime,"
+            " head_hash, head_len, line_count, generation, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT(path) DO UPDATE SET byte_offset = excluded.byte_offset, size = excluded.size,"
+            " inode = excluded.inode, mtime = excluded.mtime, head_hash = excluded.head_hash,"
+            " head_len = excluded.head_len, line_count = excluded.line_count,"
+            " generation = excluded.generation, updated_at = excluded.updated_at,"
+            " session_id = coalesce(transcript_files.session_id, excluded.session_id),"
+            " agent_id = coalesce(transcript_files.agent_id, excluded.agent_id)",
+            (
+                path,
+                session_id,
+                agent_id,
+                new_offset,
+                st.st_size,
+                st.st_ino,
+                st.st_mtime,
+                head_hash,
+                head_len,
+                line_count + len(lines),
+                generation,
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            ),
+        )
+        # After the file row exists: the normaliser records its progress there.
+        if on_lines is not None and rows:
+            on_lines(con, path, rows)
+        con.execute("COMMIT")
+        return len(data)
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+
+
+def subagent_files(transcript_path):
+    """The subagent transcripts of a session: `<session>/subagents/agent-*.jsonl`."""
+    directory = os.path.join(transcript_path[: -len(".jsonl")], "subagents")
+    try:
+        names = sorted(n for n in os.listdir(directory) if n.startswith("agent-") and n.endswith(".jsonl"))
+    except OSError:
+        return []
+    return [os.path.join(directory, n) for n in names]
+
+
+def tail_for_event(con, payload, budget=HOOK_BUDGET_BYTES):
+    """The hook's part: tail the transcripts a boundary event names, within `budget` bytes in all."""
+    name = payload.get("hook_event_name")
+    if name not in BOUNDARY_EVENTS:
+        return 0
+    paths = []
+    for key in ("agent_transcript_path", "transcript_path"):
+        p = payload.get(key)
+        if isinstance(p, str) and p.endswith(".jsonl") and p not in paths:
+            paths.append(p)
+    if name == "SessionEnd" and paths:
+        # Subagents whose SubagentStop came before their file was flushed.
+        paths.extend(subagent_files(paths[-1]))
+    used = 0
+    for p in paths:
+        if used >= budget:
+            break
+        used += tail_file(con, p, max_bytes=budget - used)
+    return used

@@ -1,0 +1,523 @@
+"""`cra dataset build`: recorded turns -> tool-calling training examples on disk.
+
+One pass over the database (streamed: see source.py), in this order per turn: filters (cheap, on
+facts) -> chat -> redaction (before truncation, so a cut never leaves half a secret unmatched) ->
+truncation of long tool outputs -> token budget -> exact-duplicate removal -> split by session ->
+jsonl. Bootstrap workflows (synthetic) come after all real turns, so on a duplicate the real one
+wins, and they only ever go to the train split.
+
+Writes `<out>/train.jsonl`, `<out>/eval.jsonl` and `<out>/README.md` (the dataset card), and a
+`datasets` row.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from array import array
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import jsonlines
+
+from .filters import TurnFilters
+from .redact import Redactor
+from .source import TurnData, TurnReader, table_exists
+from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
+
+FORMATS = ("openai", "sharegpt")
+UNITS = ("turn", "step")
+
+DEFAULT_SYSTEM = (
+    "You are Claude Code, an AI coding agent working in the user's project through tools. "
+    "Explore before changing things, prefer the dedicated file and search tools, run independent "
+    "reads in parallel, verify your changes, and finish with a clear answer."
+)
+# What a session without a recorded tool list is assumed to have offered (plus what it used).
+CORE_TOOLS = ("Bash", "Read", "Write", "Edit", "Glob", "Grep", "Agent", "TodoWrite", "WebFetch", "WebSearch")
+TRUNC_MARK = "\n\n[... cra truncated %d characters of tool output ...]\n\n"
+
+
+@dataclass
+class BuildOptions:
+    format: str = "openai"
+    unit: str = "turn"  # one example per turn, or per assistant step (the history before it + the step)
+    context_turns: int = 0  # earlier turns of the session (prompt + final answer) kept as context
+    thinking: str = "reasoning"  # 'reasoning': a separate field on assistant messages; 'omit'
+    tools: str = "offered"  # 'offered': every tool the session offered; 'used': only those the example calls
+    system: str = "default"  # 'default', 'recorded' (the client's own system prompt), 'none'
+    max_tool_output_chars: int = 4000
+    max_tokens: int = 32768
+    tokenizer: str | None = None  # local tokenizer dir: exact token counts (else ~4 characters a token)
+    eval_fraction: float = 0.1
+    seed: int = 0
+    redact: bool = True
+    include_subagents: bool = True
+    synthetic: bool = True  # include `cra bootstrap` workflows (train split only)
+    limit: int | None = None  # stop after this many examples written
+    filters: TurnFilters = field(default_factory=TurnFilters)
+
+    def __post_init__(self):
+        if self.format not in FORMATS:
+            raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+        if self.unit not in UNITS:
+            raise ValueError(f"unit must be one of {', '.join(UNITS)}")
+        if not 0 <= self.eval_fraction < 1:
+            raise ValueError("eval fraction must be in [0, 1)")
+        if self.max_tool_output_chars < 200 or self.max_tokens < 256:
+            raise ValueError("max tool output must be >= 200 characters and max tokens >= 256")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["filters"] = self.filters.as_dict()
+        return d
+
+
+class TokenCounter:
+    """Exact counts with a tokenizer (its chat template when it has one), else an estimate."""
+
+    def __init__(self, tokenizer_path: str | None = None):
+        self.tokenizer = None
+        self.method = "estimate (characters / 4)"
+        if tokenizer_path:
+            from transformers import AutoTokenizer  # heavy: only when asked for
+
+            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+            self.method = f"tokenizer {tokenizer_path}"
+
+    def count(self, messages: list[dict], tools_json: str | None) -> int:
+        if self.tokenizer is None:
+            chars = len(tools_json or "")
+            for m in messages:
+                chars += len(m.get("content") or "") + len(m.get("reasoning") or "") + 8
+                for tc in m.get("tool_calls") or ():
+                    chars += len(tc["function"]["arguments"]) + len(tc["function"]["name"]) + 16
+            return math.ceil(chars / 4)
+        tools = json.loads(tools_json) if tools_json else None
+        if getattr(self.tokenizer, "chat_template", None):
+            msgs = [_for_template(m) for m in messages]
+            return len(self.tokenizer.apply_chat_template(msgs, tools=tools, tokenize=True, return_dict=True)["input_ids"])
+        return len(self.tokenizer.encode(json.dumps({"messages": messages, "tools": tools})))
+
+
+def _for_template(m: dict) -> dict:
+    # Templates index arguments as a mapping (`tool_call.arguments | tojson`): give them the dict.
+    if not m.get("tool_calls"):
+        return m
+    m = dict(m)
+    m["tool_calls"] = [
+        {**tc, "function": {**tc["function"], "arguments": json.loads(tc["function"]["arguments"])}}
+        for tc in m["tool_calls"]
+    ]
+    return m
+
+
+def truncate(text: str, limit: int) -> tuple[str, bool]:
+    """Head and tail of a long output with a visible marker: the model still sees how it starts and ends."""
+    if len(text) <= limit:
+        return text, False
+    head = limit * 2 // 3
+    tail = limit - head
+    cut = len(text) - head - tail
+    return text[:head] + (TRUNC_MARK % cut) + text[len(text) - tail:], True
+
+
+def in_eval(session_id: str, seed: int, fraction: float) -> bool:
+    """Deterministic split by session: the same seed always puts a session on the same side."""
+    if fraction <= 0:
+        return False
+    h = hashlib.sha256(f"{seed}:{session_id}".encode()).digest()
+    return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+def _digest(example: dict) -> bytes:
+    """Identity for exact-duplicate removal: the content, with tool call ids replaced by their
+    position (the same work recorded twice, or in two sessions, has different ids)."""
+    ids = {}
+    for m in example["messages"]:
+        for tc in m.get("tool_calls") or ():
+            ids.setdefault(tc["id"], f"call_{len(ids)}")
+    blob = json.dumps([example["messages"], example["tools"]], sort_keys=True)
+    for real, pos in ids.items():
+        if real:
+            blob = blob.replace(json.dumps(real), json.dumps(pos))
+    return hashlib.blake2b(blob.encode(), digest_size=16).digest()
+
+
+def redact_message(r: Redactor, m: dict) -> dict:
+    """A chat message with every string redacted; tool arguments are redacted as parsed JSON, so the
+    result is still valid JSON and `{"password": "..."}` is caught by its key."""
+    if not r.enabled:
+        return m
+    out = dict(m)
+    out["content"] = r.redact(m.get("content") or "")
+    if m.get("reasoning"):
+        out["reasoning"] = r.redact(m["reasoning"])
+    if m.get("tool_calls"):
+        out["tool_calls"] = []
+        for tc in m["tool_calls"]:
+            try:
+                args = json.dumps(r.redact_obj(json.loads(tc["function"]["arguments"])), ensure_ascii=False)
+            except ValueError:
+                args = r.redact(tc["function"]["arguments"])
+            out["tool_calls"].append({**tc, "function": {**tc["function"], "arguments": args}})
+    return out
+
+
+def to_sharegpt(example: dict) -> dict:
+    """LLaMA-Factory's sharegpt layout: human/gpt/function_call/observation, system and tools apart.
+
+    LLaMA-Factory has no slot for text said alongside a call, so that text is dropped; parallel calls
+    are one function_call holding a list, and their results one observation holding a list."""
+    conv, system = [], None
+    pending_obs: list[str] = []
+    for m in example["messages"]:
+        role = m["role"]
+        if role != "tool" and pending_obs:
+            conv.append({"from": "observation",
+                         "value": pending_obs[0] if len(pending_obs) == 1 else json.dumps(pending_obs, ensure_ascii=False)})
+            pending_obs = []
+        if role == "system":
+            system = m["content"]
+        elif role == "user":
+            conv.append({"from": "human", "value": m["content"]})
+        elif role == "assistant" and m.get("tool_calls"):
+            calls = [{"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"])}
+                     for tc in m["tool_calls"]]
+            conv.append({"from": "function_call",
+                         "value": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)})
+        elif role == "assistant":
+            conv.append({"from": "gpt", "value": m["content"]})
+        elif role == "tool":
+            pending_obs.append(m["content"])
+    if pending_obs:
+        conv.append({"from": "observation",
+                     "value": pending_obs[0] if len(pending_obs) == 1 else json.dumps(pending_obs, ensure_ascii=False)})
+    tools = [t["function"] for t in json.loads(example["tools"] or "[]")]
+    out = {"conversations": conv, "tools": json.dumps(tools, ensure_ascii=False)}
+    if system is not None:
+        out["system"] = system
+    if "meta" in example:
+        out["meta"] = example["meta"]
+    return out
+
+
+class DatasetBuilder:
+    def __init__(self, db, options: BuildOptions, redactor: Redactor | None = None):
+        self.db = db
+        self.o = options
+        self.redactor = redactor or Redactor(enabled=options.redact)
+        self.counter = TokenCounter(options.tokenizer)
+        self.resolver = SchemaResolver(ObservedSchemas())
+        self.stats = Counter()
+        self.removed = Counter({name: 0 for name in TurnFilters.ORDER})
+        self.lengths = array("l")
+        self._seen = set()
+        self._tools_cache: dict = {}
+        self._category = _category_function()
+        self.sessions = {"train": set(), "eval": set()}
+
+    # -- the pass -------------------------------------------------------------------------------
+
+    def build(self, out_dir: str) -> dict:
+        os.makedirs(out_dir, exist_ok=True)
+        started = time.time()
+        self._observe_mcp_inputs()
+        train_path, eval_path = os.path.join(out_dir, "train.jsonl"), os.path.join(out_dir, "eval.jsonl")
+        with open(train_path, "w", encoding="utf-8") as tf, open(eval_path, "w", encoding="utf-8") as ef:
+            self.writers = {"train": jsonlines.Writer(tf, compact=True), "eval": jsonlines.Writer(ef, compact=True)}
+            done = False
+            if table_exists(self.db, "turns"):
+                reader = TurnReader(self.db, thinking=self.o.thinking == "reasoning",
+                                    include_subagents=self.o.include_subagents)
+                done = self._run(reader, reader)
+            if self.o.synthetic and not done and table_exists(self.db, "synthetic_workflows"):
+                self._run(self._synthetic_turns(), None)
+        self.stats["seconds"] = round(time.time() - started, 3)
+        return self.summary()
+
+    def _run(self, turns, reader) -> bool:
+        session = context = None
+        for turn in turns:
+            key = (turn.session_id, turn.agent_id)
+            if key != session:
+                if reader is not None and turn.session_id != (session or (None,))[0]:
+                    self.resolver.set_session(reader.session_tools(turn.session_id))
+                    self._tools_cache.clear()
+                    self._system_recorded = reader.session_system(turn.session_id)
+                elif reader is None:
+                    self.resolver.set_session([])
+                    self._system_recorded = None
+                session, context = key, []
+            self.stats["turns_seen"] += 1
+            self.stats["synthetic_turns_seen" if turn.source == "bootstrap" else "real_turns_seen"] += 1
+            if self._one_turn(turn, context):
+                return True
+            if turn.final_answer:
+                context.append((turn.prompt_text, turn.final_answer))
+                del context[:-max(self.o.context_turns, 1)]
+        return False
+
+    def _one_turn(self, turn: TurnData, context: list) -> bool:
+        reason = self.o.filters.evaluate(turn.facts(self._category))
+        if reason:
+            self.removed[reason] += 1
+            return False
+        synthetic = turn.source == "bootstrap" or turn.is_synthetic
+        split = "train" if turn.source == "bootstrap" else (
+            "eval" if in_eval(turn.session_id, self.o.seed, self.o.eval_fraction) else "train")
+        if split == "eval" and synthetic:
+            # No session in two splits, and synthetic turns never in eval: such a turn goes nowhere.
+            self.removed["synthetic_in_eval_session"] += 1
+            return False
+        self.stats["turns_kept"] += 1
+
+        r = self.redactor
+        chat = [redact_message(r, m) for m in turn.messages]
+        ctx = []
+        for prompt, answer in context[-self.o.context_turns:] if self.o.context_turns else []:
+            ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
+        system = self._system(turn)
+        used = [tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()]
+        tools_json = self._tools_json(used, turn.source == "bootstrap")
+
+        ends = [len(chat)] if self.o.unit == "turn" else [
+            i + 1 for i, m in enumerate(chat) if m["role"] == "assistant"]
+        for end in ends:
+            example = self._fit(system, ctx, chat[:end], tools_json)
+            if example is None:
+                self.removed["over_token_budget"] += 1
+                continue
+            example["meta"] = {"session_id": turn.session_id, "turn_id": turn.id, "step": end,
+                               "source": turn.source, "synthetic": bool(synthetic)}
+            digest = _digest(example)
+            if digest in self._seen:
+                self.removed["duplicate"] += 1
+                continue
+            self._seen.add(digest)
+            out = to_sharegpt(example) if self.o.format == "sharegpt" else example
+            self.writers[split].write(out)
+            self.stats[f"{split}_examples"] += 1
+            if synthetic:
+                self.stats["synthetic_examples"] += 1
+            self.sessions[split].add(turn.session_id)
+            if self.o.limit and self.stats["train_examples"] + self.stats["eval_examples"] >= self.o.limit:
+                return True
+        return False
+
+    # -- pieces ---------------------------------------------------------------------------------
+
+    def _system(self, turn: TurnData) -> str | None:
+        if self.o.system == "none":
+            return None
+        if self.o.system == "recorded" and getattr(self, "_system_recorded", None):
+            return self.redactor.redact(self._system_recorded)
+        text = DEFAULT_SYSTEM
+        if turn.cwd:
+            text += "\nWorking directory: " + self.redactor.redact(turn.cwd)
+        return text
+
+    def _tools_json(self, used: list[str], synthetic: bool) -> str:
+        if self.o.tools == "used":
+            names = list(dict.fromkeys(used))
+        else:
+            offered = self.resolver.offered() or list(CORE_TOOLS)
+            names = offered + [n for n in dict.fromkeys(used) if n not in offered]
+        key = tuple(names)
+        cached = self._tools_cache.get(key)
+        if cached is None:
+            schemas = [self.resolver.get(n) for n in names]
+            if self.redactor.enabled:
+                schemas = self.redactor.redact_obj(schemas)
+            cached = json.dumps(schemas, ensure_ascii=False)
+            if len(self._tools_cache) > 64:
+                self._tools_cache.clear()
+            self._tools_cache[key] = cached
+        return cached
+
+    def _fit(self, system, ctx, chat, tools_json) -> dict | None:
+        """Truncate long outputs; shrink (drop context, tighter truncation) until within budget."""
+        limit = self.o.max_tool_output_chars
+        contexts = [ctx, []] if ctx else [ctx]
+        for context in contexts:
+            lim = limit
+            while True:
+                body, truncated = [], 0
+                for m in chat:
+                    if m["role"] == "tool":
+                        text, cut = truncate(m["content"], lim)
+                        truncated += cut
+                        m = {**m, "content": text}
+                    body.append(m)
+                messages = ([{"role": "system", "content": system}] if system else []) + context + body
+                n = self.counter.count(messages, tools_json)
+                if n <= self.o.max_tokens:
+                    self.stats["truncated_tool_outputs"] += truncated
+                    if lim < limit or (ctx and not context):
+                        self.stats["shrunk_to_fit_budget"] += 1
+                    self.lengths.append(n)
+                    return {"messages": messages, "tools": tools_json}
+                if lim <= 256 or not any(len(m["content"]) > lim for m in chat if m["role"] == "tool"):
+                    break
+                lim = max(256, lim // 2)
+        return None
+
+    def _observe_mcp_inputs(self):
+        """MCP and other unknown tools get a schema described from every input they were called with."""
+        if not table_exists(self.db, "tool_calls"):
+            return
+        for name, inp in self.db.execute(
+            "SELECT tool_name, tool_input FROM tool_calls WHERE tool_name LIKE 'mcp\\_\\_%' ESCAPE '\\'"
+        ):
+            try:
+                self.resolver.observed.observe(name, json.loads(inp or "{}"))
+            except ValueError:
+                continue
+
+    def _synthetic_turns(self):
+        cur = self.db.execute("SELECT id, session_id, messages FROM synthetic_workflows ORDER BY id")
+        for wid, session_id, messages in cur:
+            chat = json.loads(messages)
+            calls = [(tc["function"]["name"], "success", tc["id"], json.loads(tc["function"]["arguments"]), None)
+                     for m in chat for tc in m.get("tool_calls") or ()]
+            final = chat[-1]["content"] if chat and chat[-1]["role"] == "assistant" else None
+            yield TurnData(id=wid, session_id=session_id, agent_id=None, turn_index=0,
+                           prompt_text=chat[0]["content"], final_answer=final, outcome="completed",
+                           is_synthetic=True, cwd="/home/user/project", messages=chat, calls=calls,
+                           tool_call_count=len(calls), source="bootstrap")
+
+    # -- report ---------------------------------------------------------------------------------
+
+    def summary(self) -> dict:
+        lengths = sorted(self.lengths)
+
+        def pct(p):
+            return lengths[min(len(lengths) - 1, int(p * len(lengths)))] if lengths else 0
+
+        return {
+            "turns_seen": self.stats["turns_seen"],
+            "real_turns_seen": self.stats["real_turns_seen"],
+            "synthetic_turns_seen": self.stats["synthetic_turns_seen"],
+            "turns_kept": self.stats["turns_kept"],
+            "removed": dict(self.removed),
+            "train_examples": self.stats["train_examples"],
+            "eval_examples": self.stats["eval_examples"],
+            "synthetic_examples": self.stats["synthetic_examples"],
+            "train_sessions": len(self.sessions["train"]),
+            "eval_sessions": len(self.sessions["eval"]),
+            "truncated_tool_outputs": self.stats["truncated_tool_outputs"],
+            "shrunk_to_fit_budget": self.stats["shrunk_to_fit_budget"],
+            "redactions": dict(sorted(self.redactor.counts.items())),
+            "redaction_enabled": self.redactor.enabled,
+            "tool_schema_sources": {k: v for k, v in self.resolver.sources.items() if v},
+            "tokens": {
+                "counted_with": self.counter.method,
+                "min": lengths[0] if lengths else 0,
+                "mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
+                "median": pct(0.5),
+                "p95": pct(0.95),
+                "max": lengths[-1] if lengths else 0,
+                "total": sum(lengths),
+            },
+            "seconds": self.stats["seconds"],
+        }
+
+
+def _category_function():
+    """The signals stage's tool categories decide what counts as a recovery (same rule as signals)."""
+    try:
+        from cra.signals.tools import category
+    except ImportError:  # signals not installed alongside: exact-tool retries only
+        return None
+    return lambda name, inp: category(name, inp)
+
+
+def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:
+    s = summary
+    lines = [
+        f"# {name}",
+        "",
+        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
+        "",
+    ]
+    if kind == "sft":
+        lines += [
+            f"Format: **{options.format}** ({'`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments' if options.format == 'openai' else 'LLaMA-Factory sharegpt: human/gpt/function_call/observation'}), "
+            f"one example per **{options.unit}**. Load with "
+            "`datasets.load_dataset(\"json\", data_files={\"train\": \"train.jsonl\", \"eval\": \"eval.jsonl\"})`.",
+            "",
+            "## Counts",
+            "",
+            "| | |", "|---|---|",
+            f"| turns seen | {s['turns_seen']} (real {s['real_turns_seen']}, synthetic {s['synthetic_turns_seen']}) |",
+            f"| turns kept | {s['turns_kept']} |",
+            f"| train examples | {s['train_examples']} from {s['train_sessions']} sessions |",
+            f"| eval examples | {s['eval_examples']} from {s['eval_sessions']} sessions |",
+            f"| synthetic examples (train only) | {s['synthetic_examples']} |",
+            f"| tool outputs truncated (head + tail, marked) | {s['truncated_tool_outputs']} |",
+            f"| examples shrunk to fit the token budget | {s['shrunk_to_fit_budget']} |",
+            "",
+            "## Filters",
+            "",
+            "Turns removed by each filter (the first one a turn failed):",
+            "",
+            "| filter | removed |", "|---|---|",
+        ]
+        lines += [f"| {k} | {v} |" for k, v in s["removed"].items()]
+        f = options.filters
+        lines += [
+            "",
+            f"Thresholds: at least {f.min_tool_calls} tool calls, final answer at least {f.min_answer_words} words, "
+            f"failed/interrupted turns {'skipped' if f.skip_failed else 'kept'}, unrecovered errors "
+            f"{'skipped' if f.skip_unrecovered else 'kept'}. Split by session with seed {options.seed}, "
+            f"eval fraction {options.eval_fraction}; exact duplicates removed.",
+            "",
+            "## Token lengths",
+            "",
+            f"Counted with {s['tokens']['counted_with']}, budget {options.max_tokens}: "
+            f"min {s['tokens']['min']}, mean {s['tokens']['mean']}, median {s['tokens']['median']}, "
+            f"p95 {s['tokens']['p95']}, max {s['tokens']['max']}, total {s['tokens']['total']}.",
+            "",
+            "## Tool schemas",
+            "",
+            f"Tools listed: {options.tools}. Schema sources: "
+            + (", ".join(f"{k} {v}" for k, v in s["tool_schema_sources"].items()) or "none") + ".",
+        ]
+    else:
+        lines += [
+            "Format: TRL preference rows `{prompt, chosen, rejected, tools}` (conversational).",
+            "",
+            "| | |", "|---|---|",
+            f"| train pairs | {s['train_examples']} |",
+            f"| eval pairs | {s['eval_examples']} |",
+            "",
+            "Pairs by source: " + ", ".join(f"{k} {v}" for k, v in s["sources"].items()) + ".",
+        ]
+    lines += ["", "## Redaction", ""]
+    if s["redaction_enabled"]:
+        total = sum(s["redactions"].values())
+        lines += [
+            f"On: {total} values replaced with `[REDACTED:<kind>]` (API keys and tokens, private keys, "
+            "passwords and secrets in env/config lines, credentials in URLs, auth headers; home "
+            "directories become `/home/user`).",
+            "",
+            "| kind | replaced |", "|---|---|",
+        ] + [f"| {k} | {v} |" for k, v in s["redactions"].items()]
+    else:
+        lines += ["**Off** (`--no-redact`): examples contain secrets and paths exactly as recorded. Do not share."]
+    lines.append("")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+def record_dataset(db, name, kind, fmt, path, options_dict, summary) -> int:
+    row = {
+        "name": name, "kind": kind, "format": fmt, "path": os.path.abspath(path),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "params": json.dumps(options_dict, default=str), "stats": json.dumps(summary),
+        "train_count": summary["train_examples"], "eval_count": summary["eval_examples"],
+        "redacted": int(summary["redaction_enabled"]),
+    }
+    return db["datasets"].insert(row).last_pk

@@ -1,0 +1,254 @@
+"""What `cra stats` reports, as one JSON-ready dict: computed from the database with plain SQL over
+the views (tool_calls_with_turns, turns_with_signals), filtered by project, dates and model.
+"""
+import datetime as dt
+import json
+import statistics
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from ..dataset.filters import FAILED, TurnFacts, TurnFilters
+from ..signals.tools import category
+
+# Qualifying turns the training orchestrator waits for before it starts a cycle.
+READY_TURNS = 50
+DEPTHS = ("minimal", "moderate", "thorough", "exhaustive")
+TOP = 10
+
+
+@dataclass
+class StatsFilters:
+    project: str | None = None  # substring of the project directory (or cwd)
+    since: str | None = None  # ISO date or datetime, inclusive
+    until: str | None = None  # ISO date (inclusive, the whole day) or datetime (exclusive)
+    model: str | None = None  # substring of the model id
+
+    def as_dict(self):
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+
+def parse_when(value: str, *, end: bool = False) -> str:
+    """An ISO date/datetime as the UTC string form cra stores ('2025-01-31T00:00:00.000Z').
+    A bare date given as an end bound means the end of that day."""
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            if end:
+                day += dt.timedelta(days=1)
+            return day.isoformat() + "T00:00:00.000Z"
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000)
+
+
+def _where(filters: StatsFilters, when: str, project: str, model: str):
+    clauses, args = [], []
+    if filters.project:
+        clauses.append(f"{project} LIKE ?")
+        args.append(f"%{filters.project}%")
+    if filters.model:
+        clauses.append(f"{model} LIKE ?")
+        args.append(f"%{filters.model}%")
+    if filters.since:
+        clauses.append(f"{when} >= ?")
+        args.append(parse_when(filters.since))
+    if filters.until:
+        clauses.append(f"{when} < ?")
+        args.append(parse_when(filters.until, end=True))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def compute(db, filters: StatsFilters | None = None, turn_filters: TurnFilters | None = None,
+            ready_turns: int = READY_TURNS) -> dict:
+    filters = filters or StatsFilters()
+    turn_filters = turn_filters or TurnFilters()
+
+    # Tool calls, each with its project, model and time.
+    call_where, call_args = _where(
+        filters,
+        when="coalesce(pre_at, post_at, turn_started_at, s_first)",
+        project="coalesce(project_dir, session_cwd, cwd)",
+        model="model",
+    )
+    calls = db.execute(
+        "SELECT * FROM (SELECT v.tool_use_id, v.session_id, v.agent_id, v.turn_id, v.tool_name, v.tool_input,"
+        " v.status, v.duration_ms, v.pre_at, v.post_at, v.turn_started_at, v.project_dir, v.session_cwd, v.cwd,"
+        " v.model, s.first_event_at AS s_first, v.seq"
+        " FROM tool_calls_with_turns v LEFT JOIN sessions s ON s.id = v.session_id)" + call_where
+        + " ORDER BY session_id, seq",
+        call_args,
+    ).fetchall()
+    cols = ("tool_use_id", "session_id", "agent_id", "turn_id", "tool_name", "tool_input", "status",
+            "duration_ms", "pre_at", "post_at", "turn_started_at", "project_dir", "session_cwd", "cwd",
+            "model", "s_first", "seq")
+    calls = [dict(zip(cols, r)) for r in calls]
+
+    # Turns, each with its signals.
+    turn_where, turn_args = _where(
+        filters,
+        when="coalesce(tw.started_at, s.started_at, s.first_event_at)",
+        project="coalesce(tw.project_dir, s.cwd)",
+        model="coalesce(tw.model, s.model)",
+    )
+    turn_rows = db.execute(
+        "SELECT tw.id, tw.session_id, tw.agent_id, tw.is_synthetic, tw.outcome, tw.final_answer,"
+        " tw.tool_call_count, tw.input_tokens, tw.output_tokens, tw.cache_read_tokens,"
+        " tw.cache_creation_tokens, coalesce(tw.model, s.model) AS model,"
+        " coalesce(tw.project_dir, s.cwd) AS project, tw.sequence_pattern, tw.workflow,"
+        " tw.exploration_depth, tw.has_plan, tw.constraints, tw.prunings, tw.self_corrections,"
+        " tw.failures, tw.recoveries, tw.denials, tw.signals_computed_at"
+        " FROM turns_with_signals tw LEFT JOIN sessions s ON s.id = tw.session_id" + turn_where,
+        turn_args,
+    )
+    tcols = [d[0] for d in turn_rows.description]
+    turns = [dict(zip(tcols, r)) for r in turn_rows.fetchall()]
+    main_turns = [t for t in turns if t["agent_id"] is None]
+
+    sess_where, sess_args = _where(
+        filters,
+        when="coalesce(started_at, first_event_at)",
+        project="coalesce(project_dir, cwd)",
+        model="model",
+    )
+    session_ids = {r[0] for r in db.execute("SELECT id FROM sessions" + sess_where, sess_args)}
+    # Sessions known only through imported turns or calls count too.
+    session_ids |= {t["session_id"] for t in turns} | {c["session_id"] for c in calls}
+
+    return {
+        "filters": filters.as_dict(),
+        "totals": {
+            "sessions": len(session_ids),
+            "turns": len(main_turns),
+            "subagent_turns": len(turns) - len(main_turns),
+            "tool_calls": len(calls),
+            "turns_with_signals": sum(t["signals_computed_at"] is not None for t in turns),
+        },
+        "tools": _tools(calls),
+        "sequences": _top(Counter(t["sequence_pattern"] for t in main_turns if t["sequence_pattern"]), "pattern"),
+        "workflows": _top(Counter(t["workflow"] for t in main_turns if t["workflow"]), "workflow"),
+        "depth": {d: sum(t["exploration_depth"] == d for t in main_turns) for d in DEPTHS},
+        "outcomes": dict(Counter(t["outcome"] or "unknown" for t in main_turns).most_common()),
+        "reasoning": {
+            "turns_with_plan": sum(bool(t["has_plan"]) for t in main_turns),
+            "constraints": sum(t["constraints"] or 0 for t in main_turns),
+            "prunings": sum(t["prunings"] or 0 for t in main_turns),
+            "self_corrections": sum(t["self_corrections"] or 0 for t in main_turns),
+            "failures": sum(t["failures"] or 0 for t in main_turns),
+            "recoveries": sum(t["recoveries"] or 0 for t in main_turns),
+            "denials": sum(t["denials"] or 0 for t in main_turns),
+        },
+        "tokens_by_model": _tokens(turns),
+        "projects": _projects(calls, turns),
+        "timeline": _timeline(calls),
+        "readiness": _readiness(db, main_turns, turn_filters, ready_turns),
+    }
+
+
+def _top(counter, key, n=TOP):
+    return [{key: k, "turns": v} for k, v in counter.most_common(n)]
+
+
+def _tools(calls):
+    by_tool = defaultdict(list)
+    for c in calls:
+        by_tool[c["tool_name"] or "?"].append(c)
+    rows = []
+    for name, items in by_tool.items():
+        durations = [c["duration_ms"] for c in items if c["duration_ms"] is not None]
+        failures = sum(c["status"] in FAILED for c in items)
+        finished = sum(c["status"] != "pending" for c in items)
+        rows.append({
+            "tool": name,
+            "calls": len(items),
+            "failures": failures,
+            "denials": sum(c["status"] == "denied" for c in items),
+            "failure_rate": round(failures / finished, 4) if finished else None,
+            "median_ms": int(statistics.median(durations)) if durations else None,
+        })
+    rows.sort(key=lambda r: (-r["calls"], r["tool"]))
+    return rows
+
+
+def _tokens(turns):
+    by_model = defaultdict(lambda: {"turns": 0, "input_tokens": 0, "output_tokens": 0,
+                                    "cache_read_tokens": 0, "cache_creation_tokens": 0})
+    for t in turns:
+        row = by_model[t["model"] or "unknown"]
+        row["turns"] += 1
+        for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens"):
+            row[key] += t[key] or 0
+    rows = [{"model": m, **v} for m, v in by_model.items()]
+    rows.sort(key=lambda r: (-(r["input_tokens"] + r["output_tokens"]), r["model"]))
+    return rows
+
+
+def _projects(calls, turns, n=TOP):
+    stats = defaultdict(lambda: {"sessions": set(), "turns": 0, "tool_calls": 0})
+    for c in calls:
+        p = stats[c["project_dir"] or c["session_cwd"] or c["cwd"] or "unknown"]
+        p["tool_calls"] += 1
+        p["sessions"].add(c["session_id"])
+    for t in turns:
+        p = stats[t["project"] or "unknown"]
+        p["sessions"].add(t["session_id"])
+        if t["agent_id"] is None:
+            p["turns"] += 1
+    rows = [{"project": k, "sessions": len(v["sessions"]), "turns": v["turns"], "tool_calls": v["tool_calls"]}
+            for k, v in stats.items()]
+    rows.sort(key=lambda r: (-r["tool_calls"], -r["turns"], r["project"]))
+    return rows[:n]
+
+
+def _timeline(calls):
+    """Tool calls per day, by tool: the HTML report's first chart."""
+    days = defaultdict(Counter)
+    for c in calls:
+        when = c["pre_at"] or c["post_at"] or c["turn_started_at"] or c["s_first"]
+        if when:
+            days[when[:10]][c["tool_name"] or "?"] += 1
+    return [{"day": d, "total": sum(days[d].values()), "tools": dict(days[d].most_common())} for d in sorted(days)]
+
+
+def _readiness(db, main_turns, turn_filters, ready_turns):
+    """Turns that pass the dataset filters (cra/dataset/filters.py), against the orchestrator's bar."""
+    candidates = [t for t in main_turns if not t["is_synthetic"]]
+    ids = [t["id"] for t in candidates]
+    calls = defaultdict(list)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for turn_id, name, status, tool_input, agent_id in db.execute(
+            "SELECT turn_id, tool_name, status, tool_input, agent_id FROM tool_calls WHERE turn_id IN (%s)"
+            " ORDER BY seq" % ",".join("?" * len(chunk)),
+            chunk,
+        ):
+            if agent_id is None:
+                calls[turn_id].append((name, status, category(name, _input(tool_input))))
+    excluded = Counter()
+    qualifying = 0
+    for t in candidates:
+        facts = TurnFacts(tool_call_count=t["tool_call_count"] or 0, final_answer=t["final_answer"],
+                          outcome=t["outcome"], calls=calls.get(t["id"], []))
+        reason = turn_filters.evaluate(facts)
+        if reason is None:
+            qualifying += 1
+        else:
+            excluded[reason] += 1
+    return {
+        "candidates": len(candidates),
+        "qualifying": qualifying,
+        "threshold": ready_turns,
+        "ready": qualifying >= ready_turns,
+        "excluded": {name: excluded.get(name, 0) for name in TurnFilters.ORDER},
+        "filters": turn_filters.as_dict(),
+    }
+
+
+def _input(value):
+    try:
+        out = json.loads(value) if value else {}
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}

@@ -1,0 +1,125 @@
+"""`cra train ...` and `cra runs`: thin Click wrappers over cra.train (heavy imports happen on use)."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..cli import database_option
+from ..db import open_db
+from .config import SFTSettings, build_settings, settings_options
+
+
+@click.group(name="train")
+def train_group():
+    """Train local models on what Claude Code did (LoRA adapters; runs recorded in `cra runs`)."""
+
+
+@train_group.command(name="sft")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Settings file (.yaml, .json, .toml).")
+@click.option(
+    "--resume",
+    default=None,
+    is_flag=False,
+    flag_value="last",
+    metavar="[RUN_ID]",
+    help="Continue an interrupted run from its last checkpoint (the newest unfinished one if no id).",
+)
+@settings_options(SFTSettings)
+@database_option
+def sft_command(config_file, resume, database, **options):
+    """Supervised fine-tuning (QLoRA behavioural cloning) of a LoRA adapter on a tool-calling dataset.
+
+    \b
+      cra train sft --base meta-llama/Llama-3.1-8B-Instruct --dataset mydata
+      cra train sft --config sft.yaml --max-steps 200
+      cra train sft --resume            # after Ctrl-C or a crash
+    """
+    from . import runs, sft
+
+    db = open_db(database)
+    parent = None
+    if resume:
+        parent = runs.resumable_run(db, "sft", resume)
+        # The parent's settings, with anything given now on top (e.g. a larger --max-steps).
+        base_values = {k: v for k, v in parent["config"].items() if k in SFTSettings.model_fields}
+        if config_file:
+            from .config import read_config_file
+
+            base_values.update(read_config_file(config_file))
+        settings = build_settings(SFTSettings, None, {**base_values, **{k: v for k, v in options.items() if v is not None}})
+    else:
+        settings = build_settings(SFTSettings, config_file, options)
+    sft.train_sft(settings, db, parent=parent)
+
+
+@click.group(name="runs", invoke_without_command=True)
+@click.option("-n", "--limit", type=int, default=20, show_default=True, help="Show this many runs, newest first.")
+@click.option("--kind", help="Only runs of this kind (sft, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
+@database_option
+@click.pass_context
+def runs_group(ctx, limit, kind, as_json, database):
+    """Training runs: id, kind, status, base model, dataset, losses, output directory."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from . import runs
+
+    rows = runs.list_runs(open_db(database), kind=kind, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        click.echo("No runs yet: `cra train sft --help` starts one.")
+        return
+    header = ("id", "kind", "status", "started", "base", "dataset", "steps", "eval loss", "output")
+    table = [header]
+    for r in rows:
+        m = r.get("metrics") or {}
+        best = m.get("eval_loss_best")
+        table.append(
+            (
+                str(r["id"]),
+                r["kind"],
+                r["status"],
+                r["started_at"],
+                r["base_model"],
+                r["dataset"] or "-",
+                str(m.get("steps", "-")),
+                f"{best:.4f}" if isinstance(best, (int, float)) else "-",
+                r["output_dir"],
+            )
+        )
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@runs_group.command(name="show")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@database_option
+def runs_show(run_id, as_json, database):
+    """Everything recorded about one run: config, metrics, error, artifacts."""
+    from . import runs, sft
+
+    db = open_db(database)
+    run = runs.get_run(db, run_id)
+    run["artifacts"] = runs.run_artifacts(db, run_id)
+    if as_json:
+        click.echo(json.dumps(run, indent=2, default=str))
+        return
+    click.echo(f"Run {run['id']} ({run['kind']}): {run['status']}")
+    for key in ("base_model", "dataset", "started_at", "ended_at", "output_dir", "parent_run"):
+        click.echo(f"  {key:<11} {run[key] if run[key] is not None else '-'}")
+    if run.get("metrics"):
+        click.echo(sft.summary_text(run))
+    if run.get("error"):
+        click.echo("Error:\n  " + run["error"].strip().replace("\n", "\n  "))
+    if run["artifacts"]:
+        click.echo("Artifacts:")
+        for a in run["artifacts"]:
+            click.echo(f"  {a['kind']:<10} {a['path']} ({a['bytes']} bytes)")
+    click.echo("Config:")
+    for key, value in sorted(run["config"].items()):
+        click.echo(f"  {key:<22} {value}")

@@ -1,0 +1,209 @@
+"""Loading a base model for LoRA training: unsloth on CUDA when installed, else transformers + PEFT.
+
+Every heavy import happens inside a function. unsloth patches transformers, trl and peft when it is
+imported, so on the unsloth path it must be imported before any of them (`import_backend` does that
+first thing).
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+TRAIN_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
+
+
+def require(modules=TRAIN_EXTRA, what: str = "Training") -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(
+            f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
+            "pip install 'cra[train]' (install torch for your platform first, e.g. pip install torch)"
+        )
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_backend(requested: str) -> str:
+    """'unsloth' or 'trl'. Explicit unsloth on a machine that cannot run it is an error, not a fallback."""
+    require()
+    cuda = cuda_available()
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if requested == "unsloth":
+        if not cuda:
+            raise click.ClickException(
+                "--backend unsloth needs a CUDA GPU and this machine has none: use --backend trl (or auto)"
+            )
+        if not has_unsloth:
+            raise click.ClickException("--backend unsloth needs unsloth: pip install 'cra[gpu]' (CUDA machines only)")
+        return "unsloth"
+    if requested == "auto":
+        return "unsloth" if cuda and has_unsloth else "trl"
+    return "trl"
+
+
+def import_backend(backend: str) -> None:
+    if backend == "unsloth":
+        import unsloth  # noqa: F401  (must precede trl/transformers/peft: it patches them)
+
+
+@dataclass
+class Precision:
+    bf16: bool
+    fp16: bool
+    name: str
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
+
+
+def resolve_precision(setting: str) -> Precision:
+    cuda = cuda_available()
+    if setting == "auto":
+        if not cuda:
+            setting = "fp32"  # CPU autocast in bf16 is slow or unsupported on most CPUs
+        else:
+            import torch
+
+            setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if setting in ("bf16", "fp16") and not cuda:
+        raise click.ClickException(f"--precision {setting} needs a CUDA GPU: use --precision fp32 (or auto) on CPU")
+    return Precision(bf16=setting == "bf16", fp16=setting == "fp16", name=setting)
+
+
+def resolve_optim(setting: str, load_in_4bit: bool) -> str:
+    from transformers.training_args import OptimizerNames
+
+    if setting == "auto":
+        # 8-bit AdamW (bitsandbytes) halves optimizer memory; its kernels need CUDA.
+        return "adamw_8bit" if cuda_available() and importlib.util.find_spec("bitsandbytes") else "adamw_torch"
+    known = {o.value for o in OptimizerNames}
+    if setting not in known:
+        raise click.ClickException(f"unknown optimizer {setting!r}: use auto or one of {', '.join(sorted(known))}")
+    return setting
+
+
+def _pad_token(tokenizer) -> None:
+    if tokenizer.pad_token is not None:
+        return
+    vocab = tokenizer.get_vocab()
+    for candidate in ("<|finetune_right_pad_id|>", "<|pad|>", "<pad>"):  # Llama 3.1 ships a dedicated pad token
+        if candidate in vocab:
+            tokenizer.pad_token = candidate
+            return
+    tokenizer.pad_token = tokenizer.eos_token
+
+
+def _target_modules(model, wanted: list[str]) -> list[str]:
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    found = [m for m in wanted if m in present]
+    if not found:
+        import torch
+
+        linear = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)} - {"lm_head"}
+        )
+        raise click.ClickException(
+            f"none of the LoRA target modules ({','.join(wanted)}) exist in this model: "
+            f"pass --target-modules with some of {','.join(linear)}"
+        )
+    return found
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    target_modules: list[str]
+    quantized: bool
+
+
+def load_for_lora(settings, backend: str, precision: Precision) -> Loaded:
+    """Base model (4-bit NF4 when asked) with fresh LoRA adapters, and its tokenizer."""
+    if settings.load_in_4bit:
+        require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
+    if backend == "unsloth":
+        return _load_unsloth(settings, precision)
+    return _load_transformers(settings, precision)
+
+
+def _load_unsloth(settings, precision: Precision) -> Loaded:
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=settings.base,
+        max_seq_length=settings.max_length,
+        dtype=precision.torch_dtype,
+        load_in_4bit=settings.load_in_4bit,
+    )
+    _pad_token(tokenizer)
+    targets = _target_modules(model, settings.target_modules)
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        use_gradient_checkpointing="unsloth" if settings.gradient_checkpointing != "off" else False,
+        random_state=settings.seed,
+    )
+    return Loaded(model, tokenizer, targets, settings.load_in_4bit)
+
+
+def _load_transformers(settings, precision: Precision) -> Loaded:
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    cuda = torch.cuda.is_available()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(settings.base)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot load a tokenizer from {settings.base!r}: {exc}") from exc
+    _pad_token(tokenizer)
+    kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
+    if settings.load_in_4bit:
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=precision.torch_dtype,
+        )
+        kwargs["device_map"] = {"": 0} if cuda else {"": "cpu"}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot load model {settings.base!r}: {exc}") from exc
+    if settings.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=gradient_checkpointing(settings.gradient_checkpointing)
+        )
+    targets = _target_modules(model, settings.target_modules)
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=targets,
+            bias="none",
+            task_type="CAUSAL_LM",
+        ),
+    )
+    return Loaded(model, tokenizer, targets, settings.load_in_4bit)
+
+
+def gradient_checkpointing(setting: str) -> bool:
+    if setting == "auto":
+        return cuda_available()
+    return setting == "on"

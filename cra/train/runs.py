@@ -1,0 +1,154 @@
+"""The run registry: every training run is a `runs` row plus its own versioned directory.
+
+Status moves running -> completed | failed | interrupted. A run left `running` by a killed process is
+reported as such: `cra runs` shows it, and `--resume` can continue it from its last checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlite_utils
+
+from ..db import cra_home
+
+STATUSES = ("running", "completed", "failed", "interrupted")
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def default_runs_dir() -> Path:
+    return Path(cra_home()) / "runs"
+
+
+def start_run(
+    db: sqlite_utils.Database,
+    *,
+    kind: str,
+    base_model: str,
+    dataset: str | None,
+    config: dict[str, Any],
+    runs_dir: str | os.PathLike | None = None,
+    parent_run: int | None = None,
+) -> dict[str, Any]:
+    """Insert a `running` row and create its directory `<runs_dir>/<kind>-<id:04d>` (ids never repeat)."""
+    root = Path(runs_dir) if runs_dir else default_runs_dir()
+    with db.conn:
+        cursor = db.conn.execute(
+            "INSERT INTO runs (kind, base_model, dataset, config, status, started_at, output_dir, parent_run) "
+            "VALUES (?, ?, ?, ?, 'running', ?, '', ?)",
+            (kind, base_model, dataset, json.dumps(config, sort_keys=True), now_iso(), parent_run),
+        )
+        run_id = cursor.lastrowid
+        output_dir = (root / f"{kind}-{run_id:04d}").resolve()
+        db.conn.execute("UPDATE runs SET output_dir = ? WHERE id = ?", (str(output_dir), run_id))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return get_run(db, run_id)
+
+
+def finish_run(
+    db: sqlite_utils.Database,
+    run_id: int,
+    status: str,
+    *,
+    metrics: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    if status not in STATUSES:
+        raise ValueError(f"unknown run status {status!r}")
+    with db.conn:
+        db.conn.execute(
+            "UPDATE runs SET status = ?, ended_at = ?, metrics = ?, error = ? WHERE id = ?",
+            (status, now_iso(), json.dumps(metrics, sort_keys=True) if metrics is not None else None, error, run_id),
+        )
+
+
+def record_artifact(
+    db: sqlite_utils.Database, run_id: int, kind: str, path: str | os.PathLike, meta: dict[str, Any] | None = None
+) -> int:
+    """An output file or directory of a run (adapter, checkpoint, gguf, ...), with its size in bytes."""
+    path = Path(path).resolve()
+    if path.is_dir():
+        size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    else:
+        size = path.stat().st_size
+    with db.conn:
+        cursor = db.conn.execute(
+            "INSERT INTO artifacts (run_id, kind, path, bytes, created_at, meta) VALUES (?, ?, ?, ?, ?, ?)",
+            (run_id, kind, str(path), size, now_iso(), json.dumps(meta, sort_keys=True) if meta else None),
+        )
+    return cursor.lastrowid
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    row = dict(row)
+    for key in ("config", "metrics", "meta"):
+        if row.get(key):
+            row[key] = json.loads(row[key])
+    return row
+
+
+def get_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
+    rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
+    if not rows:
+        raise click.ClickException(f"no run {run_id}: `cra runs` lists the recorded runs")
+    return _decode(rows[0])
+
+
+def list_runs(db: sqlite_utils.Database, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    sql = "SELECT * FROM runs" + (" WHERE kind = ?" if kind else "") + " ORDER BY id DESC"
+    params: list[Any] = [kind] if kind else []
+    if limit:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return [_decode(r) for r in db.query(sql, params)]
+
+
+def run_artifacts(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
+    return [_decode(r) for r in db.query("SELECT * FROM artifacts WHERE run_id = ? ORDER BY id", [run_id])]
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    """The newest `checkpoint-N` directory of a run (Trainer's layout), or None."""
+    root = Path(output_dir) / "checkpoints"
+    best: tuple[int, Path] | None = None
+    for child in root.glob("checkpoint-*") if root.is_dir() else ():
+        suffix = child.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and (child / "trainer_state.json").exists():
+            if best is None or int(suffix) > best[0]:
+                best = (int(suffix), child)
+    return best[1] if best else None
+
+
+def resumable_run(db: sqlite_utils.Database, kind: str, ref: str) -> dict[str, Any]:
+    """The run `--resume` continues: an id, or 'last' for the newest unfinished run of this kind."""
+    if ref == "last":
+        rows = list(
+            db.query(
+                "SELECT id FROM runs WHERE kind = ? AND status IN ('interrupted', 'failed', 'running') "
+                "AND id NOT IN (SELECT parent_run FROM runs WHERE parent_run IS NOT NULL) "  # already continued
+                "ORDER BY id DESC LIMIT 1",
+                [kind],
+            )
+        )
+        if not rows:
+            raise click.ClickException(f"no unfinished {kind} run to resume: `cra runs` lists the runs")
+        run = get_run(db, rows[0]["id"])
+    else:
+        if not ref.isdigit():
+            raise click.ClickException(f"--resume takes a run id or 'last', not {ref!r}")
+        run = get_run(db, int(ref))
+        if run["kind"] != kind:
+            raise click.ClickException(f"run {run['id']} is a {run['kind']} run, not {kind}")
+    if last_checkpoint(run["output_dir"]) is None:
+        raise click.ClickException(
+            f"run {run['id']} has no checkpoint to resume from (in {run['output_dir']}/checkpoints): start a new run"
+        )
+    return run

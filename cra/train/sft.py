@@ -1,0 +1,365 @@
+"""`cra train sft`: supervised fine-tuning of a LoRA adapter on recorded tool-calling conversations.
+
+Data: the openai-format JSONL `cra dataset build` writes (`{"messages": [...], "tools": "<JSON>"}`),
+train and eval splits. The run's directory (`$CRA_HOME/runs/sft-0001/`) holds `config.json`,
+`checkpoints/checkpoint-N/` (resumable: optimizer, scheduler, RNG, data position), `adapter/` (the
+best checkpoint by eval loss, loadable with PEFT) and `summary.json`.
+
+Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed path; see docs/training.md).
+"""
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import loading, runs, templates
+from .config import SFTSettings
+
+
+# -- data --------------------------------------------------------------------------------------------------
+
+
+def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
+    """(train.jsonl, eval.jsonl or None) for a dataset name, a directory, or a JSONL file."""
+    path = Path(ref).expanduser()
+    if not path.exists() and "datasets" in db.table_names():
+        rows = list(db.query("SELECT path FROM datasets WHERE name = ? ORDER BY id DESC LIMIT 1", [ref]))
+        if rows:
+            path = Path(rows[0]["path"])
+    if path.is_dir():
+        train = path / "train.jsonl"
+        if not train.is_file():
+            raise click.ClickException(f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`")
+        evals = [path / name for name in ("eval.jsonl", "validation.jsonl", "test.jsonl") if (path / name).is_file()]
+        return train, evals[0] if evals else None
+    if path.is_file():
+        sibling = path.with_name(path.name.replace("train", "eval")) if "train" in path.name else None
+        return path, sibling if sibling and sibling.is_file() else None
+    raise click.ClickException(
+        f"no dataset {ref!r}: give a name from `cra dataset build`, a directory with train.jsonl, or a JSONL file"
+    )
+
+
+def load_splits(train_path: Path, eval_path: Path | None):
+    from datasets import load_dataset
+
+    files = {"train": str(train_path)}
+    if eval_path:
+        files["eval"] = str(eval_path)
+    try:
+        data = load_dataset("json", data_files=files)
+    except Exception as exc:  # datasets raises several types for unreadable JSON
+        raise click.ClickException(f"cannot read the dataset ({train_path}): {exc}") from exc
+    if "messages" not in data["train"].column_names:
+        raise click.ClickException(
+            f"{train_path} has no 'messages' column: cra trains on openai-format conversations (`cra dataset build`)"
+        )
+    if len(data["train"]) == 0:
+        raise click.ClickException(f"{train_path} holds no examples")
+    keep = [c for c in ("messages", "tools") if c in data["train"].column_names]
+    return data["train"].select_columns(keep), (data["eval"].select_columns(keep) if eval_path else None)
+
+
+# -- callbacks ---------------------------------------------------------------------------------------------
+
+
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+def make_graceful_stop():
+    """Ctrl-C once: finish the current step, save a resumable checkpoint, stop. Twice: abort at once."""
+
+    class GracefulStop(_callback_base()):
+        def __init__(self):
+            self.requested = False
+            self._previous = None
+
+        def request(self, *_):
+            self.requested = True
+            click.echo("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort now)...", err=True)
+            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
+
+        def install(self):
+            if threading.current_thread() is threading.main_thread():
+                self._previous = signal.signal(signal.SIGINT, self.request)
+
+        def uninstall(self):
+            if self._previous is not None:
+                signal.signal(signal.SIGINT, self._previous)
+                self._previous = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.requested:
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return GracefulStop()
+
+
+class TokenCounter:
+    """Wraps the data collator: counts real and padded tokens of training batches (tokens/s, padding waste)."""
+
+    def __init__(self, collator, model):
+        self.collator = collator
+        self.model = model
+        self.real = 0
+        self.total = 0
+
+    def __call__(self, features, *args, **kwargs):
+        batch = self.collator(features, *args, **kwargs)
+        if self.model.training:
+            ids = batch["input_ids"]
+            mask = batch.get("attention_mask")
+            self.total += int(ids.numel())
+            self.real += int(mask.sum()) if mask is not None else int(ids.numel())
+        return batch
+
+
+# -- training ----------------------------------------------------------------------------------------------
+
+
+def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool):
+    from trl import SFTConfig
+
+    cuda = loading.cuda_available()
+    precision = loading.resolve_precision(settings.precision)
+    return SFTConfig(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
+        weight_decay=settings.weight_decay,
+        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        use_cpu=not cuda,
+        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
+        max_length=settings.max_length,
+        packing=settings.packing,
+        assistant_only_loss=False,  # labels are already masked by cra (see _prepare)
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=settings.eval_steps,
+        eval_on_start=has_eval,  # the starting eval loss makes "did it learn" visible in the summary
+        save_strategy="steps",
+        save_steps=settings.eval_steps,
+        save_total_limit=settings.save_total_limit,
+        load_best_model_at_end=has_eval,
+        metric_for_best_model="eval_loss" if has_eval else None,
+        greater_is_better=False if has_eval else None,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        dataset_num_proc=None,
+    )
+
+
+def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, stats: dict):
+    """Tokenize and label every example; truncate to max_length; drop rows left without assistant tokens."""
+    if dataset is None:
+        return None
+    total = len(dataset)
+    dataset = dataset.map(
+        lambda ex: templates.tokenize_for_training(tokenizer, ex, mode, settings.assistant_only_loss),
+        remove_columns=dataset.column_names,
+        desc=f"Tokenizing {split}",
+    )
+    limit = settings.max_length
+    stats[f"{split}_truncated"] = sum(1 for n in map(len, dataset["input_ids"]) if n > limit)
+    dataset = dataset.map(lambda ex: {"input_ids": ex["input_ids"][:limit], "labels": ex["labels"][:limit]})
+    dataset = dataset.filter(lambda ex: any(label != -100 for label in ex["labels"]))
+    stats[f"{split}_examples"] = len(dataset)
+    stats[f"{split}_dropped"] = total - len(dataset)
+    if len(dataset) == 0:
+        raise click.ClickException(
+            f"no {split} example has an assistant token within --max-length {limit}: raise --max-length "
+            "(the system prompt and tool schemas come first)"
+        )
+    return dataset
+
+
+def _loss_history(log_history: list[dict]) -> dict[str, Any]:
+    train = [(h["step"], h["loss"]) for h in log_history if "loss" in h]
+    evals = [(h["step"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    out: dict[str, Any] = {}
+    if train:
+        out["train_loss_first"], out["train_loss_last"] = train[0][1], train[-1][1]
+    if evals:
+        out["eval_loss_first"], out["eval_loss_last"] = evals[0][1], evals[-1][1]
+        out["eval_loss_best"] = min(loss for _, loss in evals)
+    out["train_loss_curve"] = train
+    out["eval_loss_curve"] = evals
+    return out
+
+
+def train_sft(
+    settings: SFTSettings,
+    db,
+    *,
+    parent: dict[str, Any] | None = None,
+    callbacks: tuple = (),
+    echo=click.echo,
+) -> dict[str, Any]:
+    """Train, record the run, return its final `runs` row. Raises ClickException on a failed run."""
+    if not settings.dataset:
+        raise click.ClickException("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
+    backend = loading.resolve_backend(settings.backend)
+    loading.import_backend(backend)  # before datasets/trl/transformers/peft
+    train_path, eval_path = resolve_dataset(db, settings.dataset)
+    resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
+
+    config = settings.model_dump()
+    run = runs.start_run(
+        db,
+        kind="sft",
+        base_model=settings.base,
+        dataset=settings.dataset,
+        config=config,
+        runs_dir=settings.runs_dir,
+        parent_run=parent["id"] if parent else None,
+    )
+    run_id, output_dir = run["id"], Path(run["output_dir"])
+    echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
+    if resume_from:
+        echo(f"Resuming run {parent['id']} from {resume_from}")
+    stop = None
+    started = time.time()
+    try:
+        train_ds, eval_ds = load_splits(train_path, eval_path)
+        if eval_ds is None:
+            echo("No eval split: the last checkpoint is the result (no best-checkpoint selection).", err=True)
+        if settings.cpu_threads:
+            import torch
+
+            torch.set_num_threads(settings.cpu_threads)
+        precision = loading.resolve_precision(settings.precision)
+        loaded = loading.load_for_lora(settings, backend, precision)
+        tokenizer = loaded.tokenizer
+        mode = templates.choose_template(tokenizer, settings.chat_template)
+        data_stats: dict[str, Any] = {}
+        train_ds = _prepare(train_ds, tokenizer, mode, settings, "train", data_stats)
+        eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
+        if data_stats["train_truncated"]:
+            echo(f"{data_stats['train_truncated']} training examples are longer than --max-length {settings.max_length}.")
+        args = _trl_config(settings, output_dir, eval_ds is not None)
+
+        from trl import SFTTrainer
+
+        stop = make_graceful_stop()
+        trainer = SFTTrainer(
+            model=loaded.model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            callbacks=[stop, *callbacks],
+        )
+        counter = TokenCounter(trainer.data_collator, trainer.model)
+        trainer.data_collator = counter
+        stop.install()
+        try:
+            result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        finally:
+            stop.uninstall()
+        seconds = result.metrics.get("train_runtime", time.time() - started)
+        metrics: dict[str, Any] = {
+            "steps": trainer.state.global_step,
+            "epochs": trainer.state.epoch,
+            "train_loss": result.training_loss,
+            "tokens": counter.real,
+            "padded_tokens": counter.total,
+            "padding_fraction": (1 - counter.real / counter.total) if counter.total else 0.0,
+            "tokens_per_second": counter.real / seconds if seconds else None,
+            "train_seconds": seconds,
+            "backend": backend,
+            "chat_template": mode,
+            **data_stats,
+            "target_modules": loaded.target_modules,
+            "quantized_4bit": loaded.quantized,
+            "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+            **_loss_history(trainer.state.log_history),
+        }
+        metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
+        if stop.requested:
+            metrics["wall_seconds"] = time.time() - started
+            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
+            echo(
+                f"Run {run_id} interrupted at step {metrics['steps']}; checkpoint in {metrics['last_checkpoint']}. "
+                f"Continue it with: cra train sft --resume {run_id}"
+            )
+            _write_summary(output_dir, metrics)
+            return runs.get_run(db, run_id)
+        adapter_dir = output_dir / "adapter"
+        trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
+        metrics["adapter"] = str(adapter_dir)
+        metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+        metrics["best_eval_loss"] = trainer.state.best_metric
+        metrics["wall_seconds"] = time.time() - started
+        _write_summary(output_dir, metrics)
+        runs.record_artifact(
+            db, run_id, "adapter", adapter_dir, {"best_checkpoint": metrics["best_checkpoint"], "base": settings.base}
+        )
+        runs.finish_run(db, run_id, "completed", metrics=metrics)
+        echo(summary_text(runs.get_run(db, run_id)))
+        return runs.get_run(db, run_id)
+    except KeyboardInterrupt:
+        checkpoint = runs.last_checkpoint(output_dir)
+        runs.finish_run(
+            db,
+            run_id,
+            "interrupted",
+            metrics={"last_checkpoint": str(checkpoint or ""), "wall_seconds": time.time() - started},
+            error="aborted by a second Ctrl-C",
+        )
+        hint = f"cra train sft --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
+        raise click.ClickException(f"run {run_id} aborted; {hint}") from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
+        message = exc.message if isinstance(exc, click.ClickException) else error
+        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
+
+
+def _write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
+    (output_dir / "summary.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _fmt(value, spec=".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def summary_text(run: dict[str, Any]) -> str:
+    m = run.get("metrics") or {}
+    lines = [
+        f"Run {run['id']} {run['status']}: {m.get('steps', '-')} steps in {_fmt(m.get('train_seconds'), '.1f')} s",
+        f"  train loss   {_fmt(m.get('train_loss_first'))} -> {_fmt(m.get('train_loss_last'))}",
+    ]
+    if m.get("eval_loss_first") is not None:
+        lines.append(
+            f"  eval loss    {_fmt(m.get('eval_loss_first'))} -> best {_fmt(m.get('eval_loss_best'))}"
+            f" ({m.get('best_checkpoint') or 'final'})"
+        )
+    lines.append(
+        f"  throughput   {_fmt(m.get('tokens_per_second'), '.0f')} tokens/s"
+        f" ({m.get('tokens', 0)} tokens, padding {_fmt(100 * m.get('padding_fraction', 0), '.1f')}%)"
+    )
+    if m.get("adapter"):
+        lines.append(f"  adapter      {m['adapter']}")
+    return "\n".join(lines)

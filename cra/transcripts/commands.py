@@ -1,0 +1,182 @@
+"""`cra import`, `cra sync`, `cra sessions`, `cra show`."""
+import json
+import os
+import sys
+
+import click
+
+from ..cli import database_option
+from ..db import open_db
+from . import importer
+
+
+def _summary_line(r: importer.ImportResult) -> str:
+    return (
+        f"{r.files_changed} of {r.files} file{'s' if r.files != 1 else ''} had new lines"
+        f" ({r.bytes_read / 1e6:.1f} MB): {r.lines} lines, {r.messages} messages,"
+        f" {len(r.sessions)} session{'s' if len(r.sessions) != 1 else ''} ({r.turns} turns rebuilt);"
+        f" tool calls: {r.tool_calls_new} from transcripts only, {r.tool_calls_linked} merged with hook captures."
+    )
+
+
+def _report_errors(r: importer.ImportResult):
+    for path, error in r.errors:
+        click.echo(f"Skipped {path}: {error}", err=True)
+
+
+@click.command(name="import")
+@click.argument("paths", nargs=-1, type=click.Path())
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON")
+def import_command(paths, database, as_json):
+    """Backfill Claude Code transcripts into the database.
+
+    PATHS are folders (searched for *.jsonl, subagents included) or files; the default is
+    ~/.claude/projects. Safe to rerun: each file is read from where the last run stopped, so a second
+    run adds nothing and an interrupted one resumes. Sessions also captured by the hooks are merged
+    with their hook data.
+    """
+    if not paths:
+        default = os.path.expanduser(importer.DEFAULT_ROOT)
+        if not os.path.isdir(default):
+            raise click.ClickException(
+                f"No Claude Code history at {default}. Pass the folders or transcript files to import, "
+                "e.g. `cra import path/to/projects`."
+            )
+        paths = (default,)
+    db = open_db(database)
+    files = importer.discover(paths)
+    sizes = {}
+    for f in files:
+        try:
+            sizes[f] = os.path.getsize(f)
+        except OSError:
+            sizes[f] = 0
+    result = importer.ImportResult()
+    with click.progressbar(
+        length=max(sum(sizes.values()), 1), label=f"Importing {len(files)} files", file=sys.stderr,
+        show_eta=True, item_show_func=lambda p: os.path.basename(p) if p else None,
+    ) as bar:
+        def progress(path):
+            bar.update(sizes.get(path, 0), path)
+
+        result = importer.import_paths(db.conn, files, progress=progress)
+    _report_errors(result)
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(_summary_line(result))
+        if result.errors:
+            click.echo(f"{len(result.errors)} file(s) skipped (listed above); the rest were imported.")
+
+
+@click.command(name="sync")
+@database_option
+def sync_command(database):
+    """Catch up on transcripts the hooks know of: normalise stored lines, read what is new."""
+    db = open_db(database)
+    result = importer.sync(db.conn)
+    _report_errors(result)
+    click.echo(_summary_line(result))
+
+
+def _sync_quietly(db, session_id=None):
+    result = importer.sync(db.conn, session_id)
+    _report_errors(result)
+
+
+SESSIONS_SQL = """
+SELECT s.id, coalesce(s.started_at, s.first_event_at) AS started, s.last_event_at AS last_event,
+  coalesce(s.project_dir, s.cwd) AS project, s.model, s.client_version,
+  (SELECT count(*) FROM turns t WHERE t.session_id = s.id AND t.agent_id IS NULL) AS turns,
+  (SELECT count(*) FROM tool_calls c WHERE c.session_id = s.id) AS tool_calls,
+  (SELECT count(*) FROM subagents a WHERE a.session_id = s.id) AS subagents,
+  coalesce(
+    (SELECT prompt_text FROM turns t WHERE t.session_id = s.id AND t.agent_id IS NULL ORDER BY turn_index LIMIT 1),
+    (SELECT json_extract(payload, '$.prompt') FROM events e WHERE e.session_id = s.id
+      AND e.hook_event_name = 'UserPromptSubmit' AND json_valid(payload) ORDER BY e.id LIMIT 1)
+  ) AS first_prompt
+FROM sessions s
+WHERE {where}
+ORDER BY started DESC
+LIMIT ?
+"""
+
+
+def prompt_display(text: str | None) -> str:
+    """A prompt as the user typed it: slash-command markup becomes `/name args`."""
+    if not text:
+        return ""
+    if "<command-name>" in text:
+        import re
+
+        name = re.search(r"<command-name>(.*?)</command-name>", text, re.S)
+        args = re.search(r"<command-args>(.*?)</command-args>", text, re.S)
+        if name:
+            return (name.group(1).strip() + " " + (args.group(1).strip() if args else "")).strip()
+    return text
+
+
+@click.command(name="sessions")
+@database_option
+@click.option("-n", "--limit", default=20, show_default=True, help="How many sessions (0: all)")
+@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@click.option("-p", "--project", help="Only sessions whose project directory contains this text")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Started on or after this date (UTC, YYYY-MM-DD)")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Started on or before this date (UTC, YYYY-MM-DD)")
+@click.option("--no-sync", is_flag=True, help="Don't read new transcript lines first")
+def sessions_command(database, limit, as_json, project, since, until, no_sync):
+    """List recorded sessions, newest first."""
+    db = open_db(database)
+    if not no_sync:
+        _sync_quietly(db)
+    where, args = ["1"], []
+    if project:
+        where.append("coalesce(s.project_dir, s.cwd, '') LIKE ? ESCAPE '\\'")
+        args.append("%" + project.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    if since:
+        where.append("coalesce(s.started_at, s.first_event_at) >= ?")
+        args.append(since.strftime("%Y-%m-%d"))
+    if until:
+        where.append("coalesce(s.started_at, s.first_event_at) <= ?")
+        args.append(until.strftime("%Y-%m-%d") + "T99")  # any time on that day
+    cur = db.execute(SESSIONS_SQL.format(where=" AND ".join(where)), args + [limit if limit > 0 else -1])
+    names = [d[0] for d in cur.description]
+    rows = [dict(zip(names, r)) for r in cur.fetchall()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        click.echo("No sessions" + (" match" if len(where) > 1 else " yet: run `cra install`, or `cra import` your history."))
+        return
+    for r in rows:
+        started = (r["started"] or "")[:16].replace("T", " ")
+        prompt = " ".join(prompt_display(r["first_prompt"]).split())
+        if len(prompt) > 70:
+            prompt = prompt[:69] + "…"
+        click.echo(
+            f"{started:16}  {r['id'][:8]}  {r['turns']:>3} turns {r['tool_calls']:>4} tools  "
+            f"{r['project'] or '-'}  {prompt}"
+        )
+
+
+@click.command(name="show")
+@click.argument("session")
+@database_option
+@click.option("--full", is_flag=True, help="Show tool inputs and outputs whole")
+@click.option("--lines", "max_lines", default=8, show_default=True, help="Output lines shown per tool call")
+@click.option("--thinking", is_flag=True, help="Show the assistant's thinking")
+@click.option("--no-sync", is_flag=True, help="Don't read new transcript lines first")
+def show_command(session, database, full, max_lines, thinking, no_sync):
+    """Print one session as a timeline: prompts, assistant text, tool calls, subagents.
+
+    SESSION is a session id or a unique prefix of one (see `cra sessions`).
+    """
+    from .show import render_session, resolve_session
+
+    db = open_db(database)
+    session_id = resolve_session(db, session)
+    if not no_sync:
+        _sync_quietly(db, session_id)
+    for line in render_session(db, session_id, full=full, max_lines=max_lines, thinking=thinking):
+        click.echo(line)

@@ -1,0 +1,252 @@
+"""Ingesting transcript files: `cra import` (backfill of existing history) and `sync` (catching up on
+what the hooks tailed raw or could not reach within their budget).
+
+Both go through `transcript_tail.tail_file` (the hook's code) with a normaliser attached, so a file
+is read once, from where the last reader stopped, in bounded chunks that each commit raw lines,
+messages and the file's offset together: interrupting an import loses nothing and a rerun adds
+nothing.
+"""
+import json
+import os
+import time
+from dataclasses import dataclass, field
+
+from claude_hooks import transcript_tail
+
+from .normalize import Normalizer, normalise_pending
+from .turns import rebuild_turns
+
+DEFAULT_ROOT = os.path.join("~", ".claude", "projects")
+
+
+@dataclass
+class ImportResult:
+    files: int = 0
+    files_changed: int = 0
+    bytes_read: int = 0
+    lines: int = 0
+    messages: int = 0
+    tool_calls_new: int = 0
+    tool_calls_linked: int = 0
+    turns: int = 0
+    sessions: set = field(default_factory=set)
+    errors: list = field(default_factory=list)  # (path, message)
+
+    def as_dict(self):
+        d = dict(self.__dict__)
+        d["sessions"] = len(self.sessions)
+        d["errors"] = [{"path": p, "error": e} for p, e in self.errors]
+        return d
+
+
+def discover(paths):
+    """Transcript files under `paths`: *.jsonl recursively (subagents included), and *.json files named
+    explicitly (a transcript saved as one JSON array). Main transcripts come before their subagents."""
+    found = []
+    for p in paths:
+        p = os.path.abspath(os.path.expanduser(p))
+        if os.path.isdir(p):
+            batch = []
+            for root, dirs, files in os.walk(p):
+                dirs.sort()
+                for name in files:
+                    if name.endswith(".jsonl"):
+                        batch.append(os.path.join(root, name))
+            # Parents first: a subagent's link to its Agent call is then already there.
+            batch.sort(key=lambda f: (os.sep + "subagents" + os.sep in f, f))
+            found.extend(batch)
+        else:
+            found.append(p)  # a file (or something missing: reported when read)
+    seen = set()
+    return [f for f in found if not (f in seen or seen.add(f))]
+
+
+def ingest_file(con, path, normalizer, result, max_bytes=None):
+    """Normalise what the hook stored raw, then read and normalise the file's new lines."""
+    before_lines = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0]
+    normalise_pending(con, path, normalizer)
+    if path.endswith(".json"):
+        n = _ingest_json_array(con, path, normalizer)
+    else:
+        if not os.path.isfile(path):
+            raise OSError("not a file" if os.path.exists(path) else "no such file")
+        # Unreadable files fail here with the OS's reason, not silently as "nothing new".
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+        if con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is None:
+            _check_transcript(first)
+        n = transcript_tail.tail_file(con, path, max_bytes=max_bytes, on_lines=normalizer)
+    result.bytes_read += n
+    added = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0] - before_lines
+    result.lines += added
+    if n:
+        result.files_changed += 1
+    _rebuild_touched(con, path, normalizer, result)
+    return n
+
+
+TRANSCRIPT_KEYS = ("type", "sessionId", "uuid", "parentUuid")
+
+
+def _check_transcript(first_line):
+    """Refuse JSONL files that are something else (hook logs, API dumps) before storing any line."""
+    try:
+        entry = json.loads(first_line)
+    except (ValueError, RecursionError):
+        return  # a garbled first line: the file may still be a transcript; bad lines are kept raw
+    if isinstance(entry, dict) and not any(k in entry for k in TRANSCRIPT_KEYS):
+        raise ValueError("not a Claude Code transcript (its first line has no type, sessionId or uuid)")
+
+
+def _rebuild_touched(con, path, normalizer, result):
+    """Rebuild the turns of the streams this file changed (or left unbuilt by an interrupted run)."""
+    row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
+    if row is None or (row[0] <= row[1] and not normalizer.touched):
+        return
+    streams = set(normalizer.touched)
+    if row[0] > row[1]:
+        # Lines normalised but whose turns were never rebuilt (an interrupted run).
+        streams.update(
+            con.execute(
+                "SELECT DISTINCT session_id, agent_id FROM transcript_lines WHERE path = ? AND id > ? AND id <= ?"
+                " AND entry_type IN ('user', 'assistant', 'progress') AND session_id IS NOT NULL",
+                (path, row[1], row[0]),
+            ).fetchall()
+        )
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        for session_id, agent_id in sorted(streams, key=lambda s: (s[0] or "", s[1] or "")):
+            result.turns += rebuild_turns(con, session_id, agent_id)
+            result.sessions.add(session_id)
+        con.execute("UPDATE transcript_files SET turns_line_id = norm_line_id WHERE path = ?", (path,))
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    normalizer.touched.clear()
+
+
+def _ingest_json_array(con, path, normalizer):
+    """A transcript saved as a JSON array (one entry per element). Read whole (such files are small);
+    elements past the ones already stored are appended, each re-serialised as its raw line."""
+    st = os.stat(path)
+    row = con.execute("SELECT size, mtime, line_count FROM transcript_files WHERE path = ?", (path,)).fetchone()
+    if row is not None and row[0] == st.st_size and row[1] == st.st_mtime:
+        return 0
+    with open(path, "rb") as f:
+        data = json.loads(f.read().decode("utf-8", "replace"))
+    if not isinstance(data, list):
+        raise ValueError("not a transcript: a .json file must hold a JSON array of entries")
+    done = row[2] if row else 0
+    session_id = next(
+        (e["sessionId"] for e in data if isinstance(e, dict) and isinstance(e.get("sessionId"), str)), None
+    )
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        con.execute(
+            "INSERT INTO transcript_files (path, session_id, format) VALUES (?,?,'json-array')"
+            " ON CONFLICT(path) DO NOTHING",
+            (path, session_id),
+        )
+        next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
+        params, rows = [], []
+        for i, entry in enumerate(data[done:], start=done):
+            raw = json.dumps(entry, ensure_ascii=False)
+            e = entry if isinstance(entry, dict) else None
+            line_id = next_id + len(params)
+            params.append((
+                line_id, path, i, i, (e or {}).get("sessionId") or session_id, (e or {}).get("agentId"),
+                (e or {}).get("type"), (e or {}).get("uuid"), raw,
+                None if e is not None else "element is %s, not an object" % type(entry).__name__,
+            ))
+            rows.append((line_id, i, e))
+        con.executemany(
+            "INSERT INTO transcript_lines (id, path, line_no, byte_offset, session_id, agent_id, entry_type, uuid,"
+            " raw, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            params,
+        )
+        if rows:
+            normalizer(con, path, rows)
+        con.execute(
+            "UPDATE transcript_files SET byte_offset = ?, size = ?, mtime = ?, inode = ?, line_count = ?,"
+            " updated_at = ? WHERE path = ?",
+            (st.st_size, st.st_size, st.st_mtime, st.st_ino, len(data),
+             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), path),
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+    return st.st_size if params else 0
+
+
+def import_paths(con, paths, progress=None):
+    """Import every transcript under `paths`. progress(path, bytes_done) is called after each file.
+    A file that cannot be read or parsed is recorded in result.errors and skipped."""
+    files = discover(paths)
+    result = ImportResult()
+    normalizer = Normalizer()
+    for path in files:
+        result.files += 1
+        try:
+            ingest_file(con, path, normalizer, result)
+        except (OSError, ValueError, UnicodeError) as exc:
+            result.errors.append((path, _reason(exc)))
+            normalizer.touched.clear()
+        if progress is not None:
+            progress(path)
+    result.messages = normalizer.counts["messages"]
+    result.tool_calls_new = normalizer.counts["tool_calls_new"]
+    result.tool_calls_linked = normalizer.counts["tool_calls_linked"]
+    return result
+
+
+def _reason(exc):
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+def known_files(con):
+    """Transcripts the database knows of: tailed ones, and every session's transcript_path (with its
+    subagents) the hooks reported, even if no boundary reached them yet."""
+    paths = [r[0] for r in con.execute("SELECT path FROM transcript_files WHERE format = 'jsonl' ORDER BY path")]
+    for (p,) in con.execute("SELECT transcript_path FROM sessions WHERE transcript_path IS NOT NULL"):
+        if p.endswith(".jsonl"):
+            paths.append(p)
+            paths.extend(transcript_tail.subagent_files(p))
+    seen = set()
+    return [p for p in paths if not (p in seen or seen.add(p))]
+
+
+def sync(con, session_id=None):
+    """Catch up: normalise raw lines and read what is new in every known transcript (or one session's).
+    Files that vanished are skipped quietly (their lines are already stored)."""
+    files = known_files(con)
+    if session_id is not None:
+        mine = {r[0] for r in con.execute(
+            "SELECT path FROM transcript_files WHERE session_id = ? UNION"
+            " SELECT transcript_path FROM sessions WHERE id = ? AND transcript_path IS NOT NULL",
+            (session_id, session_id),
+        )}
+        extra = [s for p in mine if p.endswith(".jsonl") for s in transcript_tail.subagent_files(p)]
+        files = [p for p in files if p in mine] + [p for p in extra if p not in mine]
+    result = ImportResult()
+    normalizer = Normalizer()
+    for path in files:
+        result.files += 1
+        try:
+            if os.path.exists(path):
+                ingest_file(con, path, normalizer, result)
+            else:
+                normalise_pending(con, path, normalizer)
+                _rebuild_touched(con, path, normalizer, result)
+        except (OSError, ValueError, UnicodeError) as exc:
+            result.errors.append((path, _reason(exc)))
+            normalizer.touched.clear()
+    result.messages = normalizer.counts["messages"]
+    result.tool_calls_new = normalizer.counts["tool_calls_new"]
+    result.tool_calls_linked = normalizer.counts["tool_calls_linked"]
+    return result

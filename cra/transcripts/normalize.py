@@ -1,0 +1,398 @@
+"""Transcript entries (every client version) -> messages, tool_calls links, subagents, compactions,
+api_shapes; then turns.
+
+Entry shapes handled (unknown types and fields are left in `transcript_lines.raw`, never an error):
+- `user` / `assistant` (1.0.x to 2.1.3xx): one row in `messages` each. Assistant content blocks of one
+  API response are separate entries sharing `message.id`. Tool results are `user` entries with
+  `tool_result` blocks and, on the main thread, the structured `toolUseResult`.
+- `progress` with `data.type == "agent_progress"` (2.1.x before subagent files): a subagent's message,
+  nested; it becomes a sidechain message of that agent.
+- `system` `compact_boundary` + the following `isCompactSummary` user entry: `compactions`.
+  `summary` entries (1.0.x) are kept there too, marked trigger 'summary-entry'.
+- `api-request-shape` (2.1.3xx): the system prompt and tool schemas sent to the API: `api_shapes`.
+"""
+import json
+import os
+
+from claude_hooks import capture, transcript_tail
+
+_json = capture._json
+_safe = capture._safe_text
+
+INTERRUPT_MARK = "[Request interrupted by user"
+# User entries that are the output of a local command, not something the model answers.
+LOCAL_OUTPUT_PREFIXES = ("<local-command-stdout>", "<local-command-stderr>")
+SYNTHETIC_PREFIXES = ("<task-notification>",)
+
+
+def _str(v):
+    return v if isinstance(v, str) else None
+
+
+def _int(v):
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def content_blocks(content):
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if isinstance(content, list):
+        return content
+    return []
+
+
+def block_text(content):
+    """Plain text of a tool_result's content (a string, or a list of text/image blocks)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for b in content:
+            if isinstance(b, dict):
+                if b.get("type") == "text" and isinstance(b.get("text"), str):
+                    parts.append(b["text"])
+                elif b.get("type"):
+                    parts.append("[%s]" % b["type"])
+        return "\n".join(parts)
+    return "" if content is None else json.dumps(content)
+
+
+def result_status(block, entry, text):
+    """A tool call's status from its transcript tool_result (for calls no hook saw end)."""
+    decision = entry.get("permissionDecision")
+    if entry.get("toolDenialKind") or (
+        isinstance(decision, dict) and decision.get("decision") in ("reject", "deny")
+    ):
+        return "denied"
+    tur = entry.get("toolUseResult")
+    if isinstance(tur, dict) and tur.get("interrupted") is True:
+        return "interrupted"
+    if not block.get("is_error"):
+        return "success"
+    if INTERRUPT_MARK in text[:200]:
+        return "interrupted"
+    return capture.classify_unfinished(text, False)
+
+
+# messages.content from the raw line: a list of blocks as is; a string becomes one text block.
+_CONTENT_SQL = (
+    "(SELECT CASE json_type(raw, ?) WHEN 'array' THEN json_extract(raw, ?)"
+    " WHEN 'text' THEN json_array(json_object('type', 'text', 'text', json_extract(raw, ?)))"
+    " ELSE '[]' END FROM transcript_lines WHERE id = ?)"
+)
+
+
+class Normalizer:
+    """The `on_lines` callback of `transcript_tail.tail_file`: normalises each chunk of new lines in the
+    chunk's own transaction, so raw lines and their normal form commit (or roll back) together."""
+
+    def __init__(self):
+        self.touched = set()  # (session_id, agent_id) streams whose turns need rebuilding
+        self.counts = {"messages": 0, "tool_calls_new": 0, "tool_calls_linked": 0}
+        self._seq = {}
+        self._meta_done = set()
+
+    def __call__(self, con, path, rows):
+        file_sid, file_aid = _file_identity(con, path)
+        if file_aid and path not in self._meta_done:
+            self._meta_done.add(path)
+            _subagent_meta(con, path, file_sid, file_aid)
+        messages = []
+        calls = []  # ("use", ...) / ("result", ...) in file order
+        last_id = 0
+        for line_id, line_no, entry in rows:
+            last_id = line_id
+            if entry is None:
+                continue
+            etype = entry.get("type")
+            if etype in ("user", "assistant"):
+                self._message(messages, calls, entry, path, line_id, line_no, file_sid, file_aid)
+            elif etype == "progress":
+                data = entry.get("data")
+                if isinstance(data, dict) and data.get("type") == "agent_progress":
+                    self._agent_progress(con, messages, calls, entry, data, path, line_id, line_no, file_sid)
+            elif etype == "system":
+                if entry.get("subtype") == "compact_boundary":
+                    _compaction(con, entry, file_sid)
+            elif etype == "summary":
+                if isinstance(entry.get("summary"), str):
+                    con.execute(
+                        "INSERT OR IGNORE INTO compactions (session_id, uuid, trigger, summary)"
+                        " VALUES (?,?,'summary-entry',?)",
+                        (_str(entry.get("sessionId")) or file_sid, _str(entry.get("leafUuid")), _safe(entry["summary"])),
+                    )
+            elif etype == "api-request-shape":
+                _api_shape(con, entry, file_sid)
+        if messages:
+            cur = con.executemany(
+                "INSERT OR IGNORE INTO messages (uuid, session_id, agent_id, parent_uuid, is_sidechain, role,"
+                " path, line_id, entry_seq, timestamp, model, api_message_id, request_id, content, text,"
+                " thinking, tool_use_ids, tool_result_ids, input_tokens, output_tokens, cache_read_tokens,"
+                " cache_creation_tokens, stop_reason, prompt_id, is_compact_summary, is_meta, is_api_error,"
+                " cwd, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?," + _CONTENT_SQL + ",?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                messages,
+            )
+            self.counts["messages"] += max(cur.rowcount, 0)
+        for op in calls:
+            if op[0] == "use":
+                self._tool_use(con, *op[1:])
+            elif op[0] == "result":
+                _tool_result(con, *op[1:])
+            else:
+                _compact_summary(con, *op[1:])
+        con.execute("UPDATE transcript_files SET norm_line_id = max(norm_line_id, ?) WHERE path = ?", (last_id, path))
+
+    # -- entries ----------------------------------------------------------------------------------
+
+    def _message(self, messages, calls, entry, path, line_id, line_no, file_sid, file_aid, agent_id=None,
+                 sidechain=None, content_path="$.message.content"):
+        uuid = _str(entry.get("uuid"))
+        msg = entry.get("message")
+        if uuid is None or not isinstance(msg, dict):
+            return
+        session_id = _str(entry.get("sessionId")) or file_sid
+        agent_id = agent_id or _str(entry.get("agentId")) or file_aid
+        role = _str(msg.get("role")) or entry.get("type")
+        blocks = content_blocks(msg.get("content"))
+        texts, thinking, uses, results = [], [], [], []
+        for b in blocks:
+            if not isinstance(b, dict):
+                continue
+            t = b.get("type")
+            if t == "text":
+                if isinstance(b.get("text"), str):
+                    texts.append(b["text"])
+            elif t == "thinking":
+                if isinstance(b.get("thinking"), str):
+                    thinking.append(b["thinking"])
+            elif t == "tool_use":
+                if isinstance(b.get("id"), str):
+                    uses.append(b["id"])
+                    calls.append(("use", b, entry, uuid, session_id, agent_id))
+            elif t == "tool_result":
+                if isinstance(b.get("tool_use_id"), str):
+                    results.append(b["tool_use_id"])
+                    calls.append(("result", b, entry, session_id, agent_id, line_id))
+        usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+        if entry.get("isCompactSummary"):
+            calls.append(("summary", session_id, uuid, "\n".join(texts)))
+        is_sidechain = sidechain if sidechain is not None else bool(entry.get("isSidechain"))
+        messages.append(
+            (
+                uuid,
+                session_id,
+                agent_id,
+                _str(entry.get("parentUuid")),
+                int(is_sidechain),
+                role,
+                path,
+                line_id,
+                line_no,
+                _str(entry.get("timestamp")),
+                _str(msg.get("model")),
+                _str(msg.get("id")),
+                _str(entry.get("requestId")),
+                # content: cut from the stored raw line by SQLite's C JSON code (a Python json.dumps
+                # of every message cost as much as parsing the whole transcript).
+                content_path,
+                content_path,
+                content_path,
+                line_id,
+                _safe("\n".join(texts)) if texts else None,
+                _safe("\n".join(thinking)) if thinking else None,
+                json.dumps(uses) if uses else None,
+                json.dumps(results) if results else None,
+                _int(usage.get("input_tokens")),
+                _int(usage.get("output_tokens")),
+                _int(usage.get("cache_read_input_tokens")),
+                _int(usage.get("cache_creation_input_tokens")),
+                _str(msg.get("stop_reason")),
+                _str(entry.get("promptId")),
+                int(bool(entry.get("isCompactSummary"))),
+                int(bool(entry.get("isMeta"))),
+                int(bool(entry.get("isApiErrorMessage"))),
+                _str(entry.get("cwd")),
+                _str(entry.get("version")),
+            )
+        )
+        self.touched.add((session_id, agent_id))
+
+    def _agent_progress(self, con, messages, calls, entry, data, path, line_id, line_no, file_sid):
+        inner = data.get("message")
+        agent_id = _str(data.get("agentId"))
+        if not isinstance(inner, dict) or agent_id is None:
+            return
+        session_id = _str(entry.get("sessionId")) or file_sid
+        nested = dict(inner)
+        nested.setdefault("sessionId", session_id)
+        nested.setdefault("cwd", entry.get("cwd"))
+        nested.setdefault("version", entry.get("version"))
+        self._message(messages, calls, nested, path, line_id, line_no, file_sid, None, agent_id=agent_id,
+                      sidechain=True, content_path="$.data.message.message.content")
+        con.execute(
+            "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id) VALUES (?,?,?)"
+            " ON CONFLICT(agent_id) DO UPDATE SET session_id = coalesce(subagents.session_id, excluded.session_id),"
+            " parent_tool_use_id = coalesce(subagents.parent_tool_use_id, excluded.parent_tool_use_id)",
+            (agent_id, session_id, _str(entry.get("parentToolUseID"))),
+        )
+
+    def _tool_use(self, con, block, entry, message_uuid, session_id, agent_id):
+        tool_use_id = block["id"]
+        row = con.execute("SELECT source FROM tool_calls WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
+        if row is not None:
+            con.execute(
+                "UPDATE tool_calls SET message_uuid = ?, source = CASE WHEN source = 'transcript'"
+                " THEN 'transcript' ELSE 'both' END, tool_name = coalesce(tool_name, ?),"
+                " tool_input = coalesce(tool_input, ?), agent_id = coalesce(agent_id, ?),"
+                " prompt_id = coalesce(prompt_id, ?) WHERE tool_use_id = ?",
+                (message_uuid, _str(block.get("name")), _json(block.get("input")), agent_id,
+                 _str(entry.get("promptId")), tool_use_id),
+            )
+            if row[0] != "transcript":
+                self.counts["tool_calls_linked"] += 1
+            return
+        seq = self._seq.get(session_id)
+        if seq is None:
+            seq = con.execute(
+                "SELECT coalesce(max(seq), 0) FROM tool_calls WHERE session_id = ?", (session_id,)
+            ).fetchone()[0]
+        seq += 1
+        self._seq[session_id] = seq
+        con.execute(
+            "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input,"
+            " status, seq, cwd, pre_at, message_uuid, source) VALUES (?,?,?,?,?,?,'pending',?,?,?,?,'transcript')",
+            (tool_use_id, session_id, agent_id, _str(entry.get("promptId")), _str(block.get("name")),
+             _json(block.get("input")), seq, _str(entry.get("cwd")), _str(entry.get("timestamp")), message_uuid),
+        )
+        self.counts["tool_calls_new"] += 1
+
+
+def _file_identity(con, path):
+    row = con.execute("SELECT session_id, agent_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
+    sid, aid = transcript_tail.file_identity(path)
+    if row:
+        return row[0] or sid, row[1] or aid
+    return sid, aid
+
+
+def _subagent_meta(con, path, session_id, agent_id):
+    """`agent-<id>.meta.json` beside a subagent transcript: its type, description and parent call."""
+    meta = {}
+    try:
+        with open(path[: -len(".jsonl")] + ".meta.json", encoding="utf-8") as f:
+            loaded = json.load(f)
+        meta = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass
+    con.execute(
+        "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id, agent_type, description, transcript_path)"
+        " VALUES (?,?,?,?,?,?) ON CONFLICT(agent_id) DO UPDATE SET"
+        " session_id = coalesce(subagents.session_id, excluded.session_id),"
+        " parent_tool_use_id = coalesce(subagents.parent_tool_use_id, excluded.parent_tool_use_id),"
+        " agent_type = coalesce(subagents.agent_type, excluded.agent_type),"
+        " description = coalesce(subagents.description, excluded.description),"
+        " transcript_path = excluded.transcript_path",
+        (agent_id, session_id, _str(meta.get("toolUseId")), _str(meta.get("agentType")),
+         _str(meta.get("description")), path),
+    )
+
+
+def _tool_result(con, block, entry, session_id, agent_id, line_id):
+    tool_use_id = block["tool_use_id"]
+    text = _safe(block_text(block.get("content")))
+    status = result_status(block, entry, text)
+    tur = entry.get("toolUseResult")
+    con.execute(
+        "UPDATE tool_calls SET response_text = coalesce(response_text, ?),"
+        # The structured result, cut from the raw line in C (it can hold whole files).
+        " tool_response = coalesce(tool_response, (SELECT json_extract(raw, '$.toolUseResult')"
+        " FROM transcript_lines WHERE id = ? AND json_type(raw, '$.toolUseResult') IN ('object', 'array'))),"
+        " error = CASE WHEN status = 'pending' AND ? != 'success' THEN coalesce(error, ?) ELSE error END,"
+        " status = CASE WHEN status = 'pending' THEN ? ELSE status END,"
+        " post_at = coalesce(post_at, ?),"
+        " duration_ms = coalesce(duration_ms, CAST(round((julianday(?) - julianday(pre_at)) * 86400000) AS INTEGER))"
+        " WHERE tool_use_id = ?",
+        (text, line_id, status, text, status, _str(entry.get("timestamp")), _str(entry.get("timestamp")), tool_use_id),
+    )
+    if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
+        # An Agent/Task call's result names the subagent it started.
+        con.execute(
+            "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id, description) VALUES (?,?,?,?)"
+            " ON CONFLICT(agent_id) DO UPDATE SET parent_tool_use_id = coalesce(subagents.parent_tool_use_id,"
+            " excluded.parent_tool_use_id), session_id = coalesce(subagents.session_id, excluded.session_id),"
+            " description = coalesce(subagents.description, excluded.description)",
+            (tur["agentId"], session_id, tool_use_id, _str(tur.get("description"))),
+        )
+
+
+def _compaction(con, entry, session_id):
+    meta = entry.get("compactMetadata") if isinstance(entry.get("compactMetadata"), dict) else {}
+    con.execute(
+        "INSERT OR IGNORE INTO compactions (session_id, uuid, timestamp, trigger, pre_tokens) VALUES (?,?,?,?,?)",
+        (_str(entry.get("sessionId")) or session_id, _str(entry.get("uuid")), _str(entry.get("timestamp")),
+         _str(meta.get("trigger")), _int(meta.get("preTokens"))),
+    )
+
+
+def _compact_summary(con, session_id, uuid, text):
+    """The isCompactSummary entry follows its boundary: attach it to the latest one without a summary."""
+    con.execute(
+        "UPDATE compactions SET summary = ?, summary_uuid = ? WHERE id = (SELECT id FROM compactions"
+        " WHERE session_id = ? AND summary_uuid IS NULL AND trigger IS NOT 'summary-entry' ORDER BY id DESC LIMIT 1)",
+        (_safe(text), uuid, session_id),
+    )
+
+
+def _api_shape(con, entry, session_id):
+    shape = entry.get("shape")
+    shape_hash = _str(entry.get("shapeHash"))
+    if not isinstance(shape, dict) or shape_hash is None:
+        return
+    system = shape.get("system")
+    if isinstance(system, str):
+        system_text = system
+    elif isinstance(system, list):
+        system_text = "\n\n".join(b.get("text", "") for b in system if isinstance(b, dict))
+    else:
+        system_text = None
+    con.execute(
+        "INSERT OR IGNORE INTO api_shapes (session_id, shape_hash, system, system_blocks, tools, timestamp, version)"
+        " VALUES (?,?,?,?,?,?,?)",
+        (_str(entry.get("sessionId")) or session_id, shape_hash, _safe(system_text) if system_text else None,
+         _json(system), _json(shape.get("tools")), _str(entry.get("timestamp")), _str(entry.get("version"))),
+    )
+
+
+def normalise_pending(con, path, normalizer, batch=2000):
+    """Normalise lines the hook stored raw (transcript_lines.id > norm_line_id), in batches, each in
+    one transaction that also reads the cursor (two cra processes never normalise a line twice)."""
+    while True:
+        # A cheap look first: most files have nothing pending, and need no write lock.
+        row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
+        if row is None or not con.execute(
+            "SELECT 1 FROM transcript_lines WHERE path = ? AND id > ? LIMIT 1", (path, row[0])
+        ).fetchone():
+            return
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
+            lines = [] if row is None else con.execute(
+                "SELECT id, line_no, raw FROM transcript_lines WHERE path = ? AND id > ? ORDER BY id LIMIT ?",
+                (path, row[0], batch),
+            ).fetchall()
+            if not lines:
+                con.execute("COMMIT")
+                return
+            rows = []
+            for line_id, line_no, raw in lines:
+                try:
+                    entry = json.loads(raw)
+                except (ValueError, RecursionError):
+                    entry = None
+                rows.append((line_id, line_no, entry if isinstance(entry, dict) else None))
+            normalizer(con, path, rows)
+            con.execute("COMMIT")
+        except BaseException:
+            if con.in_transaction:
+                con.execute("ROLLBACK")
+            raise

@@ -1,0 +1,269 @@
+"""Benchmark cra's hook: what a Claude Code tool call pays for it, and whether parallel hooks lose events.
+
+    .venv/bin/python scripts/bench_hooks.py            # prints a table, updates BENCHMARKS.md
+    .venv/bin/python scripts/bench_hooks.py --runs 200 --no-write
+
+Side by side in one run, interleaved so machine noise hits both alike:
+- bare start-up: the interpreter the hook runs under (absolute path, as `cra install` writes it),
+  `python -S -c pass`;
+- the hook, `python -S claude_hooks/hook.py`, with a small PreToolUse payload and a 1 MB PostToolUse
+  payload on stdin, writing into a real (WAL) database;
+- 16 concurrent hook processes writing 500 events each through the hook's own code (`capture.handle`),
+  all into one database: events/s, and lost/duplicated after the final drain (must be 0).
+
+Goal (issue 2): median hook time within 1.3x of bare start-up, p99 within 3x, zero lost.
+"""
+import argparse
+import compileall
+import json
+import math
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HOOK = REPO / "claude_hooks" / "hook.py"
+BENCHMARKS = REPO / "BENCHMARKS.md"
+SECTION = "## Hooks"
+
+GOAL_MEDIAN = 1.3
+GOAL_P99 = 3.0
+
+
+def small_payload(n):
+    return json.dumps(
+        {
+            "session_id": "bench-0000-4000-8000-000000000001",
+            "transcript_path": "/home/user/.claude/projects/-home-user-project/bench.jsonl",
+            "cwd": "/home/user/project",
+            "permission_mode": "default",
+            "prompt_id": "bench-prompt",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": "ls -la src/", "description": "List the source directory"},
+            "tool_use_id": f"toolu_bench_small_{n}",
+        }
+    ).encode()
+
+
+def big_payload(n, size=1 << 20):
+    line = "the quick brown fox jumps over the lazy dog 0123456789\n"
+    content = (line * (size // len(line) + 1))[:size]
+    return json.dumps(
+        {
+            "session_id": "bench-0000-4000-8000-000000000002",
+            "transcript_path": "/home/user/.claude/projects/-home-user-project/bench.jsonl",
+            "cwd": "/home/user/project",
+            "permission_mode": "default",
+            "hook_event_name": "PostToolUse",
+            "tool_name": "Read",
+            "tool_input": {"file_path": "/home/user/project/big.txt"},
+            "tool_response": {"type": "text", "file": {"filePath": "/home/user/project/big.txt", "content": content}},
+            "tool_use_id": f"toolu_bench_big_{n}",
+            "duration_ms": 3,
+        }
+    ).encode()
+
+
+def percentile(values, p):
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def timed(cmd, stdin, env):
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0 or proc.stdout or proc.stderr:
+        raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={proc.stdout[:200]!r} err={proc.stderr[:200]!r}")
+    return elapsed * 1000
+
+
+def make_db(home):
+    sys.path.insert(0, str(REPO))
+    os.environ["CRA_HOME"] = str(home)
+    from cra.db import open_db  # the same migrations `cra` applies
+
+    open_db(str(home / "cra.db"), drain=False).conn.close()
+    return home / "cra.db"
+
+
+def bench_latency(python, runs, env):
+    cases = {
+        "bare": ([python, "-S", "-c", "pass"], lambda n: small_payload(n)),
+        "small": ([python, "-S", str(HOOK)], small_payload),
+        "1mb": ([python, "-S", str(HOOK)], big_payload),
+    }
+    times = {name: [] for name in cases}
+    for name, (cmd, make) in cases.items():  # warm the page cache, not counted
+        timed(cmd, make(-1), env)
+    for n in range(runs):
+        order = list(cases)
+        random.shuffle(order)  # interleaved, in a different order each round
+        for name in order:
+            cmd, make = cases[name]
+            times[name].append(timed(cmd, make(n), env))
+    return times
+
+
+WORKER = r"""
+import os, sys, json
+sys.path.insert(0, sys.argv[1])
+from claude_hooks import capture
+worker, count = int(sys.argv[2]), int(sys.argv[3])
+env = dict(os.environ)
+for i in range(count):
+    raw = json.dumps({"session_id": "bench-par-%d" % (worker % 4), "cwd": "/home/user/project",
+        "transcript_path": "", "hook_event_name": "PostToolUse", "tool_name": "Read",
+        "tool_input": {"file_path": "/f/%d" % i}, "tool_response": {"type": "text"},
+        "tool_use_id": "toolu_par_%d_%d" % (worker, i), "duration_ms": 1}).encode()
+    capture.handle(raw, env)
+"""
+
+
+def bench_parallel(python, workers, events, env, db_path, home):
+    start = time.perf_counter()
+    procs = [
+        subprocess.Popen([python, "-S", "-c", WORKER, str(REPO), str(w), str(events)], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for w in range(workers)
+    ]
+    for proc in procs:
+        out, err = proc.communicate()
+        if proc.returncode != 0 or out or err:
+            raise SystemExit(f"parallel worker failed: {err.decode()[-2000:]}")
+    elapsed = time.perf_counter() - start
+    con = sqlite3.connect(str(db_path), timeout=30)
+    in_db = con.execute("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%'").fetchone()[0]
+    sys.path.insert(0, str(REPO))
+    from claude_hooks import capture
+
+    drain_con = capture.connect(str(db_path))
+    while capture.drain_spool(drain_con, str(home)):
+        pass
+    rows, distinct = con.execute(
+        "SELECT count(*), count(DISTINCT tool_use_id) FROM events WHERE tool_use_id LIKE 'toolu_par_%'"
+    ).fetchone()
+    spooled = con.execute("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%' AND via = 'spool'").fetchone()[0]
+    calls = con.execute("SELECT count(*) FROM tool_calls WHERE tool_use_id LIKE 'toolu_par_%'").fetchone()[0]
+    total = workers * events
+    return {
+        "workers": workers,
+        "events_each": events,
+        "seconds": elapsed,
+        "events_per_s": total / elapsed,
+        "written_live": in_db,
+        "spooled_then_ingested": spooled,
+        "lost": total - distinct,
+        "duplicated": rows - distinct,
+        "tool_calls": calls,
+    }
+
+
+def summarize(times):
+    bare_med, bare_p99 = statistics.median(times["bare"]), percentile(times["bare"], 99)
+    rows = []
+    for name in ("bare", "small", "1mb"):
+        med, p99 = statistics.median(times[name]), percentile(times[name], 99)
+        rows.append((name, len(times[name]), med, p99, med / bare_med, p99 / bare_p99))
+    return rows
+
+
+LABELS = {"bare": "bare `python -S -c pass`", "small": "hook, small payload (~0.4 KB)", "1mb": "hook, 1 MB payload"}
+
+
+def render(rows, par, python, runs):
+    lines = [
+        SECTION,
+        "",
+        f"`scripts/bench_hooks.py`, {time.strftime('%Y-%m-%d', time.gmtime())}: {platform.platform()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()} at `{python}`, "
+        f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')} (hook package compiled "
+        f"ahead, as `cra install` does). {runs} interleaved runs per row; wall time per event, in ms, "
+        "including process start-up. Ratios are to bare start-up (median to median, p99 to p99).",
+        "",
+        "| what | runs | median ms | p99 ms | median / bare | p99 / bare |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, n, med, p99, rmed, rp99 in rows:
+        lines.append(f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x |")
+    lines += [
+        "",
+        f"Parallel: {par['workers']} concurrent hook processes x {par['events_each']} events each "
+        f"(`capture.handle`, the hook's code, in a loop) into one database: "
+        f"{par['events_per_s']:.0f} events/s ({par['seconds']:.1f} s); {par['written_live']} written live, "
+        f"{par['spooled_then_ingested']} spooled on lock timeout then ingested; "
+        f"**lost {par['lost']}, duplicated {par['duplicated']}**; tool_calls rows {par['tool_calls']}.",
+        "",
+        f"Goal (issue 2): median within {GOAL_MEDIAN}x of bare start-up, p99 within {GOAL_P99}x, zero lost. "
+        + verdict(rows, par),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def verdict(rows, par):
+    worst_med = max(r[4] for r in rows if r[0] != "bare")
+    worst_p99 = max(r[5] for r in rows if r[0] != "bare")
+    parts = [
+        f"median {'met' if worst_med <= GOAL_MEDIAN else 'NOT met'} (worst {worst_med:.2f}x)",
+        f"p99 {'met' if worst_p99 <= GOAL_P99 else 'NOT met'} (worst {worst_p99:.2f}x)",
+        f"lost {'met' if par['lost'] == 0 and par['duplicated'] == 0 else 'NOT met'}",
+    ]
+    return "This run: " + ", ".join(parts) + "."
+
+
+def write_section(text, path=BENCHMARKS):
+    """Replace this script's section of BENCHMARKS.md (or add it), leaving every other section alone."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    lines = old.splitlines(keepends=True)
+    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
+    if start is None:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "".join(lines[end:])
+        new = "".join(lines[:start]) + text + ("\n" + tail if tail else "")
+    path.write_text(new, encoding="utf-8")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=100, help="runs per latency row (>= 60)")
+    parser.add_argument("--python", default=os.path.realpath(sys.executable),
+                        help="interpreter the hook runs under (absolute path) [default: this one, resolved]")
+    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--events", type=int, default=500, help="events per parallel worker")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    args = parser.parse_args(argv)
+    if args.runs < 60:
+        parser.error("--runs must be at least 60 for a meaningful p99")
+
+    home = Path(tempfile.mkdtemp(prefix="cra-bench-"))
+    try:
+        db_path = make_db(home)
+        # The hook runs with PYTHONDONTWRITEBYTECODE on some machines; `cra install` compiles ahead.
+        compileall.compile_dir(str(HOOK.parent), quiet=2)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRA_")}
+        env["CRA_HOME"] = str(home)
+        times = bench_latency(args.python, args.runs, env)
+        par = bench_parallel(args.python, args.workers, args.events, env, db_path, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    text = render(summarize(times), par, args.python, args.runs)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+        print(f"(written to {BENCHMARKS})")
+
+
+if __name__ == "__main__":
+    main()

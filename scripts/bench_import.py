@@ -1,0 +1,178 @@
+"""Benchmark `cra import`: throughput against bare JSON parsing, re-import cost, peak memory.
+
+    .venv/bin/python scripts/bench_import.py                 # 200 MB and 50 MB corpora
+    .venv/bin/python scripts/bench_import.py --size-mb 400 --small-mb 100 --keep /tmp/corpus
+
+The corpus is built from the project's own transcript fixtures (tests/fixtures/recorded and
+tests/fixtures/transcripts; ../shared's recordings too when present): each source session is copied
+many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
+tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
+side by side: reading + json.loads of every line (the floor any importer pays), then `import_paths`
+into an empty database, then a second import of the same tree (which should find nothing new).
+"""
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+UUID = re.compile(rb"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-)([0-9a-f]{12})")
+TOOL_USE_ID = re.compile(rb"(toolu_[A-Za-z0-9_]+)")
+
+
+def source_sessions():
+    """(main transcript, [subagent files]) for every fixture session we have."""
+    roots = [REPO / "tests" / "fixtures" / "recorded", REPO / "tests" / "fixtures" / "transcripts"]
+    shared = REPO.parent / "shared" / "fixtures"
+    if shared.is_dir():
+        roots += [shared / "claude-code-2.1.328", shared / "public" / "sniffly-cc1.0.17", shared / "public" / "spotter-cc2.1.38"]
+    sessions = []
+    for root in roots:
+        for path in sorted(root.rglob("*.jsonl")):
+            if "subagents" in path.parts or path.name in ("hooks.jsonl", "api_requests.jsonl"):
+                continue
+            subs = sorted((path.parent / path.stem / "subagents").glob("agent-*.jsonl"))
+            sessions.append((path, subs))
+    if not sessions:
+        sys.exit("no fixture transcripts found under tests/fixtures")
+    return sessions
+
+
+def build_corpus(dest: Path, size_mb: float) -> int:
+    """Copies of the fixture sessions with fresh ids until the tree holds size_mb MB. Returns bytes."""
+    sessions = source_sessions()
+    blobs = [(p.read_bytes(), [(s.name, s.read_bytes()) for s in subs]) for p, subs in sessions]
+    total, copy = 0, 0
+    target = int(size_mb * 1e6)
+    while total < target:
+        for data, subs in blobs:
+            copy += 1
+            tag = b"%012x" % copy
+            # Every uuid (session ids included) gets this copy's last 12 hex digits: same shape, unique.
+            def fresh(blob):
+                blob = UUID.sub(lambda m: m.group(1) + tag, blob)
+                return TOOL_USE_ID.sub(lambda m: m.group(1) + b"_" + tag, blob)  # tool calls unique too
+
+            new = fresh(data)
+            first = json.loads(new.split(b"\n", 1)[0] or b"{}")
+            sid = None
+            for line in new.split(b"\n", 40):
+                m = re.search(rb'"sessionId": ?"([^"]+)"', line)
+                if m:
+                    sid = m.group(1).decode()
+                    break
+            sid = sid or "session-%d" % copy
+            project = dest / ("-bench-project-%d" % (copy % 50))
+            project.mkdir(parents=True, exist_ok=True)
+            (project / f"{sid}.jsonl").write_bytes(new)
+            total += len(new)
+            for name, sub in subs:
+                sub_dir = project / sid / "subagents"
+                sub_dir.mkdir(parents=True, exist_ok=True)
+                sub = fresh(sub)
+                (sub_dir / name).write_bytes(sub)
+                total += len(sub)
+            del first
+            if total >= target:
+                break
+    return total
+
+
+def worker(corpus: str, db_path: str) -> dict:
+    sys.path.insert(0, str(REPO))
+    from cra.db import open_db
+    from cra.transcripts import importer
+
+    files = importer.discover([corpus])
+    nbytes = sum(os.path.getsize(f) for f in files)
+    t, c = time.perf_counter(), time.process_time()
+    lines = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            for line in fh:
+                if line.strip():
+                    json.loads(line)
+                    lines += 1
+    bare, bare_cpu = time.perf_counter() - t, time.process_time() - c
+
+    db = open_db(db_path, drain=False)
+    t, c = time.perf_counter(), time.process_time()
+    r = importer.import_paths(db.conn, files)
+    first, first_cpu = time.perf_counter() - t, time.process_time() - c
+    assert not r.errors, r.errors[:3]
+    t, c = time.perf_counter(), time.process_time()
+    r2 = importer.import_paths(db.conn, files)
+    again, again_cpu = time.perf_counter() - t, time.process_time() - c
+    assert r2.lines == 0 and r2.messages == 0
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return {
+        "files": len(files),
+        "mb": nbytes / 1e6,
+        "lines": lines,
+        "messages": r.messages,
+        "tool_calls": r.tool_calls_new,
+        "turns": r.turns,
+        "bare_parse_s": bare,
+        "import_s": first,
+        "reimport_s": again,
+        "bare_cpu_s": bare_cpu,
+        "import_cpu_s": first_cpu,
+        "reimport_cpu_s": again_cpu,
+        "import_vs_bare_cpu": first_cpu / bare_cpu,
+        "load_avg_1m": os.getloadavg()[0],
+        "bare_mb_s": nbytes / 1e6 / bare,
+        "import_mb_s": nbytes / 1e6 / first,
+        "import_vs_bare": first / bare,
+        "reimport_vs_import": again / first,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "db_mb": os.path.getsize(db_path) / 1e6,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size-mb", type=float, default=200)
+    ap.add_argument("--small-mb", type=float, default=50, help="second, smaller corpus (memory flatness); 0 to skip")
+    ap.add_argument("--keep", help="build the corpora under this folder and keep them")
+    ap.add_argument("--worker", nargs=2, metavar=("CORPUS", "DB"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(*args.worker)))
+        return
+    base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cra-bench-"))
+    results = {}
+    try:
+        for size in [s for s in (args.small_mb, args.size_mb) if s]:
+            corpus = base / f"corpus-{int(size)}mb"
+            if not corpus.exists():
+                print(f"building a {size:.0f} MB corpus in {corpus} ...", file=sys.stderr)
+                build_corpus(corpus, size)
+            db = base / f"bench-{int(size)}mb.db"
+            for p in base.glob(f"bench-{int(size)}mb.db*"):
+                p.unlink()
+            print(f"importing {corpus} ...", file=sys.stderr)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", str(corpus), str(db)], capture_output=True, text=True, check=True,
+            )
+            results[size] = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        if not args.keep:
+            shutil.rmtree(base, ignore_errors=True)
+    print(f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
+          f" {'cpu ratio':>10} {'import s':>9} {'reimport s':>11} {'re/import':>10} {'peak RSS MB':>12} {'db MB':>7}")
+    for size, r in results.items():
+        print(f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s']:>10.1f} {r['import_mb_s']:>12.1f}"
+              f" {r['import_vs_bare']:>11.2f}x {r['import_vs_bare_cpu']:>9.2f}x {r['import_s']:>9.2f} {r['reimport_s']:>11.3f} {r['reimport_vs_import']:>9.4f}x"
+              f" {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f}")
+    print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

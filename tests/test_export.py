@@ -1,0 +1,571 @@
+"""`cra export gguf` / `cra export ollama` on the tiny model: files read back with gguf.GGUFReader,
+weights checked against transformers + PEFT, refusals write nothing, exports are recorded; and, where
+llama-cpp-python is installed (CI installs it), the files run in llama.cpp with the same logits."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+gguf = pytest.importorskip("gguf")
+
+from click.testing import CliRunner  # noqa: E402
+
+from cra.cli import cli  # noqa: E402
+
+HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
+needs_llama_cpp = pytest.mark.skipif(
+    not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (pip install 'cra[llama]'; scripts/test.sh does)"
+)
+PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# Llama 3.1's RoPE scaling on the tiny Llama, so the rope_freqs tensor is exercised (original context
+# 64: some of the 8 frequencies are scaled, some not, some smoothed).
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 10000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,
+}
+CONVERSATION = [
+    {"role": "system", "content": "You are a coding agent."},
+    {"role": "user", "content": "Fix the failing test in the parser module."},
+    {
+        "role": "assistant",
+        "content": "I will run the tests.",
+        "tool_calls": [{"type": "function", "function": {"name": "Bash", "arguments": {"arg": "pytest -q"}}}],
+    },
+    {"role": "tool", "content": "1 failed: test_parse_empty"},
+]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "Bash",
+            "description": "Run a shell command.",
+            "parameters": {"type": "object", "properties": {"arg": {"type": "string"}}, "required": ["arg"]},
+        },
+    }
+]
+
+
+# -- the tiny model, a LoRA adapter, a recorded run ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from cra.testing import tiny
+
+    return tiny.build_tokenizer()
+
+
+def _build(root: Path, arch: str, tokenizer) -> dict:
+    """Base (weights rescaled so logits are O(1), not ~0) + a PEFT LoRA with non-zero B on every projection."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from cra.testing import tiny
+
+    base_dir = tiny.build_model(root / "base", arch=arch, tokenizer=tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(base_dir)
+    generator = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            param.copy_(1 + 0.1 * noise if "norm" in name else 0.15 * noise)
+    model.save_pretrained(base_dir)
+    if arch == "llama":
+        config = json.loads((base_dir / "config.json").read_text())
+        config["rope_parameters"] = LLAMA3_ROPE
+        (base_dir / "config.json").write_text(json.dumps(config, indent=2))
+        model = AutoModelForCausalLM.from_pretrained(base_dir)
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=PROJECTIONS, lora_dropout=0.0))
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:  # PEFT starts B at zero: an untrained adapter would change nothing
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    adapter_dir = root / "run" / "adapter"
+    peft_model.save_pretrained(adapter_dir)
+    tokenizer.save_pretrained(adapter_dir)  # what trainer.save_model leaves beside the adapter
+    merged = peft_model.merge_and_unload()
+    merged.eval()
+    state = {k: v.detach().float().numpy().copy() for k, v in merged.state_dict().items()}
+    text = tokenizer.apply_chat_template(CONVERSATION, tools=TOOLS, tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][-48:]
+    with torch.no_grad():
+        merged_logits = merged(torch.tensor([ids])).logits[0].numpy()
+        base_model = AutoModelForCausalLM.from_pretrained(base_dir)
+        base_logits = base_model(torch.tensor([ids])).logits[0].numpy()
+    return {
+        "arch": arch,
+        "base_dir": base_dir,
+        "adapter_dir": adapter_dir,
+        "merged_state": state,
+        "ids": ids,
+        "text": text,
+        "merged_logits": merged_logits,
+        "base_logits": base_logits,
+        "config": json.loads((base_dir / "config.json").read_text()),
+    }
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen2"])
+def tiny(request, tmp_path_factory, tokenizer):
+    return _build(tmp_path_factory.mktemp(request.param), request.param, tokenizer)
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, tokenizer):
+    return _build(tmp_path_factory.mktemp("llama-only"), "llama", tokenizer)
+
+
+def make_run(tiny: dict, runs_dir: Path) -> int:
+    """A completed sft run as `cra train sft` records it: a runs row plus its adapter artifact."""
+    from cra.db import open_db
+    from cra.train import runs
+
+    db = open_db()
+    run = runs.start_run(db, kind="sft", base_model=str(tiny["base_dir"]), dataset="tiny", config={}, runs_dir=runs_dir)
+    runs.record_artifact(db, run["id"], "adapter", tiny["adapter_dir"], {"base": str(tiny["base_dir"])})
+    runs.finish_run(db, run["id"], "completed", metrics={"steps": 1})
+    return run["id"]
+
+
+def invoke(*args: str, expect_ok: bool = True):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    if expect_ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+# -- what the GGUF should hold, computed independently of cra's writer ----------------------------------------
+
+HF_TO_GGUF = {
+    "self_attn.q_proj": "attn_q",
+    "self_attn.k_proj": "attn_k",
+    "self_attn.v_proj": "attn_v",
+    "self_attn.o_proj": "attn_output",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "input_layernorm": "attn_norm",
+    "post_attention_layernorm": "ffn_norm",
+}
+
+
+def gguf_name(hf: str) -> str:
+    if hf == "model.embed_tokens.weight":
+        return "token_embd.weight"
+    if hf == "model.norm.weight":
+        return "output_norm.weight"
+    if hf == "lm_head.weight":
+        return "output.weight"
+    parts = hf.split(".")  # model.layers.<i>.<module...>.<weight|bias>
+    return f"blk.{parts[2]}.{HF_TO_GGUF['.'.join(parts[3:-1])]}.{parts[-1]}"
+
+
+def rope_pairs(w, n_heads: int):
+    """HF's [first halves | second halves] per head -> llama.cpp's interleaved pairs, written out longhand."""
+    import numpy as np
+
+    rows = w.shape[0]
+    head = rows // n_heads
+    order = []
+    for h in range(n_heads):
+        for i in range(head // 2):
+            order += [h * head + i, h * head + head // 2 + i]
+    return w[np.array(order)]
+
+
+def expected_tensors(tiny: dict) -> dict:
+    config = tiny["config"]
+    out = {}
+    for hf, array in tiny["merged_state"].items():
+        if tiny["arch"] == "llama" and ".q_proj." in hf:
+            array = rope_pairs(array, config["num_attention_heads"])
+        elif tiny["arch"] == "llama" and ".k_proj." in hf:
+            array = rope_pairs(array, config["num_key_value_heads"])
+        out[gguf_name(hf)] = array
+    return out
+
+
+def assert_dequantized_close(name, actual, expected, qtype):
+    """Within what the type can represent: exact for f32, half an ulp-ish for f16/bf16, a block step for Q8_0/Q4_0."""
+    import numpy as np
+
+    T = gguf.GGMLQuantizationType
+    err = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
+    if qtype == T.F32:
+        bound = 1e-5 + 0 * expected
+    elif qtype == T.F16:
+        bound = np.abs(expected) * 2**-11 + 1e-7
+    elif qtype == T.BF16:
+        bound = np.abs(expected) * 2**-8 + 1e-12
+    else:
+        blocks = np.abs(expected).reshape(-1, 32).max(axis=1, keepdims=True)
+        step = blocks / (127 if qtype == T.Q8_0 else 8)
+        bound = np.broadcast_to(step * 1.01 + 1e-6, (blocks.shape[0], 32)).reshape(expected.shape)
+    worst = float((err - bound).max())
+    assert worst <= 0, f"{name} ({qtype.name}): error exceeds the type's tolerance by {worst}"
+
+
+def read(path: Path):
+    return gguf.GGUFReader(str(path))
+
+
+def field(reader, key):
+    f = reader.get_field(key)
+    return None if f is None else f.contents()
+
+
+# -- GGUF read back ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("outtype", ["f32", "f16", "bf16", "q8_0", "q4_0"])
+def test_merged_gguf_reads_back_with_hf_weights(tiny, outtype, tmp_path):
+    import numpy as np
+
+    run_id = make_run(tiny, tmp_path / "runs")
+    result = invoke("export", "gguf", str(run_id), "--outtype", outtype)
+    path = tmp_path / "runs" / f"sft-{run_id:04d}" / "gguf" / f"merged-{outtype}.gguf"
+    assert str(path) in result.output
+    reader = read(path)
+    config, arch = tiny["config"], tiny["arch"]
+
+    assert field(reader, "general.architecture") == arch
+    assert field(reader, "general.type") == "model"
+    assert field(reader, f"{arch}.block_count") == config["num_hidden_layers"]
+    assert field(reader, f"{arch}.embedding_length") == config["hidden_size"]
+    assert field(reader, f"{arch}.feed_forward_length") == config["intermediate_size"]
+    assert field(reader, f"{arch}.attention.head_count") == config["num_attention_heads"]
+    assert field(reader, f"{arch}.attention.head_count_kv") == config["num_key_value_heads"]
+    assert field(reader, f"{arch}.context_length") == config["max_position_embeddings"]
+    assert field(reader, f"{arch}.rope.dimension_count") == config["hidden_size"] // config["num_attention_heads"]
+    assert field(reader, "tokenizer.ggml.model") == "gpt2"
+    assert field(reader, "tokenizer.ggml.pre") == "gpt-2"
+    tokens = field(reader, "tokenizer.ggml.tokens")
+    assert len(tokens) == config["vocab_size"]
+    assert tokens[:3] == ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    assert field(reader, "tokenizer.ggml.eos_token_id") == 2  # <|im_end|>, the tiny tokenizer's eos
+    assert len(field(reader, "tokenizer.ggml.merges")) > 1000
+    template = field(reader, "tokenizer.chat_template")
+    assert "<|im_start|>" in template and "endgeneration" not in template and "{%- generation" not in template
+
+    expected = expected_tensors(tiny)
+    if arch == "llama":
+        expected["rope_freqs.weight"] = None  # checked below
+    tensors = {t.name: t for t in reader.tensors}
+    assert set(tensors) == set(expected)
+    for name, tensor in tensors.items():
+        shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))  # GGUF lists ne innermost-first
+        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).reshape(shape)
+        if name == "rope_freqs.weight":
+            factors = values
+            continue
+        assert shape == expected[name].shape, name
+        if expected[name].ndim == 1:
+            assert tensor.tensor_type == gguf.GGMLQuantizationType.F32, name
+        assert_dequantized_close(name, values, expected[name], tensor.tensor_type)
+    types = {t.tensor_type.name for t in reader.tensors}
+    wanted = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0"}[outtype]
+    assert wanted in types
+    if arch == "llama":
+        # wavelengths below 64/4 keep factor 1, above 64 get 8, in between are smoothed
+        assert factors[0] == 1.0 and factors[-1] == 8.0
+        assert np.any((factors > 1) & (factors < 8))
+
+
+def test_adapter_gguf_holds_lora_pairs(tiny, tmp_path):
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    run_id = make_run(tiny, tmp_path / "runs")
+    invoke("export", "gguf", str(run_id), "--adapter", "--outtype", "f32")
+    out = tmp_path / "runs" / f"sft-{run_id:04d}" / "gguf"
+    assert sorted(p.name for p in out.iterdir()) == ["adapter-f32.gguf", "base-f32.gguf"]
+    reader = read(out / "adapter-f32.gguf")
+    assert field(reader, "general.type") == "adapter"
+    assert field(reader, "general.architecture") == tiny["arch"]
+    assert field(reader, "adapter.type") == "lora"
+    assert field(reader, "adapter.lora.alpha") == 16.0
+
+    weights = load_file(str(tiny["adapter_dir"] / "adapter_model.safetensors"))
+    config = tiny["config"]
+    tensors = {t.name: t for t in reader.tensors}
+    assert len(tensors) == 2 * len(PROJECTIONS) * config["num_hidden_layers"]
+    for key, array in weights.items():
+        module = key.removeprefix("base_model.model.").split(".lora_")[0]
+        part = "lora_a" if ".lora_A." in key else "lora_b"
+        name = gguf_name(module + ".weight") + "." + part
+        tensor = tensors[name]
+        values = np.asarray(tensor.data).reshape(tuple(int(n) for n in reversed(tensor.shape.tolist())))
+        if part == "lora_b" and tiny["arch"] == "llama" and ".q_proj" in module:
+            array = rope_pairs(array, config["num_attention_heads"])
+        elif part == "lora_b" and tiny["arch"] == "llama" and ".k_proj" in module:
+            array = rope_pairs(array, config["num_key_value_heads"])
+        np.testing.assert_array_equal(values, array, err_msg=name)
+
+    base = read(out / "base-f32.gguf")  # the base alone: no adapter merged in
+    q = {t.name: t for t in base.tensors}["blk.0.attn_q.weight"]
+    hf = load_file(str(tiny["base_dir"] / "model.safetensors"))["model.layers.0.self_attn.q_proj.weight"]
+    if tiny["arch"] == "llama":
+        hf = rope_pairs(hf, config["num_attention_heads"])
+    np.testing.assert_array_equal(np.asarray(q.data).reshape(hf.shape), hf)
+
+
+def test_exports_are_recorded_and_listed(tiny_llama, tmp_path):
+    from cra.db import open_db
+
+    run_id = make_run(tiny_llama, tmp_path / "runs")
+    invoke("export", "gguf", str(run_id), "--merged", "--adapter", "--outtype", "q8_0")
+    rows = list(open_db().query("SELECT * FROM artifacts WHERE run_id = ? AND kind = 'gguf' ORDER BY id", [run_id]))
+    assert [json.loads(r["meta"])["type"] for r in rows] == ["merged", "adapter", "base"]
+    for row in rows:
+        assert Path(row["path"]).stat().st_size == row["bytes"] > 0
+        meta = json.loads(row["meta"])
+        assert meta["outtype"] == "q8_0" and meta["arch"] == "llama"
+    shown = invoke("runs", "show", str(run_id)).output
+    for row in rows:
+        assert row["path"] in shown
+
+
+def test_export_by_adapter_dir_and_last(tiny_llama, tmp_path):
+    out = tmp_path / "one.gguf"
+    result = invoke(
+        "export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
+        "--out", str(out), "--outtype", "f16",
+    )
+    assert out.is_file() and "Not recorded" in result.output
+    run_id = make_run(tiny_llama, tmp_path / "runs")
+    invoke("export", "gguf", "last", "--outtype", "f16")
+    assert (tmp_path / "runs" / f"sft-{run_id:04d}" / "gguf" / "merged-f16.gguf").is_file()
+
+
+# -- refusals write nothing ----------------------------------------------------------------------------------
+
+
+def _copy_adapter(tiny: dict, dest: Path, edit_config=None) -> Path:
+    import shutil
+
+    shutil.copytree(tiny["adapter_dir"], dest)
+    if edit_config:
+        config = json.loads((dest / "adapter_config.json").read_text())
+        edit_config(config)
+        (dest / "adapter_config.json").write_text(json.dumps(config))
+    return dest
+
+
+def _refused(tmp_path, adapter_dir, base_dir, *extra) -> str:
+    out = tmp_path / "out"
+    result = invoke(
+        "export", "gguf", "--adapter-dir", str(adapter_dir), "--base", str(base_dir), "--out", str(out),
+        "--merged", "--adapter", *extra, expect_ok=False,
+    )
+    assert result.exit_code == 1, result.output
+    assert not out.exists() or not any(out.iterdir()), "a refused export wrote files"
+    return result.output
+
+
+@pytest.mark.parametrize(
+    "key,value,words",
+    [("use_dora", True, "DoRA"), ("use_rslora", True, "rsLoRA"), ("modules_to_save", ["lm_head"], "lm_head")],
+)
+def test_refuses_dora_rslora_saved_modules(tiny_llama, tmp_path, key, value, words):
+    adapter = _copy_adapter(tiny_llama, tmp_path / "adapter", lambda c: c.update({key: value}))
+    assert words in _refused(tmp_path, adapter, tiny_llama["base_dir"])
+
+
+def test_refuses_added_tokens(tiny_llama, tmp_path):
+    adapter = _copy_adapter(tiny_llama, tmp_path / "adapter")
+    data = json.loads((adapter / "tokenizer.json").read_text())
+    data["added_tokens"].append(
+        {"id": 2048, "content": "<|new|>", "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": True}
+    )
+    (adapter / "tokenizer.json").write_text(json.dumps(data))
+    output = _refused(tmp_path, adapter, tiny_llama["base_dir"])
+    assert "<|new|>" in output and "new tokens" in output
+
+
+def test_refuses_unsupported_architecture(tiny_llama, tmp_path):
+    import shutil
+
+    base = shutil.copytree(tiny_llama["base_dir"], tmp_path / "base")
+    config = json.loads((base / "config.json").read_text())
+    config["architectures"] = ["GPTNeoXForCausalLM"]
+    (base / "config.json").write_text(json.dumps(config))
+    output = _refused(tmp_path, tiny_llama["adapter_dir"], base)
+    assert "GPTNeoXForCausalLM" in output and "LlamaForCausalLM" in output
+
+
+def test_refuses_adapter_quantized_below_q8(tiny_llama, tmp_path):
+    assert "quantize the merged model" in _refused(
+        tmp_path, tiny_llama["adapter_dir"], tiny_llama["base_dir"], "--outtype", "q4_0"
+    )
+
+
+def test_q4_k_m_without_llama_cpp_says_how(tiny_llama, tmp_path, monkeypatch):
+    from cra.export import writer
+
+    monkeypatch.setattr(writer, "llama_cpp_available", lambda: False)
+    out = tmp_path / "out"
+    result = invoke(
+        "export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
+        "--out", str(out), "--outtype", "q4_k_m", expect_ok=False,
+    )
+    assert result.exit_code == 1
+    assert "cra[llama]" in result.output and "llama-quantize" in result.output
+    assert not out.exists()
+
+
+def test_failure_part_way_leaves_no_file(tiny_llama, tmp_path, monkeypatch):
+    from cra.export import writer
+
+    calls = {"n": 0}
+    original = writer.Planned.encode
+
+    def failing(self, array):
+        calls["n"] += 1
+        if calls["n"] == 40:  # the second file (adapter), after the merged model is complete
+            raise OSError(28, "No space left on device")
+        return original(self, array)
+
+    monkeypatch.setattr(writer.Planned, "encode", failing)
+    out = tmp_path / "out"
+    with pytest.raises(OSError):
+        CliRunner().invoke(
+            cli,
+            ["export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
+             "--out", str(out), "--merged", "--adapter"],
+            catch_exceptions=False,
+        )
+    assert calls["n"] == 40
+    assert list(out.iterdir()) == []  # neither the finished merged file nor the partial adapter
+
+
+# -- Ollama ----------------------------------------------------------------------------------------------------
+
+
+def test_ollama_modelfile_and_create(tiny_llama, tmp_path, monkeypatch):
+    from cra.db import open_db
+
+    run_id = make_run(tiny_llama, tmp_path / "runs")
+    gguf_dir = tmp_path / "runs" / f"sft-{run_id:04d}" / "gguf"
+
+    # Without Ollama: the Modelfile, and the exact command to run.
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    result = invoke("export", "ollama", str(run_id), "--name", "tiny-agent")
+    modelfile = gguf_dir / "tiny-agent.Modelfile"
+    assert f"ollama create tiny-agent -f {modelfile}" in result.output
+    text = modelfile.read_text()
+    assert f"FROM {gguf_dir / 'merged-f16.gguf'}\n" in text and "ADAPTER" not in text
+    assert 'PARAMETER stop "<|im_end|>"' in text
+    template = text.split('TEMPLATE """', 1)[1].split('"""', 1)[0]
+    assert "Function signatures:" in template and "<tool_call>" in template and "{{ .Content }}" in template
+
+    # With Ollama on PATH: it runs `ollama create NAME -f Modelfile`, reusing the GGUF files.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "ollama-args"
+    fake = bin_dir / "ollama"
+    fake.write_text(f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'w').write(' '.join(sys.argv[1:]))\nprint('success')\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    merged_mtime = (gguf_dir / "merged-f16.gguf").stat().st_mtime_ns
+    result = invoke("export", "ollama", str(run_id), "--name", "tiny-agent", "--adapter")
+    assert log.read_text() == f"create tiny-agent -f {modelfile}"
+    assert "Created Ollama model tiny-agent" in result.output
+    text = modelfile.read_text()
+    assert f"FROM {gguf_dir / 'base-f16.gguf'}\n" in text and f"ADAPTER {gguf_dir / 'adapter-f16.gguf'}\n" in text
+    assert (gguf_dir / "merged-f16.gguf").stat().st_mtime_ns == merged_mtime
+
+    invoke("export", "ollama", str(run_id), "--name", "tiny-agent", "--adapter")  # reuses base + adapter
+    rows = list(open_db().query("SELECT kind, meta FROM artifacts WHERE run_id = ? AND kind != 'adapter'", [run_id]))
+    assert [r["kind"] for r in rows].count("gguf") == 3  # merged, then adapter + base once
+    modelfiles = [json.loads(r["meta"]) for r in rows if r["kind"] == "modelfile"]
+    assert [m["created"] for m in modelfiles] == [False, True, True]
+
+
+def test_ollama_unknown_template_needs_template_file(tiny_llama, tmp_path):
+    from cra.export import ollama
+    from cra.export.source import ExportError
+
+    with pytest.raises(ExportError, match="--template FILE"):
+        ollama.template_for("{{ messages }}")
+    assert ollama.template_for("<|start_header_id|>").stops[-1] == "<|eot_id|>"
+
+
+# -- llama.cpp -------------------------------------------------------------------------------------------------
+
+
+def _llama(path: Path, **kwargs):
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=2, seed=0, **kwargs)
+
+
+def _logits(llm, ids):
+    import numpy as np
+
+    llm.reset()
+    llm.eval(ids)
+    return np.array(llm.scores[: len(ids)])
+
+
+@needs_llama_cpp
+def test_llama_cpp_matches_transformers(tiny, tmp_path):
+    """Merged f32 logits match transformers within 1e-3; base + adapter (lora_path) matches the merged
+    model; the tokenizer splits text exactly as HF's; a chat completion with tools runs."""
+    import numpy as np
+
+    run_id = make_run(tiny, tmp_path / "runs")
+    invoke("export", "gguf", str(run_id), "--merged", "--adapter", "--outtype", "f32")
+    out = tmp_path / "runs" / f"sft-{run_id:04d}" / "gguf"
+    ids = tiny["ids"]
+
+    merged = _llama(out / "merged-f32.gguf")
+    assert merged.tokenize(tiny["text"].encode(), add_bos=False, special=True)[-len(ids):] == ids
+    diff = np.abs(_logits(merged, ids) - tiny["merged_logits"]).max()
+    assert diff < 1e-3, f"merged f32 logits differ from transformers by {diff}"
+
+    with_adapter = _llama(out / "base-f32.gguf", lora_path=str(out / "adapter-f32.gguf"))
+    diff = np.abs(_logits(with_adapter, ids) - tiny["merged_logits"]).max()
+    assert diff < 1e-3, f"base + adapter differs from the merged model by {diff}"
+    base_only = _llama(out / "base-f32.gguf")
+    assert np.abs(_logits(base_only, ids) - tiny["base_logits"]).max() < 1e-3
+    assert np.abs(tiny["base_logits"] - tiny["merged_logits"]).max() > 0.1  # the adapter matters
+
+    reply = merged.create_chat_completion(messages=CONVERSATION[:2], tools=TOOLS, max_tokens=8, temperature=0.0)
+    assert reply["choices"][0]["message"]["role"] == "assistant"
+    assert reply["usage"]["prompt_tokens"] > 40  # the tools block was rendered into the prompt
+
+
+@needs_llama_cpp
+def test_llama_cpp_quantized_exports(tiny_llama, tmp_path):
+    """f16 and q8_0 stay close to transformers; q4_k_m goes through llama.cpp's quantizer and loads."""
+    import numpy as np
+
+    run_id = make_run(tiny_llama, tmp_path / "runs")
+    out = tmp_path / "runs" / f"sft-{run_id:04d}" / "gguf"
+    ids = tiny_llama["ids"]
+    for outtype, tolerance in (("f16", 1e-2), ("q8_0", 0.15)):
+        invoke("export", "gguf", str(run_id), "--outtype", outtype)
+        diff = np.abs(_logits(_llama(out / f"merged-{outtype}.gguf"), ids) - tiny_llama["merged_logits"]).max()
+        assert diff < tolerance, f"{outtype}: {diff}"
+    invoke("export", "gguf", str(run_id), "--outtype", "q4_k_m")
+    path = out / "merged-q4_k_m.gguf"
+    reader = read(path)
+    assert field(reader, "general.file_type") == gguf.LlamaFileType.MOSTLY_Q4_K_M
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no intermediate left
+    logits = _logits(_llama(path), ids)
+    assert np.isfinite(logits).all()
+    scale = np.abs(tiny_llama["merged_logits"]).max()
+    assert np.abs(logits - tiny_llama["merged_logits"]).max() < scale  # lossy, yet the same model

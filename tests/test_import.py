@@ -1,0 +1,266 @@
+"""`cra import`, `cra sessions`, `cra show`: backfill, idempotence, resumption, merging with hook
+capture, and every client format we have recordings of."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from claude_hooks import capture
+from cra.cli import cli
+from cra.db import open_db
+from cra.transcripts import importer
+from cra.transcripts.normalize import Normalizer
+
+HERE = Path(__file__).parent
+FIXTURES = HERE / "fixtures" / "transcripts"
+RECORDED = HERE / "fixtures" / "recorded"
+S1 = "10000000-0000-4000-8000-000000000001"
+S2 = "20000000-0000-4000-8000-000000000002"
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result
+
+
+def counts(db):
+    return {
+        t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("transcript_lines", "messages", "turns", "tool_calls", "subagents", "compactions", "api_shapes", "sessions")
+    }
+
+
+def test_import_is_idempotent_and_summarises(tmp_path):
+    r = run("import", str(FIXTURES))
+    assert r.exit_code == 0, r.output
+    assert "3 of 3 files had new lines" in r.output
+    assert "2 sessions" in r.output and "5 from transcripts only, 0 merged with hook captures" in r.output
+    db = open_db()
+    first = counts(db)
+    assert first["messages"] == 10 + 12 + 4 and first["sessions"] == 2 and first["subagents"] == 1
+    r = run("import", str(FIXTURES), "--json")
+    summary = json.loads(r.stdout)
+    assert summary["lines"] == 0 and summary["messages"] == 0 and summary["files_changed"] == 0
+    assert counts(db) == first
+
+
+def test_import_reports_unreadable_files_and_continues(tmp_path):
+    bad = tmp_path / "notes.json"
+    bad.write_text('{"not": "an array"}')
+    hooklog = tmp_path / "hooks.jsonl"
+    hooklog.write_text('{"event": "Stop", "payload": {}}\n')
+    r = CliRunner().invoke(cli, ["import", str(tmp_path / "missing.jsonl"), str(bad), str(hooklog), str(FIXTURES / "v1_old")])
+    assert r.exit_code == 0
+    assert f"Skipped {tmp_path / 'missing.jsonl'}: no such file" in r.stderr
+    assert f"Skipped {bad}: not a transcript" in r.stderr
+    assert f"Skipped {hooklog}: not a Claude Code transcript" in r.stderr
+    assert "3 file(s) skipped" in r.stdout
+    db = open_db()
+    assert db.execute("SELECT count(*) FROM messages WHERE session_id = ?", [S1]).fetchone()[0] == 10
+    assert db.execute("SELECT count(*) FROM transcript_files").fetchone()[0] == 1  # nothing stored for the rest
+
+
+def test_import_without_history_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    r = CliRunner().invoke(cli, ["import"])
+    assert r.exit_code == 1
+    assert "No Claude Code history at" in r.output and "cra import path/to/projects" in r.output
+
+
+def test_import_resumes_after_a_crash(tmp_path, monkeypatch):
+    clean = open_db(str(tmp_path / "clean.db"))
+    importer.import_paths(clean.conn, [str(FIXTURES)])
+    expected = counts(clean)
+
+    calls = {"n": 0}
+    real = Normalizer.__call__
+
+    def crash_on_second_chunk(self, con, path, rows):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the user pressed Ctrl-C mid-import
+        return real(self, con, path, rows)
+
+    db = open_db()
+    monkeypatch.setattr(Normalizer, "__call__", crash_on_second_chunk)
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_paths(db.conn, [str(FIXTURES)])
+    partial = counts(db)
+    assert 0 < partial["messages"] < expected["messages"]
+    monkeypatch.setattr(Normalizer, "__call__", real)
+    importer.import_paths(db.conn, [str(FIXTURES)])
+    assert counts(db) == expected
+    assert importer.import_paths(db.conn, [str(FIXTURES)]).lines == 0
+
+
+def test_json_array_transcript(tmp_path):
+    entries = [json.loads(l) for l in (FIXTURES / "v1_old" / "-home-dev-old-project" / f"{S1}.jsonl").read_text().splitlines()]
+    path = tmp_path / "chat.json"
+    path.write_text(json.dumps(entries, indent=2))
+    db = open_db()
+    r = importer.import_paths(db.conn, [str(path)])
+    assert r.errors == [] and r.messages == 10
+    assert db.execute("SELECT count(*) FROM turns WHERE session_id = ?", [S1]).fetchone()[0] == 2
+    assert importer.import_paths(db.conn, [str(path)]).lines == 0
+
+
+# -- sessions and show ------------------------------------------------------------------------------
+
+
+def test_sessions_lists_newest_first_with_filters():
+    run("import", str(FIXTURES))
+    r = run("sessions")
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("2026-11-20 10:00  20000000") and "/home/dev/new-project" in lines[0]
+    assert "3 turns" in lines[0] and "Look around with a helper" in lines[0]
+    assert lines[1].startswith("2025-06-10 12:00  10000000") and "list the files" in lines[1]
+    rows = json.loads(run("sessions", "--json", "-n", "1").output)
+    assert [x["id"] for x in rows] == [S2] and rows[0]["subagents"] == 1 and rows[0]["tool_calls"] == 3
+    assert [x["id"] for x in json.loads(run("sessions", "--json", "--project", "old-proj").output)] == [S1]
+    assert [x["id"] for x in json.loads(run("sessions", "--json", "--since", "2026-01-01").output)] == [S2]
+    assert [x["id"] for x in json.loads(run("sessions", "--json", "--until", "2025-06-10").output)] == [S1]
+    assert "No sessions match" in run("sessions", "--project", "nowhere").output
+
+
+def test_show_prints_a_timeline_with_nested_subagents():
+    run("import", str(FIXTURES))
+    out = run("show", "2000").output
+    lines = out.splitlines()
+    assert lines[0] == f"Session {S2}"
+    assert "Claude Code 2.1.330" in lines[1]
+    text = "\n".join(lines)
+    assert "> Look around with a helper, then summarise." in text
+    assert "⏺ Agent(List files)  [success" in text
+    assert "┌ subagent a0123456789abcdef (Explore): List files" in text
+    # The subagent's own call is nested under the Agent call, before the main thread continues.
+    i_sub = text.index("⏺ Bash(ls)")
+    assert text.index("┌ subagent") < i_sub < text.index("└ end of subagent") < text.index("Summary: the project has a.py.")
+    assert "══ conversation compacted (manual, 4321 tokens before) ══" in text
+    assert "> /compact" in text
+    assert "⏺ Bash(pytest -q)  [failure" in text and "│ 1 failed" in text
+    assert "A helper can list the files." not in text
+    assert "∴ A helper can list the files." in run("show", S2, "--thinking").output
+
+
+def test_show_bounds_output_and_resolves_prefixes(tmp_path):
+    path = tmp_path / "s.jsonl"
+    long_output = "\n".join(f"line {i}" for i in range(40))
+    entries = [
+        {"type": "user", "uuid": "a1", "sessionId": "abc-1", "timestamp": "2026-01-01T00:00:00Z", "message": {"role": "user", "content": "go"}},
+        {"type": "assistant", "uuid": "a2", "sessionId": "abc-1", "timestamp": "2026-01-01T00:00:01Z",
+         "message": {"id": "m1", "role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "seq 40"}}]}},
+        {"type": "user", "uuid": "a3", "sessionId": "abc-1", "timestamp": "2026-01-01T00:00:02Z",
+         "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": long_output}]}},
+    ]
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    run("import", str(path))
+    out = run("show", "abc", "--lines", "5").output
+    assert "│ line 4" in out and "│ line 5" not in out and "(+35 more lines)" in out
+    assert "│ line 39" in run("show", "abc", "--full").output
+    r = CliRunner().invoke(cli, ["show", "zzz"])
+    assert r.exit_code == 1 and "No session matches 'zzz'" in r.output
+
+
+# -- merging with hook capture (the project's own real-client recordings) --------------------------
+
+
+def _recorded(name):
+    d = RECORDED / name
+    if not (d / "hooks.jsonl").exists():
+        pytest.skip(f"tests/fixtures/recorded/{name} not recorded")
+    return d
+
+
+def _replay_hooks(scenario_dir, projects_copy, cra_home):
+    """Feed the recorded hook payloads to the hook code, pointing transcript paths at our copy."""
+    def moved(p):
+        return str(projects_copy / p.split("/.claude/projects/", 1)[1]) if isinstance(p, str) and "/.claude/projects/" in p else p
+
+    for line in (scenario_dir / "hooks.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        payload = rec["payload"]
+        for key in ("transcript_path", "agent_transcript_path"):
+            if key in payload:
+                payload[key] = moved(payload[key])
+        capture.handle(json.dumps(payload).encode(), {"CRA_HOME": str(cra_home)})
+
+
+@pytest.mark.parametrize("scenario", ["tools", "subagent", "failures", "denied", "parallel", "subagent_async", "compact"])
+def test_live_capture_and_import_merge(scenario, tmp_path, cra_home):
+    d = _recorded(scenario)
+    copy = tmp_path / "projects"
+    shutil.copytree(d / "transcripts", copy)
+    db = open_db()
+    _replay_hooks(d, copy, cra_home)
+    hook_calls = {r[0]: r for r in db.execute("SELECT tool_use_id, status, tool_response FROM tool_calls")}
+    assert hook_calls
+    r = run("import", str(copy))
+    assert r.exit_code == 0, r.output
+    transcript_ids = set()
+    for (ids,) in db.execute("SELECT tool_use_ids FROM messages WHERE tool_use_ids IS NOT NULL"):
+        transcript_ids.update(json.loads(ids))
+    rows = {r[0]: r for r in db.execute("SELECT tool_use_id, status, tool_response, source, message_uuid, turn_id FROM tool_calls")}
+    assert transcript_ids <= set(rows)  # every call in the transcript has a row ...
+    assert len(rows) == len(set(hook_calls) | transcript_ids)  # ... exactly one
+    for tool_use_id, row in rows.items():
+        if tool_use_id in hook_calls and tool_use_id in transcript_ids:
+            assert row[3] == "both" and row[4] is not None and row[5] is not None, row
+            assert row[1] == hook_calls[tool_use_id][1]  # the hook's status ...
+            assert row[2] == hook_calls[tool_use_id][2] or hook_calls[tool_use_id][2] is None  # ... and response kept
+    assert all(rows[i][3] == "both" for i in set(hook_calls) & transcript_ids)
+    # Every main-thread turn that Claude answered has its final answer from the transcript.
+    turns = db.execute("SELECT outcome, final_answer FROM turns WHERE agent_id IS NULL").fetchall()
+    assert turns and all(o in ("completed", "interrupted", "error", "incomplete") for o, _ in turns)
+    assert any(o == "completed" and a for o, a in turns)
+    # Reimporting changes nothing.
+    before = counts(db)
+    run("import", str(copy))
+    assert counts(db) == before
+
+
+def test_recorded_subagent_links_to_its_agent_call(tmp_path):
+    d = _recorded("subagent")
+    db = open_db()
+    importer.import_paths(db.conn, [str(d / "transcripts")])
+    agents = db.execute("SELECT agent_id, parent_tool_use_id, agent_type FROM subagents").fetchall()
+    assert len(agents) == 1 and agents[0][1] is not None
+    parent = db.execute("SELECT tool_name FROM tool_calls WHERE tool_use_id = ?", [agents[0][1]]).fetchone()
+    assert parent[0] in ("Agent", "Task")
+    assert db.execute("SELECT count(*) FROM turns WHERE agent_id = ?", [agents[0][0]]).fetchone()[0] >= 1
+
+
+# -- format coverage on real sessions from other client versions (../shared, when present) ----------
+
+
+def test_formats_from_every_client_version(shared_dir):
+    fx = shared_dir / "fixtures"
+    db = open_db()
+    paths = [
+        fx / "public" / "sniffly-cc1.0.17",
+        fx / "public" / "spotter-cc2.1.38",
+        fx / "public" / "hooklogs" / "ast-grep+claude-skill" / "chat.json",
+    ] + sorted((fx / "claude-code-2.1.328").glob("*/transcripts"))
+    r = importer.import_paths(db.conn, [str(p) for p in paths])
+    assert r.errors == []
+    versions = {v for (v,) in db.execute("SELECT DISTINCT version FROM messages")}
+    assert {"1.0.17", "2.1.38", "2.0.47", "2.1.328"} <= versions
+    # 2.1.38 kept subagent messages inside progress entries: they become that agent's messages.
+    agent = db.execute("SELECT agent_id, parent_tool_use_id FROM subagents WHERE agent_id = 'afb92ff'").fetchone()
+    assert agent == ("afb92ff", "toolu_01Cz2Pnv7qNcnK1ZiocxWhQX")
+    assert db.execute("SELECT count(*) FROM messages WHERE agent_id = 'afb92ff' AND is_sidechain = 1").fetchone()[0] > 5
+    # 2.1.328: the exact system prompt and tool schemas, and compaction with its summary.
+    assert db.execute("SELECT count(DISTINCT session_id) FROM api_shapes").fetchone()[0] == 12
+    c = db.execute("SELECT trigger, pre_tokens, summary FROM compactions WHERE trigger = 'manual'").fetchone()
+    assert c[0] == "manual" and c[1] == 120 and "continued from a previous conversation" in c[2]
+    # Statuses of calls seen only in transcripts.
+    statuses = dict(db.execute("SELECT status, count(*) FROM tool_calls GROUP BY status").fetchall())
+    assert statuses.get("denied", 0) >= 4 and statuses.get("failure", 0) >= 3 and statuses.get("invalid", 0) >= 1
+    # Every user/assistant line became a message (copies across files dedupe by uuid).
+    n_lines = db.execute(
+        "SELECT count(DISTINCT uuid) FROM transcript_lines WHERE entry_type IN ('user', 'assistant')"
+    ).fetchone()[0]
+    n_top = db.execute("SELECT count(*) FROM messages WHERE uuid IN (SELECT uuid FROM transcript_lines)").fetchone()[0]
+    assert n_top == n_lines
