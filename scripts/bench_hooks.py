@@ -20,6 +20,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -78,13 +79,20 @@ def percentile(values, p):
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd, stdin, env):
+    """(wall ms, CPU ms) of one process. CPU time (user + system) barely moves with machine load."""
+    cpu = _children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0 or proc.stdout or proc.stderr:
         raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={proc.stdout[:200]!r} err={proc.stderr[:200]!r}")
-    return elapsed * 1000
+    return elapsed * 1000, (_children_cpu() - cpu) * 1000
 
 
 def make_db(home):
@@ -103,6 +111,7 @@ def bench_latency(python, runs, env):
         "1mb": ([python, "-S", str(HOOK)], big_payload),
     }
     times = {name: [] for name in cases}
+    cpu = {name: [] for name in cases}
     for name, (cmd, make) in cases.items():  # warm the page cache, not counted
         timed(cmd, make(-1), env)
     for n in range(runs):
@@ -110,8 +119,10 @@ def bench_latency(python, runs, env):
         random.shuffle(order)  # interleaved, in a different order each round
         for name in order:
             cmd, make = cases[name]
-            times[name].append(timed(cmd, make(n), env))
-    return times
+            wall_ms, cpu_ms = timed(cmd, make(n), env)
+            times[name].append(wall_ms)
+            cpu[name].append(cpu_ms)
+    return times, cpu
 
 
 WORKER = r"""
@@ -168,19 +179,21 @@ def bench_parallel(python, workers, events, env, db_path, home):
     }
 
 
-def summarize(times):
+def summarize(times, cpu):
     bare_med, bare_p99 = statistics.median(times["bare"]), percentile(times["bare"], 99)
+    bare_cpu = statistics.median(cpu["bare"])
     rows = []
     for name in ("bare", "small", "1mb"):
         med, p99 = statistics.median(times[name]), percentile(times[name], 99)
-        rows.append((name, len(times[name]), med, p99, med / bare_med, p99 / bare_p99))
+        cpu_med = statistics.median(cpu[name])
+        rows.append((name, len(times[name]), med, p99, med / bare_med, p99 / bare_p99, cpu_med, cpu_med / bare_cpu))
     return rows
 
 
 LABELS = {"bare": "bare `python -S -c pass`", "small": "hook, small payload (~0.4 KB)", "1mb": "hook, 1 MB payload"}
 
 
-def render(rows, par, python, runs):
+def render(rows, par, python, runs, load=None):
     lines = [
         SECTION,
         "",
@@ -188,13 +201,17 @@ def render(rows, par, python, runs):
         f"{os.cpu_count()} CPUs, Python {platform.python_version()} at `{python}`, "
         f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')} (hook package compiled "
         f"ahead, as `cra install` does). {runs} interleaved runs per row; wall time per event, in ms, "
-        "including process start-up. Ratios are to bare start-up (median to median, p99 to p99).",
+        "including process start-up. Ratios are to bare start-up (median to median, p99 to p99). CPU: the "
+        "process's user + system time, median (steadier than wall time on a busy machine).",
         "",
-        "| what | runs | median ms | p99 ms | median / bare | p99 / bare |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| what | runs | median ms | p99 ms | median / bare | p99 / bare | CPU ms | CPU / bare |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, n, med, p99, rmed, rp99 in rows:
-        lines.append(f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x |")
+    for name, n, med, p99, rmed, rp99, cpu_med, rcpu in rows:
+        lines.append(
+            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x | {cpu_med:.1f} | {rcpu:.2f}x |"
+        )
+    lines += ["", f"Load average while measuring: {load}."] if load else []
     lines += [
         "",
         f"Parallel: {par['workers']} concurrent hook processes x {par['events_each']} events each "
@@ -254,11 +271,13 @@ def main(argv=None):
         compileall.compile_dir(str(HOOK.parent), quiet=2)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRA_")}
         env["CRA_HOME"] = str(home)
-        times = bench_latency(args.python, args.runs, env)
+        load_before = os.getloadavg()[0]
+        times, cpu = bench_latency(args.python, args.runs, env)
+        load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after the latency runs"
         par = bench_parallel(args.python, args.workers, args.events, env, db_path, home)
     finally:
         shutil.rmtree(home, ignore_errors=True)
-    text = render(summarize(times), par, args.python, args.runs)
+    text = render(summarize(times, cpu), par, args.python, args.runs, load)
     print(text)
     if not args.no_write:
         write_section(text)

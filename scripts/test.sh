@@ -4,6 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "dev,train"
+# llama-cpp-python runs the exported GGUF files in the export tests. It builds llama.cpp from source
+# the first time (about 7 minutes on 2 cores; portable flags, no multimodal library); pip caches the
+# wheel in ~/.cache/pip, so later runs install it in seconds.
+CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF}" bash scripts/setup.sh "dev,train,llama"
 if [ -f scripts/setup_chromium.sh ]; then
   bash scripts/setup_chromium.sh || echo "chromium unavailable: the HTML report test will skip"
 fi

@@ -569,3 +569,47 @@ def test_llama_cpp_quantized_exports(tiny_llama, tmp_path):
     assert np.isfinite(logits).all()
     scale = np.abs(tiny_llama["merged_logits"]).max()
     assert np.abs(logits - tiny_llama["merged_logits"]).max() < scale  # lossy, yet the same model
+
+
+# -- a run trained by `cra train sft` ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_export_of_a_trained_sft_run(tmp_path):
+    """The real pipeline: `cra train sft` on the tiny model, then `cra export gguf last`; the merged GGUF
+    holds exactly PEFT's merge of the adapter the run saved."""
+    pytest.importorskip("trl")
+    import numpy as np
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from cra.testing.tiny import build_model, write_dataset
+
+    base = build_model(tmp_path / "model", arch="qwen2")
+    data = write_dataset(tmp_path / "data", n_train=8, n_eval=4)
+    invoke(
+        "train", "sft", "--base", str(base), "--dataset", str(data), "--no-load-in-4bit", "--max-steps", "3",
+        "--eval-steps", "3", "--batch-size", "4", "--grad-accum", "1", "--max-length", "256",
+        "--learning-rate", "3e-2", "--cpu-threads", "1", "--warmup-ratio", "0",
+    )
+    result = invoke("export", "gguf", "last", "--merged", "--adapter", "--outtype", "f32")
+    from cra.db import open_db
+
+    (run,) = open_db().query("SELECT id, output_dir FROM runs")
+    out = Path(run["output_dir"]) / "gguf"
+    assert f"Recorded in run {run['id']}" in result.output
+
+    adapter_dir = Path(run["output_dir"]) / "adapter"
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter_dir).merge_and_unload()
+    trained = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+    original = {k: v.detach().float().numpy() for k, v in AutoModelForCausalLM.from_pretrained(base).state_dict().items()}
+    changed = [k for k in trained if not np.array_equal(trained[k], original[k])]
+    assert changed, "training changed nothing: the test would not tell a merged export from the base"
+    tensors = {t.name: t for t in read(out / "merged-f32.gguf").tensors}
+    for hf, expected in trained.items():
+        actual = np.asarray(tensors[gguf_name(hf)].data).reshape(expected.shape)
+        np.testing.assert_allclose(actual, expected, atol=1e-5, err_msg=hf)
+    adapter = read(out / "adapter-f32.gguf")
+    saved = json.loads((adapter_dir / "adapter_config.json").read_text())
+    assert field(adapter, "adapter.lora.alpha") == float(saved["lora_alpha"])
+    assert len(adapter.tensors) == 2 * len(saved["target_modules"]) * 2  # A and B, 2 layers

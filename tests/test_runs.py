@@ -1,0 +1,88 @@
+"""The run registry (runs, artifacts) and `cra runs` / `cra runs show`, without training anything."""
+import json
+import os
+
+import click
+import pytest
+from click.testing import CliRunner
+from sqlite_utils import Database
+
+from cra.cli import cli
+from cra.db import open_db
+from cra.db.migrations import migrations
+from cra.train import runs
+
+
+def test_migration_creates_runs_and_artifacts():
+    db = Database(memory=True)
+    migrations.apply(db)
+    assert db["runs"].columns_dict == {
+        "id": int, "kind": str, "base_model": str, "dataset": str, "config": str, "status": str,
+        "started_at": str, "ended_at": str, "metrics": str, "output_dir": str, "parent_run": int, "error": str,
+    }
+    assert db["artifacts"].columns_dict == {
+        "id": int, "run_id": int, "kind": str, "path": str, "bytes": int, "created_at": str, "meta": str,
+    }
+
+
+def test_runs_get_versioned_directories_and_a_lifecycle(cra_home):
+    db = open_db()
+    a = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={"lora_r": 16})
+    b = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={"lora_r": 8}, parent_run=a["id"])
+    assert a["status"] == "running" and a["output_dir"] == str((cra_home / "runs" / "sft-0001").resolve())
+    assert b["output_dir"].endswith("sft-0002") and b["parent_run"] == a["id"]
+    assert json.loads((cra_home / "runs" / "sft-0001" / "config.json").read_text()) == {"lora_r": 16}
+
+    runs.finish_run(db, a["id"], "failed", error="boom")
+    (cra_home / "runs" / "sft-0002" / "adapter").mkdir()
+    (cra_home / "runs" / "sft-0002" / "adapter" / "w.bin").write_bytes(b"x" * 100)
+    runs.record_artifact(db, b["id"], "adapter", cra_home / "runs" / "sft-0002" / "adapter", {"step": 4})
+    runs.finish_run(db, b["id"], "completed", metrics={"steps": 4, "eval_loss_best": 1.25})
+
+    done = runs.get_run(db, b["id"])
+    assert done["status"] == "completed" and done["metrics"]["steps"] == 4 and done["ended_at"]
+    (artifact,) = runs.run_artifacts(db, b["id"])
+    assert artifact["bytes"] == 100 and artifact["meta"] == {"step": 4}
+    assert [r["id"] for r in runs.list_runs(db)] == [2, 1]
+    with pytest.raises(ValueError):
+        runs.finish_run(db, a["id"], "exploded")
+
+    listing = CliRunner().invoke(cli, ["runs"]).output.splitlines()
+    assert listing[0].split()[:3] == ["id", "kind", "status"]
+    assert listing[1].split()[:3] == ["2", "sft", "completed"] and "1.2500" in listing[1]
+    assert listing[2].split()[:3] == ["1", "sft", "failed"]
+    as_json = json.loads(CliRunner().invoke(cli, ["runs", "--json", "-n", "1"]).output)
+    assert [r["id"] for r in as_json] == [2]
+
+    shown = CliRunner().invoke(cli, ["runs", "show", "1"]).output
+    assert "Run 1 (sft): failed" in shown and "boom" in shown and "lora_r" in shown
+    shown = CliRunner().invoke(cli, ["runs", "show", "2"]).output
+    assert "parent_run  1" in shown and "adapter" in shown and "(100 bytes)" in shown
+
+
+def test_unknown_run_and_empty_registry():
+    assert "No runs yet" in CliRunner().invoke(cli, ["runs"]).output
+    result = CliRunner().invoke(cli, ["runs", "show", "7"])
+    assert result.exit_code == 1 and "no run 7" in result.output
+
+
+def test_resume_picks_the_newest_unfinished_run_with_a_checkpoint(cra_home):
+    db = open_db()
+    a = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    runs.finish_run(db, a["id"], "interrupted")
+    with pytest.raises(click.ClickException, match="no checkpoint to resume from"):
+        runs.resumable_run(db, "sft", "last")
+    for step in (2, 10, 4):
+        ckpt = os.path.join(a["output_dir"], "checkpoints", f"checkpoint-{step}")
+        os.makedirs(ckpt)
+        open(os.path.join(ckpt, "trainer_state.json"), "w").write("{}")
+    assert runs.last_checkpoint(a["output_dir"]).name == "checkpoint-10"
+    assert runs.resumable_run(db, "sft", "last")["id"] == a["id"]
+    assert runs.resumable_run(db, "sft", str(a["id"]))["id"] == a["id"]
+    with pytest.raises(click.ClickException, match="is a sft run, not grpo"):
+        runs.resumable_run(db, "grpo", str(a["id"]))
+    with pytest.raises(click.ClickException, match="run id or 'last'"):
+        runs.resumable_run(db, "sft", "yesterday")
+    runs.start_run(db, kind="sft", base_model="m", dataset="d", config={}, parent_run=a["id"])
+    with pytest.raises(click.ClickException, match="run 2 has no checkpoint"):
+        runs.resumable_run(db, "sft", "last")  # run 1 was continued by run 2, the newest unfinished one
