@@ -43,11 +43,19 @@ def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60)
 
 
 RECORDED = REPO / "tests" / "fixtures" / "recorded"
+# The recorded scenarios whose turns the signals and stats tests pin (checked by hand). Recording
+# more scenarios does not change those numbers.
+PINNED_RECORDED = ("compact", "denied", "failures", "parallel", "subagent", "subagent_async", "tools")
 
 
-def build_fixture_db(path, scenario_roots, transcript_paths=()):
-    """A database as a user would have it: each scenario's recorded hook events fed through the
-    hook's own code (capture.record), then its transcripts (and any `transcript_paths`) imported."""
+def scenario_dirs(root):
+    return sorted(p for p in Path(root).iterdir() if (p / "hooks.jsonl").is_file()) if Path(root).is_dir() else []
+
+
+def build_fixture_db(path, scenarios, transcript_paths=()):
+    """A database as a user would have it: each scenario directory's recorded hook events fed
+    through the hook's own code (capture.record), then its transcripts (and any
+    `transcript_paths`) imported."""
     import json
 
     from claude_hooks import capture
@@ -56,16 +64,15 @@ def build_fixture_db(path, scenario_roots, transcript_paths=()):
 
     db = open_db(str(path), drain=False)
     imports = list(transcript_paths)
-    for root in scenario_roots:
-        for scenario in sorted(p for p in Path(root).iterdir() if (p / "hooks.jsonl").is_file()):
-            with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
-                for line in f:
-                    rec = json.loads(line)
-                    event = capture.Event(json.dumps(rec["payload"]).encode(), rec.get("env") or {},
-                                          received_at=capture.now_iso(rec["t_start"]))
-                    capture.record(db.conn, event)
-            if (scenario / "transcripts").is_dir():
-                imports.append(str(scenario / "transcripts"))
+    for scenario in map(Path, scenarios):
+        with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
+            for line in f:
+                rec = json.loads(line)
+                event = capture.Event(json.dumps(rec["payload"]).encode(), rec.get("env") or {},
+                                      received_at=capture.now_iso(rec["t_start"]))
+                capture.record(db.conn, event)
+        if (scenario / "transcripts").is_dir():
+            imports.append(str(scenario / "transcripts"))
     importer.import_paths(db.conn, imports)
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
@@ -74,14 +81,16 @@ def build_fixture_db(path, scenario_roots, transcript_paths=()):
 
 @pytest.fixture(scope="session")
 def _recorded_db_master(tmp_path_factory):
-    if not any(RECORDED.glob("*/hooks.jsonl")):
-        pytest.skip(f"no recorded fixtures in {RECORDED}")
-    return build_fixture_db(tmp_path_factory.mktemp("recorded-db") / "cra.db", [RECORDED])
+    missing = [n for n in PINNED_RECORDED if not (RECORDED / n / "hooks.jsonl").is_file()]
+    if missing:
+        pytest.skip(f"recorded fixtures missing in {RECORDED}: {', '.join(missing)}")
+    return build_fixture_db(tmp_path_factory.mktemp("recorded-db") / "cra.db", [RECORDED / n for n in PINNED_RECORDED])
 
 
 @pytest.fixture
 def recorded_db(_recorded_db_master, tmp_path):
-    """Path to a fresh copy of a database built from tests/fixtures/recorded (hooks + transcripts)."""
+    """Path to a fresh copy of a database built from the pinned recorded scenarios (hooks +
+    transcripts): the test may change it."""
     import shutil
 
     dest = tmp_path / "recorded.db"

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from conftest import SHARED, build_fixture_db
+from conftest import SHARED, build_fixture_db, scenario_dirs
 from cra.cli import cli
 from cra.db import open_db
 from cra.signals import SignalConfig
@@ -231,7 +231,7 @@ def shared_db(tmp_path_factory):
     if not scenarios.is_dir():
         pytest.skip("../shared is absent")
     path = tmp_path_factory.mktemp("shared-db") / "cra.db"
-    build_fixture_db(path, [scenarios], [str(public / "spotter-cc2.1.38"), str(public / "sniffly-cc1.0.17")])
+    build_fixture_db(path, scenario_dirs(scenarios), [str(public / "spotter-cc2.1.38"), str(public / "sniffly-cc1.0.17")])
     db = open_db(str(path), drain=False)
     update_signals(db)
     return db

@@ -2,8 +2,32 @@
 import os
 import sqlite3
 
+import sys
+
 import click
-import sqlite_utils
+
+
+def _import_sqlite_utils():
+    """Import sqlite-utils without the pandas and numpy it imports when they are installed.
+
+    It only uses them to map their types, which cra never passes it, and with the training extras
+    installed they cost over a second on every `cra` command.
+    """
+    if "sqlite_utils" in sys.modules:
+        return sys.modules["sqlite_utils"]
+    hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # `import name` raises ImportError while this is set
+    try:
+        import sqlite_utils
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, 0) is None:
+                del sys.modules[name]
+    return sqlite_utils
+
+
+sqlite_utils = _import_sqlite_utils()
 
 from claude_hooks import capture
 
