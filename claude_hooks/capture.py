@@ -177,7 +177,8 @@ def _tail_transcripts(con, home, event):
 
 def is_ignored(home, event, env):
     try:
-        with open(os.path.join(home, IGNORE_FILE), encoding="utf-8") as f:
+        # surrogateescape: a hand-edited file with stray bytes still reads (and never costs the event).
+        with open(os.path.join(home, IGNORE_FILE), encoding="utf-8", errors="surrogateescape") as f:
             ignored = [line.strip().rstrip("/") for line in f if line.strip()]
     except OSError:
         return False

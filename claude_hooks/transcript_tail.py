@@ -47,21 +47,6 @@ def _str(value):
     return value if isinstance(value, str) else None
 
 
-def split_lines(data, base_offset):
-    """Complete lines in `data` (which ends with a newline): [(byte_offset, line_bytes)], blank lines
-    skipped."""
-    out = []
-    pos = 0
-    end = len(data)
-    while pos < end:
-        nl = data.index(b"\n", pos)
-        line = data[pos:nl]
-        if line.strip():
-            out.append((base_offset + pos, line))
-        pos = nl + 1
-    return out
-
-
 def decode_line(line):
     """(text, raw_bytes or None, entry dict or None, parse_error or None) for one line's bytes."""
     raw_bytes = None
@@ -79,13 +64,72 @@ def decode_line(line):
     return text, raw_bytes, entry, ("invalid UTF-8" if raw_bytes is not None else None)
 
 
-def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None):
+def parse_lines(data, offset, next_id, line_no, path, generation, session_id, agent_id):
+    """The complete lines of `data` (which ends with a newline), blank ones skipped, as
+    (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one decode and
+    one parse per line, nothing else per line that can be avoided."""
+    loads = json.loads
+    params = []
+    rows = []
+    add_param = params.append
+    add_row = rows.append
+    line_id = next_id
+    pos = offset
+    for line in data.split(b"\n"):
+        n = len(line)
+        if n and not line.isspace():  # what line.strip() would find empty, without copying the line
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                text = None
+            entry = None
+            if text is not None:
+                try:
+                    entry = loads(text)
+                except (ValueError, RecursionError):
+                    pass
+            if entry.__class__ is dict:
+                get = entry.get
+                sid = get("sessionId")
+                aid = get("agentId")
+                etype = get("type")
+                uuid = get("uuid")
+                # The raw line is stored as its own bytes, read as text by SQLite: valid UTF-8 as
+                # the decoded text would be, without encoding that text back to UTF-8.
+                add_param((
+                    line_id, path, generation, line_no, pos,
+                    sid if sid.__class__ is str and sid else session_id,
+                    aid if aid.__class__ is str and aid else agent_id,
+                    etype if etype.__class__ is str else None,
+                    uuid if uuid.__class__ is str else None,
+                    line, None, None,
+                ))
+                add_row((line_id, line_no, entry, line))
+            else:  # not valid UTF-8, not JSON, or not an object: the careful path
+                text, raw_bytes, entry, error = decode_line(line)
+                if entry is not None:
+                    sid, aid = _str(entry.get("sessionId")) or session_id, _str(entry.get("agentId")) or agent_id
+                    etype, uuid = _str(entry.get("type")), _str(entry.get("uuid"))
+                else:
+                    sid, aid, etype, uuid = session_id, agent_id, None, None
+                add_param((line_id, path, generation, line_no, pos, sid, aid, etype, uuid, text, raw_bytes, error))
+                add_row((line_id, line_no, entry, text))
+            line_id += 1
+            line_no += 1
+        pos += n + 1
+    return params, rows
+
+
+def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, on_end=None):
     """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
 
     max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
     uncapped caller). on_lines(con, path, rows), if given, runs inside each chunk's transaction with
-    rows = [(line_id, line_no, entry or None)], so a caller can normalise without parsing twice; if
-    it raises, that chunk is rolled back and the error propagates.
+    rows = [(line_id, line_no, entry or None, raw)], raw being the line as stored (its bytes when they
+    are valid UTF-8, else its decoded text), so a caller can normalise without parsing twice; if it
+    raises, that chunk is rolled back and the error propagates. on_end(con, path), if given, runs
+    after on_lines in the transaction of a chunk that read up to the end of the file (as it was
+    then): work due once per file (rebuilding turns) commits with the file's last lines.
     """
     try:
         f = open(path, "rb")
@@ -95,14 +139,14 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None)
         consumed = 0
         while max_bytes is None or consumed < max_bytes:
             budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
-            n = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines)
+            n = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, on_end)
             if not n:
                 break
             consumed += n
         return consumed
 
 
-def _tail_chunk(con, f, path, budget, uncapped, on_lines):
+def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
     st = os.fstat(f.fileno())
     con.execute("BEGIN IMMEDIATE")
     try:
@@ -139,28 +183,13 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines):
         if last < 0:
             con.execute("ROLLBACK")  # no complete line yet (or too long for this caller)
             return 0
+        at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
         data = data[: last + 1]
-        lines = split_lines(data, offset)
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
-        rows = []
-        params = []
-        for i, (byte_offset, line) in enumerate(lines):
-            text, raw_bytes, entry, error = decode_line(line)
-            line_id = next_id + i
-            if entry is not None:
-                sid = _str(entry.get("sessionId")) or session_id
-                aid = _str(entry.get("agentId")) or agent_id
-                etype = _str(entry.get("type"))
-                uuid = _str(entry.get("uuid"))
-            else:
-                sid, aid, etype, uuid = session_id, agent_id, None, None
-            params.append(
-                (line_id, path, generation, line_count + i, byte_offset, sid, aid, etype, uuid, text, raw_bytes, error)
-            )
-            rows.append((line_id, line_count + i, entry))
+        params, rows = parse_lines(data, offset, next_id, line_count, path, generation, session_id, agent_id)
         con.executemany(
             "INSERT INTO transcript_lines (id, path, generation, line_no, byte_offset, session_id, agent_id,"
-            " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,CAST(? AS TEXT),?,?)",
             params,
         )
         new_offset = offset + len(data)
@@ -187,7 +216,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines):
                 st.st_mtime,
                 head_hash,
                 head_len,
-                line_count + len(lines),
+                line_count + len(params),
                 generation,
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             ),
@@ -195,6 +224,8 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines):
         # After the file row exists: the normaliser records its progress there.
         if on_lines is not None and rows:
             on_lines(con, path, rows)
+        if on_end is not None and at_end:
+            on_end(con, path)
         con.execute("COMMIT")
         return len(data)
     except BaseException:

@@ -28,6 +28,8 @@ COMMANDS = {
     "bootstrap": "cra.dataset.commands:bootstrap_command",
     "import-pairs": "cra.dataset.commands:import_pairs_command",
     "export": "cra.export.commands:export_group",
+    "reward": "cra.reward.commands:reward_group",
+    "eval": "cra.eval.commands:eval_group",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -50,6 +52,8 @@ SHORT_HELP = {
     "dataset": "Build tool-calling training data (`build`) and preference pairs (`pairs`), redacted.",
     "bootstrap": "Add synthetic template workflows (`--synthetic N`), train split only.",
     "export": "Export a trained run as GGUF (llama.cpp) or an Ollama model (`gguf`, `ollama`).",
+    "reward": "Score completions with the behavioral reward, component by component (`cra reward score`).",
+    "eval": "Does the model do what Claude did? Held-out next actions vs its base (`pack`, `judge`).",
     "import-pairs": "Load external preference pairs (JSONL) into the pair store.",
     "runs": "Training runs and their results (`cra runs show ID`).",
 }

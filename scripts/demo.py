@@ -120,6 +120,30 @@ def summary(cra_home):
     print("\nEvents: " + ", ".join("%s %d" % e for e in events))
 
 
+def train_tiny_adapter(scratch, cra_home):
+    """QLoRA SFT of a tiny adapter on the recorded sessions, on a 0.36 M-parameter model built locally.
+
+    The tiny model stands in for a real base (no hub downloads): it shows the whole path, dataset ->
+    run -> adapter, in about a minute on 2 cores. `--tools used` keeps examples short enough for it.
+    """
+    build = ["dataset", "build", "--name", "demo-train", "--min-tool-calls", "1", "--min-answer-words", "1",
+             "--tools", "used", "--eval-fraction", "0"]
+    print("\n$ cra " + " ".join(build))
+    print(cra(build, cra_home).stdout.rstrip())
+    model_dir = scratch / "tiny-model"
+    print("\nBuilding a tiny local base model (python -m cra.testing.tiny %s)..." % model_dir)
+    subprocess.run([sys.executable, "-m", "cra.testing.tiny", str(model_dir)], check=True, capture_output=True)
+    train = ["train", "sft", "--base", str(model_dir), "--dataset", "demo-train", "--max-steps", "40",
+             "--batch-size", "1", "--grad-accum", "1", "--max-length", "6144",
+             "--learning-rate", "3e-3", "--cpu-threads", "1", "--logging-steps", "5"]
+    print("\n$ cra " + " ".join(train), flush=True)
+    env = dict(os.environ, CRA_HOME=str(cra_home))
+    env.pop("CRA_DB", None)
+    # Not captured: transformers' progress bars show while it trains; the summary ends with the adapter.
+    if subprocess.run([sys.executable, "-m", "cra"] + train, env=env).returncode != 0:
+        sys.exit("`cra train sft` failed: `CRA_HOME=%s cra runs show 1` has the error" % cra_home)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", help="scratch directory (default: a new one under $TMPDIR)")
@@ -170,6 +194,8 @@ def main(argv=None):
     # Replayed hook calls come without transcripts, hence without turns: then it explains and moves on.
     proc = cra(build, cra_home, check=claude is not None)
     print((proc.stdout + proc.stderr).rstrip())
+    if proc.returncode == 0:
+        train_tiny_adapter(scratch, cra_home)
     print("\nCRA_HOME=%s" % cra_home)
     cra_script = Path(sys.executable).parent / "cra"
     cra_cmd = str(cra_script) if cra_script.exists() else "%s -m cra" % sys.executable

@@ -118,6 +118,8 @@ def transcript_calls(scenario):
                         "content": block.get("content"),
                         "toolUseResult": entry.get("toolUseResult", None),
                         "has_structured": "toolUseResult" in entry,
+                        "denial": entry.get("toolDenialKind"),
+                        "decision": (entry.get("permissionDecision") or {}).get("decision"),
                     }
     return uses, results, order
 
@@ -162,6 +164,11 @@ def test_scenario_matches_client_transcript(scenario, cra_home):
             assert json.loads(row["tool_response"]) == result["toolUseResult"]
         if row["status"] in ("denied", "invalid", "blocked"):
             assert row["error"] and row["post_at"]
+        # The client's own verdicts, where it wrote them: a denial, or a permitted run that failed.
+        if result["denial"]:  # the client files a PreToolUse hook's block (exit 2) as a denial too
+            assert row["status"] in ("denied", "blocked"), tool_use_id
+        if result["is_error"] and result["decision"] == "accept":
+            assert row["status"] in ("failure", "interrupted"), tool_use_id
 
     # Order within the session is the model's order, per thread (parallel hooks finish in any order).
     for agent, ids in order.items():
@@ -186,12 +193,17 @@ def test_scenario_matches_client_transcript(scenario, cra_home):
         assert got == pinned
 
 
-def test_parallel_batch_keeps_model_order(shared_dir, cra_home, tmp_path):
+PARALLEL = [p for p in (SHARED_SCENARIOS / "parallel_mixed", RECORDED / "parallel") if (p / "hooks.jsonl").exists()]
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [pytest.param(p, id=p.parent.parent.name + "-" + p.name) for p in PARALLEL]
+    or [pytest.param(None, marks=pytest.mark.skip(reason="no parallel fixture"))],
+)
+def test_parallel_batch_keeps_model_order(scenario, cra_home, tmp_path):
     """Parallel read-only calls' hooks overlap and arrive in any order: PostToolBatch restores the
-    model's order. parallel_mixed replayed with each batch's hook calls reversed."""
-    scenario = SHARED_SCENARIOS / "parallel_mixed"
-    if not scenario.is_dir():
-        pytest.skip("parallel_mixed fixture absent")
+    model's order. A parallel run replayed with each batch's hook calls reversed."""
     lines = load_hook_lines(scenario)
     batch_ids = [
         [c["tool_use_id"] for c in l["payload"]["tool_calls"]] for l in lines if l["event"] == "PostToolBatch"

@@ -309,3 +309,29 @@ def test_real_client_transcripts(tmp_path, shared_dir):
             assert [x["tool_call_id"] for x in tools_turn["messages"][i + 1:i + 1 + len(ids)]] == ids
     assert summary["tool_schema_sources"].get("recorded", 0) > 0
     assert any(m.get("reasoning") for m in tools_turn["messages"])
+
+
+def test_secret_across_the_truncation_cut_is_redacted_whole(db, tmp_path):
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    big = "a" * 659 + " " + token + " " + "b" * 200_000 + " AKIAABCDEFGHIJKLMNOP"
+    steps = good_steps()
+    steps[1] = ("Reading.", [("Read", {"file_path": "/home/user/proj/big.txt"}, big, "success")])
+    Session(db, "s1").turn("read big", steps, answer())
+    summary, rows = build(db, tmp_path / "out", eval_fraction=0, max_tool_output_chars=1000)
+    content = rows["train"][0]["messages"][6]["content"]
+    assert "ghp_" not in content and "AKIA" not in content
+    assert "[REDACTED:aws_access_key_id]"[:10] in content  # the tail was redacted before it was cut
+    assert f"[... cra truncated {len(big) - 1000} characters" in content
+
+
+def test_dataset_commands_import_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys, cra.cli, cra.dataset.commands, cra.dataset.build, cra.dataset.pairs, cra.dataset.bootstrap; "
+            "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'gguf') if m in sys.modules]; "
+            "print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    listing = CliRunner().invoke(cli, ["--help"]).output
+    assert "dataset" in listing and "bootstrap" in listing and "import-pairs" in listing

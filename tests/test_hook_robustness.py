@@ -1,9 +1,12 @@
 """The hook never breaks Claude Code: whatever arrives on stdin and whatever state the disk is in, it
 exits 0, prints nothing, and the event lands in the database or the spool (then in the database)."""
+import contextlib
 import json
 import os
+import shutil
 import sqlite3
 import stat
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -168,19 +171,37 @@ def test_uncreatable_cra_home_falls_back_to_tmp_spool(tmp_path, monkeypatch):
     assert event.text == raw and event.name == "PreToolUse"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+@contextlib.contextmanager
+def read_only_dir(path):
+    """chmod for users; root writes through modes, so for root the immutable attribute (chattr +i)."""
+    if os.geteuid() != 0:
+        os.chmod(path, stat.S_IRUSR | stat.S_IXUSR)
+        try:
+            yield
+        finally:
+            os.chmod(path, stat.S_IRWXU)
+        return
+    chattr = shutil.which("chattr")
+    if not chattr or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("running as root without a working chattr +i: cannot make a read-only directory")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
 def test_read_only_cra_home_spools_to_fallback(cra_home):
     init_db()
-    os.chmod(cra_home, stat.S_IRUSR | stat.S_IXUSR)
-    try:
-        assert_silent_success(run_hook(payload()))
-        fallback = capture.fallback_spool_dir()
-        assert len([n for n in os.listdir(fallback) if n.endswith(".event")]) == 1
-    finally:
-        os.chmod(cra_home, stat.S_IRWXU)
+    raw = payload()
+    with read_only_dir(cra_home):
+        assert_silent_success(run_hook(raw))
+        assert not (cra_home / capture.SPOOL_DIR).exists()
+    fallback = capture.fallback_spool_dir()
+    assert len([n for n in os.listdir(fallback) if n.endswith(".event")]) == 1
     result = cra("ingest")
     assert result.exit_code == 0, result.output
-    assert len(events()) == 1
+    assert [(r[1], r[4]) for r in events()] == [(raw, "spool")]
+    assert os.listdir(fallback) == []
 
 
 def test_locked_database_spools_then_ingests_exactly_once(cra_home):
@@ -273,6 +294,15 @@ def test_ignored_project_records_nothing(cra_home, tmp_path):
     assert cra("ignore", "remove", str(project)).exit_code == 0
     assert_silent_success(run_hook(payload(cwd=str(project))))
     assert len(events()) == 2
+
+
+def test_junk_in_the_ignore_file_costs_no_event(cra_home, tmp_path):
+    init_db()
+    project = tmp_path / "secret"
+    (cra_home / capture.IGNORE_FILE).write_bytes(b"/caf\xe9-latin1\n\n" + str(project).encode() + b"\n")
+    assert_silent_success(run_hook(payload(cwd=str(project))))
+    assert_silent_success(run_hook(payload(cwd="/somewhere/else")))
+    assert len(events()) == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
-from conftest import HOOK_SCRIPT
+from cra.capture.install import HOOK_SCRIPT
 from cra.cli import cli
 
 EXISTING = {

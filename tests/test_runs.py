@@ -86,3 +86,21 @@ def test_resume_picks_the_newest_unfinished_run_with_a_checkpoint(cra_home):
     runs.start_run(db, kind="sft", base_model="m", dataset="d", config={}, parent_run=a["id"])
     with pytest.raises(click.ClickException, match="run 2 has no checkpoint"):
         runs.resumable_run(db, "sft", "last")  # run 1 was continued by run 2, the newest unfinished one
+
+
+def test_ranks_of_one_launch_share_the_run_rank_0_registered(monkeypatch):
+    db = open_db()
+    assert runs.launch_key() is None and runs.is_main_process()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    config = {"lora_r": 16, "launch": runs.launch_key()}
+    assert config["launch"]["world_size"] == 2 and config["launch"]["master"] == "127.0.0.1:29500"
+    runs.start_run(db, kind="sft", base_model="m", dataset="d", config={"lora_r": 16})  # another run
+    registered = runs.start_run(db, kind="sft", base_model="m", dataset="d", config=config)
+    monkeypatch.setenv("RANK", "1")
+    assert not runs.is_main_process()
+    assert runs.wait_for_launch_run(db, "sft", config, timeout=1)["id"] == registered["id"]
+    other = {**config, "launch": {**config["launch"], "master": "127.0.0.1:29501"}}
+    with pytest.raises(click.ClickException, match="no run registered by rank 0"):
+        runs.wait_for_launch_run(db, "sft", other, timeout=0.6)

@@ -114,14 +114,32 @@ def _for_template(m: dict) -> dict:
     return m
 
 
-def truncate(text: str, limit: int) -> tuple[str, bool]:
-    """Head and tail of a long output with a visible marker: the model still sees how it starts and ends."""
-    if len(text) <= limit:
+def truncate(text: str, limit: int, original_len: int | None = None) -> tuple[str, bool]:
+    """Head and tail of a long output with a visible marker: the model still sees how it starts and ends.
+
+    `original_len`: the length before `precut` (the marker counts what the model does not see)."""
+    full = original_len or len(text)
+    if full <= limit:
         return text, False
     head = limit * 2 // 3
     tail = limit - head
-    cut = len(text) - head - tail
-    return text[:head] + (TRUNC_MARK % cut) + text[len(text) - tail:], True
+    return text[:head] + (TRUNC_MARK % (full - head - tail)) + text[len(text) - tail:], True
+
+
+PRECUT_MARGIN = 2000
+
+
+def precut(m: dict, limit: int) -> dict:
+    """Drop the middle of a huge tool output before redaction (redaction costs ~2 s a megabyte).
+
+    Keeps the head and tail that any later truncation to <= `limit` can show, plus a margin so a
+    secret crossing the final cut is still whole when redacted."""
+    text = m.get("content") or ""
+    if m["role"] != "tool" or len(text) <= limit + 2 * PRECUT_MARGIN:
+        return m
+    head = limit * 2 // 3 + PRECUT_MARGIN
+    tail = limit - limit * 2 // 3 + PRECUT_MARGIN
+    return {**m, "content": text[:head] + text[len(text) - tail:], "_original_len": len(text)}
 
 
 def in_eval(session_id: str, seed: int, fraction: float) -> bool:
@@ -275,7 +293,7 @@ class DatasetBuilder:
         self.stats["turns_kept"] += 1
 
         r = self.redactor
-        chat = [redact_message(r, m) for m in turn.messages]
+        chat = [redact_message(r, precut(m, self.o.max_tool_output_chars)) for m in turn.messages]
         ctx = []
         for prompt, answer in context[-self.o.context_turns:] if self.o.context_turns else []:
             ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
@@ -347,9 +365,10 @@ class DatasetBuilder:
                 body, truncated = [], 0
                 for m in chat:
                     if m["role"] == "tool":
-                        text, cut = truncate(m["content"], lim)
+                        text, cut = truncate(m["content"], lim, m.get("_original_len"))
                         truncated += cut
-                        m = {**m, "content": text}
+                        m = {k: v for k, v in m.items() if k != "_original_len"}
+                        m["content"] = text
                     body.append(m)
                 messages = ([{"role": "system", "content": system}] if system else []) + context + body
                 n = self.counter.count(messages, tools_json)
@@ -359,7 +378,8 @@ class DatasetBuilder:
                         self.stats["shrunk_to_fit_budget"] += 1
                     self.lengths.append(n)
                     return {"messages": messages, "tools": tools_json}
-                if lim <= 256 or not any(len(m["content"]) > lim for m in chat if m["role"] == "tool"):
+                if lim <= 256 or not any(m.get("_original_len", len(m["content"])) > lim
+                                         for m in chat if m["role"] == "tool"):
                     break
                 lim = max(256, lim // 2)
         return None

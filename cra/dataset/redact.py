@@ -82,7 +82,9 @@ _PLACEHOLDER = re.compile(
     r"env\(.*|getenv\(.*)$",
     re.IGNORECASE,
 )
-_NAME = r"[A-Za-z_][A-Za-z0-9_.\-]*"
+# Starts at a word start and is bounded: unbounded, a megabyte-long token made every position a
+# start and the match quadratic.
+_NAME = r"(?<![A-Za-z0-9_.\-])[A-Za-z_][A-Za-z0-9_.\-]{0,63}"
 # A quick test before the regex passes (substring search in C is ~100x cheaper than a regex
 # alternation): a string containing none of these, lowercased, matches no rule.
 _TRIGGERS = (
@@ -166,7 +168,7 @@ class Redactor:
             r"(?P<val>[A-Za-z0-9._~+/=\-]{8,})"
         )
         self._url_creds = re.compile(
-            r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.\-]*://(?:[^\s:/@\"']*):)(?P<val>[^\s/\"'@]+(?:@[^\s/\"'@]+)*)(?=@[^\s/@]+)"
+            r"(?P<pre>\b[A-Za-z][A-Za-z0-9+.\-]{0,20}://(?:[^\s:/@\"']{0,128}):)(?P<val>[^\s/\"'@]{1,256}(?:@[^\s/\"'@]{1,256}){0,3})(?=@[^\s/@]+)"
         )
         # "the admin password is correcthorsebatterystaple": prose, so only values that look random
         self._prose_password = re.compile(

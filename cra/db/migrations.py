@@ -428,3 +428,61 @@ def m004_datasets(db: Database):
         )
         """
     )
+
+
+@migrations()
+def m006_evals(db: Database):
+    """Evaluations, blind A/B packs and people's judgements of them (cra/eval writes these)."""
+    db.execute(
+        """
+        CREATE TABLE evals (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER REFERENCES runs(id),  -- the run `cra eval RUN` was asked about
+            subject TEXT NOT NULL,           -- run (its adapter), base (its base model alone), parent (the run it started from)
+            model_run_id INTEGER REFERENCES runs(id),  -- whose adapter generated; NULL for the bare base
+            base_model TEXT NOT NULL,
+            adapter TEXT,                    -- adapter directory or GGUF file(s) used; NULL for the bare base
+            backend TEXT NOT NULL,           -- hf or llama.cpp
+            dataset TEXT,                    -- dataset name or path, as resolved
+            split TEXT NOT NULL,             -- eval (held out) or train
+            step_limit INTEGER,              -- --limit, if given
+            steps_hash TEXT NOT NULL,        -- identifies the exact steps: equal hashes saw equal contexts
+            step_count INTEGER NOT NULL,
+            settings TEXT NOT NULL,          -- JSON: generation settings (max_new_tokens, chat template, ...)
+            metrics TEXT NOT NULL,           -- JSON: the report (docs/eval.md), intervals included
+            predictions TEXT,                -- JSONL file: each step's generated text and scores
+            created_at TEXT NOT NULL,        -- ISO 8601 UTC
+            seconds REAL                     -- wall time of generation and scoring
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_evals_run ON evals (run_id, id)")
+    db.execute(
+        """
+        CREATE TABLE eval_packs (
+            id TEXT PRIMARY KEY,             -- random token, also written in the page and in judgement files
+            eval_id INTEGER NOT NULL REFERENCES evals(id),
+            path TEXT NOT NULL,              -- the HTML page written
+            answer_key TEXT NOT NULL,        -- JSON: item id -> the side (A or B) showing Claude's action; never in the page
+            identical TEXT NOT NULL,         -- JSON: item ids where both sides are the same action
+            items INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE eval_judgements (
+            id INTEGER PRIMARY KEY,
+            pack_id TEXT NOT NULL REFERENCES eval_packs(id),
+            judge TEXT NOT NULL,             -- the name the person typed in the page
+            item_id TEXT NOT NULL,
+            choice TEXT NOT NULL,            -- A or B: the side the person took for Claude
+            fooled INTEGER NOT NULL,         -- 1 when they took the model's action for Claude's
+            identical INTEGER NOT NULL,      -- 1 when both sides were the same action
+            source TEXT,                     -- the judgements file it came from
+            recorded_at TEXT NOT NULL,
+            UNIQUE (pack_id, judge, item_id) -- recording the same file twice changes nothing
+        )
+        """
+    )

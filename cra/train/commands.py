@@ -123,3 +123,11 @@ def runs_show(run_id, as_json, database):
     click.echo("Config:")
     for key, value in sorted(run["config"].items()):
         click.echo(f"  {key:<22} {value}")
+
+
+# The RL stages (docs/rl.md): GRPO with the behavioral reward, the reward model, PPO.
+from .rl_commands import grpo_command, ppo_command, reward_command  # noqa: E402
+
+train_group.add_command(grpo_command)
+train_group.add_command(reward_command)
+train_group.add_command(ppo_command)

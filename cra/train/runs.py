@@ -53,6 +53,43 @@ def start_run(
     return get_run(db, run_id)
 
 
+def launch_key() -> dict[str, Any] | None:
+    """Identifies one `accelerate launch`/torchrun launch (all its ranks share it), None when not distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    return {
+        "world_size": int(os.environ["WORLD_SIZE"]),
+        "master": f"{os.environ.get('MASTER_ADDR', '')}:{os.environ.get('MASTER_PORT', '')}",
+        "run": os.environ.get("TORCHELASTIC_RUN_ID", ""),
+    }
+
+
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def wait_for_launch_run(db: sqlite_utils.Database, kind: str, config: dict[str, Any], timeout: float = 300) -> dict:
+    """On ranks other than 0: the run rank 0 registered for this launch (same config, same launch key).
+
+    Only rank 0 writes the registry; the others need its output directory. Single node only: the
+    database is a local file.
+    """
+    wanted = json.dumps(config, sort_keys=True)
+    deadline = time.time() + timeout
+    while True:
+        rows = list(
+            db.query("SELECT id FROM runs WHERE kind = ? AND config = ? ORDER BY id DESC LIMIT 1", [kind, wanted])
+        )
+        if rows:
+            return get_run(db, rows[0]["id"])
+        if time.time() > deadline:
+            raise click.ClickException(
+                f"rank {os.environ.get('RANK')} found no run registered by rank 0 within {timeout:.0f} s: "
+                "multi-GPU runs need every process on one machine, sharing CRA_HOME"
+            )
+        time.sleep(0.5)
+
+
 def finish_run(
     db: sqlite_utils.Database,
     run_id: int,

@@ -47,9 +47,18 @@ def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
     )
 
 
+def _has_rows(path: Path) -> bool:
+    with open(path, encoding="utf-8") as f:
+        return any(line.strip() for line in f)
+
+
 def load_splits(train_path: Path, eval_path: Path | None):
     from datasets import load_dataset
 
+    if not _has_rows(train_path):
+        raise click.ClickException(f"{train_path} holds no examples: build a dataset with training examples")
+    if eval_path and not _has_rows(eval_path):
+        eval_path = None  # an empty eval split is the same as none
     files = {"train": str(train_path)}
     if eval_path:
         files["eval"] = str(eval_path)
@@ -209,6 +218,10 @@ def _loss_history(log_history: list[dict]) -> dict[str, Any]:
     return out
 
 
+def _skip(*args, **kwargs):
+    return None
+
+
 def train_sft(
     settings: SFTSettings,
     db,
@@ -226,16 +239,25 @@ def train_sft(
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
     config = settings.model_dump()
-    run = runs.start_run(
-        db,
-        kind="sft",
-        base_model=settings.base,
-        dataset=settings.dataset,
-        config=config,
-        runs_dir=settings.runs_dir,
-        parent_run=parent["id"] if parent else None,
-    )
+    launch = runs.launch_key()
+    if launch:
+        config["launch"] = launch  # lets ranks > 0 find the run rank 0 registered
+    main = runs.is_main_process()
+    if not main:  # under accelerate launch: one run, registered and finished by rank 0 only
+        run = runs.wait_for_launch_run(db, "sft", config)
+        echo = lambda *a, **k: None  # noqa: E731
+    else:
+        run = runs.start_run(
+            db,
+            kind="sft",
+            base_model=settings.base,
+            dataset=settings.dataset,
+            config=config,
+            runs_dir=settings.runs_dir,
+            parent_run=parent["id"] if parent else None,
+        )
     run_id, output_dir = run["id"], Path(run["output_dir"])
+    finish, record, summarize = (runs.finish_run, runs.record_artifact, _write_summary) if main else (_skip,) * 3
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
@@ -299,12 +321,12 @@ def train_sft(
         metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
         if stop.requested:
             metrics["wall_seconds"] = time.time() - started
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
+            finish(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
             echo(
                 f"Run {run_id} interrupted at step {metrics['steps']}; checkpoint in {metrics['last_checkpoint']}. "
                 f"Continue it with: cra train sft --resume {run_id}"
             )
-            _write_summary(output_dir, metrics)
+            summarize(output_dir, metrics)
             return runs.get_run(db, run_id)
         adapter_dir = output_dir / "adapter"
         trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
@@ -312,16 +334,16 @@ def train_sft(
         metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
         metrics["best_eval_loss"] = trainer.state.best_metric
         metrics["wall_seconds"] = time.time() - started
-        _write_summary(output_dir, metrics)
-        runs.record_artifact(
+        summarize(output_dir, metrics)
+        record(
             db, run_id, "adapter", adapter_dir, {"best_checkpoint": metrics["best_checkpoint"], "base": settings.base}
         )
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
+        finish(db, run_id, "completed", metrics=metrics)
         echo(summary_text(runs.get_run(db, run_id)))
         return runs.get_run(db, run_id)
     except KeyboardInterrupt:
         checkpoint = runs.last_checkpoint(output_dir)
-        runs.finish_run(
+        finish(
             db,
             run_id,
             "interrupted",
@@ -332,7 +354,7 @@ def train_sft(
         raise click.ClickException(f"run {run_id} aborted; {hint}") from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
-        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
+        finish(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
         message = exc.message if isinstance(exc, click.ClickException) else error
         raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
 

@@ -75,7 +75,11 @@ def ingest_file(con, path, normalizer, result, max_bytes=None):
             first = f.readline(1 << 16)
         if con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is None:
             _check_transcript(first)
-        n = transcript_tail.tail_file(con, path, max_bytes=max_bytes, on_lines=normalizer)
+        n = transcript_tail.tail_file(
+            con, path, max_bytes=max_bytes, on_lines=normalizer,
+            # Turns rebuilt in the file's last chunk's transaction: one commit per file, not two.
+            on_end=lambda con, path: _rebuild_streams(con, path, normalizer, result),
+        )
     result.bytes_read += n
     added = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0] - before_lines
     result.lines += added
@@ -103,6 +107,21 @@ def _rebuild_touched(con, path, normalizer, result):
     row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
     if row is None or (row[0] <= row[1] and not normalizer.touched):
         return
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        _rebuild_streams(con, path, normalizer, result)
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            con.execute("ROLLBACK")
+        raise
+
+
+def _rebuild_streams(con, path, normalizer, result):
+    """_rebuild_touched's work, inside the caller's transaction."""
+    row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
+    if row is None or (row[0] <= row[1] and not normalizer.touched):
+        return
     streams = set(normalizer.touched)
     if row[0] > row[1]:
         # Lines normalised but whose turns were never rebuilt (an interrupted run).
@@ -113,17 +132,10 @@ def _rebuild_touched(con, path, normalizer, result):
                 (path, row[1], row[0]),
             ).fetchall()
         )
-    con.execute("BEGIN IMMEDIATE")
-    try:
-        for session_id, agent_id in sorted(streams, key=lambda s: (s[0] or "", s[1] or "")):
-            result.turns += rebuild_turns(con, session_id, agent_id)
-            result.sessions.add(session_id)
-        con.execute("UPDATE transcript_files SET turns_line_id = norm_line_id WHERE path = ?", (path,))
-        con.execute("COMMIT")
-    except BaseException:
-        if con.in_transaction:
-            con.execute("ROLLBACK")
-        raise
+    for session_id, agent_id in sorted(streams, key=lambda s: (s[0] or "", s[1] or "")):
+        result.turns += rebuild_turns(con, session_id, agent_id)
+        result.sessions.add(session_id)
+    con.execute("UPDATE transcript_files SET turns_line_id = norm_line_id WHERE path = ?", (path,))
     normalizer.touched.clear()
 
 
@@ -160,7 +172,7 @@ def _ingest_json_array(con, path, normalizer):
                 (e or {}).get("type"), (e or {}).get("uuid"), raw,
                 None if e is not None else "element is %s, not an object" % type(entry).__name__,
             ))
-            rows.append((line_id, i, e))
+            rows.append((line_id, i, e, raw))
         con.executemany(
             "INSERT INTO transcript_lines (id, path, line_no, byte_offset, session_id, agent_id, entry_type, uuid,"
             " raw, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -74,12 +74,72 @@ def result_status(block, entry, text):
     return capture.classify_unfinished(text, False)
 
 
-# messages.content from the raw line: a list of blocks as is; a string becomes one text block.
-_CONTENT_SQL = (
-    "(SELECT CASE json_type(raw, ?) WHEN 'array' THEN json_extract(raw, ?)"
-    " WHEN 'text' THEN json_array(json_object('type', 'text', 'text', json_extract(raw, ?)))"
-    " ELSE '[]' END FROM transcript_lines WHERE id = ?)"
+_MESSAGE_COLUMNS = (
+    "uuid, session_id, agent_id, parent_uuid, is_sidechain, role, path, line_id, entry_seq, timestamp, model,"
+    " api_message_id, request_id, content, text, thinking, tool_use_ids, tool_result_ids, input_tokens,"
+    " output_tokens, cache_read_tokens, cache_creation_tokens, stop_reason, prompt_id, is_compact_summary,"
+    " is_meta, is_api_error, cwd, version"
 )
+# messages.content, cut from the raw line (?14, bound as the line's own bytes or text) by SQLite's C JSON
+# code: a list of blocks as is; a string becomes one text block. (A Python json.dumps of every message
+# cost as much as parsing the whole transcript; reading the stored line back cost page reads.)
+_CONTENT_SQL = (
+    "CASE json_type(CAST(?14 AS TEXT), ?15) WHEN 'array' THEN json_extract(CAST(?14 AS TEXT), ?15)"
+    " WHEN 'text' THEN json_array(json_object('type', 'text', 'text', json_extract(CAST(?14 AS TEXT), ?15)))"
+    " ELSE '[]' END"
+)
+_MESSAGES_SQL = "INSERT OR IGNORE INTO messages (%s) VALUES (%s, %s, %s)" % (
+    _MESSAGE_COLUMNS,
+    ", ".join("?%d" % i for i in range(1, 14)),
+    _CONTENT_SQL,
+    ", ".join("?%d" % i for i in range(16, 31)),
+)
+_CALL_UPDATE_SQL = (
+    "UPDATE tool_calls SET message_uuid = ?, source = CASE WHEN source = 'transcript'"
+    " THEN 'transcript' ELSE 'both' END, tool_name = coalesce(tool_name, ?),"
+    " tool_input = coalesce(tool_input, ?), agent_id = coalesce(agent_id, ?),"
+    " prompt_id = coalesce(prompt_id, ?) WHERE tool_use_id = ?"
+)
+_CALL_INSERT_SQL = (
+    "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input,"
+    " status, seq, cwd, pre_at, message_uuid, source) VALUES (?,?,?,?,?,?,'pending',?,?,?,?,'transcript')"
+)
+_RESULT_SQL = (
+    "UPDATE tool_calls SET response_text = coalesce(response_text, ?2),"
+    # The structured result, cut from the raw line (?1) in C (it can hold whole files).
+    " tool_response = coalesce(tool_response, CASE WHEN json_type(CAST(?1 AS TEXT), '$.toolUseResult')"
+    " IN ('object', 'array') THEN json_extract(CAST(?1 AS TEXT), '$.toolUseResult') END),"
+    " error = CASE WHEN status = 'pending' AND ?3 != 'success' THEN coalesce(error, ?2) ELSE error END,"
+    " status = CASE WHEN status = 'pending' THEN ?3 ELSE status END,"
+    " post_at = coalesce(post_at, ?4),"
+    " duration_ms = coalesce(duration_ms, CAST(round((julianday(?4) - julianday(pre_at)) * 86400000) AS INTEGER))"
+    " WHERE tool_use_id = ?5"
+)
+_RESULT_AGENT_SQL = (
+    "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id, description) VALUES (?,?,?,?)"
+    " ON CONFLICT(agent_id) DO UPDATE SET parent_tool_use_id = coalesce(subagents.parent_tool_use_id,"
+    " excluded.parent_tool_use_id), session_id = coalesce(subagents.session_id, excluded.session_id),"
+    " description = coalesce(subagents.description, excluded.description)"
+)
+_SUMMARY_SQL = (
+    "UPDATE compactions SET summary = ?, summary_uuid = ? WHERE id = (SELECT id FROM compactions"
+    " WHERE session_id = ? AND summary_uuid IS NULL AND trigger IS NOT 'summary-entry' ORDER BY id DESC LIMIT 1)"
+)
+
+
+def _run(con, statements):
+    """Execute (sql, params) in order; consecutive ones with the same sql as one executemany."""
+    i, n = 0, len(statements)
+    while i < n:
+        sql = statements[i][0]
+        j = i + 1
+        while j < n and statements[j][0] is sql:
+            j += 1
+        if j - i == 1:
+            con.execute(sql, statements[i][1])
+        else:
+            con.executemany(sql, [p for _, p in statements[i:j]])
+        i = j
 
 
 class Normalizer:
@@ -93,24 +153,26 @@ class Normalizer:
         self._meta_done = set()
 
     def __call__(self, con, path, rows):
+        """rows: [(line_id, line_no, entry or None, raw)], raw being the line as stored (its bytes when
+        valid UTF-8, else its text)."""
         file_sid, file_aid = _file_identity(con, path)
         if file_aid and path not in self._meta_done:
             self._meta_done.add(path)
             _subagent_meta(con, path, file_sid, file_aid)
         messages = []
-        calls = []  # ("use", ...) / ("result", ...) in file order
+        calls = []  # ("use", ...) / ("result", ...) / ("summary", ...) in file order
         last_id = 0
-        for line_id, line_no, entry in rows:
+        for line_id, line_no, entry, raw in rows:
             last_id = line_id
             if entry is None:
                 continue
             etype = entry.get("type")
-            if etype in ("user", "assistant"):
-                self._message(messages, calls, entry, path, line_id, line_no, file_sid, file_aid)
+            if etype == "user" or etype == "assistant":
+                self._message(messages, calls, entry, path, line_id, line_no, raw, file_sid, file_aid)
             elif etype == "progress":
                 data = entry.get("data")
                 if isinstance(data, dict) and data.get("type") == "agent_progress":
-                    self._agent_progress(con, messages, calls, entry, data, path, line_id, line_no, file_sid)
+                    self._agent_progress(con, messages, calls, entry, data, path, line_id, line_no, raw, file_sid)
             elif etype == "system":
                 if entry.get("subtype") == "compact_boundary":
                     _compaction(con, entry, file_sid)
@@ -124,47 +186,42 @@ class Normalizer:
             elif etype == "api-request-shape":
                 _api_shape(con, entry, file_sid)
         if messages:
-            cur = con.executemany(
-                "INSERT OR IGNORE INTO messages (uuid, session_id, agent_id, parent_uuid, is_sidechain, role,"
-                " path, line_id, entry_seq, timestamp, model, api_message_id, request_id, content, text,"
-                " thinking, tool_use_ids, tool_result_ids, input_tokens, output_tokens, cache_read_tokens,"
-                " cache_creation_tokens, stop_reason, prompt_id, is_compact_summary, is_meta, is_api_error,"
-                " cwd, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?," + _CONTENT_SQL + ",?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                messages,
-            )
+            cur = con.executemany(_MESSAGES_SQL, messages)
             self.counts["messages"] += max(cur.rowcount, 0)
-        for op in calls:
-            if op[0] == "use":
-                self._tool_use(con, *op[1:])
-            elif op[0] == "result":
-                _tool_result(con, *op[1:])
-            else:
-                _compact_summary(con, *op[1:])
+        if calls:
+            statements = []
+            known = _known_calls(con, [op[1]["id"] for op in calls if op[0] == "use"])
+            for op in calls:
+                if op[0] == "use":
+                    self._tool_use(con, statements, known, *op[1:])
+                elif op[0] == "result":
+                    _tool_result(statements, *op[1:])
+                else:
+                    # After its compact_boundary (inserted above): attach to the latest without a summary.
+                    statements.append((_SUMMARY_SQL, (_safe(op[3]), op[2], op[1])))
+            _run(con, statements)
         con.execute("UPDATE transcript_files SET norm_line_id = max(norm_line_id, ?) WHERE path = ?", (last_id, path))
 
     # -- entries ----------------------------------------------------------------------------------
 
-    def _message(self, messages, calls, entry, path, line_id, line_no, file_sid, file_aid, agent_id=None,
+    def _message(self, messages, calls, entry, path, line_id, line_no, raw, file_sid, file_aid, agent_id=None,
                  sidechain=None, content_path="$.message.content"):
-        uuid = _str(entry.get("uuid"))
-        msg = entry.get("message")
+        get = entry.get
+        uuid = _str(get("uuid"))
+        msg = get("message")
         if uuid is None or not isinstance(msg, dict):
             return
-        session_id = _str(entry.get("sessionId")) or file_sid
-        agent_id = agent_id or _str(entry.get("agentId")) or file_aid
-        role = _str(msg.get("role")) or entry.get("type")
-        blocks = content_blocks(msg.get("content"))
+        session_id = _str(get("sessionId")) or file_sid
+        agent_id = agent_id or _str(get("agentId")) or file_aid
+        role = _str(msg.get("role")) or get("type")
         texts, thinking, uses, results = [], [], [], []
-        for b in blocks:
+        for b in content_blocks(msg.get("content")):
             if not isinstance(b, dict):
                 continue
             t = b.get("type")
             if t == "text":
                 if isinstance(b.get("text"), str):
                     texts.append(b["text"])
-            elif t == "thinking":
-                if isinstance(b.get("thinking"), str):
-                    thinking.append(b["thinking"])
             elif t == "tool_use":
                 if isinstance(b.get("id"), str):
                     uses.append(b["id"])
@@ -172,32 +229,34 @@ class Normalizer:
             elif t == "tool_result":
                 if isinstance(b.get("tool_use_id"), str):
                     results.append(b["tool_use_id"])
-                    calls.append(("result", b, entry, session_id, agent_id, line_id))
-        usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
-        if entry.get("isCompactSummary"):
+                    calls.append(("result", b, entry, session_id, agent_id, raw))
+            elif t == "thinking":
+                if isinstance(b.get("thinking"), str):
+                    thinking.append(b["thinking"])
+        usage = msg.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        compact_summary = get("isCompactSummary")
+        if compact_summary:
             calls.append(("summary", session_id, uuid, "\n".join(texts)))
-        is_sidechain = sidechain if sidechain is not None else bool(entry.get("isSidechain"))
+        is_sidechain = sidechain if sidechain is not None else bool(get("isSidechain"))
         messages.append(
             (
                 uuid,
                 session_id,
                 agent_id,
-                _str(entry.get("parentUuid")),
+                _str(get("parentUuid")),
                 int(is_sidechain),
                 role,
                 path,
                 line_id,
                 line_no,
-                _str(entry.get("timestamp")),
+                _str(get("timestamp")),
                 _str(msg.get("model")),
                 _str(msg.get("id")),
-                _str(entry.get("requestId")),
-                # content: cut from the stored raw line by SQLite's C JSON code (a Python json.dumps
-                # of every message cost as much as parsing the whole transcript).
+                _str(get("requestId")),
+                raw,  # ?14, ?15: content, cut from the raw line in SQL (_CONTENT_SQL)
                 content_path,
-                content_path,
-                content_path,
-                line_id,
                 _safe("\n".join(texts)) if texts else None,
                 _safe("\n".join(thinking)) if thinking else None,
                 json.dumps(uses) if uses else None,
@@ -207,17 +266,17 @@ class Normalizer:
                 _int(usage.get("cache_read_input_tokens")),
                 _int(usage.get("cache_creation_input_tokens")),
                 _str(msg.get("stop_reason")),
-                _str(entry.get("promptId")),
-                int(bool(entry.get("isCompactSummary"))),
-                int(bool(entry.get("isMeta"))),
-                int(bool(entry.get("isApiErrorMessage"))),
-                _str(entry.get("cwd")),
-                _str(entry.get("version")),
+                _str(get("promptId")),
+                int(bool(compact_summary)),
+                int(bool(get("isMeta"))),
+                int(bool(get("isApiErrorMessage"))),
+                _str(get("cwd")),
+                _str(get("version")),
             )
         )
         self.touched.add((session_id, agent_id))
 
-    def _agent_progress(self, con, messages, calls, entry, data, path, line_id, line_no, file_sid):
+    def _agent_progress(self, con, messages, calls, entry, data, path, line_id, line_no, raw, file_sid):
         inner = data.get("message")
         agent_id = _str(data.get("agentId"))
         if not isinstance(inner, dict) or agent_id is None:
@@ -227,7 +286,7 @@ class Normalizer:
         nested.setdefault("sessionId", session_id)
         nested.setdefault("cwd", entry.get("cwd"))
         nested.setdefault("version", entry.get("version"))
-        self._message(messages, calls, nested, path, line_id, line_no, file_sid, None, agent_id=agent_id,
+        self._message(messages, calls, nested, path, line_id, line_no, raw, file_sid, None, agent_id=agent_id,
                       sidechain=True, content_path="$.data.message.message.content")
         con.execute(
             "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id) VALUES (?,?,?)"
@@ -236,20 +295,19 @@ class Normalizer:
             (agent_id, session_id, _str(entry.get("parentToolUseID"))),
         )
 
-    def _tool_use(self, con, block, entry, message_uuid, session_id, agent_id):
+    def _tool_use(self, con, statements, known, block, entry, message_uuid, session_id, agent_id):
+        """Queue the link (or the new row) for one tool_use block; `known` maps the chunk's tool_use ids
+        already in tool_calls to their source, and is kept current as statements are queued."""
         tool_use_id = block["id"]
-        row = con.execute("SELECT source FROM tool_calls WHERE tool_use_id = ?", (tool_use_id,)).fetchone()
-        if row is not None:
-            con.execute(
-                "UPDATE tool_calls SET message_uuid = ?, source = CASE WHEN source = 'transcript'"
-                " THEN 'transcript' ELSE 'both' END, tool_name = coalesce(tool_name, ?),"
-                " tool_input = coalesce(tool_input, ?), agent_id = coalesce(agent_id, ?),"
-                " prompt_id = coalesce(prompt_id, ?) WHERE tool_use_id = ?",
-                (message_uuid, _str(block.get("name")), _json(block.get("input")), agent_id,
-                 _str(entry.get("promptId")), tool_use_id),
-            )
-            if row[0] != "transcript":
+        source = known.get(tool_use_id)
+        if source is not None:
+            statements.append((_CALL_UPDATE_SQL, (
+                message_uuid, _str(block.get("name")), _json(block.get("input")), agent_id,
+                _str(entry.get("promptId")), tool_use_id,
+            )))
+            if source != "transcript":
                 self.counts["tool_calls_linked"] += 1
+                known[tool_use_id] = "both"
             return
         seq = self._seq.get(session_id)
         if seq is None:
@@ -258,13 +316,24 @@ class Normalizer:
             ).fetchone()[0]
         seq += 1
         self._seq[session_id] = seq
-        con.execute(
-            "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input,"
-            " status, seq, cwd, pre_at, message_uuid, source) VALUES (?,?,?,?,?,?,'pending',?,?,?,?,'transcript')",
-            (tool_use_id, session_id, agent_id, _str(entry.get("promptId")), _str(block.get("name")),
-             _json(block.get("input")), seq, _str(entry.get("cwd")), _str(entry.get("timestamp")), message_uuid),
-        )
+        statements.append((_CALL_INSERT_SQL, (
+            tool_use_id, session_id, agent_id, _str(entry.get("promptId")), _str(block.get("name")),
+            _json(block.get("input")), seq, _str(entry.get("cwd")), _str(entry.get("timestamp")), message_uuid,
+        )))
+        known[tool_use_id] = "transcript"
         self.counts["tool_calls_new"] += 1
+
+
+def _known_calls(con, ids):
+    """{tool_use_id: source} for those of `ids` already in tool_calls."""
+    known = {}
+    ids = list(dict.fromkeys(ids))
+    for i in range(0, len(ids), 500):
+        part = ids[i:i + 500]
+        known.update(con.execute(
+            "SELECT tool_use_id, source FROM tool_calls WHERE tool_use_id IN (%s)" % ",".join("?" * len(part)), part
+        ).fetchall())
+    return known
 
 
 def _file_identity(con, path):
@@ -297,32 +366,16 @@ def _subagent_meta(con, path, session_id, agent_id):
     )
 
 
-def _tool_result(con, block, entry, session_id, agent_id, line_id):
+def _tool_result(statements, block, entry, session_id, agent_id, raw):
     tool_use_id = block["tool_use_id"]
     text = _safe(block_text(block.get("content")))
     status = result_status(block, entry, text)
+    timestamp = _str(entry.get("timestamp"))
+    statements.append((_RESULT_SQL, (raw, text, status, timestamp, tool_use_id)))
     tur = entry.get("toolUseResult")
-    con.execute(
-        "UPDATE tool_calls SET response_text = coalesce(response_text, ?),"
-        # The structured result, cut from the raw line in C (it can hold whole files).
-        " tool_response = coalesce(tool_response, (SELECT json_extract(raw, '$.toolUseResult')"
-        " FROM transcript_lines WHERE id = ? AND json_type(raw, '$.toolUseResult') IN ('object', 'array'))),"
-        " error = CASE WHEN status = 'pending' AND ? != 'success' THEN coalesce(error, ?) ELSE error END,"
-        " status = CASE WHEN status = 'pending' THEN ? ELSE status END,"
-        " post_at = coalesce(post_at, ?),"
-        " duration_ms = coalesce(duration_ms, CAST(round((julianday(?) - julianday(pre_at)) * 86400000) AS INTEGER))"
-        " WHERE tool_use_id = ?",
-        (text, line_id, status, text, status, _str(entry.get("timestamp")), _str(entry.get("timestamp")), tool_use_id),
-    )
     if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
         # An Agent/Task call's result names the subagent it started.
-        con.execute(
-            "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id, description) VALUES (?,?,?,?)"
-            " ON CONFLICT(agent_id) DO UPDATE SET parent_tool_use_id = coalesce(subagents.parent_tool_use_id,"
-            " excluded.parent_tool_use_id), session_id = coalesce(subagents.session_id, excluded.session_id),"
-            " description = coalesce(subagents.description, excluded.description)",
-            (tur["agentId"], session_id, tool_use_id, _str(tur.get("description"))),
-        )
+        statements.append((_RESULT_AGENT_SQL, (tur["agentId"], session_id, tool_use_id, _str(tur.get("description")))))
 
 
 def _compaction(con, entry, session_id):
@@ -334,19 +387,16 @@ def _compaction(con, entry, session_id):
     )
 
 
-def _compact_summary(con, session_id, uuid, text):
-    """The isCompactSummary entry follows its boundary: attach it to the latest one without a summary."""
-    con.execute(
-        "UPDATE compactions SET summary = ?, summary_uuid = ? WHERE id = (SELECT id FROM compactions"
-        " WHERE session_id = ? AND summary_uuid IS NULL AND trigger IS NOT 'summary-entry' ORDER BY id DESC LIMIT 1)",
-        (_safe(text), uuid, session_id),
-    )
-
-
 def _api_shape(con, entry, session_id):
     shape = entry.get("shape")
     shape_hash = _str(entry.get("shapeHash"))
     if not isinstance(shape, dict) or shape_hash is None:
+        return
+    session_id = _str(entry.get("sessionId")) or session_id
+    # The same shape recurs (one per request in some versions): serialising its tools again is the cost.
+    if con.execute(
+        "SELECT 1 FROM api_shapes WHERE session_id = ? AND shape_hash = ?", (session_id, shape_hash)
+    ).fetchone():
         return
     system = shape.get("system")
     if isinstance(system, str):
@@ -358,7 +408,7 @@ def _api_shape(con, entry, session_id):
     con.execute(
         "INSERT OR IGNORE INTO api_shapes (session_id, shape_hash, system, system_blocks, tools, timestamp, version)"
         " VALUES (?,?,?,?,?,?,?)",
-        (_str(entry.get("sessionId")) or session_id, shape_hash, _safe(system_text) if system_text else None,
+        (session_id, shape_hash, _safe(system_text) if system_text else None,
          _json(system), _json(shape.get("tools")), _str(entry.get("timestamp")), _str(entry.get("version"))),
     )
 
@@ -389,7 +439,7 @@ def normalise_pending(con, path, normalizer, batch=2000):
                     entry = json.loads(raw)
                 except (ValueError, RecursionError):
                     entry = None
-                rows.append((line_id, line_no, entry if isinstance(entry, dict) else None))
+                rows.append((line_id, line_no, entry if isinstance(entry, dict) else None, raw))
             normalizer(con, path, rows)
             con.execute("COMMIT")
         except BaseException:

@@ -36,11 +36,14 @@ def _ms_between(a, b):
 
 
 def rebuild_turns(con, session_id, agent_id):
-    """Recompute the turns of one stream; link messages and tool_calls to them. Returns the count."""
+    """Recompute the turns of one stream; link messages and tool_calls to them. Returns the count.
+
+    Everything is recomputed from the stream's messages (one query), but only what changed is
+    written: a stream that grew by a few lines rewrites its last turn, not all of them."""
     cols = (
-        "uuid, role, timestamp, substr(text, 1, %d) AS head, tool_use_ids, tool_result_ids, is_meta,"
-        " is_compact_summary, prompt_id, api_message_id, model, stop_reason, input_tokens, output_tokens,"
-        " cache_read_tokens, cache_creation_tokens, is_api_error, line_id" % _HEAD
+        "uuid, role, timestamp, text, tool_use_ids, tool_result_ids, is_meta, is_compact_summary, prompt_id,"
+        " api_message_id, model, stop_reason, input_tokens, output_tokens, cache_read_tokens,"
+        " cache_creation_tokens, is_api_error, line_id"
     )
     where = "session_id = ? AND agent_id IS ?"
     if agent_id is None:
@@ -51,6 +54,8 @@ def rebuild_turns(con, session_id, agent_id):
     current = None
     for values in cur:
         row = dict(zip(names, values))
+        text = row["text"]
+        row["head"] = None if text is None else text[:_HEAD]
         if row["role"] == "user":
             kind = _classify_user(row)
             if kind in ("prompt", "synthetic"):
@@ -60,7 +65,7 @@ def rebuild_turns(con, session_id, agent_id):
                 current["interrupted"] = True
         if current is not None:
             current["rows"].append(row)
-    built = [_summarise(con, t) for t in turns]
+    built = [_summarise(t) for t in turns]
     _reconcile_with_stop(con, session_id, agent_id, built)
     _write(con, session_id, agent_id, built, where)
     if agent_id is None:
@@ -68,7 +73,7 @@ def rebuild_turns(con, session_id, agent_id):
     return len(built)
 
 
-def _summarise(con, t):
+def _summarise(t):
     rows = t["rows"]
     prompt = t["prompt"]
     assistants = [r for r in rows if r["role"] == "assistant"]
@@ -91,13 +96,7 @@ def _summarise(con, t):
         model = real[-1]["model"] if real else last["model"]
         group = [r for r in assistants if last["api_message_id"] and r["api_message_id"] == last["api_message_id"]] or [last]
         if not any(r["tool_use_ids"] for r in group):
-            uuids = [r["uuid"] for r in group]
-            texts = con.execute(
-                "SELECT text FROM messages WHERE uuid IN (%s) AND text IS NOT NULL ORDER BY line_id"
-                % ",".join("?" * len(uuids)),
-                uuids,
-            ).fetchall()
-            final_answer = "\n".join(x[0] for x in texts) or None
+            final_answer = "\n".join(r["text"] for r in group if r["text"] is not None) or None
             outcome = "error" if last["is_api_error"] else "completed"
     if t["interrupted"]:
         outcome = "interrupted"
@@ -106,7 +105,7 @@ def _summarise(con, t):
         or any((r["head"] or "").startswith(LOCAL_OUTPUT_PREFIXES) for r in rows)
     ):
         outcome = "completed"  # a local command (/compact, /model ...): answered by Claude Code itself
-    prompt_text = con.execute("SELECT text FROM messages WHERE uuid = ?", (prompt["uuid"],)).fetchone()[0]
+    prompt_text = prompt["text"]
     started, ended = prompt["timestamp"], rows[-1]["timestamp"]
     totals = [sum(u[i] for u in usage.values()) for i in range(4)]
     return {
@@ -183,46 +182,61 @@ _FIELDS = (
 
 
 def _write(con, session_id, agent_id, built, where):
-    existing = dict(
-        con.execute(
-            "SELECT turn_index, id FROM turns WHERE session_id = ? AND agent_id IS ?", (session_id, agent_id)
-        ).fetchall()
-    )
-    for index, t in enumerate(built):
-        values = [t[f] for f in _FIELDS]
-        if index in existing:
-            turn_id = existing[index]
-            con.execute(
-                "UPDATE turns SET %s WHERE id = ?" % ", ".join("%s = ?" % f for f in _FIELDS), values + [turn_id]
-            )
-        else:
-            turn_id = con.execute(
-                "INSERT INTO turns (session_id, agent_id, turn_index, %s) VALUES (?,?,?,%s)"
-                % (", ".join(_FIELDS), ",".join("?" * len(_FIELDS))),
-                [session_id, agent_id, index] + values,
-            ).lastrowid
-        t["id"] = turn_id
-        # A turn is a contiguous run of its stream's lines.
-        con.execute(
-            "UPDATE messages SET turn_id = ? WHERE %s AND line_id BETWEEN ? AND ? AND turn_id IS NOT ?" % where,
-            (turn_id, session_id, agent_id, t["_first_line"], t["_last_line"], turn_id),
+    existing = {
+        r[0]: (r[1], r[2:])
+        for r in con.execute(
+            "SELECT turn_index, id, %s FROM turns WHERE session_id = ? AND agent_id IS ?" % ", ".join(_FIELDS),
+            (session_id, agent_id),
         )
-    stale = [i for i in existing if i >= len(built)]
-    if stale:
+    }
+    updates, inserts = [], []
+    for index, t in enumerate(built):
+        values = tuple(t[f] for f in _FIELDS)
+        if index in existing:
+            t["id"], old = existing[index]
+            if old != values:  # unchanged turns are not rewritten (nor re-indexed for search)
+                updates.append(values + (t["id"],))
+        else:
+            inserts.append((session_id, agent_id, index) + values)
+    if updates:
+        con.executemany("UPDATE turns SET %s WHERE id = ?" % ", ".join("%s = ?" % f for f in _FIELDS), updates)
+    if inserts:
+        con.executemany(
+            "INSERT INTO turns (session_id, agent_id, turn_index, %s) VALUES (?,?,?,%s)"
+            % (", ".join(_FIELDS), ",".join("?" * len(_FIELDS))),
+            inserts,
+        )
+        ids = dict(con.execute(
+            "SELECT turn_index, id FROM turns WHERE session_id = ? AND agent_id IS ? AND turn_index >= ?",
+            (session_id, agent_id, inserts[0][2]),
+        ).fetchall())
+        for _, _, index, *_ in inserts:
+            built[index]["id"] = ids[index]
+    # A turn is a contiguous run of its stream's lines.
+    con.executemany(
+        "UPDATE messages SET turn_id = ? WHERE %s AND line_id BETWEEN ? AND ? AND turn_id IS NOT ?" % where,
+        [(t["id"], session_id, agent_id, t["_first_line"], t["_last_line"], t["id"]) for t in built],
+    )
+    if len(existing) > len(built):
         con.execute(
             "DELETE FROM turns WHERE session_id = ? AND agent_id IS ? AND turn_index >= ?",
             (session_id, agent_id, len(built)),
         )
+    # Only rows whose turn changes are rewritten (a call's row can hold a whole file).
     con.execute(
         "UPDATE tool_calls SET turn_id = (SELECT turn_id FROM messages WHERE uuid = tool_calls.message_uuid)"
-        " WHERE session_id = ? AND agent_id IS ? AND message_uuid IS NOT NULL",
+        " WHERE session_id = ? AND agent_id IS ? AND message_uuid IS NOT NULL"
+        " AND turn_id IS NOT (SELECT turn_id FROM messages WHERE uuid = tool_calls.message_uuid)",
         (session_id, agent_id),
     )
     # Calls only a hook saw (no transcript message yet): by prompt id.
     con.execute(
         "UPDATE tool_calls SET turn_id = (SELECT id FROM turns WHERE turns.session_id = tool_calls.session_id"
         " AND turns.agent_id IS tool_calls.agent_id AND turns.prompt_id = tool_calls.prompt_id ORDER BY turn_index"
-        " LIMIT 1) WHERE session_id = ? AND agent_id IS ? AND message_uuid IS NULL AND prompt_id IS NOT NULL",
+        " LIMIT 1) WHERE session_id = ? AND agent_id IS ? AND message_uuid IS NULL AND prompt_id IS NOT NULL"
+        " AND turn_id IS NOT (SELECT id FROM turns WHERE turns.session_id = tool_calls.session_id"
+        " AND turns.agent_id IS tool_calls.agent_id AND turns.prompt_id = tool_calls.prompt_id ORDER BY turn_index"
+        " LIMIT 1)",
         (session_id, agent_id),
     )
 

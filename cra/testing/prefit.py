@@ -1,0 +1,183 @@
+"""A tiny model that can learn something on CPU in seconds: a learnable tool-choice task and a short
+full-parameter pre-fit.
+
+A randomly initialised tiny model (cra/testing/tiny.py) writes junk, and LoRA alone barely moves it
+(../shared/docs/ml-stack.md). `prefit` trains all its weights for a few hundred steps on tool-calling
+conversations in which the tool is chosen AT RANDOM, whatever the request: the result writes
+well-formed `<tool_call>` messages but has no idea which tool a request needs. `keyword_conversations`
+is a task where the request does decide the tool (show a file -> Read, find a definition -> Grep,
+list files -> Glob, run tests -> Bash): what an adapter trained on it learns, and what `cra eval`
+measures against the pre-fitted base, is the choice alone.
+
+    python -m cra.testing.prefit MODEL_DIR OUT_DIR [--steps 300]
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import sys
+from pathlib import Path
+
+TOOLS = [
+    {"type": "function", "function": {"name": "Read", "parameters": {
+        "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}},
+    {"type": "function", "function": {"name": "Grep", "parameters": {
+        "type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}}},
+    {"type": "function", "function": {"name": "Glob", "parameters": {
+        "type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}}},
+    {"type": "function", "function": {"name": "Bash", "parameters": {
+        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}},
+]
+_FILES = ["app.py", "main.py", "config.py", "utils.py", "parser.py", "cli.py", "models.py", "views.py",
+          "setup.py", "server.py", "client.py", "db.py", "api.py", "core.py", "io.py", "log.py"]
+_SYMBOLS = ["main", "parse", "load", "save", "render", "connect", "handle", "run", "build", "check", "close",
+            "open", "read", "write", "start", "stop"]
+_EXTS = ["py", "md", "txt", "json", "toml", "yaml", "cfg", "html", "css", "js", "sh", "ini"]
+_SUITES = ["unit", "parser", "api", "db", "cli", "smoke", "models", "views", "io", "core", "auth", "cache"]
+
+
+def _request(kind: int, rng: random.Random) -> tuple[str, str]:
+    """(request, its object): show a file, find a definition, list files by extension, run a suite."""
+    if kind == 0:
+        word = rng.choice(_FILES)
+        return f"Show me the contents of {word}", word
+    if kind == 1:
+        word = rng.choice(_SYMBOLS)
+        return f"Find where {word} is defined", word
+    if kind == 2:
+        word = rng.choice(_EXTS)
+        return f"List the {word} files", word
+    word = rng.choice(_SUITES)
+    return f"Run the {word} tests", word
+
+
+def _call(kind: int, word: str) -> tuple[str, dict, str]:
+    if kind == 0:
+        return "Read", {"file_path": word}, "def main():\n    pass"
+    if kind == 1:
+        return "Grep", {"pattern": f"def {word}"}, f"app.py:3:def {word}():"
+    if kind == 2:
+        return "Glob", {"pattern": f"*.{word}"}, f"a.{word}"
+    return "Bash", {"command": f"pytest {word}"}, "3 passed"
+
+
+def keyword_conversations(n: int, seed: int = 0, random_tools: bool = False, start: int = 0) -> list[dict]:
+    """`cra dataset build`-format rows (one turn each: request, tool call, result, answer).
+
+    With `random_tools` the tool (and its arguments) is drawn at random, unrelated to the request.
+    Every row carries a distinct session id in `meta`, as real turns do.
+    """
+    rng = random.Random(seed)
+    tools = json.dumps(TOOLS)
+    rows = []
+    for i in range(start, start + n):
+        kind = rng.randrange(4)
+        request, word = _request(kind, rng)
+        name, args, result = _call(rng.randrange(4) if random_tools else kind, word)
+        call_id = f"call_{i}"
+        rows.append({
+            "messages": [
+                                {"role": "user", "content": request},
+                {"role": "assistant", "content": "", "tool_calls": [
+                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]},
+                {"role": "tool", "tool_call_id": call_id, "content": result},
+                {"role": "assistant", "content": "Done."},
+            ],
+            "tools": tools,
+            "meta": {"session_id": f"task-{seed}-{i}", "turn_id": i, "step": 5, "source": "handmade", "synthetic": False},
+        })
+    return rows
+
+
+def write_toolless_template(path: str | os.PathLike) -> Path:
+    """cra's ChatML template without the tool list in the system turn.
+
+    The tool block is ~250 tokens of a ~300-token example: on a CPU test it is most of the cost, and a
+    tiny model learns the four tool names from the conversations anyway. The dataset still carries
+    the schemas, so `cra eval` still checks calls against them.
+    """
+    from ..train.templates import CHATML_TEMPLATE
+
+    marker = "{%- if tools %}"
+    assert CHATML_TEMPLATE.startswith(marker)
+    path = Path(path)
+    path.write_text("{%- if false %}" + CHATML_TEMPLATE[len(marker):], encoding="utf-8")
+    return path
+
+
+def write_keyword_dataset(out_dir: str | os.PathLike, n_train: int = 96, n_eval: int = 32, seed: int = 0) -> Path:
+    """train.jsonl / eval.jsonl of the keyword task (eval requests held out by session)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = keyword_conversations(n_train + n_eval, seed=seed)
+    for name, part in (("train.jsonl", rows[:n_train]), ("eval.jsonl", rows[n_train:])):
+        with open(out / name, "w", encoding="utf-8") as f:
+            for row in part:
+                f.write(json.dumps(row) + "\n")
+    return out
+
+
+def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 300, batch_size: int = 16,
+           learning_rate: float = 3e-3, seed: int = 0, conversations: list[dict] | None = None,
+           chat_template: str = "auto") -> Path:
+    """Full-parameter training of a (tiny) causal LM on assistant tokens; saves model + tokenizer to out_dir.
+
+    Defaults: random-tool conversations (the format, not the choice). A plain torch loop: on a 0.36 M
+    parameter model the Trainer's overhead would dominate.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..train import templates
+
+    if chat_template != "auto" and not Path(chat_template).is_file():
+        raise ValueError(f"chat_template must be 'auto' or a template file, not {chat_template!r}")
+
+    torch.manual_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    mode = templates.choose_template(tokenizer, chat_template)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    model.train()
+    rows = conversations or keyword_conversations(400, seed=seed + 1000, random_tools=True)
+    encoded = [templates.tokenize_for_training(tokenizer, row, mode) for row in rows]
+    pad = tokenizer.pad_token_id
+    optim = torch.optim.AdamW(model.parameters(), lr=learning_rate)
+    rng = random.Random(seed)
+    for step in range(steps):
+        batch = rng.sample(encoded, min(batch_size, len(encoded)))
+        width = max(len(e["input_ids"]) for e in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), -100, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, e in enumerate(batch):
+            n = len(e["input_ids"])
+            ids[row, :n] = torch.tensor(e["input_ids"])
+            labels[row, :n] = torch.tensor(e["labels"])
+            mask[row, :n] = 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss.backward()
+        optim.step()
+        optim.zero_grad()
+        # Cosine decay: the last steps settle the format instead of bouncing around it.
+        for group in optim.param_groups:
+            group["lr"] = learning_rate * 0.5 * (1 + math.cos(math.pi * (step + 1) / steps))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    model.generation_config.save_pretrained(out)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Pre-fit a tiny model on tool-call format (random tool choice).")
+    parser.add_argument("model_dir")
+    parser.add_argument("out_dir")
+    parser.add_argument("--steps", type=int, default=300)
+    ns = parser.parse_args()
+    print(prefit(ns.model_dir, ns.out_dir, steps=ns.steps))
+    sys.exit(0)

@@ -1,0 +1,320 @@
+"""`cra train ppo`: PPO as the original design describes it, on TRL's PPOTrainer (trl.experimental.ppo).
+
+- policy: the SFT run's adapter on its base, trained further (LoRA);
+- reference: a frozen copy of that SFT policy, for the per-token KL penalty (`kl_coef`);
+- reward model: a completed `cra train reward` run (score head + LoRA, merged), frozen;
+- value model: initialised from the reward model, LoRA on its backbone plus its head, trained;
+- episodes: real contexts from the dataset (the conversation before one of Claude's actions), the
+  policy samples the next message, the reward model scores it; no tool runs.
+
+PPOTrainer lives in `trl.experimental.ppo` up to trl 1.12 and was removed after (README, "Training
+dependencies"): cra pins trl to 1.12.x, where SFT, GRPO, the reward model and PPO all work.
+PPOTrainer cannot resume its optimizer: `--resume` restarts from the last checkpoint's policy adapter
+(value model from the reward model again) and trains the remaining steps.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import Field, model_validator
+
+from . import loading, rl, runs
+from .rl import RLSettings
+
+
+class PPOSettings(RLSettings):
+    """PPO of the SFT adapter against a reward model, with a value model and a frozen SFT reference."""
+
+    reward_run: str = Field("last", description="Reward model: a `cra train reward` run id, or last.")
+    response_length: int = Field(128, ge=4, description="Longest sampled response in tokens.")
+    temperature: float = Field(0.7, gt=0, description="Sampling temperature for episodes.")
+    kl_coef: float = Field(0.05, ge=0, description="KL penalty coefficient to the frozen SFT reference.")
+    num_ppo_epochs: int = Field(4, ge=1, description="PPO epochs over each batch of episodes.")
+    num_mini_batches: int = Field(1, ge=1, description="Minibatches per batch of episodes.")
+    cliprange: float = Field(0.2, gt=0, description="Policy ratio clip range.")
+    vf_coef: float = Field(0.1, gt=0, description="Value loss coefficient.")
+    missing_eos_penalty: float = Field(1.0, ge=0, description="Subtracted from the score of a response that never ends.")
+    value_lora_r: int = Field(16, ge=1, description="LoRA rank on the value model's backbone.")
+
+    @model_validator(mode="after")
+    def _batches(self):
+        if (self.batch_size * self.grad_accum) % self.num_mini_batches:
+            raise ValueError("batch_size x grad_accum must be a multiple of num_mini_batches")
+        if self.reward_run != "last" and not str(self.reward_run).isdigit():
+            raise ValueError("reward_run: give a run id or 'last'")
+        return self
+
+
+def _ppo_config(settings: PPOSettings, output_dir: Path, steps: int):
+    from trl.experimental.ppo import PPOConfig
+
+    precision = loading.resolve_precision(settings.precision)
+    return PPOConfig(
+        output_dir=str(output_dir / "checkpoints"),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        total_episodes=steps * settings.batch_size * settings.grad_accum,
+        num_ppo_epochs=settings.num_ppo_epochs,
+        num_mini_batches=settings.num_mini_batches,
+        response_length=settings.response_length,
+        temperature=settings.temperature,
+        kl_coef=settings.kl_coef,
+        cliprange=settings.cliprange,
+        vf_coef=settings.vf_coef,
+        missing_eos_penalty=settings.missing_eos_penalty or None,
+        stop_token="eos",
+        local_rollout_forward_batch_size=settings.batch_size,
+        num_sample_generations=0,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler,
+        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        use_cpu=not loading.cuda_available(),
+        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
+        save_strategy="steps",
+        save_steps=settings.save_steps,
+        save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps,
+        report_to="none",
+        seed=settings.seed,
+        disable_tqdm=True,
+    )
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _stop_after_save():
+    """PPOTrainer's loop ignores should_training_stop: after Ctrl-C, stop once the checkpoint is saved."""
+    from .sft import make_graceful_stop
+
+    stop = make_graceful_stop()
+    cls = type(stop)
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.requested:
+            raise _Interrupted(state.global_step)
+        return control
+
+    cls.on_save = on_save
+    return stop
+
+
+def _value_model(reward_model, settings: PPOSettings):
+    """A trainable copy of the reward model: LoRA on its backbone, its score head trained in full."""
+    import copy
+
+    from peft import LoraConfig, inject_adapter_in_model
+
+    value = copy.deepcopy(reward_model)
+    targets = loading._target_modules(value, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+    value = inject_adapter_in_model(LoraConfig(r=settings.value_lora_r, lora_alpha=2 * settings.value_lora_r,
+                                               target_modules=targets), value)
+    for name, param in value.named_parameters():
+        param.requires_grad_("lora_" in name or name.startswith("score"))
+    value.train()
+    return value
+
+
+def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, scorer=None, batch_size=8) -> dict:
+    """Greedy responses to `rows`, scored by the reward model (and the behavioral reward, when given)."""
+    import statistics
+
+    import torch
+
+    model.eval()
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    scores, behavioral = [], []
+    try:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            enc = tokenizer([r["prompt"] for r in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
+            with torch.no_grad():
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                width = enc["input_ids"].shape[1]
+                texts = [rl.decode_completion(tokenizer, ids) for ids in out[:, width:]]
+                for row, text in zip(chunk, texts):
+                    if scorer is not None:
+                        behavioral.append(scorer.score(row["context"], text).total)
+                full = []
+                for row, ids in zip(chunk, out[:, width:]):
+                    ids = ids.tolist()
+                    if tokenizer.eos_token_id in ids:
+                        ids = ids[: ids.index(tokenizer.eos_token_id) + 1]
+                    ids = [t for t in ids if t != tokenizer.pad_token_id]
+                    full.append(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"] + ids)
+                w = max(len(f) for f in full)
+                ids = torch.tensor([f + [tokenizer.pad_token_id] * (w - len(f)) for f in full])
+                mask = torch.tensor([[1] * len(f) + [0] * (w - len(f)) for f in full])
+                scores.extend(reward_model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist())
+    finally:
+        tokenizer.padding_side = side
+    out = {"reward_model": statistics.fmean(scores), "n": len(scores)}
+    if behavioral:
+        out["behavioral"] = statistics.fmean(behavioral)
+    return out
+
+
+STEP_KEYS = {
+    "objective/scores": "score_mean",
+    "objective/kl": "kl",
+    "objective/rlhf_reward": "rlhf_reward",
+    "objective/non_score_reward": "kl_penalty",
+    "objective/entropy": "entropy",
+    "loss/policy_avg": "policy_loss",
+    "loss/value_avg": "value_loss",
+    "policy/approxkl_avg": "approx_kl",
+    "policy/clipfrac_avg": "clip_fraction",
+}
+
+
+def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo) -> dict[str, Any]:
+    """Train, record the run (kind `ppo`, parent: the SFT run), return its final `runs` row."""
+    from ..reward import RewardScorer
+
+    loading.require()
+    sft = rl.sft_parent(db, settings.sft_run)
+    settings.sft_run = str(sft["id"])
+    rl.fill_from_parent(settings, sft)
+    sft_adapter = sft["metrics"]["adapter"]
+    start_adapter, steps_done = sft_adapter, 0
+    if parent:
+        checkpoint = runs.last_checkpoint(parent["output_dir"])
+        start_adapter, steps_done = str(checkpoint), int(checkpoint.name.rsplit("-", 1)[-1])
+        if steps_done >= settings.max_steps:
+            raise click.ClickException(
+                f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: pass a larger --max-steps"
+            )
+    run = runs.start_run(
+        db, kind="ppo", base_model=settings.base, dataset=settings.dataset, config=settings.model_dump(),
+        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
+    )
+    run_id, output_dir = run["id"], Path(run["output_dir"])
+    echo(f"Run {run_id} (ppo from sft run {sft['id']}) -> {output_dir}")
+    if parent:
+        echo(f"Resuming run {parent['id']} from {start_adapter} (step {steps_done}; optimizer and value model restart)")
+    started = time.time()
+    stop = None
+    try:
+        import torch
+
+        if settings.cpu_threads:
+            torch.set_num_threads(settings.cpu_threads)
+        precision = loading.resolve_precision(settings.precision)
+        from .reward_model import load_reward_run
+
+        reward_model, _, reward_run = load_reward_run(db, settings.reward_run, precision, settings.load_in_4bit)
+        settings.reward_run = str(reward_run["id"])
+        if reward_run["base_model"] != settings.base:
+            raise click.ClickException(
+                f"reward run {reward_run['id']} is for base {reward_run['base_model']}, the policy's is {settings.base}: "
+                "they must share a tokenizer"
+            )
+        tokenizer = rl.load_tokenizer(settings, sft_adapter)
+        tokenizer.padding_side = "left"
+        rows, prompt_stats = rl.build_prompts(settings, db, tokenizer)
+        echo(f"{prompt_stats['prompts']} contexts from {settings.dataset} ({prompt_stats['too_long']} too long)")
+        policy = rl.load_policy(settings, precision, start_adapter)
+        reference = rl.load_policy(settings, precision, sft_adapter, trainable=False)
+        reference.eval()
+        for p in reference.parameters():
+            p.requires_grad_(False)
+        value = _value_model(reward_model, settings)
+
+        scorer = RewardScorer()
+        eval_rows = rows[: settings.eval_prompts]
+        before = None
+        if parent:
+            before = (parent.get("metrics") or {}).get("reward_before")
+        elif eval_rows:
+            before = reward_model_scores(policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer)
+        policy.train()
+
+        from datasets import Dataset
+        from trl.experimental.ppo import PPOTrainer
+
+        def tokenized(part):
+            return Dataset.from_list([{"input_ids": tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]}
+                                      for r in part])
+
+        stop = _stop_after_save()
+        trainer = PPOTrainer(
+            args=_ppo_config(settings, output_dir, settings.max_steps - steps_done),
+            processing_class=tokenizer,
+            model=policy,
+            ref_model=reference,
+            reward_model=reward_model,
+            value_model=value,
+            train_dataset=tokenized(rows),
+            eval_dataset=tokenized(rows[: settings.batch_size]),
+            callbacks=[stop, *callbacks],
+        )
+        stop.install()
+        interrupted = False
+        try:
+            trainer.train()
+        except _Interrupted:
+            interrupted = True
+        finally:
+            stop.uninstall()
+        steps = rl.step_log(trainer.state.log_history, STEP_KEYS)
+        for s in steps:
+            s["step"] += steps_done
+        metrics: dict[str, Any] = {
+            "steps": trainer.state.global_step + steps_done,
+            "episodes": trainer.state.episode,
+            "sft_run": sft["id"],
+            "sft_adapter": sft_adapter,
+            "reward_run": reward_run["id"],
+            "resumed_from": start_adapter if parent else None,
+            "train_seconds": time.time() - started,
+            **prompt_stats,
+            "kl_coef": settings.kl_coef,
+            "step_log": steps,
+            "reward_first": steps[0].get("score_mean") if steps else None,
+            "reward_last": steps[-1].get("score_mean") if steps else None,
+            "kl_last": steps[-1].get("kl") if steps else None,
+            "reward_before": before,
+        }
+        if interrupted:
+            metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
+            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
+            echo(f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train ppo --resume {run_id}")
+            return runs.get_run(db, run_id)
+        if eval_rows:
+            metrics["reward_after"] = reward_model_scores(
+                trainer.model.policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer
+            )
+        adapter_dir = rl.save_adapter(trainer.model.policy, tokenizer, output_dir / "adapter")
+        metrics["adapter"] = str(adapter_dir)
+        metrics["wall_seconds"] = time.time() - started
+        rl.write_summary(output_dir, metrics)
+        runs.record_artifact(db, run_id, "adapter", adapter_dir,
+                             {"base": settings.base, "sft_run": sft["id"], "reward_run": reward_run["id"]})
+        runs.finish_run(db, run_id, "completed", metrics=metrics)
+        final = runs.get_run(db, run_id)
+        echo(rl.summary_text(final))
+        b, a = before or {}, metrics.get("reward_after") or {}
+        if b and a:
+            echo(f"  reward-model score of greedy responses on {a['n']} training contexts: "
+                 f"{b['reward_model']:.3f} -> {a['reward_model']:.3f}")
+        return final
+    except KeyboardInterrupt:
+        checkpoint = runs.last_checkpoint(output_dir)
+        runs.finish_run(db, run_id, "interrupted", metrics={"last_checkpoint": str(checkpoint or "")},
+                        error="aborted by a second Ctrl-C")
+        hint = f"cra train ppo --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
+        raise click.ClickException(f"run {run_id} aborted; {hint}") from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
+        message = exc.message if isinstance(exc, click.ClickException) else error
+        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc

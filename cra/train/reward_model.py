@@ -1,0 +1,331 @@
+"""`cra train reward`: a reward model on preference pairs (`cra dataset pairs`), for `cra train ppo`.
+
+A sequence-classification head (one score) on the base model, initialised from the SFT run (its
+adapter merged into the base) unless `--no-from-sft`, trained with LoRA by TRL's RewardTrainer:
+the chosen message must outscore the rejected one (Bradley-Terry loss). Each pair is rendered with
+the SFT run's chat template exactly as PPO renders a context and its completion, so the score PPO
+asks for is the score the model learned. The run directory's `adapter/` holds the LoRA weights and
+the trained score head; `runs` records accuracy and margin before and after on the eval split.
+"""
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from . import loading, rl, runs
+from .config import ALL_PROJECTIONS
+
+
+class RewardModelSettings(BaseModel):
+    """A LoRA reward model (sequence classification, one score) trained on chosen/rejected pairs."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    pairs: str | None = Field(None, description="Pairs from `cra dataset pairs`: a name, a directory or a JSONL file.")
+    sft_run: str = Field("last", description="SFT run whose base (and adapter) the reward model starts from: id or last.")
+    from_sft: bool = Field(True, description="Merge the SFT adapter into the base before adding the score head.")
+    base: str | None = Field(None, description="Base model (none: the SFT run's base).")
+    load_in_4bit: bool = Field(True, description="Load the base in 4-bit NF4 through bitsandbytes.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="Dropout on the LoRA path.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: list(ALL_PROJECTIONS), description="Modules that get LoRA adapters (comma-separated)."
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training pairs.")
+    max_steps: int = Field(-1, description="Stop after this many steps (-1: use epochs).")
+    batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
+    grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
+    max_length: int = Field(2048, ge=16, description="Pairs whose longer side exceeds this (tokens) are skipped.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16/fp16 on GPU, fp32 on CPU.")
+    optim: str = Field("auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name.")
+    gradient_checkpointing: Literal["auto", "on", "off"] = Field("auto", description="auto = on with CUDA, off on CPU.")
+    chat_template: str = Field("auto", description="auto: the SFT adapter's (or model's) template, or a Jinja file.")
+    eval_steps: int = Field(50, ge=1, description="Evaluate and save a checkpoint every N steps.")
+    save_total_limit: int = Field(3, ge=1, description="Checkpoints kept.")
+    logging_steps: int = Field(10, ge=1, description="Log loss and accuracy every N steps.")
+    seed: int = Field(42, description="Random seed.")
+    cpu_threads: int = Field(0, ge=0, description="Torch CPU threads (0: torch's default).")
+    runs_dir: str | None = Field(None, description="Where run directories go (none: $CRA_HOME/runs).")
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _split(cls, value: Any):
+        return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
+
+    @field_validator("sft_run")
+    @classmethod
+    def _run_ref(cls, value: str):
+        value = str(value).strip()
+        if value != "last" and not value.isdigit():
+            raise ValueError("give a run id or 'last'")
+        return value
+
+
+def resolve_pairs(db, ref: str) -> tuple[Path, Path | None]:
+    from .sft import resolve_dataset
+
+    try:
+        return resolve_dataset(db, ref)
+    except click.ClickException as exc:
+        raise click.ClickException(f"no pairs {ref!r}: give a name from `cra dataset pairs`, a directory or a JSONL file") from exc
+
+
+def _messages(value, role):
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    return list(value)
+
+
+def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], int]:
+    """[{chosen_ids, rejected_ids}] rendered as prompt + message with the chat template; (rows, skipped)."""
+    rows, skipped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            pair = json.loads(line)
+            prompt = _messages(pair.get("prompt") or [], "user")
+            tools = pair.get("tools")
+            tools = json.loads(tools) if isinstance(tools, str) and tools else tools or None
+            ids = []
+            for side in ("chosen", "rejected"):
+                text = tokenizer.apply_chat_template(
+                    prompt + _messages(pair[side], "assistant"), tools=tools, tokenize=False
+                )
+                ids.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+            if max(len(i) for i in ids) > max_length or ids[0] == ids[1]:
+                skipped += 1
+                continue
+            rows.append({"chosen_ids": ids[0], "rejected_ids": ids[1]})
+    return rows, skipped
+
+
+def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_adapters=(), trainable: bool = True):
+    """The base with a one-score head; each adapter in `merge_adapters` merged into the weights."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
+
+    kwargs: dict[str, Any] = {"dtype": precision.torch_dtype, "num_labels": 1}
+    if load_in_4bit:
+        loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=precision.torch_dtype,
+        )
+        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot load {base!r} with a classification head: {exc}") from exc
+    for adapter in merge_adapters:
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    if load_in_4bit and trainable:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return model
+
+
+def load_reward_run(db, run_ref: str, precision, load_in_4bit: bool = False):
+    """(model, tokenizer, run) of a completed reward run, LoRA merged: a plain module PPO can call."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    if run_ref == "last":
+        rows = list(db.query("SELECT id FROM runs WHERE kind = 'reward' AND status = 'completed' ORDER BY id DESC LIMIT 1"))
+        if not rows:
+            raise click.ClickException("no completed reward run: train one with `cra train reward --pairs NAME`")
+        run = runs.get_run(db, rows[0]["id"])
+    else:
+        run = runs.get_run(db, int(run_ref))
+        if run["kind"] != "reward" or run["status"] != "completed":
+            raise click.ClickException(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
+    m = run["metrics"] or {}
+    merge = [m["sft_adapter"]] if m.get("sft_adapter") else []
+    model = load_sequence_classifier(run["base_model"], precision, load_in_4bit, merge, trainable=False)
+    model = PeftModel.from_pretrained(model, m["adapter"]).merge_and_unload()
+    tokenizer = AutoTokenizer.from_pretrained(m["adapter"])
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tokenizer, run
+
+
+def pair_accuracy(model, rows: list[dict], pad_id: int, batch_size: int = 8) -> dict[str, float] | None:
+    """Share of pairs whose chosen side scores higher, and the mean margin."""
+    import torch
+
+    if not rows:
+        return None
+    was_training = model.training
+    model.eval()
+    wins, margins = 0, []
+    try:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            seqs = [r["chosen_ids"] for r in chunk] + [r["rejected_ids"] for r in chunk]
+            width = max(len(s) for s in seqs)
+            ids = torch.tensor([s + [pad_id] * (width - len(s)) for s in seqs], device=model.device)
+            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=model.device)
+            with torch.no_grad():
+                scores = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()
+            chosen, rejected = scores[: len(chunk)], scores[len(chunk):]
+            wins += int((chosen > rejected).sum())
+            margins.extend((chosen - rejected).tolist())
+    finally:
+        if was_training:
+            model.train()
+    return {"accuracy": wins / len(rows), "margin": sum(margins) / len(margins), "n": len(rows)}
+
+
+def _config(settings: RewardModelSettings, output_dir: Path, has_eval: bool):
+    from trl import RewardConfig
+
+    precision = loading.resolve_precision(settings.precision)
+    return RewardConfig(
+        output_dir=str(output_dir / "checkpoints"),
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        use_cpu=not loading.cuda_available(),
+        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
+        max_length=None,  # cra skipped the long pairs already
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=settings.eval_steps,
+        save_strategy="steps",
+        save_steps=settings.eval_steps,
+        save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps,
+        logging_first_step=True,
+        report_to="none",
+        seed=settings.seed,
+        data_seed=settings.seed,
+    )
+
+
+def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo):
+    """Train, record the run (kind `reward`), return its final `runs` row."""
+    loading.require()
+    if not settings.pairs:
+        raise click.ClickException("no pairs: pass --pairs NAME|PATH (`cra dataset pairs` makes them)")
+    sft = rl.sft_parent(db, settings.sft_run)
+    settings.sft_run = str(sft["id"])
+    if settings.base is None:
+        settings.base = sft["base_model"]
+    sft_adapter = sft["metrics"]["adapter"]
+    train_path, eval_path = resolve_pairs(db, settings.pairs)
+    resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
+    run = runs.start_run(
+        db, kind="reward", base_model=settings.base, dataset=settings.pairs, config=settings.model_dump(),
+        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
+    )
+    run_id, output_dir = run["id"], Path(run["output_dir"])
+    echo(f"Run {run_id} (reward model from sft run {sft['id']}) -> {output_dir}")
+    started = time.time()
+    stop = None
+    try:
+        if settings.cpu_threads:
+            import torch
+
+            torch.set_num_threads(settings.cpu_threads)
+        precision = loading.resolve_precision(settings.precision)
+        tokenizer = rl.load_tokenizer(settings, sft_adapter)
+        train_rows, skipped = tokenize_pairs(train_path, tokenizer, settings.max_length)
+        eval_rows, eval_skipped = tokenize_pairs(eval_path, tokenizer, settings.max_length) if eval_path else ([], 0)
+        if not train_rows:
+            raise click.ClickException(
+                f"no usable pair in {train_path} ({skipped} longer than --max-length {settings.max_length} or identical)"
+            )
+        from peft import LoraConfig, get_peft_model
+
+        model = load_sequence_classifier(
+            settings.base, precision, settings.load_in_4bit, [sft_adapter] if settings.from_sft else []
+        )
+        model.config.pad_token_id = tokenizer.pad_token_id
+        targets = loading._target_modules(model, settings.target_modules)
+        model = get_peft_model(model, LoraConfig(
+            r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+            target_modules=targets, task_type="SEQ_CLS", bias="none",
+        ))
+        scored = eval_rows or train_rows  # before/after accuracy: the eval split, else the training pairs
+        before = pair_accuracy(model, scored, tokenizer.pad_token_id)
+
+        from datasets import Dataset
+        from trl import RewardTrainer
+
+        from .sft import make_graceful_stop
+
+        stop = make_graceful_stop()
+        trainer = RewardTrainer(
+            model=model,
+            args=_config(settings, output_dir, bool(eval_rows)),
+            train_dataset=Dataset.from_list(train_rows),
+            eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+            processing_class=tokenizer,
+            callbacks=[stop, *callbacks],
+        )
+        stop.install()
+        try:
+            result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+        finally:
+            stop.uninstall()
+        steps = rl.step_log(trainer.state.log_history, {
+            "loss": "loss", "accuracy": "accuracy", "margin": "margin", "mean_reward": "reward_mean",
+            "eval_loss": "eval_loss", "eval_accuracy": "eval_accuracy", "eval_margin": "eval_margin",
+        })
+        metrics: dict[str, Any] = {
+            "steps": trainer.state.global_step,
+            "sft_run": sft["id"],
+            "sft_adapter": sft_adapter if settings.from_sft else None,
+            "train_loss": result.training_loss,
+            "train_seconds": result.metrics.get("train_runtime"),
+            "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
+            "skipped_pairs": skipped + eval_skipped,
+            "target_modules": targets,
+            "step_log": steps,
+            "pairs_scored_on": "eval" if eval_rows else "train",
+            "accuracy_before": before,
+            "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
+        }
+        if stop.requested:
+            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
+            echo(f"Run {run_id} interrupted. Continue it with: cra train reward --resume {run_id}")
+            return runs.get_run(db, run_id)
+        metrics["accuracy_after"] = pair_accuracy(trainer.model, scored, tokenizer.pad_token_id)
+        adapter_dir = output_dir / "adapter"
+        trainer.model.save_pretrained(str(adapter_dir))  # LoRA weights and the score head (modules_to_save)
+        tokenizer.save_pretrained(str(adapter_dir))
+        metrics["adapter"] = str(adapter_dir)
+        metrics["wall_seconds"] = time.time() - started
+        rl.write_summary(output_dir, metrics)
+        runs.record_artifact(db, run_id, "reward_model", adapter_dir, {"base": settings.base, "sft_run": sft["id"]})
+        runs.finish_run(db, run_id, "completed", metrics=metrics)
+        b, a = before or {}, metrics["accuracy_after"] or {}
+        echo(f"Run {run_id} completed: {metrics['steps']} steps; pair accuracy ({metrics['pairs_scored_on']}, "
+             f"{a.get('n', 0)} pairs) {b.get('accuracy', 0):.3f} -> {a.get('accuracy', 0):.3f}, "
+             f"margin {b.get('margin', 0):.3f} -> {a.get('margin', 0):.3f}\n  reward model {adapter_dir}")
+        return runs.get_run(db, run_id)
+    except KeyboardInterrupt:
+        runs.finish_run(db, run_id, "interrupted", error="aborted by a second Ctrl-C")
+        raise click.ClickException(f"run {run_id} aborted") from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
+        message = exc.message if isinstance(exc, click.ClickException) else error
+        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc

@@ -1,0 +1,132 @@
+"""Shared setup for the RL tests: a tiny model pre-fitted (full parameters) so that it writes tool-call
+shaped text, and a completed SFT run on top of it, built once per test session.
+
+A random 0.36 M-parameter model barely moves with LoRA alone; a short full-parameter fit on the
+synthetic conversations makes its samples look like `I will use Read on src/app.py.<tool_call>...`,
+which the behavioral reward can tell apart (dense rewards, variance within a group).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+_BUILT: dict[str, Path] = {}
+
+
+def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int = 8) -> Path:
+    """Build the tiny model and fit all its weights on rendered synthetic conversations."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from cra.testing.tiny import build_model, synthetic_conversations
+    from cra.train import templates
+
+    build_model(out_dir, seed=seed)
+    tok = AutoTokenizer.from_pretrained(out_dir)
+    model = AutoModelForCausalLM.from_pretrained(out_dir)
+    # Loss on the assistant's tokens only: the tool schemas in the system turn are the same everywhere.
+    examples = [templates.tokenize_for_training(tok, c, "markers") for c in synthetic_conversations(256, seed=seed + 1)]
+    enc = [(e["input_ids"][:320], e["labels"][:320]) for e in examples]
+    torch.manual_seed(seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # far faster than 2 on a shared 2-core machine for a model this small
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    try:
+        for step in range(steps):
+            rows = [enc[(step * batch + i) % len(enc)] for i in range(batch)]
+            width = max(len(ids) for ids, _ in rows)
+            ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in rows])
+            mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in rows])
+            labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in rows])
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    model.save_pretrained(out_dir)
+    return out_dir
+
+
+def cached_prefit_model(root: Path) -> Path:
+    """The pre-fitted model, from ~/.cache/cra/test-models when an identical one was built before
+    (keyed by the builder's sources and library versions), else built into `root` and cached."""
+    import hashlib
+    import os
+
+    import torch
+    import transformers
+
+    import cra.testing.tiny as tiny
+    import cra.train.templates as templates
+
+    key = hashlib.sha256()
+    for source in (tiny.__file__, templates.__file__, __file__):
+        key.update(Path(source).read_bytes())
+    key.update(f"{torch.__version__} {transformers.__version__}".encode())
+    cache_root = Path(os.environ.get("CRA_TEST_CACHE", Path.home() / ".cache" / "cra" / "test-models"))
+    cached = cache_root / f"prefit-{key.hexdigest()[:16]}"
+    if (cached / "config.json").is_file():
+        return cached
+    model = prefit_tiny_model(root / "model")
+    try:
+        cache_root.mkdir(parents=True, exist_ok=True)
+        tmp = cache_root / f".{cached.name}.{os.getpid()}"
+        shutil.copytree(model, tmp)
+        os.replace(tmp, cached)
+    except OSError:
+        pass  # a read-only home: build it each session
+    return model
+
+
+def sft_database(root: Path) -> Path:
+    """A cra database holding one completed SFT run (LoRA on the pre-fitted tiny model) and its dataset;
+    built once per session, copied by `use_sft_database`."""
+    if "db" in _BUILT:
+        return _BUILT["db"]
+    import os
+
+    from cra.db import open_db
+    from cra.testing.tiny import write_dataset
+    from cra.train.config import SFTSettings
+    from cra.train.sft import train_sft
+
+    model = cached_prefit_model(root)
+    data = write_dataset(root / "data", n_train=24, n_eval=4, seed=3)
+    db_path = root / "home" / "cra.db"
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    old = os.environ.get("CRA_HOME")
+    os.environ["CRA_HOME"] = str(root / "home")
+    try:
+        settings = SFTSettings(
+            base=str(model), dataset=str(data), load_in_4bit=False, max_steps=6, eval_steps=6, batch_size=4,
+            grad_accum=1, max_length=512, learning_rate=2e-3, cpu_threads=1, logging_steps=2, warmup_ratio=0,
+            runs_dir=str(root / "runs"),
+        )
+        run = train_sft(settings, open_db(str(db_path)), echo=lambda *a, **k: None)
+        assert run["status"] == "completed", run
+    finally:
+        if old is None:
+            os.environ.pop("CRA_HOME", None)
+        else:
+            os.environ["CRA_HOME"] = old
+    _BUILT["db"] = db_path
+    _BUILT["model"] = model
+    _BUILT["data"] = data
+    return db_path
+
+
+def use_sft_database(root: Path, cra_home: Path) -> dict:
+    """Copy the session's SFT database into this test's CRA_HOME; return paths and the SFT run."""
+    from cra.db import open_db
+
+    src = sft_database(root)
+    cra_home.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        if Path(str(src) + suffix).exists():
+            shutil.copyfile(str(src) + suffix, str(cra_home / "cra.db") + suffix)
+    db = open_db()
+    (sft,) = db.query("SELECT * FROM runs WHERE kind = 'sft'")
+    return {"db": db, "model": str(_BUILT["model"]), "data": str(_BUILT["data"]), "sft": sft}
