@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C mo
 DB_NAME = "cra.db"
 OFF_FLAG = "off"  # present in CRA_HOME: capture is paused (`cra off`)
 IGNORE_FILE = "ignored-projects"  # one directory a line: never recorded
+AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
 SPOOL_DIR = "spool"
 ERROR_LOG = "hook-errors.log"
 BUSY_TIMEOUT_S = 1.0  # wait this long for a lock, then spool: Claude Code waits for the hook
@@ -150,6 +151,8 @@ def handle(raw, env):
         try:
             record(con, event)
             _tail_transcripts(con, home, event)
+            if event.name == "Stop":
+                _maybe_start_cycle(con, home, event)
             drain_spool(con, home, limit=DRAIN_PER_EVENT)
         finally:
             con.close()
@@ -171,6 +174,44 @@ def _tail_transcripts(con, home, event):
         from claude_hooks import transcript_tail  # only boundary events pay for importing it
 
         transcript_tail.tail_for_event(con, event.payload)
+    except Exception as exc:
+        log_error(home, event, exc)
+
+
+def _maybe_start_cycle(con, home, event):
+    """Start a detached `cra auto once` when the trigger file says a cycle may be due.
+
+    Off by default: then this costs one failed open(). cra/auto/trigger.py writes the file and
+    documents its fields; `cra auto once` makes the real decision under its lock. Never spools the
+    event (already committed) and never waits for the child."""
+    path = os.path.join(home, AUTO_TRIGGER)
+    try:
+        with open(path, "rb") as f:
+            trig = json.loads(f.read())
+    except (OSError, ValueError):
+        return
+    try:
+        now = time.time()
+        if now < trig.get("not_before", 0):
+            return
+        stops = con.execute(
+            "SELECT count(*) FROM events WHERE hook_event_name = 'Stop' AND id > ?", (trig.get("since_event", 0),)
+        ).fetchone()[0]
+        due_at = trig.get("due_at")
+        if stops < trig.get("stops_needed", 0) and not (
+            due_at is not None and now >= due_at and stops >= (trig.get("due_stops_needed") or 0)
+        ):
+            return
+        # Claimed before spawning: concurrent Stops (parallel sessions) start one cycle, not many.
+        trig["not_before"] = now + trig.get("spawn_every_s", 600)
+        tmp = "%s.%d.tmp" % (path, os.getpid())
+        with open(tmp, "wb") as f:
+            f.write(json.dumps(trig).encode("utf-8"))
+        os.replace(tmp, path)
+        import subprocess  # only on the rare path that starts a cycle
+
+        subprocess.Popen(trig["argv"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     except Exception as exc:
         log_error(home, event, exc)
 

@@ -12,6 +12,9 @@ import sys
 if __name__ == "__main__":
     # Run by path: make the package importable without site-packages (-S skips `site`).
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # Keep this package's compiled bytecode fresh even under PYTHONDONTWRITEBYTECODE: otherwise an
+    # updated capture.py is recompiled on every tool call (~20-30 ms) until `cra install` runs again.
+    sys.dont_write_bytecode = False
 
 
 def main():

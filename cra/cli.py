@@ -30,6 +30,7 @@ COMMANDS = {
     "export": "cra.export.commands:export_group",
     "reward": "cra.reward.commands:reward_group",
     "eval": "cra.eval.commands:eval_group",
+    "auto": "cra.auto.commands:auto_group",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -56,6 +57,7 @@ SHORT_HELP = {
     "eval": "Does the model do what Claude did? Held-out next actions vs its base (`pack`, `judge`).",
     "import-pairs": "Load external preference pairs (JSONL) into the pair store.",
     "runs": "Training runs and their results (`cra runs show ID`).",
+    "auto": "Continuous learning: train, evaluate, promote as turns accumulate (`once`, `run`, `status`).",
 }
 
 

@@ -102,3 +102,18 @@ def test_not_stdlib_detects_third_party():
         "cra.db",
         "sqlite_utils",
     ]
+
+
+def test_hook_keeps_its_bytecode_fresh_under_dontwritebytecode(tmp_path):
+    """PYTHONDONTWRITEBYTECODE is set on some machines: the hook still writes its own .pyc, so an
+    updated capture.py is compiled once, not on every tool call."""
+    import shutil
+
+    copy = tmp_path / "plugin" / "claude_hooks"
+    shutil.copytree(REPO / "claude_hooks", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "CRA_HOME": str(tmp_path / "home")}
+    proc = subprocess.run([sys.executable, "-S", str(copy / "hook.py")], input=b"{}", capture_output=True, env=env,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    compiled = {p.name.split(".")[0] for p in (copy / "__pycache__").glob("*.pyc")}
+    assert {"capture", "fastjson", "__init__"} <= compiled

@@ -40,7 +40,7 @@ def test_help_does_not_import_the_training_stack():
 @pytest.mark.parametrize(
     "name, text",
     [
-        ("sft.yaml", "lora-r: 8\nlearning_rate: 0.001\ntarget_modules: [q_proj, v_proj]\npacking: false\n"),
+        ("sft.yaml", "lora-r: 8\nlearning_rate: 0.001\ntarget_modules: [q_proj, v_proj]\npacking: off\n"),
         ("sft.json", json.dumps({"lora_r": 8, "learning-rate": 0.001, "target_modules": "q_proj,v_proj", "packing": False})),
         ("sft.toml", "[sft]\nlora_r = 8\nlearning_rate = 0.001\ntarget_modules = ['q_proj', 'v_proj']\npacking = false\n"),
     ],
@@ -50,15 +50,15 @@ def test_config_files_in_three_formats(tmp_path, name, text):
     path.write_text(text)
     settings = build_settings(SFTSettings, str(path), {})
     assert settings.lora_r == 8 and settings.learning_rate == 0.001
-    assert settings.target_modules == ["q_proj", "v_proj"] and settings.packing is False
+    assert settings.target_modules == ["q_proj", "v_proj"] and settings.packing == "off"
     assert settings.epochs == 3  # untouched defaults stay
 
 
 def test_command_line_beats_file_beats_defaults(tmp_path):
     path = tmp_path / "sft.json"
     path.write_text(json.dumps({"lora_r": 8, "epochs": 1}))
-    settings = build_settings(SFTSettings, str(path), {"lora_r": 32, "epochs": None, "packing": False})
-    assert settings.lora_r == 32 and settings.epochs == 1 and settings.packing is False
+    settings = build_settings(SFTSettings, str(path), {"lora_r": 32, "epochs": None, "packing": "on"})
+    assert settings.lora_r == 32 and settings.epochs == 1 and settings.packing == "on"
 
 
 def test_validation_errors_name_the_setting(tmp_path):

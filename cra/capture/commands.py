@@ -137,8 +137,20 @@ def status_report(database: str | None) -> dict:
         "spool_backlog": spool_backlog(),
         "hook_errors": _hook_errors(),
         "ignored_projects": _ignored(),
+        "training": _training_readiness(db),
     }
     return report
+
+
+def _training_readiness(db) -> dict:
+    """Turns captured and progress to the first/next training cycle, by `cra auto`'s own rules."""
+    from ..auto.config import thresholds
+    from ..auto.readiness import readiness
+
+    r = readiness(db, thresholds()["settings"])
+    return {"turns": r.candidates, "qualifying": r.qualifying, "cycles_completed": r.cycles_completed,
+            "first_cycle": [min(r.qualifying, r.first_threshold), r.first_threshold],
+            "next_cycle": [min(r.new, r.next_threshold), r.next_threshold], "due": r.due, "reason": r.reason}
 
 
 @click.command(name="status")
@@ -163,3 +175,12 @@ def status_command(database, as_json):
         click.echo(f"Events kept raw but not parsed/derived: {r['events_with_errors']}")
     if r["ignored_projects"]:
         click.echo("Ignored:       " + ", ".join(r["ignored_projects"]))
+    t = r["training"]
+    click.echo(f"Turns:         {t['turns']} captured, {t['qualifying']} qualify for training")
+    if t["cycles_completed"]:
+        done, need = t["next_cycle"]
+        click.echo(f"Next cycle:    {done}/{need} new qualifying turns ({t['cycles_completed']} cycles so far;"
+                   " `cra auto status`)")
+    else:
+        done, need = t["first_cycle"]
+        click.echo(f"First cycle:   {done}/{need} qualifying turns" + (" (due: `cra auto once`)" if t["due"] else ""))

@@ -486,3 +486,52 @@ def m006_evals(db: Database):
         )
         """
     )
+
+
+@migrations()
+def m007_cycles(db: Database):
+    """Continuous-learning cycles and model promotions (cra/auto writes these; docs/auto.md)."""
+    db.execute(
+        """
+        CREATE TABLE cycles (
+            id INTEGER PRIMARY KEY,
+            number INTEGER NOT NULL,         -- 1, 2, ...: a retry after a failure keeps the number
+            attempt INTEGER NOT NULL,        -- 1 + failed attempts at this number before it
+            run_id INTEGER REFERENCES runs(id),  -- the kind='cycle' run; its stages are its child runs
+            status TEXT NOT NULL,            -- running, completed, failed, crashed (holder died mid-cycle)
+            trigger TEXT NOT NULL,           -- first, new_turns, interval, forced, retry
+            started_at TEXT NOT NULL,        -- ISO 8601 UTC
+            ended_at TEXT,
+            qualifying_turns INTEGER NOT NULL,  -- qualifying turns when it started (the next cycle counts from here)
+            new_turns INTEGER NOT NULL,      -- of which new since the last completed cycle
+            with_rl INTEGER NOT NULL,        -- 1 when this cycle runs the RL stage
+            stages TEXT NOT NULL,            -- JSON [{name, status, run_id, started_at, ended_at, seconds, error, outputs}]
+            model_run_id INTEGER REFERENCES runs(id),     -- the candidate: the cycle's sft or grpo run
+            baseline_run_id INTEGER REFERENCES runs(id),  -- the promoted model it was compared with (NULL: the base)
+            metric TEXT,                     -- the eval key that decided (promote_metric)
+            score REAL,                      -- candidate's value of it
+            baseline_score REAL,             -- the baseline's, on the same steps
+            decision TEXT,                   -- promoted, kept (the candidate was worse), NULL before the decision
+            failed_stage TEXT,
+            error TEXT,
+            pid INTEGER,                     -- the process that ran it, and its host
+            host TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_cycles_number ON cycles (number, id)")
+    db.execute(
+        """
+        CREATE TABLE promotions (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES runs(id),  -- the promoted model (an sft or grpo run)
+            cycle_id INTEGER REFERENCES cycles(id),       -- NULL when promoted by hand (`cra auto promote`)
+            promoted_at TEXT NOT NULL,
+            current INTEGER NOT NULL DEFAULT 0,  -- 1 on exactly one row: the model users get by default
+            gguf TEXT,                       -- the exported GGUF file, if any
+            reason TEXT                      -- e.g. 'reward.total 0.41 >= 0.38'
+        )
+        """
+    )
+    # At most one current row: a promotion is one transaction that moves the flag.
+    db.execute("CREATE UNIQUE INDEX idx_promotions_current ON promotions (current) WHERE current = 1")

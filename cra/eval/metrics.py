@@ -164,8 +164,8 @@ def aggregate(scores: list[StepScore]) -> dict[str, Any]:
         "tool_name_accuracy": _prop(s.name_correct for s in calls),
         "stop_accuracy": _prop(s.stop_correct for s in scores),
         "exact_args": _prop(s.exact_args for s in calls),
-        "arg_similarity": mean_ci([s.arg_similarity for s in calls if s.arg_similarity is not None]).as_dict(),
-        "arg_similarity_by_tool": {t: mean_ci(v).as_dict() for t, v in sorted(by_tool.items())},
+        "arg_similarity": mean_ci([s.arg_similarity for s in calls if s.arg_similarity is not None], 0, 1).as_dict(),
+        "arg_similarity_by_tool": {t: mean_ci(v, 0, 1).as_dict() for t, v in sorted(by_tool.items())},
         "format": {
             "calls": attempted,
             "parseable": wilson(sum(s.calls_parseable for s in scores), attempted).as_dict(),
@@ -175,12 +175,12 @@ def aggregate(scores: list[StepScore]) -> dict[str, Any]:
         },
         "sequence": {
             "turns": len(turns),
-            "edit_distance": mean_ci([t.normalized_edit_distance for t in turns]).as_dict(),
-            "raw_edit_distance": mean_ci([t.edit_distance for t in turns]).as_dict(),
+            "edit_distance": mean_ci([t.normalized_edit_distance for t in turns], 0, 1).as_dict(),
+            "raw_edit_distance": mean_ci([t.edit_distance for t in turns], 0).as_dict(),
             "depth_agreement": _prop(t.depth_agrees for t in turns),
             "exploration_calls_diff": mean_ci(
-                [abs(t.model_exploration_calls - t.claude_exploration_calls) for t in turns]
+                [abs(t.model_exploration_calls - t.claude_exploration_calls) for t in turns], 0
             ).as_dict(),
         },
-        "reward": {k: mean_ci([s.reward[k] for s in scores if k in s.reward]).as_dict() for k in reward_keys},
+        "reward": {k: mean_ci([s.reward[k] for s in scores if k in s.reward], 0, 1).as_dict() for k in reward_keys},
     }

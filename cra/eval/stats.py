@@ -57,8 +57,9 @@ def t_quantile(df: int) -> float:
     return _T95[df - 1] if 1 <= df <= len(_T95) else Z95
 
 
-def mean_ci(values) -> Mean:
-    """The mean and its t interval; one value gives the mean with no interval."""
+def mean_ci(values, low: float | None = None, high: float | None = None) -> Mean:
+    """The mean and its t interval, clipped to the values' possible range [low, high] when given;
+    one value gives the mean with no interval."""
     values = [float(v) for v in values]
     n = len(values)
     if n == 0:
@@ -68,4 +69,5 @@ def mean_ci(values) -> Mean:
         return Mean(1, m, None, None)
     var = sum((v - m) ** 2 for v in values) / (n - 1)
     half = t_quantile(n - 1) * math.sqrt(var / n)
-    return Mean(n, m, m - half, m + half)
+    lo, hi = m - half, m + half
+    return Mean(n, m, lo if low is None else max(low, lo), hi if high is None else min(high, hi))

@@ -34,6 +34,8 @@ class Source:
         from . import source
 
         self.run = None
+        if not run_ref and not adapter_dir and source.promoted_run_id(db) is not None:
+            run_ref = "promoted"  # no RUN named: the model `cra auto` promoted is what users get
         if run_ref:
             if adapter_dir:
                 raise ExportError("give RUN or --adapter-dir, not both")
@@ -58,7 +60,7 @@ class Source:
                     raise ExportError(f"which base model does {adapter_path} adapt? Pass --base MODEL")
             self.run = source.run_for_adapter(db, adapter_path)
         else:
-            raise ExportError("name a RUN (an id, or 'last') or pass --adapter-dir DIR [--base MODEL]")
+            raise ExportError("name a RUN (an id, 'last' or 'promoted') or pass --adapter-dir DIR [--base MODEL]")
         self.base = source.load_base(base_ref)
         self.adapter = source.load_adapter(adapter_path, self.base)
 
@@ -81,6 +83,7 @@ def export_gguf(
     with_base: bool,
     outtype: str,
     out: str | None,
+    verify: bool = False,
     echo=_echo_err,
 ) -> list[dict[str, Any]]:
     """Write the requested GGUF files; return one dict per file (what `artifacts` records)."""
@@ -89,6 +92,8 @@ def export_gguf(
     if adapter:
         writer.check_outtype(outtype, adapter=True)
     writer.check_outtype(outtype, adapter=False)
+    if verify and not writer.llama_cpp_available():
+        raise ExportError("--verify runs the files in llama.cpp: pip install 'cra[llama]' (builds llama.cpp, ~7 minutes)")
 
     jobs = []  # (type, file name, prepared, write function)
     if merged:
@@ -129,7 +134,13 @@ def export_gguf(
             base_model=source.base.ref,
             adapter=str(source.adapter.path),
         )
-    _record(db, source, "gguf", written)
+    try:
+        if verify:
+            from .verify import verify_files
+
+            verify_files(source.base, source.adapter, written, echo)
+    finally:
+        _record(db, source, "gguf", written)  # the files exist either way; `verified` says how they fared
     return written
 
 
@@ -179,12 +190,13 @@ def _with_source_options(func):
 @click.option("--merged", is_flag=True, help="Write the base with the adapter merged in (the default).")
 @click.option("--adapter", "as_adapter", is_flag=True, help="Write the LoRA adapter GGUF (llama.cpp --lora) and the base it applies to.")
 @click.option("--no-base", is_flag=True, help="With --adapter: skip the base model GGUF (you have one already).")
-def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_adapter, no_base):
+@click.option("--verify", is_flag=True, help="Run the files in llama.cpp (llama-cpp-python) and compare logits with transformers'.")
+def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_adapter, no_base, verify):
     """Export RUN (an id, or 'last') as GGUF: a merged model and/or a LoRA adapter file.
 
     \b
     cra export gguf last
-    cra export gguf 3 --adapter --outtype q8_0
+    cra export gguf 3 --adapter --outtype q8_0 --verify
     llama-cli -m base-q8_0.gguf --lora adapter-q8_0.gguf
     """
     from ..db import open_db
@@ -194,7 +206,7 @@ def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_
     if not merged and not as_adapter:
         merged = True
     written = export_gguf(
-        db, source, merged=merged, adapter=as_adapter, with_base=not no_base, outtype=outtype, out=out
+        db, source, merged=merged, adapter=as_adapter, with_base=not no_base, outtype=outtype, out=out, verify=verify
     )
     for info in written:
         click.echo(f"{info['type']:8} {_human(info['bytes']):>9}  {info['path']}")

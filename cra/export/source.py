@@ -272,11 +272,16 @@ def tokenizer_dir(base: BaseModel, adapter: LoraAdapter | None) -> Path:
 
 
 def find_run(db, ref: str) -> dict[str, Any]:
-    """A run by id, or 'last': the newest completed run that produced an adapter."""
+    """A run by id, 'last' (the newest completed run that produced an adapter) or 'promoted' (`cra auto`'s)."""
     from ..train import runs
 
     if "runs" not in db.table_names():
         raise ExportError("no runs recorded yet: train one with `cra train sft`")
+    if ref == "promoted":
+        promoted = promoted_run_id(db)
+        if promoted is None:
+            raise ExportError("no model promoted yet: `cra auto once` promotes one (or `cra auto promote RUN`)")
+        return runs.get_run(db, promoted)
     if ref == "last":
         rows = list(db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"))
         for row in rows:
@@ -285,8 +290,16 @@ def find_run(db, ref: str) -> dict[str, Any]:
                 return run
         raise ExportError("no completed run with an adapter: train one with `cra train sft`")
     if not ref.isdigit():
-        raise ExportError(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
+        raise ExportError(f"RUN is a run id, 'last' or 'promoted', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
+
+
+def promoted_run_id(db) -> int | None:
+    """The model `cra auto` promoted (its `promotions` row marked current), if any."""
+    if "promotions" not in db.table_names():
+        return None
+    row = db.execute("SELECT run_id FROM promotions WHERE current = 1").fetchone()
+    return row[0] if row else None
 
 
 def run_adapter_dir(db, run: dict[str, Any]) -> Path | None:

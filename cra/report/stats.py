@@ -7,11 +7,13 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from ..auto.config import AutoSettings
 from ..dataset.filters import FAILED, TurnFacts, TurnFilters
 from ..signals.tools import category
 
-# Qualifying turns the training orchestrator waits for before it starts a cycle.
-READY_TURNS = 50
+# Qualifying turns the training orchestrator waits for before it starts a cycle: its default here;
+# the value in effect (and the filters) come from cra/auto/config.py ($CRA_HOME/auto.toml), one source.
+READY_TURNS = AutoSettings.model_fields["min_total_turns"].default
 DEPTHS = ("minimal", "moderate", "thorough", "exhaustive")
 TOP = 10
 
@@ -62,9 +64,14 @@ def _where(filters: StatsFilters, when: str, project: str, model: str):
 
 
 def compute(db, filters: StatsFilters | None = None, turn_filters: TurnFilters | None = None,
-            ready_turns: int = READY_TURNS) -> dict:
+            ready_turns: int | None = None) -> dict:
     filters = filters or StatsFilters()
-    turn_filters = turn_filters or TurnFilters()
+    if ready_turns is None or turn_filters is None:
+        from ..auto.config import thresholds
+
+        configured = thresholds()
+        ready_turns = configured["min_total_turns"] if ready_turns is None else ready_turns
+        turn_filters = turn_filters or configured["settings"].turn_filters()
 
     # Tool calls, each with its project, model and time.
     call_where, call_args = _where(

@@ -38,19 +38,19 @@ _EXTS = ["py", "md", "txt", "json", "toml", "yaml", "cfg", "html", "css", "js", 
 _SUITES = ["unit", "parser", "api", "db", "cli", "smoke", "models", "views", "io", "core", "auth", "cache"]
 
 
-def _request(kind: int, rng: random.Random) -> tuple[str, str]:
+# (request template, object words) per tool kind: Read, Grep, Glob, Bash. "task" is what the adapter
+# learns and `cra eval` holds out; "general" is the pre-fit's own phrasing of the same four needs.
+_PHRASES = {
+    "task": ["Show me the contents of {}", "Find where {} is defined", "List the {} files", "Run the {} tests"],
+    "general": ["Open {} for me", "Search the code for {}", "Which {} files are there", "Execute the {} suite"],
+}
+_OBJECTS = [_FILES, _SYMBOLS, _EXTS, _SUITES]
+
+
+def _request(kind: int, rng: random.Random, phrasing: str = "task") -> tuple[str, str]:
     """(request, its object): show a file, find a definition, list files by extension, run a suite."""
-    if kind == 0:
-        word = rng.choice(_FILES)
-        return f"Show me the contents of {word}", word
-    if kind == 1:
-        word = rng.choice(_SYMBOLS)
-        return f"Find where {word} is defined", word
-    if kind == 2:
-        word = rng.choice(_EXTS)
-        return f"List the {word} files", word
-    word = rng.choice(_SUITES)
-    return f"Run the {word} tests", word
+    word = rng.choice(_OBJECTS[kind])
+    return _PHRASES[phrasing][kind].format(word), word
 
 
 def _call(kind: int, word: str) -> tuple[str, dict, str]:
@@ -63,7 +63,8 @@ def _call(kind: int, word: str) -> tuple[str, dict, str]:
     return "Bash", {"command": f"pytest {word}"}, "3 passed"
 
 
-def keyword_conversations(n: int, seed: int = 0, random_tools: bool = False, start: int = 0) -> list[dict]:
+def keyword_conversations(n: int, seed: int = 0, random_tools: bool = False, start: int = 0,
+                          phrasing: str = "task") -> list[dict]:
     """`cra dataset build`-format rows (one turn each: request, tool call, result, answer).
 
     With `random_tools` the tool (and its arguments) is drawn at random, unrelated to the request.
@@ -74,7 +75,7 @@ def keyword_conversations(n: int, seed: int = 0, random_tools: bool = False, sta
     rows = []
     for i in range(start, start + n):
         kind = rng.randrange(4)
-        request, word = _request(kind, rng)
+        request, word = _request(kind, rng, phrasing)
         name, args, result = _call(rng.randrange(4) if random_tools else kind, word)
         call_id = f"call_{i}"
         rows.append({

@@ -48,9 +48,10 @@ class SFTSettings(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="Fraction of steps spent warming up.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
     max_length: int = Field(4096, ge=16, description="Longest example in tokens (longer ones are truncated).")
-    packing: bool = Field(
-        True,
-        description="Pack examples into max_length rows (no padding; attention stays within each example).",
+    packing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Pack examples into max_length rows without padding. auto: on with FlashAttention or "
+        "unsloth; otherwise batches group examples of similar length (packing without FlashAttention is slower).",
     )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 where the GPU supports it, else fp16; fp32 on CPU."
@@ -72,6 +73,12 @@ class SFTSettings(BaseModel):
         0, ge=0, description="Torch CPU threads (0: torch's default). 1 is far faster on a busy or tiny-model CPU run."
     )
     runs_dir: str | None = Field(None, description="Where run directories go (none: $CRA_HOME/runs).")
+
+    @field_validator("packing", "gradient_checkpointing", mode="before")
+    @classmethod
+    def _on_off(cls, value: Any):
+        # YAML reads on/off/true/false as booleans
+        return ("on" if value else "off") if isinstance(value, bool) else value
 
     @field_validator("target_modules", mode="before")
     @classmethod

@@ -144,7 +144,7 @@ def train_grpo(
         if resume_from:  # the starting adapter was scored when the interrupted run began
             before = (parent.get("metrics") or {}).get("reward_before")
         elif eval_rows:
-            before = rl.mean_reward(model, tokenizer, eval_rows, scorer, settings.max_completion_length)
+            before = _expected_reward(model, tokenizer, eval_rows, scorer, settings)
 
         from datasets import Dataset
         from trl import GRPOTrainer
@@ -193,7 +193,7 @@ def train_grpo(
             echo(f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}")
             return runs.get_run(db, run_id)
         if eval_rows:
-            metrics["reward_after"] = rl.mean_reward(model, tokenizer, eval_rows, scorer, settings.max_completion_length)
+            metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
         adapter_dir = rl.save_adapter(trainer.model, tokenizer, output_dir / "adapter")
         metrics["adapter"] = str(adapter_dir)
         metrics["wall_seconds"] = time.time() - started
@@ -214,6 +214,12 @@ def train_grpo(
         runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
         message = exc.message if isinstance(exc, click.ClickException) else error
         raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
+
+
+def _expected_reward(model, tokenizer, rows, scorer, settings: GRPOSettings) -> dict:
+    """What GRPO maximises, measured the same way before and after: seeded samples per context."""
+    return rl.mean_reward(model, tokenizer, rows, scorer, settings.max_completion_length,
+                          samples=settings.num_generations, temperature=settings.temperature, seed=settings.seed)
 
 
 def _decoding(func, tokenizer):

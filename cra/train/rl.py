@@ -51,7 +51,7 @@ class RLSettings(BaseModel):
     save_total_limit: int = Field(3, ge=1, description="Checkpoints kept.")
     logging_steps: int = Field(1, ge=1, description="Log rewards and KL every N steps.")
     eval_prompts: int = Field(
-        16, ge=0, description="Training contexts scored (greedy) before and after training, to show the change (0: skip)."
+        16, ge=0, description="Training contexts scored before and after training, to show the change (0: skip)."
     )
     seed: int = Field(42, description="Random seed.")
     cpu_threads: int = Field(0, ge=0, description="Torch CPU threads (0: torch's default).")
@@ -214,8 +214,11 @@ def decode_completion(tokenizer, ids) -> str:
     return text.strip()
 
 
-def mean_reward(model, tokenizer, rows: list[dict], scorer, max_new_tokens: int, batch_size: int = 8) -> dict:
-    """Greedy completions for `rows` scored with the behavioral reward: mean total and per component."""
+def mean_reward(model, tokenizer, rows: list[dict], scorer, max_new_tokens: int, *, samples: int = 4,
+                temperature: float = 1.0, seed: int = 0, batch_size: int = 8) -> dict:
+    """The policy's expected behavioral reward on `rows`: `samples` sampled completions per context
+    (at the training temperature, seeded, so two adapters are compared on equal terms), scored;
+    mean total and mean of each component. With samples=0, one greedy completion per context."""
     import torch
 
     was_training = model.training
@@ -223,18 +226,22 @@ def mean_reward(model, tokenizer, rows: list[dict], scorer, max_new_tokens: int,
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     totals, per = [], {}
+    sampling = samples > 0
+    torch.manual_seed(seed)
     try:
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
             enc = tokenizer([r["prompt"] for r in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
             enc = {k: v.to(model.device) for k, v in enc.items()}
+            n = samples if sampling else 1
             with torch.no_grad():
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=False,
+                    **enc, max_new_tokens=max_new_tokens, do_sample=sampling, num_return_sequences=n,
+                    temperature=temperature if sampling else None, top_k=0 if sampling else None,
                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                 )
-            for row, ids in zip(chunk, out[:, enc["input_ids"].shape[1]:]):
-                s = scorer.score(row["context"], decode_completion(tokenizer, ids))
+            for j, ids in enumerate(out[:, enc["input_ids"].shape[1]:]):
+                s = scorer.score(chunk[j // n]["context"], decode_completion(tokenizer, ids))
                 totals.append(s.total)
                 for name, comp in s.components.items():
                     per.setdefault(name, []).append(comp.score)
@@ -245,6 +252,8 @@ def mean_reward(model, tokenizer, rows: list[dict], scorer, max_new_tokens: int,
     return {
         "mean": statistics.fmean(totals) if totals else None,
         "n": len(totals),
+        "contexts": len(rows),
+        "sampled": sampling,
         "components": {k: statistics.fmean(v) for k, v in per.items()},
     }
 
@@ -282,7 +291,9 @@ def summary_text(run: dict[str, Any]) -> str:
         lines.append(f"  kl           {_fmt(m.get('kl_last'), '.4f')} (last step)")
     before, after = m.get("reward_before") or {}, m.get("reward_after") or {}
     if before.get("mean") is not None and after.get("mean") is not None:
-        lines.append(f"  greedy reward on {after['n']} training contexts: {before['mean']:.3f} -> {after['mean']:.3f}")
+        how = f"{after['n']} sampled completions" if after.get("sampled") else f"{after['n']} greedy completions"
+        lines.append(f"  mean reward of the starting -> trained adapter ({how}, {after.get('contexts', after['n'])} "
+                     f"training contexts): {before['mean']:.3f} -> {after['mean']:.3f}")
     for key, label in (("accuracy_first", "accuracy"), ("eval_accuracy", "eval accuracy")):
         if m.get(key) is not None:
             lines.append(f"  {label:<12} {_fmt(m.get(key))}")

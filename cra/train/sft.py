@@ -138,7 +138,7 @@ class TokenCounter:
 # -- training ----------------------------------------------------------------------------------------------
 
 
-def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool):
+def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool, packing: bool):
     from trl import SFTConfig
 
     cuda = loading.cuda_available()
@@ -160,7 +160,9 @@ def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool):
         use_cpu=not cuda,
         gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
         max_length=settings.max_length,
-        packing=settings.packing,
+        packing=packing,
+        # Without packing, batches of similar lengths keep padding low (see loading.use_packing).
+        train_sampling_strategy="random" if packing else "group_by_length",
         assistant_only_loss=False,  # labels are already masked by cra (see _prepare)
         eval_strategy="steps" if has_eval else "no",
         eval_steps=settings.eval_steps,
@@ -280,7 +282,8 @@ def train_sft(
         eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
         if data_stats["train_truncated"]:
             echo(f"{data_stats['train_truncated']} training examples are longer than --max-length {settings.max_length}.")
-        args = _trl_config(settings, output_dir, eval_ds is not None)
+        packing = loading.use_packing(settings.packing, loaded.model, backend)
+        args = _trl_config(settings, output_dir, eval_ds is not None, packing)
 
         from trl import SFTTrainer
 
@@ -312,6 +315,7 @@ def train_sft(
             "train_seconds": seconds,
             "backend": backend,
             "chat_template": mode,
+            "packing": packing,
             **data_stats,
             "target_modules": loaded.target_modules,
             "quantized_4bit": loaded.quantized,
