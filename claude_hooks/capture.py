@@ -1,7 +1,8 @@
-"""One hook event -> rows in cra's SQLite database, or a spool file when the database can't take it.
+"""Spooled hook events -> rows in cra's SQLite database.
 
-Standard library only. `cra` imports this module too: spooled events are replayed through `record`,
-so live capture and catch-up share one code path.
+The hook process only spools (claude_hooks/spool.py); the one drainer at a time (a detached child of
+a hook, or any `cra` command) replays the spool through `record` here, so live capture and catch-up
+share one code path. Standard library only.
 
 The raw payload always lands (in `events`, or in the spool); deriving `sessions` and `tool_calls`
 from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
@@ -20,53 +21,35 @@ try:
 except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C module
     import sqlite3
 
-DB_NAME = "cra.db"
-OFF_FLAG = "off"  # present in CRA_HOME: capture is paused (`cra off`)
-IGNORE_FILE = "ignored-projects"  # one directory a line: never recorded
-AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
-SPOOL_DIR = "spool"
-ERROR_LOG = "hook-errors.log"
-BUSY_TIMEOUT_S = 1.0  # wait this long for a lock, then spool: Claude Code waits for the hook
-DRAIN_PER_EVENT = 20  # spooled events a hook replays after its own successful write
-ERROR_LOG_MAX = 1_000_000
-
-# Environment variables worth keeping with an event (never the messaging token).
-ENV_KEYS = (
-    "CLAUDE_PROJECT_DIR",
-    "CLAUDE_CODE_ENTRYPOINT",
-    "CLAUDE_CODE_SESSION_ID",
-    "CLAUDE_PID",
-    "CLAUDE_PLUGIN_ROOT",
+from claude_hooks.spool import (  # noqa: F401  (cra reads these names from here)
+    DB_NAME,
+    ENV_KEYS,
+    ERROR_LOG,
+    IGNORE_FILE,
+    OFF_FLAG,
+    SPOOL_DIR,
+    cra_home,
+    db_path,
+    event_header,
+    fallback_spool_dir,
+    log_error as _log_line,
+    now_iso,
+    spool_dirs,
+    write_event,
 )
+
+AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
+# The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
+# (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
+BUSY_TIMEOUT_S = 10.0
+# `cra` sets PRAGMA user_version to the number of applied migrations; the SQL below needs at least
+# this many (m002 adds tool_calls.source). An older database keeps events in the spool until a `cra`
+# command upgrades it, instead of half-deriving them.
+MIN_SCHEMA_VERSION = 2
 
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
 # Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
 _FINALIZING_EVENTS = ("Stop", "SubagentStop", "SessionEnd")
-
-
-def cra_home(env=os.environ):
-    """CRA_HOME, else the user data dir (XDG on Linux, Application Support on macOS)."""
-    if env.get("CRA_HOME"):
-        return env["CRA_HOME"]
-    home = os.path.expanduser("~")
-    if os.uname().sysname == "Darwin":
-        return os.path.join(home, "Library", "Application Support", "cra")
-    return os.path.join(env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "cra")
-
-
-def db_path(env=os.environ):
-    return env.get("CRA_DB") or os.path.join(cra_home(env), DB_NAME)
-
-
-def fallback_spool_dir():
-    """Where events go when CRA_HOME itself is missing and can't be created, or read-only."""
-    tmp = os.environ.get("TMPDIR") or "/tmp"
-    return os.path.join(tmp, "cra-spool-%d" % os.getuid())
-
-
-def now_iso(t=None):
-    t = time.time() if t is None else t
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
 class Event:
@@ -135,30 +118,33 @@ def _json(obj):
 # Entry point
 
 
-def handle(raw, env):
-    """Record one hook call. Never raises for anything the payload or the disk can do."""
-    home = cra_home(env)
-    if os.path.exists(os.path.join(home, OFF_FLAG)):
-        return
-    event = Event(raw, env)
-    if is_ignored(home, event, env):
-        return
+def drain_into_db(home, env, via="hook"):
+    """Replay the whole spool into the database; the caller holds the drain lock. Returns how many
+    events were ingested (0 when the database can't take them: they stay spooled, the error is logged)."""
+    path = db_path(env)
     try:
-        path = db_path(env)
         if not os.path.exists(path):
             raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
-        con = connect(path)
+        con = connect(path, timeout=float(env.get("CRA_DRAIN_TIMEOUT") or BUSY_TIMEOUT_S))
         try:
-            record(con, event)
-            _tail_transcripts(con, home, event)
-            if event.name == "Stop":
-                _maybe_start_cycle(con, home, event)
-            drain_spool(con, home, limit=DRAIN_PER_EVENT)
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version < MIN_SCHEMA_VERSION:
+                raise RuntimeError(
+                    "database schema version %d is older than this cra needs (%d): run any cra command"
+                    % (version, MIN_SCHEMA_VERSION)
+                )
+            return drain_spool(con, home, via=via)
         finally:
             con.close()
     except Exception as exc:
-        spool(home, event, reason=repr(exc))
-        log_error(home, event, exc)
+        _log_line(home, None, None, exc)
+        return 0
+
+
+def _after_record(con, home, event, via):
+    _tail_transcripts(con, home, event)
+    if event.name == "Stop" and via == "hook":
+        _maybe_start_cycle(con, home, event)
 
 
 # Kept equal to transcript_tail.BOUNDARY_EVENTS (a test checks): no import for the other events.
@@ -216,24 +202,8 @@ def _maybe_start_cycle(con, home, event):
         log_error(home, event, exc)
 
 
-def is_ignored(home, event, env):
-    try:
-        # surrogateescape: a hand-edited file with stray bytes still reads (and never costs the event).
-        with open(os.path.join(home, IGNORE_FILE), encoding="utf-8", errors="surrogateescape") as f:
-            ignored = [line.strip().rstrip("/") for line in f if line.strip()]
-    except OSError:
-        return False
-    dirs = [event.field("cwd"), env.get("CLAUDE_PROJECT_DIR")]
-    for d in dirs:
-        if isinstance(d, str):
-            for ig in ignored:
-                if d == ig or d.startswith(ig + "/"):
-                    return True
-    return False
-
-
-def connect(path):
-    con = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+def connect(path, timeout=BUSY_TIMEOUT_S):
+    con = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     # WAL is persistent (set when cra creates the file); NORMAL is durable enough under WAL and
     # saves an fsync per event.
     con.execute("PRAGMA synchronous=NORMAL")
@@ -567,48 +537,17 @@ _TOOL_HANDLERS = {
 
 
 def spool(home, event, reason):
-    header = json.dumps(
-        {"event_uid": event.uid, "received_at": event.received_at, "env": event.env, "reason": reason}
-    ).encode("utf-8")
-    data = header + b"\n" + (event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape"))
-    name = "%d-%s.event" % (time.time_ns(), event.uid)
-    for directory in (os.path.join(home, SPOOL_DIR), fallback_spool_dir()):
-        try:
-            _write_durably(directory, name, data)
-            return directory
-        except OSError:
-            continue
-    return None
+    """Put an already-parsed event back in the spool (used by `cra` when it cannot store one)."""
+    raw = event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape")
+    return write_event(home, raw, event_header(event.uid, event.received_at, event.env, reason), fsync=True)
 
 
-def _write_durably(directory, name, data):
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    tmp = os.path.join(directory, "." + name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data) if len(data) < (1 << 20) else _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    # rename is atomic: a reader sees a whole file or none.
-    os.rename(tmp, os.path.join(directory, name))
-
-
-def _write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def spool_dirs(home):
-    return [os.path.join(home, SPOOL_DIR), fallback_spool_dir()]
-
-
-def drain_spool(con, home, limit=None):
+def drain_spool(con, home, limit=None, via="cra"):
     """Replay spooled events into the database, oldest first. Returns how many were ingested.
 
-    Safe with many concurrent drainers: a file is claimed by renaming it, and `record` ignores an
-    event uid it already has, so a crash between insert and unlink duplicates nothing.
+    Callers hold the drain lock, so events land in the order they happened; even so a file is
+    claimed by renaming it, and `record` ignores an event uid it already has, so a crash between
+    insert and unlink duplicates nothing.
     """
     done = 0
     for directory in spool_dirs(home):
@@ -627,7 +566,7 @@ def drain_spool(con, home, limit=None):
                 continue  # another process took it
             try:
                 event = read_spooled(claimed)
-                record(con, event, via="spool")
+                record(con, event, via=via)
             except sqlite3.Error:
                 os.rename(claimed, path)  # the database failed again: leave it for later
                 raise
@@ -636,6 +575,7 @@ def drain_spool(con, home, limit=None):
                 continue
             os.unlink(claimed)
             done += 1
+            _after_record(con, home, event, via)
     return done
 
 
@@ -648,21 +588,5 @@ def read_spooled(path):
 
 
 def log_error(home, event, exc):
-    """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
-    try:
-        path = os.path.join(home, ERROR_LOG)
-        try:
-            if os.path.getsize(path) > ERROR_LOG_MAX:
-                os.replace(path, path + ".1")
-        except OSError:
-            pass
-        line = json.dumps(
-            {"at": now_iso(), "event": event.name if event.payload else None, "uid": event.uid, "error": repr(exc)[:500]}
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line.encode("utf-8") + b"\n")
-        finally:
-            os.close(fd)
-    except Exception:
-        pass
+    """Append one line to hook-errors.log (what `cra status` counts)."""
+    _log_line(home, event.name if event.payload else None, event.uid, exc)

@@ -1,5 +1,8 @@
 """Claude Code hook entry point: records one hook event from stdin, prints nothing, exits 0.
 
+The event goes to the spool and a detached drainer writes it to SQLite (see spool.py), so Claude
+Code waits only for an interpreter start-up and one small file write.
+
 Claude Code runs this once per hook event, e.g.
 
     /usr/bin/python3 -S /path/to/claude_hooks/hook.py
@@ -19,11 +22,11 @@ if __name__ == "__main__":
 
 def main():
     try:
-        from claude_hooks import capture
+        from claude_hooks import spool
 
-        capture.handle(sys.stdin.buffer.read(), os.environ)
+        spool.handle(sys.stdin.buffer.read(), os.environ)
     except BaseException:
-        # Never break Claude Code: capture.handle already spools what it can; this is the last net.
+        # Never break Claude Code: whatever happened, this hook's answer is "nothing to say".
         pass
     finally:
         # os._exit skips atexit handlers and interpreter teardown: nothing can print, nothing can hang.

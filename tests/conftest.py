@@ -27,25 +27,39 @@ def shared_dir():
     return SHARED
 
 
-def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60):
-    """Run the hook exactly as Claude Code does: a fresh interpreter, payload on stdin."""
+def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60, wait: bool = True):
+    """Run the hook exactly as Claude Code does: a fresh interpreter, payload on stdin.
+
+    The hook hands its event to a detached drainer; with `wait` this returns once that drainer is
+    done (it holds the drain lock until then), so the database can be checked directly.
+    """
     import subprocess
 
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
-    return subprocess.run(
+    full_env = {**os.environ, **(env or {})}
+    result = subprocess.run(
         [sys.executable, "-S", str(HOOK_SCRIPT)],
         input=payload,
         capture_output=True,
-        env={**os.environ, **(env or {})},
+        env=full_env,
         timeout=timeout,
     )
+    if wait:
+        wait_for_drainer(full_env)
+    return result
 
 
-RECORDED = REPO / "tests" / "fixtures" / "recorded"
-# The recorded scenarios whose turns the signals and stats tests pin (checked by hand). Recording
-# more scenarios does not change those numbers.
-PINNED_RECORDED = ("compact", "denied", "failures", "parallel", "subagent", "subagent_async", "tools")
+def wait_for_drainer(env=None):
+    """Block until no hook drainer holds the drain lock (one that was started has finished)."""
+    from claude_hooks import spool
+
+    home = spool.cra_home(env or os.environ)
+    if not os.path.isdir(home):
+        return
+    lock = spool.try_drain_lock(home, blocking=True)
+    if lock is not None:
+        spool.release_drain_lock(lock)
 
 
 def scenario_dirs(root):
@@ -96,3 +110,10 @@ def recorded_db(_recorded_db_master, tmp_path):
     dest = tmp_path / "recorded.db"
     shutil.copyfile(_recorded_db_master, dest)
     return dest
+
+
+def handle_in_process(raw: bytes, env: dict | None = None):
+    """The hook's own code path, in this process: spool, then drain here instead of in a fork."""
+    from claude_hooks import spool
+
+    spool.handle(raw, {**(env if env is not None else os.environ), spool.SYNC_ENV: "1"})

@@ -8,7 +8,7 @@ spec = importlib.util.spec_from_file_location("bench_hooks", REPO / "scripts" / 
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
-PAR = dict(workers=16, events_each=500, seconds=20.0, events_per_s=400.0, written_live=8000,
+PAR = dict(workers=16, events_each=500, seconds=20.0, events_per_s=400.0, seconds_until_in_db=25.0, events_in_db_per_s=320.0, written_live=8000,
            spooled_then_ingested=3, lost=0, duplicated=0, tool_calls=8000)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from claude_hooks import capture
-from conftest import REPO, SHARED, run_hook
+from conftest import REPO, SHARED, handle_in_process, run_hook
 from cra.db import open_db
 
 SHARED_SCENARIOS = SHARED / "fixtures" / "claude-code-2.1.328"
@@ -256,7 +256,7 @@ def test_older_client_hook_logs(logdir, cra_home):
     total = 0
     for path in files:
         for payload in json.loads(path.read_text(encoding="utf-8")):
-            capture.handle(json.dumps(payload).encode("utf-8"), dict(os.environ))
+            handle_in_process(json.dumps(payload).encode("utf-8"), dict(os.environ))
             fed[path.name].append(payload)
             total += 1
     con = db.conn
@@ -309,7 +309,7 @@ def test_older_client_pairs_in_order_without_ids(cra_home):
         dict(base, hook_event_name="PostToolUse", tool_input={"command": "pwd"}, tool_response={"stdout": "/p"}),
     ]
     for payload in events:
-        capture.handle(json.dumps(payload).encode(), dict(os.environ))
+        handle_in_process(json.dumps(payload).encode(), dict(os.environ))
     got = [
         (json.loads(r[0])["command"], json.loads(r[1])["stdout"], r[2], r[3] is not None)
         for r in db.conn.execute("SELECT tool_input, tool_response, seq, pre_at FROM tool_calls ORDER BY seq")

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import wait_for_drainer
+
 try:
     from e2e import claude_client
     from e2e.claude_client import ClaudeCodeUnavailable, install_cra_hooks, load_jsonl, run_session, run_scenario
@@ -78,6 +80,8 @@ def transcript_calls(main_transcript, subagent_transcripts):
 
 
 def db_rows(cra_home, sql, args=()):
+    # The hooks hand events to a background drainer: let it finish before reading.
+    wait_for_drainer({"CRA_HOME": str(cra_home)})
     con = sqlite3.connect(str(Path(cra_home) / "cra.db"))
     con.row_factory = sqlite3.Row
     try:
@@ -89,6 +93,7 @@ def db_rows(cra_home, sql, args=()):
 def assert_capture_clean(cra_home, hook_tmpdir):
     """No hook errors, nothing spooled (in CRA_HOME or the fallback under the hooks' TMPDIR), and
     every event parsed and derived."""
+    wait_for_drainer({"CRA_HOME": str(cra_home)})
     log = Path(cra_home) / "hook-errors.log"
     assert not log.exists() or log.read_text() == "", log.read_text()
     for spool in (Path(cra_home) / "spool", Path(hook_tmpdir) / ("cra-spool-%d" % os.getuid())):

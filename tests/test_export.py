@@ -66,10 +66,11 @@ def tokenizer():
     return tiny.build_tokenizer()
 
 
-def _build(root: Path, arch: str, tokenizer, wide: bool = False) -> dict:
+def _build(root: Path, arch: str, tokenizer, wide: bool = False, tied: bool = False) -> dict:
     """Base (weights rescaled so logits are O(1), not ~0) + a PEFT LoRA with non-zero B on every projection.
 
-    `wide`: hidden 256, so rows fill llama.cpp's 256-wide K-quant blocks (the tiny model's 64 do not)."""
+    `wide`: hidden 256, so rows fill llama.cpp's 256-wide K-quant blocks (the tiny model's 64 do not).
+    `tied`: lm_head shares the embeddings (Qwen2.5-0.5B, Llama 3.2 1B): no output.weight in the GGUF."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -77,9 +78,11 @@ def _build(root: Path, arch: str, tokenizer, wide: bool = False) -> dict:
     from cra.testing import tiny
 
     base_dir = tiny.build_model(root / "base", arch=arch, tokenizer=tokenizer)
-    if wide:
+    if wide or tied:
         config = AutoConfig.from_pretrained(base_dir)
-        config.hidden_size, config.intermediate_size, config.head_dim = 256, 512, 64
+        if wide:
+            config.hidden_size, config.intermediate_size, config.head_dim = 256, 512, 64
+        config.tie_word_embeddings = tied
         model = AutoModelForCausalLM.from_config(config)
     else:
         model = AutoModelForCausalLM.from_pretrained(base_dir)
@@ -442,25 +445,24 @@ def test_q4_k_m_without_llama_cpp_says_how(tiny_llama, tmp_path, monkeypatch):
 def test_failure_part_way_leaves_no_file(tiny_llama, tmp_path, monkeypatch):
     from cra.export import writer
 
-    calls = {"n": 0}
+    encoded = []
     original = writer.Planned.encode
 
     def failing(self, array):
-        calls["n"] += 1
-        if calls["n"] == 40:  # the second file (adapter), after the merged model is complete
+        if self.name.endswith(".lora_b") and "output.weight" in encoded:
+            # part-way through the second file (the adapter), after the merged model was completed
             raise OSError(28, "No space left on device")
+        encoded.append(self.name)
         return original(self, array)
 
     monkeypatch.setattr(writer.Planned, "encode", failing)
     out = tmp_path / "out"
-    with pytest.raises(OSError):
-        CliRunner().invoke(
-            cli,
-            ["export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
-             "--out", str(out), "--merged", "--adapter"],
-            catch_exceptions=False,
-        )
-    assert calls["n"] == 40
+    result = invoke(
+        "export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
+        "--out", str(out), "--merged", "--adapter", expect_ok=False,
+    )
+    assert result.exit_code == 1 and "No space left on device" in result.output, result.output
+    assert encoded[-1].endswith(".lora_a")
     assert list(out.iterdir()) == []  # neither the finished merged file nor the partial adapter
 
 
@@ -582,6 +584,59 @@ def test_verify_flag_runs_the_files_in_llama_cpp(tiny_llama, tmp_path, monkeypat
     monkeypatch.setattr(writer, "permute_qk", lambda weights, n_head, n_head_kv=None: weights)
     result = invoke("export", "gguf", str(run_id), "--outtype", "f32", "--verify", "--out", str(tmp_path / "bad"), expect_ok=False)
     assert result.exit_code == 1 and "MISMATCH" in result.output and "should not be trusted" in result.output
+
+
+@needs_llama_cpp
+def test_llama_cpp_tied_embeddings(tmp_path, tokenizer):
+    import numpy as np
+
+    tied = _build(tmp_path / "model", "qwen2", tokenizer, tied=True)
+    assert tied["config"]["tie_word_embeddings"]
+    out = tmp_path / "tied.gguf"
+    invoke("export", "gguf", "--adapter-dir", str(tied["adapter_dir"]), "--base", str(tied["base_dir"]),
+           "--outtype", "f32", "--out", str(out))
+    assert "output.weight" not in {t.name for t in read(out).tensors}
+    diff = np.abs(_logits(_llama(out), tied["ids"]) - tied["merged_logits"]).max()
+    assert diff < 1e-3, f"tied-embedding export differs from transformers by {diff}"
+
+
+LLAMA3_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+@needs_llama_cpp
+def test_llama_cpp_llama3_pre_tokenizer(tiny_llama, tmp_path):
+    """Llama 3's pre-tokenizer (digits in threes, unlike GPT-2's) is named so llama.cpp splits the same way."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    base = shutil.copytree(tiny_llama["base_dir"], tmp_path / "base")
+    adapter = shutil.copytree(tiny_llama["adapter_dir"], tmp_path / "adapter")
+    for directory in (base, adapter):
+        data = json.loads((directory / "tokenizer.json").read_text())
+        data["pre_tokenizer"] = {
+            "type": "Sequence",
+            "pretokenizers": [
+                {"type": "Split", "pattern": {"Regex": LLAMA3_SPLIT}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": False},
+            ],
+        }
+        (directory / "tokenizer.json").write_text(json.dumps(data))
+    out = tmp_path / "llama3.gguf"
+    invoke("export", "gguf", "--adapter-dir", str(adapter), "--base", str(base), "--outtype", "f32", "--out", str(out))
+    assert field(read(out), "tokenizer.ggml.pre") == "llama-bpe"
+    text = "Run 1234567 tests on 2026-11-21:\n\tdef   main(): return x+1  # ok<|im_end|>"
+    hf = AutoTokenizer.from_pretrained(adapter)(text, add_special_tokens=False)["input_ids"]
+    assert len(hf) != len(tiny_llama_tokens(tiny_llama, text))  # the regex really changes the split
+    assert _llama(out).tokenize(text.encode(), add_bos=False, special=True) == hf
+
+
+def tiny_llama_tokens(tiny: dict, text: str) -> list[int]:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny["adapter_dir"])(text, add_special_tokens=False)["input_ids"]
 
 
 @needs_llama_cpp

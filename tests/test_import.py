@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import handle_in_process
 from claude_hooks import capture
 from cra.cli import cli
 from cra.db import open_db
@@ -185,7 +186,7 @@ def _replay_hooks(scenario_dir, projects_copy, cra_home):
         for key in ("transcript_path", "agent_transcript_path"):
             if key in payload:
                 payload[key] = moved(payload[key])
-        capture.handle(json.dumps(payload).encode(), {"CRA_HOME": str(cra_home)})
+        handle_in_process(json.dumps(payload).encode(), {"CRA_HOME": str(cra_home)})
 
 
 @pytest.mark.parametrize("scenario", ["tools", "subagent", "failures", "denied", "parallel", "subagent_async", "compact"])

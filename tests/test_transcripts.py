@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import handle_in_process
 from claude_hooks import capture, transcript_tail
 from cra.db import open_db
 from cra.transcripts.importer import import_paths, sync
@@ -229,7 +230,7 @@ def test_turn_ids_stay_stable_when_a_session_grows(db, tmp_path):
 
 
 def _hook(payload, cra_home):
-    capture.handle(json.dumps(payload).encode(), {"CRA_HOME": str(cra_home)})
+    handle_in_process(json.dumps(payload).encode(), {"CRA_HOME": str(cra_home)})
 
 
 def test_stop_before_flush_uses_last_assistant_message_then_reconciles(db, cra_home, tmp_path):

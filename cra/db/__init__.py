@@ -63,7 +63,12 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         db = sqlite_utils.Database(conn)
-        migrations.apply(db)
+        if migrations.pending(db):
+            migrations.apply(db)
+        # The hook's drainer reads this to know the schema is new enough for its SQL.
+        applied = len(migrations.applied(db))
+        if conn.execute("PRAGMA user_version").fetchone()[0] != applied:
+            conn.execute(f"PRAGMA user_version = {applied}")
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(
             f"cannot open the cra database at {path}: {exc}. If the file is corrupt, move it aside "
@@ -75,9 +80,28 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
     return db
 
 
-def drain_spool(db: sqlite_utils.Database) -> int:
-    """Ingest events the hooks had to spool; safe to call concurrently with live hooks."""
-    return capture.drain_spool(db.conn, cra_home())
+def drain_spool(db: sqlite_utils.Database, timeout: float = 30.0) -> int:
+    """Ingest the events waiting in the spool, under the hooks' drain lock (so in order, and never
+    alongside a hook's drainer: this waits for it to finish first)."""
+    import time
+
+    from claude_hooks import spool
+
+    home = cra_home()
+    deadline = time.monotonic() + timeout
+    while True:
+        lock = spool.try_drain_lock(home)
+        if lock is not None:
+            break
+        if not os.path.isdir(home) or time.monotonic() > deadline:
+            # No lock file possible (read-only home) or a drainer stuck: ingest anyway; claims by
+            # rename and idempotent inserts keep it correct, only strict ordering is at stake.
+            return capture.drain_spool(db.conn, home)
+        time.sleep(0.02)
+    try:
+        return capture.drain_spool(db.conn, home)
+    finally:
+        spool.release_drain_lock(lock)
 
 
 def spool_backlog(home: str | None = None) -> int:

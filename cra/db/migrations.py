@@ -26,7 +26,7 @@ def m001_capture(db: Database):
             parse_error TEXT,                -- why the payload is not a JSON object, if it is not
             derive_error TEXT,               -- why deriving sessions/tool_calls failed (event still kept)
             env TEXT,                        -- selected CLAUDE_* environment variables (JSON)
-            via TEXT NOT NULL                -- 'hook' (live) or 'spool' (replayed later)
+            via TEXT NOT NULL                -- who ingested it from the spool: 'hook' (a hook's drainer) or 'cra'
         )
         """
     )

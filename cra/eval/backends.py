@@ -155,33 +155,50 @@ class LlamaCppBackend:
                 "--backend llama.cpp needs llama-cpp-python: pip install 'cra[llama]' (it builds llama.cpp, "
                 "about 7 minutes on 2 cores)"
             )
-        from llama_cpp import Llama
-
         self.settings = settings
         self.tokenizer = load_tokenizer(tokenizer_path, settings.chat_template)
-        kwargs: dict[str, Any] = {"n_ctx": 0, "verbose": False, "seed": 0, "logits_all": False}
-        if settings.cpu_threads:
-            kwargs["n_threads"] = settings.cpu_threads
-        if lora_path:
-            kwargs["lora_path"] = lora_path
+        self.model_path, self.lora_path = model_path, lora_path
+
+    def _load(self, n_ctx: int):
+        from llama_cpp import Llama
+
+        # The context is sized to the longest prompt: a model's full window (128k for Llama 3.1) would
+        # allocate a KV cache far larger than evaluation needs.
+        kwargs: dict[str, Any] = {"n_ctx": n_ctx, "verbose": False, "seed": 0}
+        if self.settings.cpu_threads:
+            kwargs["n_threads"] = self.settings.cpu_threads
+        if self.lora_path:
+            kwargs["lora_path"] = self.lora_path
         try:
-            self.llm = Llama(model_path=model_path, **kwargs)
+            return Llama(model_path=self.model_path, **kwargs)
         except (ValueError, RuntimeError) as exc:
-            raise click.ClickException(f"llama.cpp cannot load {model_path}: {exc}") from exc
+            raise click.ClickException(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
 
     def generate(self, steps: list[Step]) -> list[str]:
-        out = []
-        stops = [s for s in (*END_OF_TURN, *_stop_strings(self.tokenizer)) if s]
+        prompts = []
         for step in steps:
             ids = self.tokenizer(render_prompt(self.tokenizer, step), add_special_tokens=False)["input_ids"]
             limit = self.settings.max_context_tokens
-            if limit and len(ids) > limit:
-                ids = ids[-limit:]
-            self.llm.reset()
-            result = self.llm.create_completion(
-                ids, max_tokens=self.settings.max_new_tokens, temperature=0.0, top_k=1, stop=stops
-            )
-            out.append(cut_at_end_of_turn(result["choices"][0]["text"], tuple(stops)))
+            prompts.append(ids[-limit:] if limit and len(ids) > limit else ids)
+        llm = self._load(max(len(p) for p in prompts) + self.settings.max_new_tokens + 8)
+        vocab = self.tokenizer.get_vocab()
+        eos = {vocab[t] for t in (*END_OF_TURN, self.tokenizer.eos_token) if t in vocab}
+        out = []
+        try:
+            for ids in prompts:
+                # Token ids out, decoded by the HF tokenizer as the HF backend does: llama.cpp's own text
+                # output drops special tokens such as <tool_call>.
+                new: list[int] = []
+                for token in llm.generate(ids, top_k=1, top_p=1.0, min_p=0.0, temp=0.0, repeat_penalty=1.0, reset=True):
+                    if token in eos or token == llm.token_eos():
+                        break
+                    new.append(token)
+                    if len(new) >= self.settings.max_new_tokens:
+                        break
+                text = self.tokenizer.decode(new, skip_special_tokens=False)
+                out.append(cut_at_end_of_turn(text, _stop_strings(self.tokenizer)))
+        finally:
+            llm.close()
         return out
 
 

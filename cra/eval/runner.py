@@ -153,6 +153,7 @@ def evaluate_run(
     run = find_run(db, run_ref)
     settings = settings or GenerationSettings()
     settings.chat_template = (run.get("config") or {}).get("chat_template", settings.chat_template)
+    subjects = subjects_for(db, run, base_only)
     dataset_ref, path = resolve_split(db, run, dataset, split)
     steps, skipped = load_steps(path, limit)
     if not steps:
@@ -162,7 +163,6 @@ def evaluate_run(
         )
     digest = steps_hash(steps)
     store.write_steps(steps, digest)
-    subjects = subjects_for(db, run, base_only)
     # Every model sees the prompt rendered by the run's own tokenizer (the adapter directory keeps the
     # template it trained with), so base and run differ only in weights.
     tokenizer_path = next((s.adapter for s in subjects if s.label == "run"), None) or run["base_model"]

@@ -118,15 +118,18 @@ def export_gguf(
         targets = [directory / filename for _, filename, _ in jobs]
 
     written: list[dict[str, Any]] = []
+    target = None
     try:
         for (kind, _, write), target in zip(jobs, targets):
             echo(f"Writing {kind} GGUF ({outtype}) -> {target}")
             info = write(target)
             written.append({"type": kind, **info})
-    except BaseException:
+    except BaseException as exc:
         # All or nothing: the files this export already finished go too.
         for info in written:
             Path(info["path"]).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ExportError(f"writing {target} failed: {exc}. Nothing was left behind; free space or pick --out") from exc
         raise
     for info in written:
         info.update(

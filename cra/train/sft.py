@@ -264,6 +264,7 @@ def train_sft(
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     stop = None
+    threads_before = None
     started = time.time()
     try:
         train_ds, eval_ds = load_splits(train_path, eval_path)
@@ -272,6 +273,7 @@ def train_sft(
         if settings.cpu_threads:
             import torch
 
+            threads_before = torch.get_num_threads()
             torch.set_num_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         loaded = loading.load_for_lora(settings, backend, precision)
@@ -361,6 +363,11 @@ def train_sft(
         finish(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
         message = exc.message if isinstance(exc, click.ClickException) else error
         raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
+    finally:
+        if threads_before:  # the thread count is process-wide: leave it as it was
+            import torch
+
+            torch.set_num_threads(threads_before)
 
 
 def _write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:

@@ -104,6 +104,17 @@ _CALL_INSERT_SQL = (
     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input,"
     " status, seq, cwd, pre_at, message_uuid, source) VALUES (?,?,?,?,?,?,'pending',?,?,?,?,'transcript')"
 )
+# A call inserted in this chunk whose result is in the chunk too: one INSERT with the values
+# _RESULT_SQL would give a pending row, instead of writing the row twice.
+_CALL_INSERT_RESULT_SQL = (
+    "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd,"
+    " pre_at, message_uuid, source, response_text, tool_response, status, error, post_at, duration_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'transcript', ?12,"
+    " CASE WHEN json_type(CAST(?11 AS TEXT), '$.toolUseResult') IN ('object', 'array')"
+    " THEN json_extract(CAST(?11 AS TEXT), '$.toolUseResult') END,"
+    " ?13, CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
+    " CAST(round((julianday(?14) - julianday(?9)) * 86400000) AS INTEGER))"
+)
 _RESULT_SQL = (
     "UPDATE tool_calls SET response_text = coalesce(response_text, ?2),"
     # The structured result, cut from the raw line (?1) in C (it can hold whole files).
@@ -191,11 +202,12 @@ class Normalizer:
         if calls:
             statements = []
             known = _known_calls(con, [op[1]["id"] for op in calls if op[0] == "use"])
+            unanswered = {}  # tool_use_id -> index in statements of its INSERT, until its result comes
             for op in calls:
                 if op[0] == "use":
-                    self._tool_use(con, statements, known, *op[1:])
+                    self._tool_use(con, statements, known, unanswered, *op[1:])
                 elif op[0] == "result":
-                    _tool_result(statements, *op[1:])
+                    _tool_result(statements, unanswered, *op[1:])
                 else:
                     # After its compact_boundary (inserted above): attach to the latest without a summary.
                     statements.append((_SUMMARY_SQL, (_safe(op[3]), op[2], op[1])))
@@ -295,7 +307,7 @@ class Normalizer:
             (agent_id, session_id, _str(entry.get("parentToolUseID"))),
         )
 
-    def _tool_use(self, con, statements, known, block, entry, message_uuid, session_id, agent_id):
+    def _tool_use(self, con, statements, known, unanswered, block, entry, message_uuid, session_id, agent_id):
         """Queue the link (or the new row) for one tool_use block; `known` maps the chunk's tool_use ids
         already in tool_calls to their source, and is kept current as statements are queued."""
         tool_use_id = block["id"]
@@ -316,6 +328,7 @@ class Normalizer:
             ).fetchone()[0]
         seq += 1
         self._seq[session_id] = seq
+        unanswered[tool_use_id] = len(statements)
         statements.append((_CALL_INSERT_SQL, (
             tool_use_id, session_id, agent_id, _str(entry.get("promptId")), _str(block.get("name")),
             _json(block.get("input")), seq, _str(entry.get("cwd")), _str(entry.get("timestamp")), message_uuid,
@@ -366,12 +379,17 @@ def _subagent_meta(con, path, session_id, agent_id):
     )
 
 
-def _tool_result(statements, block, entry, session_id, agent_id, raw):
+def _tool_result(statements, unanswered, block, entry, session_id, agent_id, raw):
     tool_use_id = block["tool_use_id"]
     text = _safe(block_text(block.get("content")))
     status = result_status(block, entry, text)
     timestamp = _str(entry.get("timestamp"))
-    statements.append((_RESULT_SQL, (raw, text, status, timestamp, tool_use_id)))
+    i = unanswered.pop(tool_use_id, None)
+    if i is not None:
+        # Nothing queued in between touches these columns (a repeated tool_use only fills others).
+        statements[i] = (_CALL_INSERT_RESULT_SQL, statements[i][1] + (raw, text, status, timestamp))
+    else:
+        statements.append((_RESULT_SQL, (raw, text, status, timestamp, tool_use_id)))
     tur = entry.get("toolUseResult")
     if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
         # An Agent/Task call's result names the subagent it started.
