@@ -78,26 +78,29 @@ def event_header(uid, received_at, env, reason=None):
 def write_event(home, raw, header, fsync=False):
     """Put one event in the spool (CRA_HOME's, else the fallback). Returns the directory, or None."""
     name = "%d-%s.event" % (time.time_ns(), os.urandom(8).hex())
-    data = header + b"\n" + raw
+    parts = [header + b"\n", raw]  # written with writev: no copy of a large payload
     for directory in spool_dirs(home):
         try:
-            _write_file(directory, name, data, fsync)
+            _write_file(directory, name, parts, fsync)
             return directory
         except OSError:
             continue
     return None
 
 
-def _write_file(directory, name, data, fsync):
+def _write_file(directory, name, parts, fsync):
     try:
         fd = _open_new(directory, name)
     except FileNotFoundError:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         fd = _open_new(directory, name)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        total = sum(len(p) for p in parts)
+        written = os.writev(fd, parts)
+        if written < total:  # a short write (rare): finish the rest plainly
+            rest = memoryview(b"".join(parts))[written:]
+            while rest:
+                rest = rest[os.write(fd, rest):]
         if fsync:
             os.fsync(fd)
     finally:

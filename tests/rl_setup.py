@@ -96,6 +96,7 @@ def sft_database(root: Path) -> Path:
     model = cached_prefit_model(root)
     data = write_dataset(root / "data", n_train=24, n_eval=4, seed=3)
     db_path = root / "home" / "cra.db"
+    shutil.rmtree(root / "home", ignore_errors=True)  # left by an earlier process: start clean
     db_path.parent.mkdir(parents=True, exist_ok=True)
     old = os.environ.get("CRA_HOME")
     os.environ["CRA_HOME"] = str(root / "home")

@@ -6,9 +6,11 @@ is read once, from where the last reader stopped, in bounded chunks that each co
 messages and the file's offset together: interrupting an import loses nothing and a rerun adds
 nothing.
 """
+import gc
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from claude_hooks import transcript_tail
@@ -200,19 +202,34 @@ def import_paths(con, paths, progress=None):
     files = discover(paths)
     result = ImportResult()
     normalizer = Normalizer()
-    for path in files:
-        result.files += 1
-        try:
-            ingest_file(con, path, normalizer, result)
-        except (OSError, ValueError, UnicodeError) as exc:
-            result.errors.append((path, _reason(exc)))
-            normalizer.touched.clear()
-        if progress is not None:
-            progress(path)
+    with _collector_paused():
+        for path in files:
+            result.files += 1
+            try:
+                ingest_file(con, path, normalizer, result)
+            except (OSError, ValueError, UnicodeError) as exc:
+                result.errors.append((path, _reason(exc)))
+                normalizer.touched.clear()
+            if progress is not None:
+                progress(path)
     result.messages = normalizer.counts["messages"]
     result.tool_calls_new = normalizer.counts["tool_calls_new"]
     result.tool_calls_linked = normalizer.counts["tool_calls_linked"]
     return result
+
+
+@contextmanager
+def _collector_paused():
+    """Python's cycle collector off while importing: parsed entries hold no cycles (their memory goes
+    by reference counting), but each chunk keeps thousands of them alive, which the collector would
+    otherwise traverse again and again (5-10% of an import's CPU time)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _reason(exc):
@@ -247,17 +264,18 @@ def sync(con, session_id=None):
         files = [p for p in files if p in mine] + [p for p in extra if p not in mine]
     result = ImportResult()
     normalizer = Normalizer()
-    for path in files:
-        result.files += 1
-        try:
-            if os.path.exists(path):
-                ingest_file(con, path, normalizer, result)
-            else:
-                normalise_pending(con, path, normalizer)
-                _rebuild_touched(con, path, normalizer, result)
-        except (OSError, ValueError, UnicodeError) as exc:
-            result.errors.append((path, _reason(exc)))
-            normalizer.touched.clear()
+    with _collector_paused():
+        for path in files:
+            result.files += 1
+            try:
+                if os.path.exists(path):
+                    ingest_file(con, path, normalizer, result)
+                else:
+                    normalise_pending(con, path, normalizer)
+                    _rebuild_touched(con, path, normalizer, result)
+            except (OSError, ValueError, UnicodeError) as exc:
+                result.errors.append((path, _reason(exc)))
+                normalizer.touched.clear()
     result.messages = normalizer.counts["messages"]
     result.tool_calls_new = normalizer.counts["tool_calls_new"]
     result.tool_calls_linked = normalizer.counts["tool_calls_linked"]
