@@ -62,6 +62,12 @@ def wait_for_drainer(env=None):
         spool.release_drain_lock(lock)
 
 
+RECORDED = REPO / "tests" / "fixtures" / "recorded"
+# The recorded scenarios whose turns the signals and stats tests pin (checked by hand). Recording
+# more scenarios does not change those numbers.
+PINNED_RECORDED = ("compact", "denied", "failures", "parallel", "subagent", "subagent_async", "tools")
+
+
 def scenario_dirs(root):
     return sorted(p for p in Path(root).iterdir() if (p / "hooks.jsonl").is_file()) if Path(root).is_dir() else []
 
