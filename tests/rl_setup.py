@@ -131,3 +131,24 @@ def use_sft_database(root: Path, cra_home: Path) -> dict:
     db = open_db()
     (sft,) = db.query("SELECT * FROM runs WHERE kind = 'sft'")
     return {"db": db, "model": str(_BUILT["model"]), "data": str(_BUILT["data"]), "sft": sft}
+
+
+def store_perturbed_pairs(db, n_conversations: int = 30, seed: int = 11) -> int:
+    """Preference pairs as `cra dataset pairs` mines them (Claude's real call against a wrong tool or
+    malformed arguments), stored in the `pairs` table; `cra dataset pairs --no-mine` exports them."""
+    import random
+
+    from cra.dataset.pairs import perturb_args, perturb_tool, store_pair
+    from cra.testing.tiny import synthetic_conversations
+
+    rng = random.Random(seed)
+    added = 0
+    for k, conv in enumerate(synthetic_conversations(n_conversations, seed=seed)):
+        messages = conv["messages"]
+        for i, m in enumerate(messages):
+            if m["role"] == "assistant" and m.get("tool_calls"):
+                kind = "perturbed_tool" if rng.random() < 0.5 else "perturbed_args"
+                bad = perturb_tool(m, rng) if kind == "perturbed_tool" else perturb_args(m, rng)
+                if bad is not None:
+                    added += store_pair(db, kind, messages[:i], [m], [bad], conv["tools"], session_id=f"s{k}")
+    return added

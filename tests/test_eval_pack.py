@@ -153,3 +153,22 @@ def test_pack_command_uses_the_runs_latest_eval(tmp_path):
                                    "--seed", "1"], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     assert "Wrote 3 items" in out.output and (tmp_path / "p.html").is_file()
+
+
+def test_pack_page_renders_in_a_browser_as_text(tmp_path):
+    """The page's script builds every item in a real browser, and hostile context stays text."""
+    import shutil
+    import subprocess
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip("no headless Chromium on this machine")
+    db = open_db()
+    run = make_run(db, tmp_path, 1)
+    row = record_eval(db, run, PREDICTIONS, context_note=" <img src=x onerror=alert(1)></script>")
+    out = tmp_path / "ab.html"
+    pack.make_pack(db, row, out, items=40, seed=3)
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("A is Claude") == 6 and dom.count("B is Claude") == 6 and "0 / 6 judged" in dom
+    assert "&lt;img src=x onerror=alert(1)&gt;" in dom and "<img" not in dom

@@ -151,6 +151,11 @@ def evaluate_run(
 ) -> list[dict[str, Any]]:
     """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows."""
     run = find_run(db, run_ref)
+    if run["kind"] == "reward":
+        raise click.ClickException(
+            f"run {run['id']} is a reward model: it scores actions, it does not write them. Evaluate its policy "
+            "(an sft, grpo or ppo run) instead"
+        )
     settings = settings or GenerationSettings()
     settings.chat_template = (run.get("config") or {}).get("chat_template", settings.chat_template)
     subjects = subjects_for(db, run, base_only)
@@ -165,7 +170,8 @@ def evaluate_run(
     store.write_steps(steps, digest)
     # Every model sees the prompt rendered by the run's own tokenizer (the adapter directory keeps the
     # template it trained with), so base and run differ only in weights.
-    tokenizer_path = next((s.adapter for s in subjects if s.label == "run"), None) or run["base_model"]
+    own = next((s.adapter for s in subjects if s.label == "run"), None)
+    tokenizer_path = own if own and (Path(own) / "tokenizer_config.json").is_file() else run["base_model"]
     echo(f"Evaluating run {run['id']} on {len(steps)} {split} steps of {dataset_ref} ({backend}).", err=True)
     rows = []
     for subject in subjects:

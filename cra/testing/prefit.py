@@ -1,15 +1,19 @@
-"""A tiny model that can learn something on CPU in seconds: a learnable tool-choice task and a short
+"""A tiny model that can learn something on CPU in seconds: a tool-choice task and a short
 full-parameter pre-fit.
 
 A randomly initialised tiny model (cra/testing/tiny.py) writes junk, and LoRA alone barely moves it
-(../shared/docs/ml-stack.md). `prefit` trains all its weights for a few hundred steps on tool-calling
-conversations in which the tool is chosen AT RANDOM, whatever the request: the result writes
-well-formed `<tool_call>` messages but has no idea which tool a request needs. `keyword_conversations`
-is a task where the request does decide the tool (show a file -> Read, find a definition -> Grep,
-list files -> Glob, run tests -> Bash): what an adapter trained on it learns, and what `cra eval`
-measures against the pre-fitted base, is the choice alone.
+(../shared/docs/ml-stack.md). `prefit` trains all its weights for a hundred steps on general tool use:
+requests phrased one way ("Open app.py for me", "Search the code for parse", "Which md files are
+there", "Execute the unit suite") answered with the right tool call. The result writes well-formed
+`<tool_call>` messages, as an instruct model would, but has never seen the task's own phrasing.
 
-    python -m cra.testing.prefit MODEL_DIR OUT_DIR [--steps 300]
+The task (`keyword_conversations`, "task" phrasing: "Show me the contents of app.py", "Find where parse
+is defined", "List the md files", "Run the unit tests") is what an adapter trained with `cra train sft`
+learns and what `cra eval` holds out: the base can only guess which tool such a request needs, the
+adapter has learned it. (A pre-fit on random tool choices teaches the format too, but it also teaches
+the model to ignore the request, and a short LoRA run then barely recovers: measured 41% vs 31%.)
+
+    python -m cra.testing.prefit MODEL_DIR OUT_DIR [--steps 100]
 """
 from __future__ import annotations
 
@@ -63,20 +67,16 @@ def _call(kind: int, word: str) -> tuple[str, dict, str]:
     return "Bash", {"command": f"pytest {word}"}, "3 passed"
 
 
-def keyword_conversations(n: int, seed: int = 0, random_tools: bool = False, start: int = 0,
-                          phrasing: str = "task") -> list[dict]:
-    """`cra dataset build`-format rows (one turn each: request, tool call, result, answer).
-
-    With `random_tools` the tool (and its arguments) is drawn at random, unrelated to the request.
-    Every row carries a distinct session id in `meta`, as real turns do.
-    """
+def keyword_conversations(n: int, seed: int = 0, start: int = 0, phrasing: str = "task") -> list[dict]:
+    """`cra dataset build`-format rows (one turn each: request, tool call, result, answer), the tool
+    being the one the request needs. Every row has its own session id in `meta`, as real turns do."""
     rng = random.Random(seed)
     tools = json.dumps(TOOLS)
     rows = []
     for i in range(start, start + n):
         kind = rng.randrange(4)
         request, word = _request(kind, rng, phrasing)
-        name, args, result = _call(rng.randrange(4) if random_tools else kind, word)
+        name, args, result = _call(kind, word)
         call_id = f"call_{i}"
         rows.append({
             "messages": [
@@ -120,12 +120,12 @@ def write_keyword_dataset(out_dir: str | os.PathLike, n_train: int = 96, n_eval:
     return out
 
 
-def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 300, batch_size: int = 16,
+def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 100, batch_size: int = 16,
            learning_rate: float = 3e-3, seed: int = 0, conversations: list[dict] | None = None,
            chat_template: str = "auto") -> Path:
     """Full-parameter training of a (tiny) causal LM on assistant tokens; saves model + tokenizer to out_dir.
 
-    Defaults: random-tool conversations (the format, not the choice). A plain torch loop: on a 0.36 M
+    Default data: 400 conversations in the "general" phrasing. A plain torch loop: on a 0.36 M
     parameter model the Trainer's overhead would dominate.
     """
     import torch
@@ -141,7 +141,7 @@ def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: i
     mode = templates.choose_template(tokenizer, chat_template)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     model.train()
-    rows = conversations or keyword_conversations(400, seed=seed + 1000, random_tools=True)
+    rows = conversations or keyword_conversations(400, seed=seed + 1000, phrasing="general")
     encoded = [templates.tokenize_for_training(tokenizer, row, mode) for row in rows]
     pad = tokenizer.pad_token_id
     optim = torch.optim.AdamW(model.parameters(), lr=learning_rate)
@@ -175,10 +175,11 @@ def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: i
 if __name__ == "__main__":
     import argparse
 
-    parser = argparse.ArgumentParser(description="Pre-fit a tiny model on tool-call format (random tool choice).")
+    parser = argparse.ArgumentParser(description="Pre-fit a tiny model on general tool use (full parameters).")
     parser.add_argument("model_dir")
     parser.add_argument("out_dir")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--chat-template", default="auto", help="A template file (e.g. from write_toolless_template).")
     ns = parser.parse_args()
-    print(prefit(ns.model_dir, ns.out_dir, steps=ns.steps))
+    print(prefit(ns.model_dir, ns.out_dir, steps=ns.steps, chat_template=ns.chat_template))
     sys.exit(0)

@@ -185,6 +185,15 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
     settings.sft_run = str(sft["id"])
     rl.fill_from_parent(settings, sft)
     sft_adapter = sft["metrics"]["adapter"]
+    from .reward_model import load_reward_run, reward_run
+
+    rm_run = reward_run(db, settings.reward_run)
+    settings.reward_run = str(rm_run["id"])
+    if rm_run["base_model"] != settings.base:
+        raise click.ClickException(
+            f"reward run {rm_run['id']} is for base {rm_run['base_model']}, the policy's is {settings.base}: "
+            "they must share a tokenizer"
+        )
     start_adapter, steps_done = sft_adapter, 0
     if parent:
         checkpoint = runs.last_checkpoint(parent["output_dir"])
@@ -209,15 +218,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
-        from .reward_model import load_reward_run
-
-        reward_model, _, reward_run = load_reward_run(db, settings.reward_run, precision, settings.load_in_4bit)
-        settings.reward_run = str(reward_run["id"])
-        if reward_run["base_model"] != settings.base:
-            raise click.ClickException(
-                f"reward run {reward_run['id']} is for base {reward_run['base_model']}, the policy's is {settings.base}: "
-                "they must share a tokenizer"
-            )
+        reward_model, _ = load_reward_run(rm_run, precision, settings.load_in_4bit)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
         tokenizer.padding_side = "left"
         rows, prompt_stats = rl.build_prompts(settings, db, tokenizer)
@@ -273,7 +274,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
             "episodes": trainer.state.episode,
             "sft_run": sft["id"],
             "sft_adapter": sft_adapter,
-            "reward_run": reward_run["id"],
+            "reward_run": rm_run["id"],
             "resumed_from": start_adapter if parent else None,
             "train_seconds": time.time() - started,
             **prompt_stats,
@@ -298,7 +299,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         metrics["wall_seconds"] = time.time() - started
         rl.write_summary(output_dir, metrics)
         runs.record_artifact(db, run_id, "adapter", adapter_dir,
-                             {"base": settings.base, "sft_run": sft["id"], "reward_run": reward_run["id"]})
+                             {"base": settings.base, "sft_run": sft["id"], "reward_run": rm_run["id"]})
         runs.finish_run(db, run_id, "completed", metrics=metrics)
         final = runs.get_run(db, run_id)
         echo(rl.summary_text(final))

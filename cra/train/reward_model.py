@@ -111,7 +111,7 @@ def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], 
 def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_adapters=(), trainable: bool = True):
     """The base with a one-score head; each adapter in `merge_adapters` merged into the weights."""
     import torch
-    from peft import PeftModel
+    from peft import PeftConfig, PeftModel
     from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype, "num_labels": 1}
@@ -127,7 +127,11 @@ def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_ada
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load {base!r} with a classification head: {exc}") from exc
     for adapter in merge_adapters:
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        # A causal-LM adapter on the same backbone: load it without its task type (which would wrap
+        # the model for generation) and fold it into the weights.
+        config = PeftConfig.from_pretrained(adapter)
+        config.task_type = None
+        model = PeftModel.from_pretrained(model, adapter, config=config).merge_and_unload()
     if load_in_4bit and trainable:
         from peft import prepare_model_for_kbit_training
 
@@ -135,20 +139,24 @@ def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_ada
     return model
 
 
-def load_reward_run(db, run_ref: str, precision, load_in_4bit: bool = False):
-    """(model, tokenizer, run) of a completed reward run, LoRA merged: a plain module PPO can call."""
-    from peft import PeftModel
-    from transformers import AutoTokenizer
-
+def reward_run(db, run_ref: str) -> dict:
+    """The completed `reward` run `run_ref` names (an id or 'last')."""
     if run_ref == "last":
         rows = list(db.query("SELECT id FROM runs WHERE kind = 'reward' AND status = 'completed' ORDER BY id DESC LIMIT 1"))
         if not rows:
             raise click.ClickException("no completed reward run: train one with `cra train reward --pairs NAME`")
-        run = runs.get_run(db, rows[0]["id"])
-    else:
-        run = runs.get_run(db, int(run_ref))
-        if run["kind"] != "reward" or run["status"] != "completed":
-            raise click.ClickException(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
+        return runs.get_run(db, rows[0]["id"])
+    run = runs.get_run(db, int(run_ref))
+    if run["kind"] != "reward" or run["status"] != "completed":
+        raise click.ClickException(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
+    return run
+
+
+def load_reward_run(run: dict, precision, load_in_4bit: bool = False):
+    """(model, tokenizer) of a completed reward run, LoRA merged: a plain module PPO can call."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
     m = run["metrics"] or {}
     merge = [m["sft_adapter"]] if m.get("sft_adapter") else []
     model = load_sequence_classifier(run["base_model"], precision, load_in_4bit, merge, trainable=False)
@@ -158,7 +166,7 @@ def load_reward_run(db, run_ref: str, precision, load_in_4bit: bool = False):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model, tokenizer, run
+    return model, tokenizer
 
 
 def pair_accuracy(model, rows: list[dict], pad_id: int, batch_size: int = 8) -> dict[str, float] | None:

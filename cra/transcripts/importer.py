@@ -3,8 +3,8 @@ what the hooks tailed raw or could not reach within their budget).
 
 Both go through `transcript_tail.tail_file` (the hook's code) with a normaliser attached, so a file
 is read once, from where the last reader stopped, in bounded chunks that each commit raw lines,
-messages and the file's offset together: interrupting an import loses nothing and a rerun adds
-nothing.
+messages and the file's offset together (the file's last chunk its turns too): interrupting an
+import loses nothing and a rerun adds nothing.
 """
 import gc
 import json
