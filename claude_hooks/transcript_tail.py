@@ -65,8 +65,8 @@ def decode_line(line):
 
 
 def parse_lines(data, offset, next_id, line_no, path, generation, session_id, agent_id):
-    """The complete lines of `data` (which ends with a newline), blank ones skipped, as
-    (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one decode and
+    """The complete lines of `data` (what follows its last newline is left out), blank ones skipped,
+    as (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one decode and
     one parse per line, nothing else per line that can be avoided."""
     loads = json.loads
     params = []
@@ -75,7 +75,9 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     add_row = rows.append
     line_id = next_id
     pos = offset
-    for line in data.split(b"\n"):
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: nothing, or a line still being written
+    for line in lines:
         n = len(line)
         if n and not line.isspace():  # what line.strip() would find empty, without copying the line
             try:
@@ -139,14 +141,15 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
         consumed = 0
         while max_bytes is None or consumed < max_bytes:
             budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
-            n = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, on_end)
-            if not n:
-                break
+            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, on_end)
             consumed += n
+            if not n or at_end:
+                break  # (a file still growing is read on by the next caller)
         return consumed
 
 
 def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
+    """Read and store one chunk. Returns (bytes consumed, whether the file was read to its end)."""
     st = os.fstat(f.fileno())
     con.execute("BEGIN IMMEDIATE")
     try:
@@ -169,9 +172,9 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
                 offset, generation, line_count, head_hash, head_len = 0, generation + 1, 0, None, 0
         if st.st_size <= offset:
             con.execute("ROLLBACK")
-            return 0
+            return 0, True
         f.seek(offset)
-        data = f.read(budget)
+        data = f.read(min(budget, st.st_size - offset))
         last = data.rfind(b"\n")
         while last < 0 and uncapped and len(data) < st.st_size - offset:
             # A line longer than the chunk: only an uncapped caller reads it whole.
@@ -182,9 +185,8 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
             last = data.rfind(b"\n")
         if last < 0:
             con.execute("ROLLBACK")  # no complete line yet (or too long for this caller)
-            return 0
+            return 0, True
         at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
-        data = data[: last + 1]
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
         params, rows = parse_lines(data, offset, next_id, line_count, path, generation, session_id, agent_id)
         con.executemany(
@@ -192,7 +194,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
             " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,CAST(? AS TEXT),?,?)",
             params,
         )
-        new_offset = offset + len(data)
+        new_offset = offset + last + 1
         if head_len < HEAD_LEN and new_offset > head_len:
             # Grow the guard with the file until it covers HEAD_LEN bytes (only bytes already read).
             head_len = min(HEAD_LEN, new_offset)
@@ -227,7 +229,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
         if on_end is not None and at_end:
             on_end(con, path)
         con.execute("COMMIT")
-        return len(data)
+        return last + 1, at_end
     except BaseException:
         if con.in_transaction:
             con.execute("ROLLBACK")

@@ -114,6 +114,7 @@ def main(argv=None):
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for every variant")
     parser.add_argument("--4bit", dest="four_bit", action="store_true", help="load the base in 4-bit NF4 (QLoRA), every variant")
+    parser.add_argument("--no-packed", action="store_true", help="skip the packed variants (slow without FlashAttention)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -130,12 +131,15 @@ def main(argv=None):
 
     results = {}
     # Alternate so that a machine getting busier or quieter during the run does not favour one side.
-    for name, fn in (
+    variants = [
         ("trl (padded)", lambda: plain_trl(model_dir, data_dir, scratch / "trl-pad", args, packing=False)),
         ("cra (default)", lambda: cra_sft(model_dir, data_dir, scratch / "runs", args, packing=False)),
         ("trl (packed)", lambda: plain_trl(model_dir, data_dir, scratch / "trl-pack", args, packing=True)),
         ("cra (--packing on)", lambda: cra_sft(model_dir, data_dir, scratch / "runs", args, packing=True)),
-    ):
+    ]
+    if args.no_packed:
+        variants = variants[:2]
+    for name, fn in variants:
         started = time.time()
         results[name] = fn()
         results[name]["wall_seconds"] = time.time() - started

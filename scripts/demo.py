@@ -142,6 +142,13 @@ def train_tiny_adapter(scratch, cra_home):
     # Not captured: transformers' progress bars show while it trains; the summary ends with the adapter.
     if subprocess.run([sys.executable, "-m", "cra"] + train, env=env).returncode != 0:
         sys.exit("`cra train sft` failed: `CRA_HOME=%s cra runs show 1` has the error" % cra_home)
+    # A short GRPO stage on the SFT adapter: the behavioral reward on the recorded contexts, KL to SFT.
+    grpo = ["train", "grpo", "--max-steps", "3", "--batch-size", "4", "--num-generations", "4",
+            "--max-completion-length", "48", "--max-prompt-length", "6144", "--max-prompts", "8",
+            "--eval-prompts", "4", "--learning-rate", "1e-3", "--cpu-threads", "1", "--save-steps", "3"]
+    print("\n$ cra " + " ".join(grpo), flush=True)
+    if subprocess.run([sys.executable, "-m", "cra"] + grpo, env=env).returncode != 0:
+        sys.exit("`cra train grpo` failed: `CRA_HOME=%s cra runs show 2` has the error" % cra_home)
 
 
 def main(argv=None):

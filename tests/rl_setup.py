@@ -81,6 +81,48 @@ def cached_prefit_model(root: Path) -> Path:
     return model
 
 
+_VERBS = {"Read": "Read", "Search for": "Grep", "List": "Glob", "Run": "Bash", "Edit": "Edit", "Write": "Write"}
+_ARGS = {"Read": ["src/app.py", "README.md", "setup.cfg"], "Grep": ["def main", "TODO", "import os"],
+         "Glob": ["*.py", "tests/*.py", "src/**"], "Bash": ["pytest -q", "make lint", "ls src"],
+         "Edit": ["src/app.py", "src/cli.py"], "Write": ["notes.md", "src/new.py"]}
+
+
+def learnable_conversations(n: int, seed: int = 0) -> list[dict]:
+    """Like `synthetic_conversations`, but the user's request names the tool Claude then uses
+    ("Search for TODO" -> Grep TODO): contexts where the right next action can be learned, so RL has
+    a signal to follow, not only the noise of a random reference."""
+    import random
+
+    from cra.testing.tiny import synthetic_conversations
+
+    rng = random.Random(seed)
+    schemas = {t["function"]["name"]: t for c in synthetic_conversations(40, seed=0) for t in json.loads(c["tools"])}
+    out = []
+    for i in range(n):
+        verb = rng.choice(sorted(_VERBS))
+        name = _VERBS[verb]
+        arg = rng.choice(_ARGS[name])
+        call_id = f"call_{i}"
+        messages = [
+            {"role": "system", "content": "You are a coding agent."},
+            {"role": "user", "content": f"{verb} {arg}."},
+            {"role": "assistant", "content": f"I will use {name} on {arg}.", "tool_calls": [
+                {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps({"arg": arg})}}]},
+            {"role": "tool", "tool_call_id": call_id, "content": f"ok: {arg}"},
+            {"role": "assistant", "content": f"Done: {verb.lower()} {arg}."},
+        ]
+        out.append({"messages": messages, "tools": json.dumps([schemas[n] for n in sorted(schemas)])})
+    return out
+
+
+def write_learnable_dataset(out_dir: Path, n_train: int = 24, n_eval: int = 4, seed: int = 3) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = learnable_conversations(n_train + n_eval, seed=seed)
+    for name, part in (("train.jsonl", rows[:n_train]), ("eval.jsonl", rows[n_train:])):
+        (out_dir / name).write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    return out_dir
+
+
 def sft_database(root: Path) -> Path:
     """A cra database holding one completed SFT run (LoRA on the pre-fitted tiny model) and its dataset;
     built once per session, copied by `use_sft_database`."""
@@ -89,12 +131,11 @@ def sft_database(root: Path) -> Path:
     import os
 
     from cra.db import open_db
-    from cra.testing.tiny import write_dataset
     from cra.train.config import SFTSettings
     from cra.train.sft import train_sft
 
     model = cached_prefit_model(root)
-    data = write_dataset(root / "data", n_train=24, n_eval=4, seed=3)
+    data = write_learnable_dataset(root / "data")
     db_path = root / "home" / "cra.db"
     shutil.rmtree(root / "home", ignore_errors=True)  # left by an earlier process: start clean
     db_path.parent.mkdir(parents=True, exist_ok=True)

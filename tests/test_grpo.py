@@ -14,8 +14,11 @@ from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 from rl_setup import use_sft_database  # noqa: E402
 
-FAST = ["--no-load-in-4bit", "--batch-size", "8", "--num-generations", "4", "--max-completion-length", "48",
-        "--learning-rate", "2e-3", "--cpu-threads", "1", "--max-prompts", "16", "--save-steps", "2"]
+# 4 contexts x 4 samples per step at temperature 0.7: enough signal per step for 8 steps to move the
+# policy reliably on the tiny model (fewer contexts per step made the direction noise).
+FAST = ["--no-load-in-4bit", "--batch-size", "16", "--num-generations", "4", "--temperature", "0.7",
+        "--max-completion-length", "48", "--learning-rate", "1e-3", "--cpu-threads", "1", "--max-prompts", "16",
+        "--save-steps", "4"]
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +32,7 @@ def sft(rl_root, cra_home):
 
 
 def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
-    result = CliRunner().invoke(cli, ["train", "grpo", "--max-steps", "6", "--eval-prompts", "12", *FAST],
+    result = CliRunner().invoke(cli, ["train", "grpo", "--max-steps", "8", "--eval-prompts", "12", *FAST],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     db = sft["db"]
@@ -38,7 +41,7 @@ def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
     assert run["base_model"] == sft["model"] and run["dataset"] == sft["data"]  # taken from the SFT run
     config, m = json.loads(run["config"]), json.loads(run["metrics"])
     assert config["beta"] > 0 and config["sft_run"] == str(sft["sft"]["id"])
-    assert m["steps"] == 6 and len(m["step_log"]) == 6
+    assert m["steps"] == 8 and len(m["step_log"]) == 8
 
     # Per-step reward statistics: mean, std, each component, and the KL to the SFT policy.
     components = ["format_validity", "agreement", "constraint_adherence", "reasoning_depth", "tool_efficiency",
@@ -97,7 +100,8 @@ def test_grpo_ctrl_c_then_resume_continues_from_the_checkpoint(sft):
     assert m["steps"] == 4 and m["sft_run"] == sft["sft"]["id"]
     # The step log is the whole run's (restored with the checkpoint); this run trained steps 3-4 only.
     assert [s["step"] for s in m["step_log"]] == [1, 2, 3, 4]
-    assert sorted(os.listdir(os.path.join(second["output_dir"], "checkpoints"))) == ["checkpoint-4"]
+    checkpoints = os.listdir(os.path.join(second["output_dir"], "checkpoints"))
+    assert sorted(c for c in checkpoints if c.startswith("checkpoint-")) == ["checkpoint-4"]
     assert json.loads(second["config"])["max_prompts"] == 8  # the interrupted run's settings
     again = CliRunner().invoke(cli, ["train", "grpo", "--resume"])
     assert again.exit_code == 1 and "no unfinished grpo run to resume" in again.output

@@ -14,7 +14,7 @@ from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 
-FAST = ["--no-load-in-4bit", "--batch-size", "4", "--response-length", "40", "--learning-rate", "1e-3",
+FAST = ["--no-load-in-4bit", "--batch-size", "8", "--response-length", "40", "--learning-rate", "5e-4",
         "--cpu-threads", "1", "--max-prompts", "16", "--save-steps", "2", "--num-ppo-epochs", "2"]
 
 
@@ -38,15 +38,15 @@ def with_reward_model(rl_root, cra_home):
 
 def test_ppo_runs_end_to_end_and_records_the_run(with_reward_model):
     ctx = with_reward_model
-    result = CliRunner().invoke(cli, ["train", "ppo", "--max-steps", "4", "--eval-prompts", "8", *FAST],
+    result = CliRunner().invoke(cli, ["train", "ppo", "--max-steps", "8", "--eval-prompts", "16", *FAST],
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     db = ctx["db"]
     run = next(db.query("SELECT * FROM runs WHERE kind = 'ppo'"))
     assert run["status"] == "completed" and run["parent_run"] == ctx["sft"]["id"]
     m = json.loads(run["metrics"])
-    assert m["steps"] == 4 and m["episodes"] == 16 and m["reward_run"] == ctx["reward"]["id"]
-    assert [s["step"] for s in m["step_log"]] == [1, 2, 3, 4]
+    assert m["steps"] == 8 and m["episodes"] == 64 and m["reward_run"] == ctx["reward"]["id"]
+    assert [s["step"] for s in m["step_log"]] == list(range(1, 9))
     for s in m["step_log"]:  # reward-model scores, KL to the SFT reference, both losses, every step
         assert {"score_mean", "kl", "policy_loss", "value_loss", "approx_kl"} <= set(s)
     assert any(s["kl"] != 0 for s in m["step_log"])  # the policy moved away from the reference
@@ -54,7 +54,7 @@ def test_ppo_runs_end_to_end_and_records_the_run(with_reward_model):
 
     # Not worse than the SFT adapter it started from, by the reward model PPO optimised.
     before, after = m["reward_before"], m["reward_after"]
-    assert after["n"] == before["n"] == 8
+    assert after["n"] == before["n"] == 64 and after["sampled"]
     assert after["reward_model"] >= before["reward_model"], (before, after)
 
     adapter = Path(m["adapter"])
@@ -63,7 +63,7 @@ def test_ppo_runs_end_to_end_and_records_the_run(with_reward_model):
     trained = load_file(adapter / "adapter_model.safetensors")
     start = load_file(Path(ctx["sft"]["output_dir"]) / "adapter" / "adapter_model.safetensors")
     assert trained.keys() == start.keys() and any(not (trained[k] == start[k]).all() for k in trained)
-    assert "reward-model score of greedy responses" in result.output
+    assert "reward-model score of 64 sampled responses" in result.output
 
 
 def test_ppo_ctrl_c_then_resume(with_reward_model):

@@ -253,3 +253,24 @@ def test_cuda_backend_trains(tiny):
     import importlib.util
 
     assert metrics["backend"] == ("unsloth" if importlib.util.find_spec("unsloth") else "trl")
+
+
+def test_sft_on_a_dataset_built_from_recorded_sessions(tiny, recorded_db, tmp_path):
+    """The real path: recorded Claude Code sessions -> `cra dataset build` -> `cra train sft` by dataset name."""
+    model, _ = tiny
+    db_path = str(recorded_db)
+    build = CliRunner().invoke(cli, [
+        "dataset", "build", "-d", db_path, "--name", "recorded", "--min-tool-calls", "1", "--min-answer-words", "1",
+        "--tools", "used", "--eval-fraction", "0.3", "--seed", "0", "-o", str(tmp_path / "recorded"),
+    ])
+    assert build.exit_code == 0, build.output
+    result = sft("-d", db_path, "--base", model, "--dataset", "recorded", "--no-load-in-4bit", "--max-steps", "24",
+                 "--eval-steps", "8", "--batch-size", "1", "--grad-accum", "1", "--max-length", "4608",
+                 "--learning-rate", "3e-3", "--cpu-threads", "1", "--logging-steps", "4")
+    assert result.exit_code == 0, result.output
+    (run,) = open_db(db_path).query("SELECT * FROM runs")
+    metrics = json.loads(run["metrics"])
+    assert run["status"] == "completed" and run["dataset"] == "recorded" and metrics["steps"] == 24
+    assert metrics["train_examples"] >= 3 and metrics["eval_examples"] >= 1
+    assert metrics["eval_loss_best"] < metrics["eval_loss_first"]
+    assert os.path.isfile(os.path.join(metrics["adapter"], "adapter_model.safetensors"))

@@ -165,13 +165,8 @@ def status_command(limit, as_json, config_file, database):
         return
     r = data["readiness"]
     click.echo(f"Qualifying turns: {r['qualifying']} of {r['candidates']} recorded")
-    if r["cycles_completed"] == 0:
-        click.echo(f"First cycle:      {min(r['qualifying'], r['first_threshold'])}/{r['first_threshold']}")
-    else:
-        click.echo(f"Next cycle:       {min(r['new'], r['next_threshold'])}/{r['next_threshold']} new turns"
-                   f" (or from {r['interval_due_at']} with any new turn)")
-    click.echo(f"Next:             cycle {r['number']}{' with RL' if r['with_rl'] else ''}: "
-               + ("DUE (" + r["trigger"] + ")" if r["due"] else r["reason"]))
+    due = f"due now ({r['trigger']}): " if r["due"] else ""
+    click.echo(f"Next cycle:       {r['number']}{' (with RL)' if r['with_rl'] else ''}: {due}{r['reason']}")
     if data["running"]:
         h = data["running"]
         click.echo(f"Running now:      pid {h.get('pid')} on {h.get('host')} since {h.get('started_at')}")

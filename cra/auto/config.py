@@ -119,14 +119,37 @@ def config_path(home: str | None = None) -> Path:
     return root / CONFIG_NAMES[0]
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """A settings file as a dict (TOML, JSON or YAML by extension); top-level keys may use - or _."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            import json
+
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+    except ImportError:
+        raise click.ClickException(f"{path}: YAML needs PyYAML (pip install pyyaml), or use auto.toml") from None
+    except Exception as exc:  # each parser has its own error type; all mean "fix the file"
+        raise click.ClickException(f"cannot read the auto settings {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise click.ClickException(f"{path} must hold a table of settings, not {type(data).__name__}")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
 def load_settings(path: str | os.PathLike | None = None, **overrides) -> AutoSettings:
     """Defaults < the settings file < overrides (None means not given)."""
-    from ..train.config import read_config_file
-
     path = Path(path) if path else config_path()
     values: dict[str, Any] = {}
     if path.is_file():
-        values.update(read_config_file(path))
+        values.update(_read(path))
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return AutoSettings(**values)

@@ -140,10 +140,16 @@ class Cycle:
                 stage["run_id"] = child["id"]
             self._record(stage)
             t0 = time.time()
+            last_run = self.db.execute("SELECT coalesce(max(id), 0) FROM runs").fetchone()[0]
             try:
                 outputs = getattr(self, f"stage_{name}")(stage)
             except BaseException as exc:
                 error = _error_text(exc)
+                if name in TRAINING and "run_id" not in stage:
+                    # The trainer registered its run before failing: link it (its error and traceback are there).
+                    row = self.db.execute("SELECT min(id) FROM runs WHERE id > ? AND kind IN ('sft', 'grpo')",
+                                          [last_run]).fetchone()
+                    stage["run_id"] = row[0]
                 stage.update(status="failed", error=error, ended_at=store.now_iso(), seconds=round(time.time() - t0, 3))
                 if child:
                     runs.finish_run(self.db, child["id"], "failed",

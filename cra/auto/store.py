@@ -86,8 +86,6 @@ def failures_since_completed(db) -> list[dict[str, Any]]:
 
 def mark_crashed(db, stale_holder: dict | None) -> list[int]:
     """Cycles left `running` by a process that died (called with the lock held, so none is live)."""
-    from ..train import runs
-
     rows = list(db.query("SELECT id, run_id, stages FROM cycles WHERE status = 'running'"))
     who = f"pid {stale_holder.get('pid')} on {stale_holder.get('host')}" if stale_holder else "its process"
     error = f"{who} died mid-cycle; nothing was promoted by it"

@@ -113,7 +113,12 @@ def runs_show(run_id, as_json, database):
     for key in ("base_model", "dataset", "started_at", "ended_at", "output_dir", "parent_run"):
         click.echo(f"  {key:<11} {run[key] if run[key] is not None else '-'}")
     if run.get("metrics"):
-        click.echo(sft.summary_text(run))
+        if run["kind"] in ("grpo", "ppo", "reward"):
+            from . import rl
+
+            click.echo(rl.summary_text(run))  # rewards, KL, before/after instead of losses
+        else:
+            click.echo(sft.summary_text(run))
     if run.get("error"):
         click.echo("Error:\n  " + run["error"].strip().replace("\n", "\n  "))
     if run["artifacts"]:

@@ -122,12 +122,17 @@ def _value_model(reward_model, settings: PPOSettings):
     return value
 
 
-def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, scorer=None, batch_size=8) -> dict:
-    """Greedy responses to `rows`, scored by the reward model (and the behavioral reward, when given)."""
+def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, scorer=None, batch_size=8, *,
+                        samples: int = 4, temperature: float = 0.7, seed: int = 0) -> dict:
+    """Responses to `rows` scored by the reward model (and the behavioral reward, when given): what PPO
+    maximises, measured alike before and after: `samples` seeded samples per context at the episode
+    temperature (samples=0: one greedy response)."""
     import statistics
 
     import torch
 
+    torch.manual_seed(seed)
+    n = max(samples, 1)
     model.eval()
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
@@ -137,9 +142,12 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
             chunk = rows[i : i + batch_size]
             enc = tokenizer([r["prompt"] for r in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=samples > 0,
+                                     num_return_sequences=n, temperature=temperature if samples > 0 else None,
+                                     top_k=0 if samples > 0 else None,
                                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
                 width = enc["input_ids"].shape[1]
+                chunk = [row for row in chunk for _ in range(n)]  # generate() repeats each prompt n times
                 texts = [rl.decode_completion(tokenizer, ids) for ids in out[:, width:]]
                 for row, text in zip(chunk, texts):
                     if scorer is not None:
@@ -157,7 +165,7 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
                 scores.extend(reward_model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist())
     finally:
         tokenizer.padding_side = side
-    out = {"reward_model": statistics.fmean(scores), "n": len(scores)}
+    out = {"reward_model": statistics.fmean(scores), "n": len(scores), "contexts": len(rows), "sampled": samples > 0}
     if behavioral:
         out["behavioral"] = statistics.fmean(behavioral)
     return out
@@ -236,7 +244,8 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         if parent:
             before = (parent.get("metrics") or {}).get("reward_before")
         elif eval_rows:
-            before = reward_model_scores(policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer)
+            before = reward_model_scores(policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer,
+                                         temperature=settings.temperature, seed=settings.seed)
         policy.train()
 
         from datasets import Dataset
@@ -292,7 +301,8 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
             return runs.get_run(db, run_id)
         if eval_rows:
             metrics["reward_after"] = reward_model_scores(
-                trainer.model.policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer
+                trainer.model.policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer,
+                temperature=settings.temperature, seed=settings.seed,
             )
         adapter_dir = rl.save_adapter(trainer.model.policy, tokenizer, output_dir / "adapter")
         metrics["adapter"] = str(adapter_dir)
@@ -303,10 +313,6 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         runs.finish_run(db, run_id, "completed", metrics=metrics)
         final = runs.get_run(db, run_id)
         echo(rl.summary_text(final))
-        b, a = before or {}, metrics.get("reward_after") or {}
-        if b and a:
-            echo(f"  reward-model score of greedy responses on {a['n']} training contexts: "
-                 f"{b['reward_model']:.3f} -> {a['reward_model']:.3f}")
         return final
     except KeyboardInterrupt:
         checkpoint = runs.last_checkpoint(output_dir)

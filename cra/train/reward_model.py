@@ -324,11 +324,9 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         rl.write_summary(output_dir, metrics)
         runs.record_artifact(db, run_id, "reward_model", adapter_dir, {"base": settings.base, "sft_run": sft["id"]})
         runs.finish_run(db, run_id, "completed", metrics=metrics)
-        b, a = before or {}, metrics["accuracy_after"] or {}
-        echo(f"Run {run_id} completed: {metrics['steps']} steps; pair accuracy ({metrics['pairs_scored_on']}, "
-             f"{a.get('n', 0)} pairs) {b.get('accuracy', 0):.3f} -> {a.get('accuracy', 0):.3f}, "
-             f"margin {b.get('margin', 0):.3f} -> {a.get('margin', 0):.3f}\n  reward model {adapter_dir}")
-        return runs.get_run(db, run_id)
+        final = runs.get_run(db, run_id)
+        echo(rl.summary_text(final))
+        return final
     except KeyboardInterrupt:
         runs.finish_run(db, run_id, "interrupted", error="aborted by a second Ctrl-C")
         raise click.ClickException(f"run {run_id} aborted") from None

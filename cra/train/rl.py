@@ -290,13 +290,18 @@ def summary_text(run: dict[str, Any]) -> str:
     if m.get("kl_last") is not None:
         lines.append(f"  kl           {_fmt(m.get('kl_last'), '.4f')} (last step)")
     before, after = m.get("reward_before") or {}, m.get("reward_after") or {}
+    if before.get("reward_model") is not None and after.get("reward_model") is not None:  # ppo
+        lines.append(f"  reward-model score of {after['n']} sampled responses on {after.get('contexts')} training contexts: "
+                     f"{before['reward_model']:.3f} -> {after['reward_model']:.3f}")
     if before.get("mean") is not None and after.get("mean") is not None:
         how = f"{after['n']} sampled completions" if after.get("sampled") else f"{after['n']} greedy completions"
         lines.append(f"  mean reward of the starting -> trained adapter ({how}, {after.get('contexts', after['n'])} "
                      f"training contexts): {before['mean']:.3f} -> {after['mean']:.3f}")
-    for key, label in (("accuracy_first", "accuracy"), ("eval_accuracy", "eval accuracy")):
-        if m.get(key) is not None:
-            lines.append(f"  {label:<12} {_fmt(m.get(key))}")
+    acc_before, acc_after = m.get("accuracy_before") or {}, m.get("accuracy_after") or {}
+    if acc_after:  # reward model
+        lines.append(f"  pair accuracy ({m.get('pairs_scored_on')}, {acc_after['n']} pairs) "
+                     f"{_fmt(acc_before.get('accuracy'))} -> {_fmt(acc_after['accuracy'])}, "
+                     f"margin {_fmt(acc_before.get('margin'))} -> {_fmt(acc_after['margin'])}")
     if m.get("adapter"):
         lines.append(f"  adapter      {m['adapter']}")
     return "\n".join(lines)
