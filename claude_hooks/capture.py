@@ -120,7 +120,8 @@ def _json(obj):
 
 def drain_into_db(home, env, via="hook"):
     """Replay the whole spool into the database; the caller holds the drain lock. Returns how many
-    events were ingested (0 when the database can't take them: they stay spooled, the error is logged)."""
+    events were ingested, or None when the database can't take them (they stay spooled, the error
+    is logged)."""
     path = db_path(env)
     try:
         if not os.path.exists(path):
@@ -138,7 +139,7 @@ def drain_into_db(home, env, via="hook"):
             con.close()
     except Exception as exc:
         _log_line(home, None, None, exc)
-        return 0
+        return None
 
 
 def _after_record(con, home, event, via):

@@ -211,7 +211,7 @@ def _drain_and_release(home, env, lock):
             ingested = capture.drain_into_db(home, env)
         finally:
             release_drain_lock(lock)
-        if not ingested or not spool_pending(home):
+        if ingested is None or not spool_pending(home):
             return  # done, or the database refuses: the backlog waits for the next event or `cra`
         lock = try_drain_lock(home)
         if lock is None:

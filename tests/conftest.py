@@ -51,15 +51,28 @@ def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60,
 
 
 def wait_for_drainer(env=None):
-    """Block until no hook drainer holds the drain lock (one that was started has finished)."""
-    from claude_hooks import spool
+    """Block until no hook drainer holds the drain lock, then ingest whatever is still spooled, as
+    any `cra` command would (a drainer that lost the lock to this waiter leaves that to it)."""
+    from claude_hooks import capture, spool
 
-    home = spool.cra_home(env or os.environ)
+    env = {**os.environ, **(env or {})}
+    home = spool.cra_home(env)
     if not os.path.isdir(home):
         return
     lock = spool.try_drain_lock(home, blocking=True)
     if lock is not None:
-        spool.release_drain_lock(lock)
+        try:
+            if spool.spool_pending(home) and os.path.exists(spool.db_path(env)):
+                try:
+                    con = capture.connect(spool.db_path(env), timeout=0.5)
+                    try:
+                        capture.drain_spool(con, home, via="cra")
+                    finally:
+                        con.close()
+                except Exception:
+                    pass  # the database refuses (locked, corrupt): the events stay spooled
+        finally:
+            spool.release_drain_lock(lock)
 
 
 RECORDED = REPO / "tests" / "fixtures" / "recorded"

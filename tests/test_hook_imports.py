@@ -21,13 +21,16 @@ def _not_stdlib(names):
     return sorted({n for n in names if _top(n) not in sys.stdlib_module_names and _top(n) not in ALLOWED_OWN})
 
 
-def imported_by_hook(raw: bytes, env=None):
-    """Every module a real hook process imports, from `-X importtime` (which lists each import once)."""
+def imported_by_hook(raw: bytes, env=None, sync=True):
+    """Every module a real hook process imports, from `-X importtime` (which lists each import once).
+
+    With `sync`, the hook drains in its own process instead of a forked child whose stderr is
+    closed, so the drainer's imports are listed too."""
     proc = subprocess.run(
         [sys.executable, "-S", "-X", "importtime", str(HOOK_SCRIPT)],
         input=raw,
         capture_output=True,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **({"CRA_HOOK_SYNC": "1"} if sync else {}), **(env or {})},
         timeout=60,
     )
     assert proc.returncode == 0 and proc.stdout == b""
@@ -78,6 +81,15 @@ def test_hook_imports_only_stdlib_on_every_path(tmp_path, cra_home):
     assert not any(_top(n) == "cra" for n in seen)
 
 
+def test_the_process_claude_code_waits_for_never_loads_sqlite(cra_home):
+    """The hot path only spools and forks: SQLite (and the json package) load in the drainer."""
+    open_db().conn.close()
+    seen = imported_by_hook(_payload("PreToolUse", tool_name="Bash", tool_input={"command": "ls"}), sync=False)
+    assert "claude_hooks.spool" in seen
+    assert not {"_sqlite3", "sqlite3", "json", "claude_hooks.capture"} & set(seen)
+    assert _not_stdlib(seen) == []
+
+
 def test_hook_sources_import_only_stdlib():
     """Static check too: an import in a branch the runs above never reach still counts."""
     found = []
@@ -111,9 +123,9 @@ def test_hook_keeps_its_bytecode_fresh_under_dontwritebytecode(tmp_path):
 
     copy = tmp_path / "plugin" / "claude_hooks"
     shutil.copytree(REPO / "claude_hooks", copy, ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "CRA_HOME": str(tmp_path / "home")}
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "CRA_HOME": str(tmp_path / "home"), "CRA_HOOK_SYNC": "1"}
     proc = subprocess.run([sys.executable, "-S", str(copy / "hook.py")], input=b"{}", capture_output=True, env=env,
                           timeout=60)
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
     compiled = {p.name.split(".")[0] for p in (copy / "__pycache__").glob("*.pyc")}
-    assert {"capture", "fastjson", "__init__"} <= compiled
+    assert {"spool", "capture", "fastjson", "__init__"} <= compiled

@@ -217,7 +217,7 @@ def test_locked_database_never_blocks_the_hook_and_loses_nothing(cra_home):
         locker.close()
     wait_for_drainer()
     rows = events()
-    assert len(rows) == 3 and {r[4] for r in rows} == {"hook"}
+    assert len(rows) == 3  # each exactly once (by the hooks' drainer, or the waiter if it won the lock)
     con = sqlite3.connect(path)
     ids = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls ORDER BY seq")]
     assert ids == ["toolu_lock0", "toolu_lock1", "toolu_lock2"]

@@ -6,7 +6,10 @@ import sqlite3
 import subprocess
 import sys
 
+
 import pytest
+
+from conftest import wait_for_drainer
 from click.testing import CliRunner
 
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
@@ -169,6 +172,7 @@ def test_installed_command_records_through_sh(tmp_path, cra_home, monkeypatch):
         ["sh", "-c", hook["command"]], input=payload.encode(), capture_output=True, env=env, cwd=tmp_path, timeout=60
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    wait_for_drainer({"CRA_HOME": str(cra_home)})  # the hook's background drainer writes the rows
     con = sqlite3.connect(str(cra_home / "cra.db"))
     assert con.execute("SELECT tool_use_id, tool_name, status FROM tool_calls").fetchall() == [
         ("toolu_sh", "Bash", "pending")

@@ -10,7 +10,7 @@ import pytest
 
 import cra
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
-from conftest import REPO
+from conftest import REPO, wait_for_drainer
 from cra.db import open_db
 
 PLUGIN_COMMAND = 'python3 -S "${CLAUDE_PLUGIN_ROOT}/claude_hooks/hook.py"'
@@ -73,6 +73,7 @@ def test_plugin_command_records(tmp_path, cra_home):
         timeout=60,
     )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
+    wait_for_drainer({"CRA_HOME": str(cra_home)})  # the hook's background drainer writes the rows
     con = sqlite3.connect(str(cra_home / "cra.db"))
     assert con.execute("SELECT id, start_source FROM sessions").fetchall() == [("plugin-s", "startup")]
     assert json.loads(con.execute("SELECT env FROM events").fetchone()[0])["CLAUDE_PLUGIN_ROOT"] == str(REPO)

@@ -94,3 +94,13 @@ def test_unreadable_or_unknown_config_files(tmp_path):
     listed.write_text("- 1\n- 2\n")
     with pytest.raises(click.ClickException, match="must hold a mapping"):
         read_config_file(listed)
+
+
+def test_print_config_round_trips_through_a_config_file(tmp_path):
+    result = CliRunner().invoke(cli, ["train", "sft", "--print-config", "--lora-r", "8", "--packing", "off"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed == {**SFTSettings().model_dump(), "lora_r": 8, "packing": "off"}
+    path = tmp_path / "printed.json"
+    path.write_text(result.output)
+    assert build_settings(SFTSettings, str(path), {}).model_dump() == printed

@@ -25,9 +25,12 @@ def train_group():
     metavar="[RUN_ID]",
     help="Continue an interrupted run from its last checkpoint (the newest unfinished one if no id).",
 )
+@click.option(
+    "--print-config", is_flag=True, help="Print the settings this command would train with (JSON, usable as --config) and exit."
+)
 @settings_options(SFTSettings)
 @database_option
-def sft_command(config_file, resume, database, **options):
+def sft_command(config_file, resume, print_config, database, **options):
     """Supervised fine-tuning (QLoRA behavioural cloning) of a LoRA adapter on a tool-calling dataset.
 
     \b
@@ -50,6 +53,9 @@ def sft_command(config_file, resume, database, **options):
         settings = build_settings(SFTSettings, None, {**base_values, **{k: v for k, v in options.items() if v is not None}})
     else:
         settings = build_settings(SFTSettings, config_file, options)
+    if print_config:
+        click.echo(json.dumps(settings.model_dump(), indent=2))
+        return
     sft.train_sft(settings, db, parent=parent)
 
 
