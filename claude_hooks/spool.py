@@ -176,14 +176,16 @@ def handle(raw, env):
     if env.get(SYNC_ENV) or not hasattr(os, "fork"):
         _drain_and_release(home, env, lock)
         return
+    # Claude Code reads the hook's stdout and stderr until every holder closes them: point both
+    # processes' stdio at /dev/null before forking, so the pipes close when this process exits,
+    # not when the drainer is done (this hook prints nothing anyway).
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
     if os.fork() == 0:
-        # The child: its own session (Claude Code's cleanup of the hook's group can't reach it),
-        # stdio on /dev/null (Claude Code reads the hook's pipes until they close).
+        # The child: its own session, so Claude Code's cleanup of the hook's group can't reach it.
         try:
             os.setsid()
-            devnull = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(devnull, fd)
             _drain_and_release(home, env, lock)
         finally:
             os._exit(0)

@@ -96,6 +96,15 @@ def timed(cmd, stdin, env):
     return elapsed * 1000, (_children_cpu() - cpu) * 1000
 
 
+def wait_for_drainer(home):
+    sys.path.insert(0, str(REPO))
+    from claude_hooks import spool
+
+    lock = spool.try_drain_lock(str(home), blocking=True)
+    if lock is not None:
+        spool.release_drain_lock(lock)
+
+
 def make_db(home):
     sys.path.insert(0, str(REPO))
     os.environ["CRA_HOME"] = str(home)
@@ -123,6 +132,9 @@ def bench_latency(python, runs, env, hook=HOOK):
         for name in order:
             cmd, make = cases[name]
             wall_ms, cpu_ms = timed(cmd, make(n), env)
+            # Untimed: let this event's drainer finish, as it does between tool calls in a session,
+            # so that no row is measured against the previous event's background SQLite work.
+            wait_for_drainer(env["CRA_HOME"])
             times[name].append(wall_ms)
             cpu[name].append(cpu_ms)
     return times, cpu
@@ -228,7 +240,8 @@ def render(rows, par, python, runs, load=None):
         "and, if no drainer is running, forks one; loading libsqlite3 alone would put a hook that writes "
         f"SQLite in-process at {by['sqlite'][7]:.2f}x bare start-up (CPU), and its WAL checkpoint and "
         "fsyncs on close cost more wall time. The forked drainer (its CPU is not in these rows: it "
-        "runs after the hook has returned, alongside the next tool call) replays the spool into SQLite, "
+        "runs after the hook has returned, and the benchmark lets it finish, untimed, before the next "
+        "run, as it finishes between tool calls in a session) replays the spool into SQLite, "
         "one drainer at a time. `import json` and `uuid` are not on the path "
         "(claude_hooks/fastjson.py, os.urandom).",
     ]

@@ -84,6 +84,16 @@ def _messages(value, role):
     return list(value)
 
 
+def _through_last_eos(ids: list[int], eos_id) -> list[int]:
+    """Cut what the chat template adds after the message's end-of-turn token (ChatML's "\n"). The score
+    is read at the last token: PPO reads it at the end-of-turn token its response stops at, so the
+    reward model must learn it there (trained on the "\n", its score at `<|im_end|>` was another,
+    barely correlated number, and higher for responses that never ended)."""
+    if eos_id is not None and eos_id in ids:
+        return ids[: len(ids) - ids[::-1].index(eos_id)]
+    return ids
+
+
 def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], int]:
     """[{chosen_ids, rejected_ids}] rendered as prompt + message with the chat template; (rows, skipped)."""
     rows, skipped = [], 0
@@ -100,7 +110,7 @@ def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], 
                 text = tokenizer.apply_chat_template(
                     prompt + _messages(pair[side], "assistant"), tools=tools, tokenize=False
                 )
-                ids.append(tokenizer(text, add_special_tokens=False)["input_ids"])
+                ids.append(_through_last_eos(tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id))
             if max(len(i) for i in ids) > max_length or ids[0] == ids[1]:
                 skipped += 1
                 continue
