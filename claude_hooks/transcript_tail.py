@@ -151,7 +151,7 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
 def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
     """Read and store one chunk. Returns (bytes consumed, whether the file was read to its end)."""
     st = os.fstat(f.fileno())
-    con.execute("BEGIN IMMEDIATE")
+    nested = begin(con)
     try:
         # Read the position inside the write lock: two hooks tailing one file never both take a line.
         row = con.execute(
@@ -171,7 +171,9 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
             if rotated:
                 offset, generation, line_count, head_hash, head_len = 0, generation + 1, 0, None, 0
         if st.st_size <= offset:
-            con.execute("ROLLBACK")
+            # Nothing written: released, not rolled back (a savepoint's ROLLBACK TO would make SQLite
+            # reload the schema when the caller's transaction changed it: `cra import` does).
+            end(con, nested, commit=True)
             return 0, True
         f.seek(offset)
         data = f.read(min(budget, st.st_size - offset))
@@ -184,7 +186,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
             data += more
             last = data.rfind(b"\n")
         if last < 0:
-            con.execute("ROLLBACK")  # no complete line yet (or too long for this caller)
+            end(con, nested, commit=True)  # nothing written: no complete line yet (or too long for this caller)
             return 0, True
         at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
@@ -228,12 +230,32 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
             on_lines(con, path, rows)
         if on_end is not None and at_end:
             on_end(con, path)
-        con.execute("COMMIT")
+        end(con, nested, commit=True)
         return last + 1, at_end
     except BaseException:
         if con.in_transaction:
-            con.execute("ROLLBACK")
+            end(con, nested, commit=False)
         raise
+
+
+def begin(con):
+    """Open a chunk's transaction: BEGIN IMMEDIATE, or a savepoint when the caller already holds one
+    (`cra import` commits several files at once). Returns whether it is a savepoint."""
+    if con.in_transaction:
+        con.execute("SAVEPOINT tail_chunk")
+        return True
+    con.execute("BEGIN IMMEDIATE")
+    return False
+
+
+def end(con, nested, commit):
+    """Close what begin() opened: a savepoint's work then commits or rolls back with the caller's."""
+    if not nested:
+        con.execute("COMMIT" if commit else "ROLLBACK")
+    elif con.in_transaction:  # (SQLite may have rolled the whole transaction back on an I/O error)
+        if not commit:
+            con.execute("ROLLBACK TO tail_chunk")
+        con.execute("RELEASE tail_chunk")
 
 
 def subagent_files(transcript_path):

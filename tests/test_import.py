@@ -70,30 +70,97 @@ def test_import_without_history_says_what_to_do(tmp_path, monkeypatch):
     assert "No Claude Code history at" in r.output and "cra import path/to/projects" in r.output
 
 
-def test_import_resumes_after_a_crash(tmp_path, monkeypatch):
-    clean = open_db(str(tmp_path / "clean.db"))
-    importer.import_paths(clean.conn, [str(FIXTURES)])
-    expected = counts(clean)
+def fts_consistent(db):
+    """The insert triggers are back and each FTS5 index matches its content table row for row
+    (FTS5's integrity-check with rank 1 compares the index with the external content)."""
+    triggers = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    assert {"messages_ai", "messages_au", "messages_ad", "turns_ai", "turns_au", "turns_ad"} <= triggers
+    for fts in ("messages_fts", "turns_fts"):
+        db.execute(f"INSERT INTO {fts} ({fts}, rank) VALUES ('integrity-check', 1)")  # raises if not
+    return True
 
+
+def _crash_on_chunk(monkeypatch, n):
     calls = {"n": 0}
     real = Normalizer.__call__
 
-    def crash_on_second_chunk(self, con, path, rows):
+    def crash(self, con, path, rows):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == n:
             raise KeyboardInterrupt  # the user pressed Ctrl-C mid-import
         return real(self, con, path, rows)
 
+    monkeypatch.setattr(Normalizer, "__call__", crash)
+    return lambda: monkeypatch.setattr(Normalizer, "__call__", real)
+
+
+def test_import_resumes_after_a_crash(tmp_path, monkeypatch):
+    """Files commit in batches: a crash loses the batch it interrupts (whole files, their offsets with
+    them, FTS included) and keeps the batches before it; a rerun ends where a clean import does."""
+    clean = open_db(str(tmp_path / "clean.db"))
+    importer.import_paths(clean.conn, [str(FIXTURES)])
+    expected = counts(clean)
+    assert fts_consistent(clean)
+
+    # One batch for the whole (small) tree: a crash in its second file leaves nothing half-stored.
     db = open_db()
-    monkeypatch.setattr(Normalizer, "__call__", crash_on_second_chunk)
+    restore = _crash_on_chunk(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         importer.import_paths(db.conn, [str(FIXTURES)])
-    partial = counts(db)
-    assert 0 < partial["messages"] < expected["messages"]
-    monkeypatch.setattr(Normalizer, "__call__", real)
+    assert not db.conn.in_transaction
+    assert counts(db)["messages"] == 0 and counts(db)["transcript_lines"] == 0
+    assert fts_consistent(db)
+    restore()
     importer.import_paths(db.conn, [str(FIXTURES)])
     assert counts(db) == expected
+    assert fts_consistent(db)
     assert importer.import_paths(db.conn, [str(FIXTURES)]).lines == 0
+
+    # A batch per file: the files committed before the crash stay, each whole.
+    monkeypatch.setattr(importer, "BATCH_BYTES", 1)
+    db2 = open_db(str(tmp_path / "batches.db"))
+    restore = _crash_on_chunk(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        importer.import_paths(db2.conn, [str(FIXTURES)])
+    partial = counts(db2)
+    assert 0 < partial["messages"] < expected["messages"]
+    stored = db2.execute(
+        "SELECT f.line_count, (SELECT count(*) FROM transcript_lines l WHERE l.path = f.path),"
+        " f.norm_line_id = (SELECT max(id) FROM transcript_lines l WHERE l.path = f.path)"
+        " FROM transcript_files f"
+    ).fetchall()
+    assert stored and all(n == lines and normalised for n, lines, normalised in stored)
+    assert fts_consistent(db2)
+    restore()
+    importer.import_paths(db2.conn, [str(FIXTURES)])
+    assert counts(db2) == expected
+    assert fts_consistent(db2)
+    assert importer.import_paths(db2.conn, [str(FIXTURES)]).lines == 0
+
+
+def test_bulk_import_fts_matches_per_row_triggers(tmp_path, monkeypatch):
+    """Messages imported in one batch (FTS filled once, before commit) are found exactly as those
+    imported a file at a time, and a message added later by the per-row trigger is found too."""
+    def search(db, word):
+        return sorted(r[0] for r in db.execute(
+            "SELECT m.uuid FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
+            " WHERE messages_fts MATCH ?", (word,)))
+
+    bulk = open_db(str(tmp_path / "bulk.db"))
+    importer.import_paths(bulk.conn, [str(FIXTURES)])
+    monkeypatch.setattr(importer, "BATCH_BYTES", 1)
+    monkeypatch.setattr(importer, "DEFERRED_FTS", ())  # the triggers alone, file by file
+    by_row = open_db(str(tmp_path / "by_row.db"))
+    importer.import_paths(by_row.conn, [str(FIXTURES)])
+    words = {w.lower() for (t,) in bulk.execute("SELECT text FROM messages WHERE text IS NOT NULL")
+             for w in t.split() if w.isalpha() and len(w) > 3}
+    assert len(words) > 20
+    for word in sorted(words):
+        found = search(bulk, word)
+        assert found and found == search(by_row, word), word
+    assert fts_consistent(bulk)
+    bulk.execute("INSERT INTO messages (uuid, session_id, role, line_id, text) VALUES ('late', ?, 'user', 0, 'zyzzyva')", [S1])
+    assert search(bulk, "zyzzyva") == ["late"]
 
 
 def test_json_array_transcript(tmp_path):

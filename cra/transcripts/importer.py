@@ -2,9 +2,10 @@
 what the hooks tailed raw or could not reach within their budget).
 
 Both go through `transcript_tail.tail_file` (the hook's code) with a normaliser attached, so a file
-is read once, from where the last reader stopped, in bounded chunks that each commit raw lines,
-messages and the file's offset together (the file's last chunk its turns too): interrupting an
-import loses nothing and a rerun adds nothing.
+is read once, from where the last reader stopped, in bounded chunks that each store raw lines,
+messages and the file's offset together (the file's last chunk its turns too). Chunks of several
+files share a transaction (`_Batches`, about BATCH_BYTES of input each): interrupting an import loses
+at most the batch in progress, which the rerun reads again, and a rerun adds nothing.
 """
 import gc
 import json
@@ -109,13 +110,13 @@ def _rebuild_touched(con, path, normalizer, result):
     row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
     if row is None or (row[0] <= row[1] and not normalizer.touched):
         return
-    con.execute("BEGIN IMMEDIATE")
+    nested = transcript_tail.begin(con)
     try:
         _rebuild_streams(con, path, normalizer, result)
-        con.execute("COMMIT")
+        transcript_tail.end(con, nested, commit=True)
     except BaseException:
         if con.in_transaction:
-            con.execute("ROLLBACK")
+            transcript_tail.end(con, nested, commit=False)
         raise
 
 
@@ -156,7 +157,7 @@ def _ingest_json_array(con, path, normalizer):
     session_id = next(
         (e["sessionId"] for e in data if isinstance(e, dict) and isinstance(e.get("sessionId"), str)), None
     )
-    con.execute("BEGIN IMMEDIATE")
+    nested = transcript_tail.begin(con)
     try:
         con.execute(
             "INSERT INTO transcript_files (path, session_id, format) VALUES (?,?,'json-array')"
@@ -188,10 +189,10 @@ def _ingest_json_array(con, path, normalizer):
             (st.st_size, st.st_size, st.st_mtime, st.st_ino, len(data),
              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), path),
         )
-        con.execute("COMMIT")
+        transcript_tail.end(con, nested, commit=True)
     except BaseException:
         if con.in_transaction:
-            con.execute("ROLLBACK")
+            transcript_tail.end(con, nested, commit=False)
         raise
     return st.st_size if params else 0
 
@@ -202,9 +203,10 @@ def import_paths(con, paths, progress=None):
     files = discover(paths)
     result = ImportResult()
     normalizer = Normalizer()
-    with _collector_paused():
+    with _collector_paused(), _Batches(con, result) as batches:
         for path in files:
             result.files += 1
+            batches.before_file()
             try:
                 ingest_file(con, path, normalizer, result)
             except (OSError, ValueError, UnicodeError) as exc:
@@ -216,6 +218,86 @@ def import_paths(con, paths, progress=None):
     result.tool_calls_new = normalizer.counts["tool_calls_new"]
     result.tool_calls_linked = normalizer.counts["tool_calls_linked"]
     return result
+
+
+# Input read per transaction. Files are committed in batches (a transaction per small file made
+# COMMIT a fifth of an import's CPU: each rewrote a leaf of every random-key index). Each file's read
+# offset commits with its rows, so an interrupted import loses its current batch only, and the next
+# one reads those files again from where the last committed batch left them.
+BATCH_BYTES = transcript_tail.CHUNK_BYTES  # the write lock is held no longer than one chunk holds it
+# FTS5 indexes whose per-row insert trigger is suspended inside a batch, caught up before its commit:
+# one INSERT ... SELECT instead of one trigger run per message. Only the insert trigger: the importer
+# never updates or deletes a message's text, so the update/delete triggers never see a row that the
+# index does not hold yet. (turns keep theirs: rebuilds update and delete turns.)
+DEFERRED_FTS = (("messages", "messages_ai", "messages_fts"),)
+
+
+class _Batches:
+    """The import's transactions: one per BATCH_BYTES of input (or the rest of the run), opened
+    before a file, committed after the file that fills it. The per-file work nests in it as
+    savepoints (transcript_tail.begin), so a file that fails is rolled back alone.
+
+    FTS stays consistent whatever happens: the insert triggers are dropped inside the batch's
+    transaction and recreated (with the index caught up) before it commits, so another connection
+    never sees them missing, and a crash rolls the drop back with the rows."""
+
+    def __init__(self, con, result):
+        self.con, self.result = con, result
+        self.suspended = []  # (table, trigger sql, fts table, columns, max rowid before the batch)
+        self.start_bytes = 0
+        self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
+
+    def __enter__(self):
+        return self
+
+    def before_file(self):
+        if self.outer:
+            return
+        if self.con.in_transaction and self.result.bytes_read - self.start_bytes >= BATCH_BYTES:
+            self._commit()
+        if not self.con.in_transaction:
+            self._begin()
+
+    def _begin(self):
+        con = self.con
+        con.execute("BEGIN IMMEDIATE")
+        self.start_bytes = self.result.bytes_read
+        for table, trigger, fts in DEFERRED_FTS:
+            row = con.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)).fetchone()
+            if row is None:
+                continue
+            columns = ", ".join("[%s]" % r[1] for r in con.execute("PRAGMA table_info([%s])" % fts))
+            watermark = con.execute("SELECT coalesce(max(rowid), 0) FROM [%s]" % table).fetchone()[0]
+            con.execute("DROP TRIGGER [%s]" % trigger)
+            self.suspended.append((table, row[0], fts, columns, watermark))
+
+    def _resume_fts(self):
+        con = self.con
+        for table, trigger_sql, fts, columns, watermark in self.suspended:
+            # Rowids only grow (messages are never deleted): the batch's rows are those above.
+            con.execute(
+                "INSERT INTO [%s] (rowid, %s) SELECT rowid, %s FROM [%s] WHERE rowid > ?" % (fts, columns, columns, table),
+                (watermark,),
+            )
+            con.execute(trigger_sql)
+        self.suspended = []
+
+    def _commit(self):
+        self._resume_fts()
+        self.con.execute("COMMIT")
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.outer:
+            return False
+        if not self.con.in_transaction:
+            self.suspended = []  # (SQLite rolled it back itself: the triggers came back with it)
+            return False
+        if exc_type is None:
+            self._commit()
+        else:
+            self.suspended = []
+            self.con.execute("ROLLBACK")  # triggers and index as they were before the batch
+        return False
 
 
 @contextmanager
@@ -264,9 +346,10 @@ def sync(con, session_id=None):
         files = [p for p in files if p in mine] + [p for p in extra if p not in mine]
     result = ImportResult()
     normalizer = Normalizer()
-    with _collector_paused():
+    with _collector_paused(), _Batches(con, result) as batches:
         for path in files:
             result.files += 1
+            batches.before_file()
             try:
                 if os.path.exists(path):
                     ingest_file(con, path, normalizer, result)

@@ -441,7 +441,7 @@ def normalise_pending(con, path, normalizer, batch=2000):
             "SELECT 1 FROM transcript_lines WHERE path = ? AND id > ? LIMIT 1", (path, row[0])
         ).fetchone():
             return
-        con.execute("BEGIN IMMEDIATE")
+        nested = transcript_tail.begin(con)  # a savepoint inside `cra import`'s batch
         try:
             row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
             lines = [] if row is None else con.execute(
@@ -449,7 +449,7 @@ def normalise_pending(con, path, normalizer, batch=2000):
                 (path, row[0], batch),
             ).fetchall()
             if not lines:
-                con.execute("COMMIT")
+                transcript_tail.end(con, nested, commit=True)
                 return
             rows = []
             for line_id, line_no, raw in lines:
@@ -459,8 +459,8 @@ def normalise_pending(con, path, normalizer, batch=2000):
                     entry = None
                 rows.append((line_id, line_no, entry if isinstance(entry, dict) else None, raw))
             normalizer(con, path, rows)
-            con.execute("COMMIT")
+            transcript_tail.end(con, nested, commit=True)
         except BaseException:
             if con.in_transaction:
-                con.execute("ROLLBACK")
+                transcript_tail.end(con, nested, commit=False)
             raise
