@@ -14,7 +14,7 @@ from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 
-FAST = ["--no-load-in-4bit", "--batch-size", "4", "--response-length", "40", "--learning-rate", "1e-3",
+FAST = ["--no-load-in-4bit", "--batch-size", "8", "--response-length", "40", "--learning-rate", "1e-3",
         "--cpu-threads", "1", "--max-prompts", "16", "--save-steps", "2", "--num-ppo-epochs", "2"]
 
 
@@ -38,26 +38,29 @@ def with_reward_model(rl_root, cra_home):
 
 def test_ppo_runs_end_to_end_and_records_the_run(with_reward_model):
     ctx = with_reward_model
-    result = CliRunner().invoke(cli, ["train", "ppo", "--max-steps", "4", "--eval-prompts", "8", *FAST],
-                                catch_exceptions=False)
+    # 8 steps of 8 episodes: with batches of 4 the whitened advantages were too noisy to rely on.
+    result = CliRunner().invoke(cli, ["train", "ppo", "--max-steps", "8", "--eval-prompts", "16", "--eval-samples", "8",
+                                      *FAST], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     db = ctx["db"]
     run = next(db.query("SELECT * FROM runs WHERE kind = 'ppo'"))
     assert run["status"] == "completed" and run["parent_run"] == ctx["sft"]["id"]
     m = json.loads(run["metrics"])
-    assert m["steps"] == 4 and m["episodes"] == 16 and m["reward_run"] == ctx["reward"]["id"]
-    assert [s["step"] for s in m["step_log"]] == [1, 2, 3, 4]
+    assert m["steps"] == 8 and m["episodes"] == 64 and m["reward_run"] == ctx["reward"]["id"]
+    assert [s["step"] for s in m["step_log"]] == list(range(1, 9))
     for s in m["step_log"]:  # reward-model scores, KL to the SFT reference, both losses, every step
         assert {"score_mean", "kl", "policy_loss", "value_loss", "approx_kl"} <= set(s)
     assert any(s["kl"] != 0 for s in m["step_log"])  # the policy moved away from the reference
     assert m["step_log"][-1]["value_loss"] < m["step_log"][0]["value_loss"]  # the value model learns
 
-    # The starting and the trained adapter are scored alike (seeded samples on the training contexts).
-    # Not asserted to improve: on the tiny model a few PPO steps have lowered the reward-model score
-    # (e.g. -0.27 -> -0.30 over 8 steps); docs/rl.md says so. GRPO's test does assert it.
+    # The starting and the trained adapter, scored alike: 8 seeded samples on each of the 16 training
+    # contexts, generated and scored as PPO does. Over seeds 1, 3, 5, 7, 11, 42 these runs raised the
+    # score by 0.15 to 0.44 (sampling noise of a mean of 128: about 0.03); the run is seeded end to end.
     before, after = m["reward_before"], m["reward_after"]
-    assert after["n"] == before["n"] == 32 and after["sampled"]
-    assert isinstance(after["reward_model"], float) and isinstance(after["behavioral"], float)
+    assert after["n"] == before["n"] == 128 and after["contexts"] == 16 and after["sampled"]
+    assert after["reward_model"] >= before["reward_model"]  # the reward model's score
+    assert after["reward"] >= before["reward"]  # what PPO maximises: that score less the missing-EOS penalty
+    assert isinstance(after["behavioral"], float)
 
     adapter = Path(m["adapter"])
     from safetensors.torch import load_file
@@ -65,7 +68,31 @@ def test_ppo_runs_end_to_end_and_records_the_run(with_reward_model):
     trained = load_file(adapter / "adapter_model.safetensors")
     start = load_file(Path(ctx["sft"]["output_dir"]) / "adapter" / "adapter_model.safetensors")
     assert trained.keys() == start.keys() and any(not (trained[k] == start[k]).all() for k in trained)
-    assert "reward-model score of 32 sampled responses" in result.output
+    assert "reward-model score of 128 sampled responses" in result.output
+
+
+def test_ppo_is_deterministic_for_a_seed(with_reward_model):
+    """Same seed, same run: the value model's LoRA init and PPOTrainer's numpy minibatch shuffle used
+    to draw from unseeded global generators, so a run depended on what the process did before."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from cra.train.ppo import PPOSettings, train_ppo
+
+    db = open_db()
+    logs = []
+    for disturb in (0, 1):
+        torch.manual_seed(1234 + disturb)  # leave the global generators in different states
+        np.random.seed(disturb)
+        random.seed(disturb)
+        settings = PPOSettings(load_in_4bit=False, max_steps=2, batch_size=4, response_length=24, learning_rate=1e-3,
+                               cpu_threads=1, max_prompts=8, save_steps=10, num_ppo_epochs=2, grad_accum=2,
+                               eval_prompts=0)
+        run = train_ppo(settings, db, echo=lambda *a, **k: None)
+        logs.append([{k: s[k] for k in ("score_mean", "kl", "policy_loss", "value_loss")} for s in run["metrics"]["step_log"]])
+    assert logs[0] == logs[1]
 
 
 def test_ppo_ctrl_c_then_resume(with_reward_model):

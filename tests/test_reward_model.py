@@ -11,7 +11,7 @@ pytest.importorskip("peft")
 from cra.cli import cli  # noqa: E402
 from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 
-FAST = ["--no-load-in-4bit", "--max-steps", "12", "--batch-size", "8", "--learning-rate", "3e-3", "--cpu-threads", "1",
+FAST = ["--no-load-in-4bit", "--max-steps", "18", "--batch-size", "8", "--learning-rate", "3e-3", "--cpu-threads", "1",
         "--logging-steps", "2", "--eval-steps", "6"]
 
 
@@ -37,7 +37,7 @@ def test_reward_model_learns_to_prefer_claudes_action_and_records_the_run(sft):
     run = next(db.query("SELECT * FROM runs WHERE kind = 'reward'"))
     assert run["status"] == "completed" and run["parent_run"] == sft["sft"]["id"] and run["dataset"] == "pairs"
     m = json.loads(run["metrics"])
-    assert m["steps"] == 12 and m["train_pairs"] > 30 and m["eval_pairs"] > 0
+    assert m["steps"] == 18 and m["train_pairs"] > 30 and m["eval_pairs"] > 0
     assert m["sft_adapter"]  # initialised from the SFT policy
     losses = [s["loss"] for s in m["step_log"] if "loss" in s]
     assert losses[-1] < losses[0]

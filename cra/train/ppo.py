@@ -39,6 +39,7 @@ class PPOSettings(RLSettings):
     vf_coef: float = Field(0.1, gt=0, description="Value loss coefficient.")
     missing_eos_penalty: float = Field(1.0, ge=0, description="Subtracted from the score of a response that never ends.")
     value_lora_r: int = Field(16, ge=1, description="LoRA rank on the value model's backbone.")
+    eval_samples: int = Field(8, ge=1, description="Seeded samples per context when scoring before and after.")
 
     @model_validator(mode="after")
     def _batches(self):
@@ -123,10 +124,13 @@ def _value_model(reward_model, settings: PPOSettings):
 
 
 def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, scorer=None, batch_size=8, *,
-                        samples: int = 4, temperature: float = 0.7, seed: int = 0) -> dict:
-    """Responses to `rows` scored by the reward model (and the behavioral reward, when given): what PPO
-    maximises, measured alike before and after: `samples` seeded samples per context at the episode
-    temperature (samples=0: one greedy response)."""
+                        samples: int = 4, temperature: float = 0.7, seed: int = 0,
+                        missing_eos_penalty: float = 0.0) -> dict:
+    """Responses to `rows` scored by the reward model (and the behavioral reward, when given), measured
+    alike before and after: `samples` seeded samples per context at the episode temperature, generated
+    and scored as PPOTrainer does (top_k 0, cut after the end-of-turn token, score read there);
+    samples=0: one greedy response. `reward_model` is the raw score; `reward` is what PPO maximises
+    (less `missing_eos_penalty` for a response that never ended); `ended` the share that ended."""
     import statistics
 
     import torch
@@ -136,7 +140,7 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
     model.eval()
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    scores, behavioral = [], []
+    scores, behavioral, ended = [], [], []
     try:
         for i in range(0, len(rows), batch_size):
             chunk = rows[i : i + batch_size]
@@ -155,7 +159,8 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
                 full = []
                 for row, ids in zip(chunk, out[:, width:]):
                     ids = ids.tolist()
-                    if tokenizer.eos_token_id in ids:
+                    ended.append(tokenizer.eos_token_id in ids)
+                    if ended[-1]:
                         ids = ids[: ids.index(tokenizer.eos_token_id) + 1]
                     ids = [t for t in ids if t != tokenizer.pad_token_id]
                     full.append(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"] + ids)
@@ -165,7 +170,9 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
                 scores.extend(reward_model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist())
     finally:
         tokenizer.padding_side = side
-    out = {"reward_model": statistics.fmean(scores), "n": len(scores), "contexts": len(rows), "sampled": samples > 0}
+    rewards = [s - (0 if e else missing_eos_penalty) for s, e in zip(scores, ended)]
+    out = {"reward_model": statistics.fmean(scores), "reward": statistics.fmean(rewards),
+           "ended": statistics.fmean(ended), "n": len(scores), "contexts": len(rows), "sampled": samples > 0}
     if behavioral:
         out["behavioral"] = statistics.fmean(behavioral)
     return out
@@ -225,6 +232,12 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
 
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
+        from transformers import set_seed
+
+        # Seed everything here: the value model's LoRA init draws from torch's global generator and
+        # PPOTrainer shuffles minibatches with numpy's (never seeded by it), so without this a run
+        # depended on what the process had done before and differed between processes.
+        set_seed(settings.seed)
         precision = loading.resolve_precision(settings.precision)
         reward_model, _ = load_reward_run(rm_run, precision, settings.load_in_4bit)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
@@ -245,7 +258,8 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
             before = (parent.get("metrics") or {}).get("reward_before")
         elif eval_rows:
             before = reward_model_scores(policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer,
-                                         temperature=settings.temperature, seed=settings.seed)
+                                         samples=settings.eval_samples, temperature=settings.temperature,
+                                         seed=settings.seed, missing_eos_penalty=settings.missing_eos_penalty)
         policy.train()
 
         from datasets import Dataset
@@ -302,7 +316,8 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         if eval_rows:
             metrics["reward_after"] = reward_model_scores(
                 trainer.model.policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer,
-                temperature=settings.temperature, seed=settings.seed,
+                samples=settings.eval_samples, temperature=settings.temperature, seed=settings.seed,
+                missing_eos_penalty=settings.missing_eos_penalty,
             )
         adapter_dir = rl.save_adapter(trainer.model.policy, tokenizer, output_dir / "adapter")
         metrics["adapter"] = str(adapter_dir)

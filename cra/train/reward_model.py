@@ -271,7 +271,9 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
                 f"no usable pair in {train_path} ({skipped} longer than --max-length {settings.max_length} or identical)"
             )
         from peft import LoraConfig, get_peft_model
+        from transformers import set_seed
 
+        set_seed(settings.seed)  # the new score head and LoRA draw from the global generators
         model = load_sequence_classifier(
             settings.base, precision, settings.load_in_4bit, [sft_adapter] if settings.from_sft else []
         )

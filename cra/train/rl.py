@@ -293,6 +293,9 @@ def summary_text(run: dict[str, Any]) -> str:
     if before.get("reward_model") is not None and after.get("reward_model") is not None:  # ppo
         lines.append(f"  reward-model score of {after['n']} sampled responses on {after.get('contexts')} training contexts: "
                      f"{before['reward_model']:.3f} -> {after['reward_model']:.3f}")
+        if before.get("reward") is not None and after.get("reward") is not None:
+            lines.append(f"  less the missing-EOS penalty (what PPO maximises): {before['reward']:.3f} -> "
+                         f"{after['reward']:.3f}; ended {before['ended']:.0%} -> {after['ended']:.0%}")
     if before.get("mean") is not None and after.get("mean") is not None:
         how = f"{after['n']} sampled completions" if after.get("sampled") else f"{after['n']} greedy completions"
         lines.append(f"  mean reward of the starting -> trained adapter ({how}, {after.get('contexts', after['n'])} "
