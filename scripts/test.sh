@@ -3,7 +3,6 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -k hook -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh "dev,train"
 # llama-cpp-python runs the exported GGUF files in the export tests. It builds llama.cpp from source
 # the first time (about 7 minutes on 2 cores; portable flags, no multimodal library); pip caches the
 # wheel in ~/.cache/pip, so later runs install it in seconds.

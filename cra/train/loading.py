@@ -193,6 +193,11 @@ def _load_transformers(settings, precision: Precision) -> Loaded:
             model, use_gradient_checkpointing=gradient_checkpointing(settings.gradient_checkpointing)
         )
     targets = _target_modules(model, settings.target_modules)
+    # LoRA's A matrices are drawn from torch's global generator before any Trainer seeds it: seed
+    # here, or a run depends on whatever this process drew before.
+    from transformers import set_seed
+
+    set_seed(settings.seed)
     model = get_peft_model(
         model,
         LoraConfig(
