@@ -16,7 +16,6 @@ completions on training contexts before and after.
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -55,32 +54,18 @@ class GRPOSettings(RLSettings):
 def _grpo_config(settings: GRPOSettings, output_dir: Path, weights: list[float]):
     from trl import GRPOConfig
 
-    precision = loading.resolve_precision(settings.precision)
     return GRPOConfig(
-        output_dir=str(output_dir / "checkpoints"),
+        **runs.trainer_args(settings, output_dir),
         max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
         num_generations=settings.num_generations,
         max_completion_length=settings.max_completion_length,
         temperature=settings.temperature,
         beta=settings.beta,
         reward_weights=weights,
-        learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler,
         warmup_steps=settings.warmup_ratio,
-        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
-        bf16=precision.bf16,
-        fp16=precision.fp16,
-        use_cpu=not loading.cuda_available(),
-        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
-        save_strategy="steps",
         save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        logging_steps=settings.logging_steps,
         logging_first_step=True,
-        report_to="none",
-        seed=settings.seed,
         data_seed=settings.seed,
         remove_unused_columns=False,  # the reward reads the `context` column
         log_completions=False,
@@ -115,21 +100,12 @@ def train_grpo(
     sft_adapter = sft["metrics"]["adapter"]
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    run = runs.start_run(
-        db, kind="grpo", base_model=settings.base, dataset=settings.dataset, config=settings.model_dump(),
-        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
-    )
-    run_id, output_dir = run["id"], Path(run["output_dir"])
-    echo(f"Run {run_id} (grpo from sft run {sft['id']}) -> {output_dir}")
+    run_id, output_dir = rl.start_run(db, "grpo", settings, sft, parent, echo)
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     started = time.time()
-    stop = None
-    try:
-        if settings.cpu_threads:
-            import torch
-
-            torch.set_num_threads(settings.cpu_threads)
+    with runs.recorded_end(db, run_id, "grpo", output_dir):
+        runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
         rows, prompt_stats = rl.build_prompts(settings, db, tokenizer)
@@ -203,17 +179,6 @@ def train_grpo(
         final = runs.get_run(db, run_id)
         echo(rl.summary_text(final))
         return final
-    except KeyboardInterrupt:
-        checkpoint = runs.last_checkpoint(output_dir)
-        runs.finish_run(db, run_id, "interrupted", metrics={"last_checkpoint": str(checkpoint or "")},
-                        error="aborted by a second Ctrl-C")
-        hint = f"cra train grpo --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
-        raise click.ClickException(f"run {run_id} aborted; {hint}") from None
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
-        message = exc.message if isinstance(exc, click.ClickException) else error
-        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
 
 
 def _expected_reward(model, tokenizer, rows, scorer, settings: GRPOSettings) -> dict:

@@ -15,7 +15,6 @@ PPOTrainer cannot resume its optimizer: `--resume` restarts from the last checkp
 from __future__ import annotations
 
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +52,8 @@ class PPOSettings(RLSettings):
 def _ppo_config(settings: PPOSettings, output_dir: Path, steps: int):
     from trl.experimental.ppo import PPOConfig
 
-    precision = loading.resolve_precision(settings.precision)
     return PPOConfig(
-        output_dir=str(output_dir / "checkpoints"),
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
+        **runs.trainer_args(settings, output_dir),
         total_episodes=steps * settings.batch_size * settings.grad_accum,
         num_ppo_epochs=settings.num_ppo_epochs,
         num_mini_batches=settings.num_mini_batches,
@@ -70,19 +66,8 @@ def _ppo_config(settings: PPOSettings, output_dir: Path, steps: int):
         stop_token="eos",
         local_rollout_forward_batch_size=settings.batch_size,
         num_sample_generations=0,
-        learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler,
-        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
-        bf16=precision.bf16,
-        fp16=precision.fp16,
-        use_cpu=not loading.cuda_available(),
-        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
-        save_strategy="steps",
         save_steps=settings.save_steps,
-        save_total_limit=settings.save_total_limit,
-        logging_steps=settings.logging_steps,
-        report_to="none",
-        seed=settings.seed,
         disable_tqdm=True,
     )
 
@@ -217,21 +202,12 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
             raise click.ClickException(
                 f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: pass a larger --max-steps"
             )
-    run = runs.start_run(
-        db, kind="ppo", base_model=settings.base, dataset=settings.dataset, config=settings.model_dump(),
-        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
-    )
-    run_id, output_dir = run["id"], Path(run["output_dir"])
-    echo(f"Run {run_id} (ppo from sft run {sft['id']}) -> {output_dir}")
+    run_id, output_dir = rl.start_run(db, "ppo", settings, sft, parent, echo)
     if parent:
         echo(f"Resuming run {parent['id']} from {start_adapter} (step {steps_done}; optimizer and value model restart)")
     started = time.time()
-    stop = None
-    try:
-        import torch
-
-        if settings.cpu_threads:
-            torch.set_num_threads(settings.cpu_threads)
+    with runs.recorded_end(db, run_id, "ppo", output_dir):
+        runs.set_cpu_threads(settings.cpu_threads)
         from transformers import set_seed
 
         # Seed everything here: the value model's LoRA init draws from torch's global generator and
@@ -329,14 +305,3 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         final = runs.get_run(db, run_id)
         echo(rl.summary_text(final))
         return final
-    except KeyboardInterrupt:
-        checkpoint = runs.last_checkpoint(output_dir)
-        runs.finish_run(db, run_id, "interrupted", metrics={"last_checkpoint": str(checkpoint or "")},
-                        error="aborted by a second Ctrl-C")
-        hint = f"cra train ppo --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
-        raise click.ClickException(f"run {run_id} aborted; {hint}") from None
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
-        message = exc.message if isinstance(exc, click.ClickException) else error
-        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc

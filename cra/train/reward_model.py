@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,13 +59,7 @@ class RewardModelSettings(BaseModel):
     def _split(cls, value: Any):
         return [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else value
 
-    @field_validator("sft_run")
-    @classmethod
-    def _run_ref(cls, value: str):
-        value = str(value).strip()
-        if value != "last" and not value.isdigit():
-            raise ValueError("give a run id or 'last'")
-        return value
+    _run_ref = field_validator("sft_run")(staticmethod(rl.run_ref))
 
 
 def resolve_pairs(db, ref: str) -> tuple[Path, Path | None]:
@@ -209,30 +202,16 @@ def pair_accuracy(model, rows: list[dict], pad_id: int, batch_size: int = 8) -> 
 def _config(settings: RewardModelSettings, output_dir: Path, has_eval: bool):
     from trl import RewardConfig
 
-    precision = loading.resolve_precision(settings.precision)
     return RewardConfig(
-        output_dir=str(output_dir / "checkpoints"),
+        **runs.trainer_args(settings, output_dir),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
-        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
-        bf16=precision.bf16,
-        fp16=precision.fp16,
-        use_cpu=not loading.cuda_available(),
-        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
         max_length=None,  # cra skipped the long pairs already
         eval_strategy="steps" if has_eval else "no",
         eval_steps=settings.eval_steps,
-        save_strategy="steps",
         save_steps=settings.eval_steps,
-        save_total_limit=settings.save_total_limit,
-        logging_steps=settings.logging_steps,
         logging_first_step=True,
-        report_to="none",
-        seed=settings.seed,
         data_seed=settings.seed,
     )
 
@@ -249,19 +228,11 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
     sft_adapter = sft["metrics"]["adapter"]
     train_path, eval_path = resolve_pairs(db, settings.pairs)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
-    run = runs.start_run(
-        db, kind="reward", base_model=settings.base, dataset=settings.pairs, config=settings.model_dump(),
-        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
-    )
-    run_id, output_dir = run["id"], Path(run["output_dir"])
-    echo(f"Run {run_id} (reward model from sft run {sft['id']}) -> {output_dir}")
+    run_id, output_dir = rl.start_run(db, "reward", settings, sft, parent, echo, dataset=settings.pairs,
+                                      label="reward model")
     started = time.time()
-    stop = None
-    try:
-        if settings.cpu_threads:
-            import torch
-
-            torch.set_num_threads(settings.cpu_threads)
+    with runs.recorded_end(db, run_id, "reward", output_dir, resumable=False):
+        runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
         train_rows, skipped = tokenize_pairs(train_path, tokenizer, settings.max_length)
@@ -339,11 +310,3 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         final = runs.get_run(db, run_id)
         echo(rl.summary_text(final))
         return final
-    except KeyboardInterrupt:
-        runs.finish_run(db, run_id, "interrupted", error="aborted by a second Ctrl-C")
-        raise click.ClickException(f"run {run_id} aborted") from None
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        runs.finish_run(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
-        message = exc.message if isinstance(exc, click.ClickException) else error
-        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc

@@ -18,6 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from . import runs
 
 
+def run_ref(value: str) -> str:
+    """A run reference in settings: a run id or 'last'."""
+    value = str(value).strip()
+    if value != "last" and not value.isdigit():
+        raise ValueError("give a run id or 'last'")
+    return value
+
+
 class RLSettings(BaseModel):
     """Fields every RL stage has (`cra train grpo`, `ppo`, `reward`); defaults visible in --help."""
 
@@ -57,13 +65,7 @@ class RLSettings(BaseModel):
     cpu_threads: int = Field(0, ge=0, description="Torch CPU threads (0: torch's default).")
     runs_dir: str | None = Field(None, description="Where run directories go (none: $CRA_HOME/runs).")
 
-    @field_validator("sft_run")
-    @classmethod
-    def _run_ref(cls, value: str):
-        value = str(value).strip()
-        if value != "last" and not value.isdigit():
-            raise ValueError("give a run id or 'last'")
-        return value
+    _run_ref = field_validator("sft_run")(staticmethod(run_ref))
 
 
 # -- the SFT run -------------------------------------------------------------------------------------------
@@ -101,6 +103,18 @@ def fill_from_parent(settings, parent: dict[str, Any]):
     if not settings.dataset:
         raise click.ClickException("no dataset: pass --dataset (the SFT run recorded none)")
     return settings
+
+
+def start_run(db, kind: str, settings, sft: dict[str, Any], parent: dict[str, Any] | None, echo, *,
+              dataset: str | None = None, label: str | None = None) -> tuple[int, Path]:
+    """Register an RL-stage run (its parent: the run it resumes, else the SFT run) and say where it goes."""
+    run = runs.start_run(
+        db, kind=kind, base_model=settings.base, dataset=dataset or settings.dataset, config=settings.model_dump(),
+        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
+    )
+    run_id, output_dir = run["id"], Path(run["output_dir"])
+    echo(f"Run {run_id} ({label or kind} from sft run {sft['id']}) -> {output_dir}")
+    return run_id, output_dir
 
 
 # -- models ------------------------------------------------------------------------------------------------

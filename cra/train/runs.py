@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,81 @@ def finish_run(
             "UPDATE runs SET status = ?, ended_at = ?, metrics = ?, error = ? WHERE id = ?",
             (status, now_iso(), json.dumps(metrics, sort_keys=True) if metrics is not None else None, error, run_id),
         )
+
+
+class recorded_end:
+    """Records a run that ends by an exception, then says so as a ClickException.
+
+    A second Ctrl-C (KeyboardInterrupt): `interrupted`, with the last checkpoint and the resume
+    command (`resumable`, else just "aborted"); anything else: `failed`, with the error and its
+    traceback. `finish` is what writes the row (a no-op on ranks other than 0).
+    """
+
+    def __init__(self, db, run_id: int, kind: str, output_dir: Path, *, started: float | None = None,
+                 resumable: bool = True, finish=finish_run):
+        self.db, self.run_id, self.kind, self.output_dir = db, run_id, kind, output_dir
+        self.started, self.resumable, self.finish = started, resumable, finish
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        db, run_id = self.db, self.run_id
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, KeyboardInterrupt):
+            if not self.resumable:
+                self.finish(db, run_id, "interrupted", error="aborted by a second Ctrl-C")
+                raise click.ClickException(f"run {run_id} aborted") from None
+            checkpoint = last_checkpoint(self.output_dir)
+            metrics: dict[str, Any] = {"last_checkpoint": str(checkpoint or "")}
+            if self.started is not None:
+                metrics["wall_seconds"] = time.time() - self.started
+            self.finish(db, run_id, "interrupted", metrics=metrics, error="aborted by a second Ctrl-C")
+            hint = f"cra train {self.kind} --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
+            raise click.ClickException(f"run {run_id} aborted; {hint}") from None
+        if issubclass(exc_type, Exception):
+            error = f"{exc_type.__name__}: {exc}"
+            trace = "".join(traceback.format_exception(exc_type, exc, tb, limit=8))
+            self.finish(db, run_id, "failed", error=error + "\n" + trace)
+            message = exc.message if isinstance(exc, click.ClickException) else error
+            raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
+        return False
+
+
+def set_cpu_threads(threads: int) -> int | None:
+    """Torch's CPU thread count set to `threads` (0: left alone); the count before, to restore, or None."""
+    if not threads:
+        return None
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return before
+
+
+def trainer_args(settings, output_dir: Path) -> dict[str, Any]:
+    """The TrainingArguments fields every trainer sets alike from its settings; checkpoints go in the run's
+    `checkpoints/`."""
+    from . import loading
+
+    precision = loading.resolve_precision(settings.precision)
+    return dict(
+        output_dir=str(Path(output_dir) / "checkpoints"),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        learning_rate=settings.learning_rate,
+        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
+        bf16=precision.bf16,
+        fp16=precision.fp16,
+        use_cpu=not loading.cuda_available(),
+        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
+        save_strategy="steps",
+        save_total_limit=settings.save_total_limit,
+        logging_steps=settings.logging_steps,
+        report_to="none",
+        seed=settings.seed,
+    )
 
 
 def record_artifact(

@@ -13,7 +13,6 @@ import json
 import signal
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -141,24 +140,14 @@ class TokenCounter:
 def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool, packing: bool):
     from trl import SFTConfig
 
-    cuda = loading.cuda_available()
-    precision = loading.resolve_precision(settings.precision)
     return SFTConfig(
-        output_dir=str(output_dir / "checkpoints"),
+        **runs.trainer_args(settings, output_dir),
         num_train_epochs=settings.epochs,
         max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.grad_accum,
-        learning_rate=settings.learning_rate,
         lr_scheduler_type=settings.lr_scheduler,
         warmup_steps=settings.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio of total steps
         weight_decay=settings.weight_decay,
-        optim=loading.resolve_optim(settings.optim, settings.load_in_4bit),
-        bf16=precision.bf16,
-        fp16=precision.fp16,
-        use_cpu=not cuda,
-        gradient_checkpointing=loading.gradient_checkpointing(settings.gradient_checkpointing),
         max_length=settings.max_length,
         packing=packing,
         # Without packing, batches of similar lengths keep padding low (see loading.use_packing).
@@ -167,16 +156,11 @@ def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool, packing
         eval_strategy="steps" if has_eval else "no",
         eval_steps=settings.eval_steps,
         eval_on_start=has_eval,  # the starting eval loss makes "did it learn" visible in the summary
-        save_strategy="steps",
         save_steps=settings.eval_steps,
-        save_total_limit=settings.save_total_limit,
         load_best_model_at_end=has_eval,
         metric_for_best_model="eval_loss" if has_eval else None,
         greater_is_better=False if has_eval else None,
-        logging_steps=settings.logging_steps,
         logging_first_step=True,
-        report_to="none",
-        seed=settings.seed,
         data_seed=settings.seed,
         dataset_num_proc=None,
     )
@@ -263,106 +247,87 @@ def train_sft(
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
-    stop = None
     threads_before = None
     started = time.time()
     try:
-        train_ds, eval_ds = load_splits(train_path, eval_path)
-        if eval_ds is None:
-            echo("No eval split: the last checkpoint is the result (no best-checkpoint selection).", err=True)
-        if settings.cpu_threads:
-            import torch
+        with runs.recorded_end(db, run_id, "sft", output_dir, started=started, finish=finish):
+            train_ds, eval_ds = load_splits(train_path, eval_path)
+            if eval_ds is None:
+                echo("No eval split: the last checkpoint is the result (no best-checkpoint selection).", err=True)
+            threads_before = runs.set_cpu_threads(settings.cpu_threads)
+            precision = loading.resolve_precision(settings.precision)
+            loaded = loading.load_for_lora(settings, backend, precision)
+            tokenizer = loaded.tokenizer
+            mode = templates.choose_template(tokenizer, settings.chat_template)
+            data_stats: dict[str, Any] = {}
+            train_ds = _prepare(train_ds, tokenizer, mode, settings, "train", data_stats)
+            eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
+            if data_stats["train_truncated"]:
+                echo(f"{data_stats['train_truncated']} training examples are longer than "
+                     f"--max-length {settings.max_length}.")
+            packing = loading.use_packing(settings.packing, loaded.model, backend)
+            args = _trl_config(settings, output_dir, eval_ds is not None, packing)
 
-            threads_before = torch.get_num_threads()
-            torch.set_num_threads(settings.cpu_threads)
-        precision = loading.resolve_precision(settings.precision)
-        loaded = loading.load_for_lora(settings, backend, precision)
-        tokenizer = loaded.tokenizer
-        mode = templates.choose_template(tokenizer, settings.chat_template)
-        data_stats: dict[str, Any] = {}
-        train_ds = _prepare(train_ds, tokenizer, mode, settings, "train", data_stats)
-        eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
-        if data_stats["train_truncated"]:
-            echo(f"{data_stats['train_truncated']} training examples are longer than --max-length {settings.max_length}.")
-        packing = loading.use_packing(settings.packing, loaded.model, backend)
-        args = _trl_config(settings, output_dir, eval_ds is not None, packing)
+            from trl import SFTTrainer
 
-        from trl import SFTTrainer
-
-        stop = make_graceful_stop()
-        trainer = SFTTrainer(
-            model=loaded.model,
-            args=args,
-            train_dataset=train_ds,
-            eval_dataset=eval_ds,
-            processing_class=tokenizer,
-            callbacks=[stop, *callbacks],
-        )
-        counter = TokenCounter(trainer.data_collator, trainer.model)
-        trainer.data_collator = counter
-        stop.install()
-        try:
-            result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        finally:
-            stop.uninstall()
-        seconds = result.metrics.get("train_runtime", time.time() - started)
-        metrics: dict[str, Any] = {
-            "steps": trainer.state.global_step,
-            "epochs": trainer.state.epoch,
-            "train_loss": result.training_loss,
-            "tokens": counter.real,
-            "padded_tokens": counter.total,
-            "padding_fraction": (1 - counter.real / counter.total) if counter.total else 0.0,
-            "tokens_per_second": counter.real / seconds if seconds else None,
-            "train_seconds": seconds,
-            "backend": backend,
-            "chat_template": mode,
-            "packing": packing,
-            **data_stats,
-            "target_modules": loaded.target_modules,
-            "quantized_4bit": loaded.quantized,
-            "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-            **_loss_history(trainer.state.log_history),
-        }
-        metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
-        if stop.requested:
-            metrics["wall_seconds"] = time.time() - started
-            finish(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(
-                f"Run {run_id} interrupted at step {metrics['steps']}; checkpoint in {metrics['last_checkpoint']}. "
-                f"Continue it with: cra train sft --resume {run_id}"
+            stop = make_graceful_stop()
+            trainer = SFTTrainer(
+                model=loaded.model,
+                args=args,
+                train_dataset=train_ds,
+                eval_dataset=eval_ds,
+                processing_class=tokenizer,
+                callbacks=[stop, *callbacks],
             )
+            counter = TokenCounter(trainer.data_collator, trainer.model)
+            trainer.data_collator = counter
+            stop.install()
+            try:
+                result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            finally:
+                stop.uninstall()
+            seconds = result.metrics.get("train_runtime", time.time() - started)
+            metrics: dict[str, Any] = {
+                "steps": trainer.state.global_step,
+                "epochs": trainer.state.epoch,
+                "train_loss": result.training_loss,
+                "tokens": counter.real,
+                "padded_tokens": counter.total,
+                "padding_fraction": (1 - counter.real / counter.total) if counter.total else 0.0,
+                "tokens_per_second": counter.real / seconds if seconds else None,
+                "train_seconds": seconds,
+                "backend": backend,
+                "chat_template": mode,
+                "packing": packing,
+                **data_stats,
+                "target_modules": loaded.target_modules,
+                "quantized_4bit": loaded.quantized,
+                "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+                **_loss_history(trainer.state.log_history),
+            }
+            metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
+            if stop.requested:
+                metrics["wall_seconds"] = time.time() - started
+                finish(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
+                echo(
+                    f"Run {run_id} interrupted at step {metrics['steps']}; checkpoint in {metrics['last_checkpoint']}. "
+                    f"Continue it with: cra train sft --resume {run_id}"
+                )
+                summarize(output_dir, metrics)
+                return runs.get_run(db, run_id)
+            adapter_dir = output_dir / "adapter"
+            trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
+            metrics["adapter"] = str(adapter_dir)
+            metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+            metrics["best_eval_loss"] = trainer.state.best_metric
+            metrics["wall_seconds"] = time.time() - started
             summarize(output_dir, metrics)
+            record(
+                db, run_id, "adapter", adapter_dir, {"best_checkpoint": metrics["best_checkpoint"], "base": settings.base}
+            )
+            finish(db, run_id, "completed", metrics=metrics)
+            echo(summary_text(runs.get_run(db, run_id)))
             return runs.get_run(db, run_id)
-        adapter_dir = output_dir / "adapter"
-        trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
-        metrics["adapter"] = str(adapter_dir)
-        metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
-        metrics["best_eval_loss"] = trainer.state.best_metric
-        metrics["wall_seconds"] = time.time() - started
-        summarize(output_dir, metrics)
-        record(
-            db, run_id, "adapter", adapter_dir, {"best_checkpoint": metrics["best_checkpoint"], "base": settings.base}
-        )
-        finish(db, run_id, "completed", metrics=metrics)
-        echo(summary_text(runs.get_run(db, run_id)))
-        return runs.get_run(db, run_id)
-    except KeyboardInterrupt:
-        checkpoint = runs.last_checkpoint(output_dir)
-        finish(
-            db,
-            run_id,
-            "interrupted",
-            metrics={"last_checkpoint": str(checkpoint or ""), "wall_seconds": time.time() - started},
-            error="aborted by a second Ctrl-C",
-        )
-        hint = f"cra train sft --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
-        raise click.ClickException(f"run {run_id} aborted; {hint}") from None
-    except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        finish(db, run_id, "failed", error=error + "\n" + traceback.format_exc(limit=8))
-        message = exc.message if isinstance(exc, click.ClickException) else error
-        raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
     finally:
         if threads_before:  # the thread count is process-wide: leave it as it was
             import torch
