@@ -110,14 +110,9 @@ def write_toolless_template(path: str | os.PathLike) -> Path:
 
 def write_keyword_dataset(out_dir: str | os.PathLike, n_train: int = 96, n_eval: int = 32, seed: int = 0) -> Path:
     """train.jsonl / eval.jsonl of the keyword task (eval requests held out by session)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = keyword_conversations(n_train + n_eval, seed=seed)
-    for name, part in (("train.jsonl", rows[:n_train]), ("eval.jsonl", rows[n_train:])):
-        with open(out / name, "w", encoding="utf-8") as f:
-            for row in part:
-                f.write(json.dumps(row) + "\n")
-    return out
+    from .tiny import write_splits
+
+    return write_splits(out_dir, keyword_conversations(n_train + n_eval, seed=seed), n_train)
 
 
 def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 100, batch_size: int = 16,

@@ -160,9 +160,13 @@ def build_model(out_dir: str | os.PathLike, arch: str = "llama", tokenizer=None,
 
 def write_dataset(out_dir: str | os.PathLike, n_train: int = 48, n_eval: int = 12, seed: int = 0) -> Path:
     """train.jsonl / eval.jsonl of synthetic conversations in `cra dataset build`'s openai format."""
+    return write_splits(out_dir, synthetic_conversations(n_train + n_eval, seed=seed), n_train)
+
+
+def write_splits(out_dir: str | os.PathLike, rows: list[dict], n_train: int) -> Path:
+    """The first n_train rows as train.jsonl, the rest as eval.jsonl."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = synthetic_conversations(n_train + n_eval, seed=seed)
     for name, part in (("train.jsonl", rows[:n_train]), ("eval.jsonl", rows[n_train:])):
         with open(out / name, "w", encoding="utf-8") as f:
             for row in part:
