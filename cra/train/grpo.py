@@ -136,11 +136,7 @@ def train_grpo(
             processing_class=tokenizer,
             callbacks=[stop, *callbacks],
         )
-        stop.install()
-        try:
-            result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        finally:
-            stop.uninstall()
+        result = stop.train(trainer, resume_from)
 
         keys = dict(STEP_KEYS)
         for name in COMPONENTS:

@@ -271,11 +271,7 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
             processing_class=tokenizer,
             callbacks=[stop, *callbacks],
         )
-        stop.install()
-        try:
-            result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        finally:
-            stop.uninstall()
+        result = stop.train(trainer, resume_from)
         steps = rl.step_log(trainer.state.log_history, {
             "loss": "loss", "accuracy": "accuracy", "margin": "margin", "mean_reward": "reward_mean",
             "eval_loss": "eval_loss", "eval_accuracy": "eval_accuracy", "eval_margin": "eval_margin",

@@ -106,6 +106,14 @@ def make_graceful_stop():
                 signal.signal(signal.SIGINT, self._previous)
                 self._previous = None
 
+        def train(self, trainer, resume_from=None):
+            """trainer.train() with Ctrl-C handled by this callback (which must be among its callbacks)."""
+            self.install()
+            try:
+                return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+            finally:
+                self.uninstall()
+
         def on_step_end(self, args, state, control, **kwargs):
             if self.requested:
                 control.should_save = True
@@ -281,11 +289,7 @@ def train_sft(
             )
             counter = TokenCounter(trainer.data_collator, trainer.model)
             trainer.data_collator = counter
-            stop.install()
-            try:
-                result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            finally:
-                stop.uninstall()
+            result = stop.train(trainer, resume_from)
             seconds = result.metrics.get("train_runtime", time.time() - started)
             metrics: dict[str, Any] = {
                 "steps": trainer.state.global_step,
