@@ -51,8 +51,11 @@ def build_schema_db():
     for i, migration in enumerate(pending):
         migrations.apply(db, stop_before=[m.name for m in pending[i + 1:]])
         doc = " ".join((migration.fn.__doc__ or "").split())
-        for name in db.table_names() + db.view_names():
-            origin.setdefault(name, (migration.name, doc))
+        # Keyed by kind too: a table a later migration replaced by a view (api_shapes) is that one's.
+        for name in db.table_names():
+            origin.setdefault(("table", name), (migration.name, doc))
+        for name in db.view_names():
+            origin.setdefault(("view", name), (migration.name, doc))
     return db, origin
 
 
@@ -77,7 +80,7 @@ def generate() -> str:
             continue
         table = db[name]
         notes = column_notes(table.schema)
-        migration, doc = origin.get(name, ("", ""))
+        migration, doc = origin.get(("table", name), ("", ""))
         out.append(f"**`{name}`** ({migration}). {_cell(doc)}")
         out.append("")
         out.append("| column | type | notes |")
@@ -93,7 +96,7 @@ def generate() -> str:
     out += ["#### Views", ""]
     for name in db.view_names():
         cols = ", ".join(f"`{c.name}`" for c in db[name].columns)
-        migration, _ = origin.get(name, ("", ""))
+        migration, _ = origin.get(("view", name), ("", ""))
         out.append(f"- **`{name}`** ({migration}): {cols}")
     out += ["", "#### Full-text search (FTS5, kept current by triggers)", ""]
     for name in sorted(fts):

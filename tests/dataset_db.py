@@ -1,5 +1,6 @@
 """Filling a cra database by hand with sessions, turns, messages and tool calls (the schema contract
 of the transcripts stage), for the dataset and pairs tests."""
+import hashlib
 import itertools
 import json
 
@@ -24,9 +25,11 @@ class Session:
         self.turns = 0
         db["sessions"].insert({"id": session_id, "cwd": cwd, "project_dir": cwd}, replace=True)
         if tools is not None or system is not None:
-            db["api_shapes"].insert({"session_id": session_id, "shape_hash": "h1", "system": system,
-                                     "tools": json.dumps(tools) if tools is not None else None,
-                                     "timestamp": "2026-01-01T00:00:00Z"})
+            tools_json = json.dumps(tools) if tools is not None else None
+            # Through the api_shapes view (its INSTEAD OF trigger), named by content as the client does.
+            shape_hash = hashlib.sha256(repr((system, tools_json)).encode()).hexdigest()
+            db.execute("INSERT INTO api_shapes (session_id, shape_hash, system, tools, timestamp) VALUES (?,?,?,?,?)",
+                       [session_id, shape_hash, system, tools_json, "2026-01-01T00:00:00Z"])
 
     def turn(self, prompt, steps, final, outcome="completed", agent_id=None, is_synthetic=0):
         db = self.db

@@ -535,3 +535,59 @@ def m007_cycles(db: Database):
     )
     # At most one current row: a promotion is one transaction that moves the flag.
     db.execute("CREATE UNIQUE INDEX idx_promotions_current ON promotions (current) WHERE current = 1")
+
+
+@migrations()
+def m008_shared_request_shapes(db: Database):
+    """Request shapes stored once per shape, not once per session (cra/transcripts writes these).
+
+    A shape (system prompt + tool schemas, tens of KB) is named by the client's `shapeHash`, and many
+    sessions send the same one: each session now points at it. `api_shapes` stays as a view with its
+    old columns, and takes INSERTs (an INSTEAD OF trigger), so queries and writers keep working."""
+    db.execute(
+        """
+        CREATE TABLE request_shapes (
+            shape_hash TEXT PRIMARY KEY,     -- the transcript's shapeHash (the client's hash of the shape)
+            system TEXT,                     -- the system prompt's text blocks joined
+            system_blocks TEXT,              -- JSON: the system blocks exactly as sent
+            tools TEXT                       -- JSON: the tool schemas
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE session_request_shapes (
+            session_id TEXT NOT NULL,
+            shape_hash TEXT NOT NULL,        -- request_shapes.shape_hash
+            timestamp TEXT,                  -- when the session first sent it
+            version TEXT,                    -- Claude Code version that sent it
+            PRIMARY KEY (session_id, shape_hash)
+        )
+        """
+    )
+    db.execute(
+        "INSERT OR IGNORE INTO request_shapes (shape_hash, system, system_blocks, tools)"
+        " SELECT shape_hash, system, system_blocks, tools FROM api_shapes ORDER BY rowid"
+    )
+    db.execute(
+        "INSERT INTO session_request_shapes (session_id, shape_hash, timestamp, version)"
+        " SELECT session_id, shape_hash, timestamp, version FROM api_shapes"
+    )
+    db.execute("DROP TABLE api_shapes")
+    db.execute(
+        """
+        CREATE VIEW api_shapes AS
+        SELECT s.session_id, s.shape_hash, r.system, r.system_blocks, r.tools, s.timestamp, s.version
+        FROM session_request_shapes s LEFT JOIN request_shapes r ON r.shape_hash = s.shape_hash
+        """
+    )
+    db.execute(
+        """
+        CREATE TRIGGER api_shapes_insert INSTEAD OF INSERT ON api_shapes BEGIN
+            INSERT OR IGNORE INTO request_shapes (shape_hash, system, system_blocks, tools)
+                VALUES (NEW.shape_hash, NEW.system, NEW.system_blocks, NEW.tools);
+            INSERT OR IGNORE INTO session_request_shapes (session_id, shape_hash, timestamp, version)
+                VALUES (NEW.session_id, NEW.shape_hash, NEW.timestamp, NEW.version);
+        END
+        """
+    )

@@ -9,7 +9,8 @@ Entry shapes handled (unknown types and fields are left in `transcript_lines.raw
   nested; it becomes a sidechain message of that agent.
 - `system` `compact_boundary` + the following `isCompactSummary` user entry: `compactions`.
   `summary` entries (1.0.x) are kept there too, marked trigger 'summary-entry'.
-- `api-request-shape` (2.1.3xx): the system prompt and tool schemas sent to the API: `api_shapes`.
+- `api-request-shape` (2.1.3xx): the system prompt and tool schemas sent to the API: `request_shapes`,
+  once per shape, and `session_request_shapes` (both seen through the `api_shapes` view).
 """
 import json
 import os
@@ -80,19 +81,8 @@ _MESSAGE_COLUMNS = (
     " output_tokens, cache_read_tokens, cache_creation_tokens, stop_reason, prompt_id, is_compact_summary,"
     " is_meta, is_api_error, cwd, version"
 )
-# messages.content, cut from the raw line (?14, bound as the line's own bytes or text) by SQLite's C JSON
-# code: a list of blocks as is; a string becomes one text block. (A Python json.dumps of every message
-# cost as much as parsing the whole transcript; reading the stored line back cost page reads.)
-_CONTENT_SQL = (
-    "CASE json_type(CAST(?14 AS TEXT), ?15) WHEN 'array' THEN json_extract(CAST(?14 AS TEXT), ?15)"
-    " WHEN 'text' THEN json_array(json_object('type', 'text', 'text', json_extract(CAST(?14 AS TEXT), ?15)))"
-    " ELSE '[]' END"
-)
-_MESSAGES_SQL = "INSERT OR IGNORE INTO messages (%s) VALUES (%s, %s, %s)" % (
-    _MESSAGE_COLUMNS,
-    ", ".join("?%d" % i for i in range(1, 14)),
-    _CONTENT_SQL,
-    ", ".join("?%d" % i for i in range(16, 31)),
+_MESSAGES_SQL = "INSERT OR IGNORE INTO messages (%s) VALUES (%s)" % (
+    _MESSAGE_COLUMNS, ",".join("?" * len(_MESSAGE_COLUMNS.split(",")))
 )
 _CALL_UPDATE_SQL = (
     "UPDATE tool_calls SET message_uuid = ?, source = CASE WHEN source = 'transcript'"
@@ -109,17 +99,12 @@ _CALL_INSERT_SQL = (
 _CALL_INSERT_RESULT_SQL = (
     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd,"
     " pre_at, message_uuid, source, response_text, tool_response, status, error, post_at, duration_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'transcript', ?12,"
-    " CASE WHEN json_type(CAST(?11 AS TEXT), '$.toolUseResult') IN ('object', 'array')"
-    " THEN json_extract(CAST(?11 AS TEXT), '$.toolUseResult') END,"
-    " ?13, CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'transcript', ?12, ?11, ?13, CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
     " CAST(round((julianday(?14) - julianday(?9)) * 86400000) AS INTEGER))"
 )
 _RESULT_SQL = (
     "UPDATE tool_calls SET response_text = coalesce(response_text, ?2),"
-    # The structured result, cut from the raw line (?1) in C (it can hold whole files).
-    " tool_response = coalesce(tool_response, CASE WHEN json_type(CAST(?1 AS TEXT), '$.toolUseResult')"
-    " IN ('object', 'array') THEN json_extract(CAST(?1 AS TEXT), '$.toolUseResult') END),"
+    " tool_response = coalesce(tool_response, ?1),"
     " error = CASE WHEN status = 'pending' AND ?3 != 'success' THEN coalesce(error, ?2) ELSE error END,"
     " status = CASE WHEN status = 'pending' THEN ?3 ELSE status END,"
     " post_at = coalesce(post_at, ?4),"
@@ -179,11 +164,11 @@ class Normalizer:
                 continue
             etype = entry.get("type")
             if etype == "user" or etype == "assistant":
-                self._message(messages, calls, entry, path, line_id, line_no, raw, file_sid, file_aid)
+                self._message(messages, calls, entry, path, line_id, line_no, file_sid, file_aid)
             elif etype == "progress":
                 data = entry.get("data")
                 if isinstance(data, dict) and data.get("type") == "agent_progress":
-                    self._agent_progress(con, messages, calls, entry, data, path, line_id, line_no, raw, file_sid)
+                    self._agent_progress(con, messages, calls, entry, data, path, line_id, line_no, file_sid)
             elif etype == "system":
                 if entry.get("subtype") == "compact_boundary":
                     _compaction(con, entry, file_sid)
@@ -216,8 +201,8 @@ class Normalizer:
 
     # -- entries ----------------------------------------------------------------------------------
 
-    def _message(self, messages, calls, entry, path, line_id, line_no, raw, file_sid, file_aid, agent_id=None,
-                 sidechain=None, content_path="$.message.content"):
+    def _message(self, messages, calls, entry, path, line_id, line_no, file_sid, file_aid, agent_id=None,
+                 sidechain=None):
         get = entry.get
         uuid = _str(get("uuid"))
         msg = get("message")
@@ -227,7 +212,8 @@ class Normalizer:
         agent_id = agent_id or _str(get("agentId")) or file_aid
         role = _str(msg.get("role")) or get("type")
         texts, thinking, uses, results = [], [], [], []
-        for b in content_blocks(msg.get("content")):
+        blocks = content_blocks(msg.get("content"))
+        for b in blocks:
             if not isinstance(b, dict):
                 continue
             t = b.get("type")
@@ -241,7 +227,7 @@ class Normalizer:
             elif t == "tool_result":
                 if isinstance(b.get("tool_use_id"), str):
                     results.append(b["tool_use_id"])
-                    calls.append(("result", b, entry, session_id, agent_id, raw))
+                    calls.append(("result", b, entry, session_id, agent_id))
             elif t == "thinking":
                 if isinstance(b.get("thinking"), str):
                     thinking.append(b["thinking"])
@@ -267,8 +253,7 @@ class Normalizer:
                 _str(msg.get("model")),
                 _str(msg.get("id")),
                 _str(get("requestId")),
-                raw,  # ?14, ?15: content, cut from the raw line in SQL (_CONTENT_SQL)
-                content_path,
+                _json(blocks),
                 _safe("\n".join(texts)) if texts else None,
                 _safe("\n".join(thinking)) if thinking else None,
                 json.dumps(uses) if uses else None,
@@ -288,7 +273,7 @@ class Normalizer:
         )
         self.touched.add((session_id, agent_id))
 
-    def _agent_progress(self, con, messages, calls, entry, data, path, line_id, line_no, raw, file_sid):
+    def _agent_progress(self, con, messages, calls, entry, data, path, line_id, line_no, file_sid):
         inner = data.get("message")
         agent_id = _str(data.get("agentId"))
         if not isinstance(inner, dict) or agent_id is None:
@@ -298,8 +283,8 @@ class Normalizer:
         nested.setdefault("sessionId", session_id)
         nested.setdefault("cwd", entry.get("cwd"))
         nested.setdefault("version", entry.get("version"))
-        self._message(messages, calls, nested, path, line_id, line_no, raw, file_sid, None, agent_id=agent_id,
-                      sidechain=True, content_path="$.data.message.message.content")
+        self._message(messages, calls, nested, path, line_id, line_no, file_sid, None, agent_id=agent_id,
+                      sidechain=True)
         con.execute(
             "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id) VALUES (?,?,?)"
             " ON CONFLICT(agent_id) DO UPDATE SET session_id = coalesce(subagents.session_id, excluded.session_id),"
@@ -379,18 +364,21 @@ def _subagent_meta(con, path, session_id, agent_id):
     )
 
 
-def _tool_result(statements, unanswered, block, entry, session_id, agent_id, raw):
+def _tool_result(statements, unanswered, block, entry, session_id, agent_id):
     tool_use_id = block["tool_use_id"]
+    tur = entry.get("toolUseResult")
+    # The structured result (main thread only): serialised by the json C encoder, which costs a
+    # fraction of SQLite re-parsing the whole line to cut it out.
+    response = _json(tur) if isinstance(tur, (dict, list)) else None
     text = _safe(block_text(block.get("content")))
     status = result_status(block, entry, text)
     timestamp = _str(entry.get("timestamp"))
     i = unanswered.pop(tool_use_id, None)
     if i is not None:
         # Nothing queued in between touches these columns (a repeated tool_use only fills others).
-        statements[i] = (_CALL_INSERT_RESULT_SQL, statements[i][1] + (raw, text, status, timestamp))
+        statements[i] = (_CALL_INSERT_RESULT_SQL, statements[i][1] + (response, text, status, timestamp))
     else:
-        statements.append((_RESULT_SQL, (raw, text, status, timestamp, tool_use_id)))
-    tur = entry.get("toolUseResult")
+        statements.append((_RESULT_SQL, (response, text, status, timestamp, tool_use_id)))
     if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
         # An Agent/Task call's result names the subagent it started.
         statements.append((_RESULT_AGENT_SQL, (tur["agentId"], session_id, tool_use_id, _str(tur.get("description")))))
@@ -411,10 +399,13 @@ def _api_shape(con, entry, session_id):
     if not isinstance(shape, dict) or shape_hash is None:
         return
     session_id = _str(entry.get("sessionId")) or session_id
-    # The same shape recurs (one per request in some versions): serialising its tools again is the cost.
-    if con.execute(
-        "SELECT 1 FROM api_shapes WHERE session_id = ? AND shape_hash = ?", (session_id, shape_hash)
-    ).fetchone():
+    con.execute(
+        "INSERT OR IGNORE INTO session_request_shapes (session_id, shape_hash, timestamp, version) VALUES (?,?,?,?)",
+        (session_id, shape_hash, _str(entry.get("timestamp")), _str(entry.get("version"))),
+    )
+    # Sessions share shapes (and some versions repeat one per request): serialising its tools again
+    # would be the cost, so a known hash is not.
+    if con.execute("SELECT 1 FROM request_shapes WHERE shape_hash = ?", (shape_hash,)).fetchone():
         return
     system = shape.get("system")
     if isinstance(system, str):
@@ -424,10 +415,8 @@ def _api_shape(con, entry, session_id):
     else:
         system_text = None
     con.execute(
-        "INSERT OR IGNORE INTO api_shapes (session_id, shape_hash, system, system_blocks, tools, timestamp, version)"
-        " VALUES (?,?,?,?,?,?,?)",
-        (session_id, shape_hash, _safe(system_text) if system_text else None,
-         _json(system), _json(shape.get("tools")), _str(entry.get("timestamp")), _str(entry.get("version"))),
+        "INSERT INTO request_shapes (shape_hash, system, system_blocks, tools) VALUES (?,?,?,?)",
+        (shape_hash, _safe(system_text) if system_text else None, _json(system), _json(shape.get("tools"))),
     )
 
 

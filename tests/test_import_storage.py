@@ -1,0 +1,112 @@
+"""What the importer stores from each line: request shapes once per shape (m008), and content and
+structured results serialised from the parsed entry (not cut out of the raw line by SQLite)."""
+import json
+
+import sqlite_utils
+
+from cra.db import open_db
+from cra.db.migrations import migrations
+from cra.transcripts import importer
+
+TOOLS = [{"name": "Bash", "description": "Run a command", "input_schema": {"type": "object"}},
+         {"name": "Read", "description": "Read a file — UTF-8 ✓", "input_schema": {"type": "object"}}]
+SYSTEM = [{"type": "text", "text": "You are Claude Code."}, {"type": "text", "text": "Be brief."}]
+
+
+def _shape_line(session_id, shape_hash, tools=TOOLS, ts="2026-11-01T10:00:00.000Z"):
+    return {"type": "api-request-shape", "sessionId": session_id, "shapeHash": shape_hash, "timestamp": ts,
+            "version": "2.1.330", "shape": {"system": SYSTEM, "tools": tools}}
+
+
+def _user(session_id, uuid, content, **extra):
+    return {"type": "user", "sessionId": session_id, "uuid": uuid, "parentUuid": None,
+            "timestamp": "2026-11-01T10:00:01.000Z", "message": {"role": "user", "content": content}, **extra}
+
+
+def _write(path, entries):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries), encoding="utf-8")
+
+
+def test_a_shape_sent_by_many_sessions_is_stored_once(tmp_path):
+    root = tmp_path / "projects" / "-p"
+    for i in range(3):
+        sid = f"s{i}"
+        _write(root / f"{sid}.jsonl", [
+            _shape_line(sid, "h-shared"),
+            _shape_line(sid, "h-shared", ts="2026-11-01T10:05:00.000Z"),  # repeated per request
+            _user(sid, f"u{i}", "hello"),
+        ])
+    _write(root / "s9.jsonl", [_shape_line("s9", "h-other", tools=TOOLS[:1]), _user("s9", "u9", "hi")])
+    db = open_db(str(tmp_path / "cra.db"))
+    importer.import_paths(db.conn, [str(tmp_path / "projects")])
+
+    assert db.execute("SELECT count(*) FROM request_shapes").fetchone()[0] == 2
+    links = db.execute("SELECT session_id, shape_hash, timestamp FROM session_request_shapes ORDER BY 1").fetchall()
+    assert links == [("s0", "h-shared", "2026-11-01T10:00:00.000Z"), ("s1", "h-shared", "2026-11-01T10:00:00.000Z"),
+                     ("s2", "h-shared", "2026-11-01T10:00:00.000Z"), ("s9", "h-other", "2026-11-01T10:00:00.000Z")]
+    # The api_shapes view reads as the per-session table did.
+    rows = {r["session_id"]: r for r in db.query("SELECT * FROM api_shapes")}
+    assert set(rows) == {"s0", "s1", "s2", "s9"}
+    assert json.loads(rows["s1"]["tools"]) == TOOLS and json.loads(rows["s9"]["tools"]) == TOOLS[:1]
+    assert rows["s2"]["system"] == "You are Claude Code.\n\nBe brief."
+    assert json.loads(rows["s0"]["system_blocks"]) == SYSTEM
+    # Stored once: the raw lines stay, each of them.
+    assert db.execute("SELECT count(*) FROM transcript_lines WHERE entry_type = 'api-request-shape'").fetchone()[0] == 7
+
+
+def test_upgrade_moves_per_session_shapes_into_shared_ones(tmp_path):
+    path = str(tmp_path / "old.db")
+    old = sqlite_utils.Database(path)
+    migrations.apply(old, stop_before=["m008_shared_request_shapes"])
+    for sid in ("a", "b"):
+        old["api_shapes"].insert({"session_id": sid, "shape_hash": "h1", "system": "sys", "system_blocks": "[]",
+                                  "tools": json.dumps(TOOLS), "timestamp": f"t-{sid}", "version": "2.1.3"})
+    old.conn.close()
+
+    db = open_db(path, drain=False)
+    assert db.execute("SELECT type FROM sqlite_master WHERE name = 'api_shapes'").fetchone()[0] == "view"
+    assert db.execute("SELECT shape_hash, system, tools FROM request_shapes").fetchall() == [
+        ("h1", "sys", json.dumps(TOOLS))]
+    assert db.execute("SELECT session_id, timestamp FROM api_shapes ORDER BY 1").fetchall() == [("a", "t-a"), ("b", "t-b")]
+    # Writers of the old table still work: the view takes INSERTs.
+    db.execute("INSERT INTO api_shapes (session_id, shape_hash, system, tools) VALUES ('c', 'h2', 's2', '[]')")
+    assert db.execute("SELECT system FROM api_shapes WHERE session_id = 'c'").fetchone()[0] == "s2"
+
+
+def test_content_and_structured_results_are_the_parsed_values(tmp_path):
+    sid = "s1"
+    result = {"stdout": "héllo ✓\n", "stderr": "", "interrupted": False, "nested": {"n": [1, 2.5, None, True]}}
+    entries = [
+        _user(sid, "u1", "run it — please"),  # a string content becomes one text block
+        {"type": "assistant", "sessionId": sid, "uuid": "a1", "parentUuid": "u1", "timestamp": "2026-11-01T10:00:02.000Z",
+         "message": {"role": "assistant", "id": "msg_1", "model": "claude-x", "content": [
+             {"type": "text", "text": "Running."},
+             {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "echo héllo"}}]}},
+        _user(sid, "u2", [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "héllo ✓"}],
+              parentUuid="a1", toolUseResult=result),
+        # 2.1.38: a subagent's messages nested in progress entries; its result has a structured form.
+        {"type": "progress", "sessionId": sid, "uuid": "p0", "parentToolUseID": "toolu_agent",
+         "data": {"type": "agent_progress", "agentId": "ag1", "message": {
+             "type": "assistant", "uuid": "n0", "timestamp": "2026-11-01T10:00:02.500Z",
+             "message": {"role": "assistant", "content": [
+                 {"type": "tool_use", "id": "toolu_n", "name": "Glob", "input": {"pattern": "*.py"}}]}}}},
+        {"type": "progress", "sessionId": sid, "uuid": "p1", "parentToolUseID": "toolu_agent",
+         "data": {"type": "agent_progress", "agentId": "ag1", "message": {
+             "type": "user", "uuid": "n1", "timestamp": "2026-11-01T10:00:03.000Z", "toolUseResult": {"files": ["a.py"]},
+             "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_n", "content": "a.py"}]}}}},
+    ]
+    _write(tmp_path / "projects" / "-p" / f"{sid}.jsonl", entries)
+    db = open_db(str(tmp_path / "cra.db"))
+    importer.import_paths(db.conn, [str(tmp_path / "projects")])
+
+    content = dict(db.execute("SELECT uuid, content FROM messages").fetchall())
+    assert json.loads(content["u1"]) == [{"type": "text", "text": "run it — please"}]
+    assert json.loads(content["a1"]) == entries[1]["message"]["content"]
+    assert json.loads(content["u2"]) == entries[2]["message"]["content"]
+    assert "héllo ✓" in content["u2"]  # stored as UTF-8 text, not \u escapes
+    call = db.execute("SELECT tool_response, response_text, status, tool_input FROM tool_calls WHERE tool_use_id = 'toolu_1'").fetchone()
+    assert json.loads(call[0]) == result and call[1:3] == ("héllo ✓", "success")
+    assert json.loads(call[3]) == {"command": "echo héllo"}
+    nested = db.execute("SELECT tool_response FROM tool_calls WHERE tool_use_id = 'toolu_n'").fetchone()
+    assert nested is not None and json.loads(nested[0]) == {"files": ["a.py"]}
