@@ -64,10 +64,13 @@ def decode_line(line):
     return text, raw_bytes, entry, ("invalid UTF-8" if raw_bytes is not None else None)
 
 
-def parse_lines(data, offset, next_id, line_no, path, generation, session_id, agent_id):
+def parse_lines(data, offset, next_id, line_no, path, generation, session_id, agent_id, loads_bytes=None):
     """The complete lines of `data` (what follows its last newline is left out), blank ones skipped,
     as (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one decode and
-    one parse per line, nothing else per line that can be avoided."""
+    one parse per line, nothing else per line that can be avoided.
+
+    loads_bytes, if given, parses a line's bytes straight, raising ValueError for anything but valid
+    UTF-8 JSON (`cra` passes orjson.loads: no decode step); what it refuses takes the careful path."""
     loads = json.loads
     params = []
     rows = []
@@ -80,15 +83,16 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     for line in lines:
         n = len(line)
         if n and not line.isspace():  # what line.strip() would find empty, without copying the line
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                text = None
             entry = None
-            if text is not None:
+            if loads_bytes is not None:
                 try:
-                    entry = loads(text)
-                except (ValueError, RecursionError):
+                    entry = loads_bytes(line)
+                except ValueError:
+                    pass
+            else:
+                try:
+                    entry = loads(line.decode("utf-8"))
+                except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
                     pass
             if entry.__class__ is dict:
                 get = entry.get
@@ -122,7 +126,7 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     return params, rows
 
 
-def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, on_end=None):
+def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, on_end=None, loads_bytes=None):
     """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
 
     max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
@@ -131,7 +135,8 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
     are valid UTF-8, else its decoded text), so a caller can normalise without parsing twice; if it
     raises, that chunk is rolled back and the error propagates. on_end(con, path), if given, runs
     after on_lines in the transaction of a chunk that read up to the end of the file (as it was
-    then): work due once per file (rebuilding turns) commits with the file's last lines.
+    then): work due once per file (rebuilding turns) commits with the file's last lines. loads_bytes:
+    see parse_lines.
     """
     try:
         f = open(path, "rb")
@@ -141,14 +146,14 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
         consumed = 0
         while max_bytes is None or consumed < max_bytes:
             budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
-            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, on_end)
+            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, on_end, loads_bytes)
             consumed += n
             if not n or at_end:
                 break  # (a file still growing is read on by the next caller)
         return consumed
 
 
-def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
+def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end, loads_bytes):
     """Read and store one chunk. Returns (bytes consumed, whether the file was read to its end)."""
     st = os.fstat(f.fileno())
     nested = begin(con)
@@ -190,7 +195,9 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end):
             return 0, True
         at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
-        params, rows = parse_lines(data, offset, next_id, line_count, path, generation, session_id, agent_id)
+        params, rows = parse_lines(
+            data, offset, next_id, line_count, path, generation, session_id, agent_id, loads_bytes
+        )
         con.executemany(
             "INSERT INTO transcript_lines (id, path, generation, line_no, byte_offset, session_id, agent_id,"
             " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,CAST(? AS TEXT),?,?)",

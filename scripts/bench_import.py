@@ -7,10 +7,10 @@ The corpus is built from the project's own transcript fixtures (tests/fixtures/r
 tests/fixtures/transcripts; ../shared's recordings too when present): each source session is copied
 many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
 tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
-side by side: reading + json.loads of every line (the floor any importer pays), storing the raw lines
-only (the hook's `tail_file` without a normaliser, into a scratch database: the part of an import
-that is copying lines into SQLite), then `import_paths` into an empty database, then a second import
-of the same tree (which should find nothing new).
+side by side in --rounds interleaved rounds: reading + json.loads of every line (the floor any
+importer pays), storing the raw lines only (the hook's `tail_file` without a normaliser, into a
+scratch database: the part of an import that is copying lines into SQLite), and `import_paths` into
+an empty database; then a second import of the same tree (which should find nothing new).
 
 Ratios are of CPU time (time.process_time: user + system time of this process, SQLite's included),
 not wall time: on a shared machine wall time mostly measures the other jobs.
@@ -97,7 +97,16 @@ def _timed(fn):
     return out, time.perf_counter() - t, time.process_time() - c, os.times().system - sys0
 
 
-def worker(corpus: str, db_path: str) -> dict:
+def _fresh(path):
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+
+
+def worker(corpus: str, db_path: str, rounds: int) -> dict:
+    """`rounds` interleaved rounds of bare parse, raw lines only, and a whole import into a fresh
+    database; the least of each is reported (on a shared machine, the least disturbed run), all
+    of them in the JSON. Then one re-import of the last round's database."""
     sys.path.insert(0, str(REPO))
     from claude_hooks import transcript_tail
     from cra.db import open_db
@@ -116,21 +125,33 @@ def worker(corpus: str, db_path: str) -> dict:
                         lines += 1
         return lines
 
-    lines, bare, bare_cpu, _ = _timed(bare_parse)
+    bare, raw_only, first = [], [], []
+    for _ in range(rounds):
+        lines, *t = _timed(bare_parse)
+        bare.append(t)
 
-    raw_db = open_db(db_path + "-raw-only", drain=False)
-    _, _, raw_cpu, _ = _timed(lambda: [transcript_tail.tail_file(raw_db.conn, f) for f in files])
-    raw_db.conn.close()
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db_path + "-raw-only" + suffix):
-            os.unlink(db_path + "-raw-only" + suffix)
+        _fresh(db_path + "-raw-only")
+        raw_db = open_db(db_path + "-raw-only", drain=False)
+        _, *t = _timed(lambda: [transcript_tail.tail_file(raw_db.conn, f) for f in files])
+        raw_only.append(t)
+        raw_db.conn.close()
+        _fresh(db_path + "-raw-only")
 
-    db = open_db(db_path, drain=False)
-    r, first, first_cpu, first_sys = _timed(lambda: importer.import_paths(db.conn, files))
-    assert not r.errors, r.errors[:3]
-    r2, again, again_cpu, _ = _timed(lambda: importer.import_paths(db.conn, files))
+        _fresh(db_path)
+        db = open_db(db_path, drain=False)
+        r, *t = _timed(lambda: importer.import_paths(db.conn, files))
+        assert not r.errors, r.errors[:3]
+        first.append(t)
+        if len(first) < rounds:
+            db.conn.close()
+    r2, *again = _timed(lambda: importer.import_paths(db.conn, files))
     assert r2.lines == 0 and r2.messages == 0
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    # (wall s, CPU s, system CPU s) of the least-CPU round of each
+    bare_w, bare_cpu, _ = min(bare, key=lambda t: t[1])
+    _, raw_cpu, _ = min(raw_only, key=lambda t: t[1])
+    import_w, import_cpu, import_sys = min(first, key=lambda t: t[1])
+    again_w, again_cpu, _ = again
     return {
         "files": len(files),
         "mb": nbytes / 1e6,
@@ -138,24 +159,28 @@ def worker(corpus: str, db_path: str) -> dict:
         "messages": r.messages,
         "tool_calls": r.tool_calls_new,
         "turns": r.turns,
-        "bare_parse_s": bare,
-        "import_s": first,
-        "reimport_s": again,
+        "rounds": rounds,
+        "bare_cpu_s_all": [t[1] for t in bare],
+        "raw_only_cpu_s_all": [t[1] for t in raw_only],
+        "import_cpu_s_all": [t[1] for t in first],
+        "bare_parse_s": bare_w,
+        "import_s": import_w,
+        "reimport_s": again_w,
         "bare_cpu_s": bare_cpu,
         "raw_only_cpu_s": raw_cpu,
-        "import_cpu_s": first_cpu,
-        "import_sys_cpu_s": first_sys,
+        "import_cpu_s": import_cpu,
+        "import_sys_cpu_s": import_sys,
         "reimport_cpu_s": again_cpu,
         "bare_mb_s_cpu": nbytes / 1e6 / bare_cpu,
-        "import_mb_s_cpu": nbytes / 1e6 / first_cpu,
-        "import_vs_bare_cpu": first_cpu / bare_cpu,
+        "import_mb_s_cpu": nbytes / 1e6 / import_cpu,
+        "import_vs_bare_cpu": import_cpu / bare_cpu,
         "raw_only_vs_bare_cpu": raw_cpu / bare_cpu,
-        "reimport_vs_import_cpu": again_cpu / first_cpu,
+        "reimport_vs_import_cpu": again_cpu / import_cpu,
         "load_avg_1m": os.getloadavg()[0],
-        "bare_mb_s": nbytes / 1e6 / bare,
-        "import_mb_s": nbytes / 1e6 / first,
-        "import_vs_bare": first / bare,
-        "reimport_vs_import": again / first,
+        "bare_mb_s": nbytes / 1e6 / bare_w,
+        "import_mb_s": nbytes / 1e6 / import_w,
+        "import_vs_bare": import_w / bare_w,
+        "reimport_vs_import": again_w / import_w,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "db_mb": os.path.getsize(db_path) / 1e6,
     }
@@ -166,10 +191,12 @@ def main():
     ap.add_argument("--size-mb", type=float, default=200)
     ap.add_argument("--small-mb", type=float, default=50, help="second, smaller corpus (memory flatness); 0 to skip")
     ap.add_argument("--keep", help="build the corpora under this folder and keep them")
-    ap.add_argument("--worker", nargs=2, metavar=("CORPUS", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size; the least of each is reported")
+    ap.add_argument("--worker", nargs=3, metavar=("CORPUS", "DB", "ROUNDS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker)))
+        corpus, db, rounds = args.worker
+        print(json.dumps(worker(corpus, db, int(rounds))))
         return
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cra-bench-"))
     results = {}
@@ -184,14 +211,14 @@ def main():
                 p.unlink()
             print(f"importing {corpus} ...", file=sys.stderr)
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", str(corpus), str(db)], capture_output=True, text=True, check=True,
+                [sys.executable, __file__, "--worker", str(corpus), str(db), str(args.rounds)], capture_output=True, text=True, check=True,
             )
             results[size] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    print("CPU time (time.process_time, user + system, SQLite included) is what the ratios compare: wall time on a"
-          " shared machine mostly measures the other jobs (1-minute load average given per run).")
+    print("CPU time (time.process_time, user + system, SQLite included) is what the ratios compare, the least of"
+          f" {args.rounds} interleaved rounds each: wall time on a shared machine mostly measures the other jobs.")
     print(f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
           f" {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10} {'peak RSS MB':>12} {'db MB':>7} {'load':>6}")
     print(f"{'':>10} {'':>6} {'':>8} {'(CPU)':>10} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>14} {'(CPU)':>11} {'(CPU)':>10}")

@@ -110,3 +110,13 @@ def test_content_and_structured_results_are_the_parsed_values(tmp_path):
     assert json.loads(call[3]) == {"command": "echo héllo"}
     nested = db.execute("SELECT tool_response FROM tool_calls WHERE tool_use_id = 'toolu_n'").fetchone()
     assert nested is not None and json.loads(nested[0]) == {"files": ["a.py"]}
+
+
+def test_values_orjson_refuses_are_serialised_by_json():
+    from cra.transcripts.normalize import _json
+
+    assert json.loads(_json({"a": [1, "é", None]})) == {"a": [1, "é", None]}
+    assert json.loads(_json({"big": 2 ** 70})) == {"big": 2 ** 70}  # past 64 bits
+    # A lone surrogate (valid as a JSON escape) cannot be stored as UTF-8: replaced, as the hook does.
+    assert json.loads(_json({"s": "x\ud800y"})) == {"s": "x?y"}
+    assert _json(None) is None

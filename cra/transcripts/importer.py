@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from claude_hooks import transcript_tail
 
-from .normalize import Normalizer, normalise_pending
+from .normalize import Normalizer, loads_bytes, normalise_pending
 from .turns import rebuild_turns
 
 DEFAULT_ROOT = os.path.join("~", ".claude", "projects")
@@ -79,7 +79,7 @@ def ingest_file(con, path, normalizer, result, max_bytes=None):
         if con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is None:
             _check_transcript(first)
         n = transcript_tail.tail_file(
-            con, path, max_bytes=max_bytes, on_lines=normalizer,
+            con, path, max_bytes=max_bytes, on_lines=normalizer, loads_bytes=loads_bytes,
             # Turns rebuilt in the file's last chunk's transaction: one commit per file, not two.
             on_end=lambda con, path: _rebuild_streams(con, path, normalizer, result),
         )

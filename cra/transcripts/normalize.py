@@ -17,8 +17,27 @@ import os
 
 from claude_hooks import capture, transcript_tail
 
-_json = capture._json
+try:
+    import orjson
+except ImportError:  # a dependency, but cra still imports (more slowly) without it
+    orjson = None
+
 _safe = capture._safe_text
+# Parses a line's bytes without decoding them first (transcript_tail.parse_lines' loads_bytes).
+loads_bytes = orjson.loads if orjson is not None else None
+
+
+def _json(obj):
+    """obj as compact JSON text (None for None): orjson where it can take the value, which serialises
+    7x faster than json's C encoder; json (capture._json) for lone surrogates and ints past 64 bits."""
+    if obj is None:
+        return None
+    if orjson is not None:
+        try:
+            return orjson.dumps(obj).decode()
+        except TypeError:  # orjson.JSONEncodeError
+            pass
+    return capture._json(obj)
 
 INTERRUPT_MARK = "[Request interrupted by user"
 # User entries that are the output of a local command, not something the model answers.
@@ -256,8 +275,8 @@ class Normalizer:
                 _json(blocks),
                 _safe("\n".join(texts)) if texts else None,
                 _safe("\n".join(thinking)) if thinking else None,
-                json.dumps(uses) if uses else None,
-                json.dumps(results) if results else None,
+                _json(uses) if uses else None,
+                _json(results) if results else None,
                 _int(usage.get("input_tokens")),
                 _int(usage.get("output_tokens")),
                 _int(usage.get("cache_read_input_tokens")),
