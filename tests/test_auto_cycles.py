@@ -3,6 +3,9 @@ the first at it, RL on the second, promotion only when eval does not regress, re
 stage. Turns are written into the database as the transcripts stage would (tests/dataset_db.py)."""
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +17,7 @@ for _name in ("torch", "transformers", "trl", "peft", "datasets", "gguf"):
 from cra.auto import store  # noqa: E402
 from cra.auto.config import AutoSettings  # noqa: E402
 from cra.auto.cycle import run_once  # noqa: E402
+from cra.auto.readiness import readiness  # noqa: E402
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 from cra.train import runs  # noqa: E402
@@ -183,3 +187,52 @@ def test_failed_stage_is_recorded_and_retried_with_backoff(tiny_model, cra_home,
     assert stages["dataset"]["status"] == "reused" and stages["dataset"]["from_cycle"] == failed["id"]
     assert stages["sft"]["status"] == "completed"  # its settings changed (the base): trained again
     assert retry["decision"] == "promoted" and store.promoted(db)["run_id"] == retry["model_run_id"]
+
+
+def test_sigterm_mid_training_stops_the_cycle_without_a_backoff(tiny_model, cra_home, tmp_path):
+    """systemd stops `cra auto run` with SIGTERM: the cycle in progress is recorded as stopped (its
+    training run interrupted, not left running), the next check runs it again at once, reusing its
+    dataset, and nothing waits for a backoff."""
+    db = open_db()
+    add_turns(db, 10)
+    # Long enough to be inside trainer.train() when the signal comes.
+    slow = settings(tiny_model, rl_every=0, sft={**SETTINGS["sft"], "max_steps": 5000, "eval_steps": 5000})
+    config = tmp_path / "auto.toml"
+    config.write_text(toml(slow))
+    proc = subprocess.Popen([sys.executable, "-m", "cra", "auto", "run", "--interval", "1", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            row = db.execute("SELECT id, status, output_dir FROM runs WHERE kind = 'sft'").fetchone()
+            if row and row[1] == "running" and os.path.isdir(row[2]):
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+        else:
+            pytest.fail("the sft stage never started")
+        time.sleep(3)  # into the training steps
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, out
+    assert "Stopped (stopped by SIGTERM)" in out
+
+    cycle = store.list_cycles(db)[0]
+    assert (cycle["status"], cycle["failed_stage"], cycle["error"]) == ("stopped", "sft", "stopped by SIGTERM")
+    stages = {st["name"]: st for st in cycle["stages"]}
+    assert stages["dataset"]["status"] == "completed" and stages["sft"]["status"] == "stopped"
+    assert runs.get_run(db, stages["sft"]["run_id"])["status"] == "interrupted"
+    assert runs.get_run(db, cycle["run_id"])["status"] == "interrupted"
+    assert db.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()[0] == 0
+
+    # Not a failure: due again right away, no backoff, and the lock was released.
+    ready = readiness(db, slow)
+    assert ready.due and ready.failures == 0 and ready.backoff_until is None
+    quick = settings(tiny_model, rl_every=0, promote_tolerance=1.0)
+    retry = run_once(db, quick, **QUIET)["cycle"]
+    assert (retry["number"], retry["attempt"], retry["status"]) == (1, 2, "completed")
+    stages = {st["name"]: st for st in retry["stages"]}
+    assert stages["dataset"]["status"] == "reused" and stages["dataset"]["from_cycle"] == cycle["id"]

@@ -74,8 +74,17 @@ def _once(db, settings, force: bool, quiet: bool, as_json: bool) -> dict:
 @database_option
 def once_command(force, quiet, as_json, config_file, database):
     """Run one cycle if one is due (or --force). Exits 1 when the cycle failed (recorded; retried later)."""
+    from .cycle import CycleStopped, stop_on_sigterm
+
     db, settings = _setup(database, config_file)
-    result = _once(db, settings, force, quiet, as_json)
+    try:
+        with stop_on_sigterm():
+            result = _once(db, settings, force, quiet, as_json)
+    except (CycleStopped, KeyboardInterrupt) as exc:
+        if not quiet:
+            click.echo(f"Stopped ({_stop_reason(exc)}): the cycle is recorded as stopped and runs again at the next check.",
+                       err=True)
+        raise SystemExit(1)
     if result["status"] == "failed":
         cycle = result["cycle"]
         if quiet or as_json:
@@ -94,29 +103,36 @@ def once_command(force, quiet, as_json, config_file, database):
 @config_option
 @database_option
 def run_command(interval, max_cycles, quiet, config_file, database):
-    """Check every --interval seconds and run a cycle whenever one is due; Ctrl-C stops between checks.
+    """Check every --interval seconds and run a cycle whenever one is due, until Ctrl-C or SIGTERM.
 
-    Suited to a systemd user service (docs/auto.md has a unit file). The settings file is read again
-    at every check, so edits apply without a restart.
+    Suited to a systemd user service (docs/auto.md has a unit file): stopping it mid-cycle records the
+    cycle as stopped (no backoff; the next start runs it again, reusing what it had finished). The
+    settings file is read again at every check, so edits apply without a restart.
     """
     from ..db import open_db
     from .config import load_settings
+    from .cycle import CycleStopped, stop_on_sigterm
 
     db = open_db(database)
     ran = 0
     try:
-        while True:
-            settings = load_settings(config_file)
-            result = _once(db, settings, False, quiet=quiet, as_json=False)
-            if result["status"] in ("completed", "failed"):
-                ran += 1
-                if quiet:
-                    click.echo(_cycle_line(result["cycle"]))
-                if max_cycles and ran >= max_cycles:
-                    return
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        click.echo("Stopped.")
+        with stop_on_sigterm():
+            while True:
+                settings = load_settings(config_file)
+                result = _once(db, settings, False, quiet=quiet, as_json=False)
+                if result["status"] in ("completed", "failed"):
+                    ran += 1
+                    if quiet:
+                        click.echo(_cycle_line(result["cycle"]))
+                    if max_cycles and ran >= max_cycles:
+                        return
+                time.sleep(interval)
+    except (CycleStopped, KeyboardInterrupt) as exc:
+        click.echo(f"Stopped ({_stop_reason(exc)}).")
+
+
+def _stop_reason(exc: BaseException) -> str:
+    return str(exc) or "Ctrl-C"
 
 
 def _cycle_line(c: dict) -> str:

@@ -10,13 +10,19 @@ A failed stage fails the cycle: its error is recorded, nothing is promoted, and 
 finished (dataset, sft, rl, export) when their settings are unchanged and their files still exist.
 Promotion is the last step and a single transaction (store.promote): a crash anywhere before it
 leaves the previous model promoted.
+
+Ctrl-C or SIGTERM (systemd stopping `cra auto run`) mid-cycle records it as `stopped`: not a failure
+(no backoff), the next check runs it again and reuses what it finished, and the process exits.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,6 +43,29 @@ class StageError(Exception):
     pass
 
 
+class CycleStopped(BaseException):
+    """The process was asked to stop mid-cycle (SIGTERM, or Ctrl-C during training). A BaseException,
+    so that the trainers' error handling lets it through to the cycle, which records it."""
+
+
+@contextmanager
+def stop_on_sigterm():
+    """While a command runs: SIGTERM raises CycleStopped in the main thread (by default it would kill
+    the process mid-cycle, leaving the cycle to be found crashed and retried only after a backoff)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise CycleStopped("stopped by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def metric_value(report: dict[str, Any], key: str) -> float | None:
     """A number from an eval report by dotted key: a mean's `mean`, a proportion's `rate`."""
     value: Any = report
@@ -54,6 +83,10 @@ def _fingerprint(obj: Any) -> str:
 
 
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, CycleStopped):
+        return str(exc)
+    if isinstance(exc, KeyboardInterrupt):
+        return "stopped by Ctrl-C"
     if isinstance(exc, click.ClickException):
         return exc.format_message()
     return f"{type(exc).__name__}: {exc}"
@@ -67,7 +100,7 @@ class Cycle:
 
         self.db, self.settings, self.ready, self.echo = db, settings, ready, echo
         self.number = ready.number
-        previous = store.failures_since_completed(db)
+        previous = store.attempts_since_completed(db)
         self.attempt = len(previous) + 1
         self.previous = previous[-1] if previous else None
         self.run = runs.start_run(db, kind="cycle", base_model=settings.base, dataset=None,
@@ -145,18 +178,22 @@ class Cycle:
                 outputs = getattr(self, f"stage_{name}")(stage)
             except BaseException as exc:
                 error = _error_text(exc)
+                stopped = isinstance(exc, (CycleStopped, KeyboardInterrupt))
                 if name in TRAINING and "run_id" not in stage:
                     # The trainer registered its run before failing: link it (its error and traceback are there).
                     row = self.db.execute("SELECT min(id) FROM runs WHERE id > ? AND kind IN ('sft', 'grpo')",
                                           [last_run]).fetchone()
                     stage["run_id"] = row[0]
-                stage.update(status="failed", error=error, ended_at=store.now_iso(), seconds=round(time.time() - t0, 3))
+                if stopped and name in TRAINING and stage.get("run_id"):
+                    store.finish_if_running(self.db, stage["run_id"], error)  # a stop skips the trainer's own record
+                status = "stopped" if stopped else "failed"
+                stage.update(status=status, error=error, ended_at=store.now_iso(), seconds=round(time.time() - t0, 3))
                 if child:
-                    runs.finish_run(self.db, child["id"], "failed",
+                    runs.finish_run(self.db, child["id"], "interrupted" if stopped else "failed",
                                     error=error + "\n" + traceback.format_exc(limit=6))
-                self._fail(name, error, stage)
+                self._fail(name, error, stage, status)
                 if not isinstance(exc, Exception):
-                    raise  # Ctrl-C, SystemExit: recorded, then let it stop the process
+                    raise  # a stop, SystemExit: recorded, then let it stop the process
                 self.echo(f"  {name}: FAILED: {error}")
                 return store.get_cycle(self.db, self.id)
             self.state.update(outputs)
@@ -176,13 +213,13 @@ class Cycle:
             self.stages.append(stage)
         store.update_cycle(self.db, self.id, stages=self.stages)
 
-    def _fail(self, name: str, error: str, stage: dict[str, Any]) -> None:
+    def _fail(self, name: str, error: str, stage: dict[str, Any], status: str = "failed") -> None:
         from ..train import runs
 
         self._record(stage)
-        store.update_cycle(self.db, self.id, status="failed", failed_stage=name, error=error, ended_at=store.now_iso())
-        runs.finish_run(self.db, self.run["id"], "failed", metrics={"cycle_id": self.id, **self.state},
-                        error=f"stage {name}: {error}")
+        store.update_cycle(self.db, self.id, status=status, failed_stage=name, error=error, ended_at=store.now_iso())
+        runs.finish_run(self.db, self.run["id"], "interrupted" if status == "stopped" else "failed",
+                        metrics={"cycle_id": self.id, **self.state}, error=f"stage {name}: {error}")
 
     # -- stages ------------------------------------------------------------------------------------------
 
@@ -225,6 +262,8 @@ class Cycle:
         settings = self.settings.sft_settings(self.state["dataset"], str(self.dir))
         run = train_sft(settings, self.db, echo=self._quiet)
         stage["run_id"] = run["id"]
+        if run["status"] == "interrupted":  # Ctrl-C: it saved a checkpoint and stopped early
+            raise CycleStopped(f"sft run {run['id']} stopped by Ctrl-C")
         if run["status"] != "completed":
             raise StageError(f"sft run {run['id']} ended {run['status']}: {run.get('error') or ''}".strip())
         return {"sft_run": run["id"], "model_run": run["id"], "adapter": run["metrics"]["adapter"]}
@@ -235,6 +274,8 @@ class Cycle:
         settings = self.settings.grpo_settings(self.state["sft_run"], str(self.dir))
         run = train_grpo(settings, self.db, echo=self._quiet)
         stage["run_id"] = run["id"]
+        if run["status"] == "interrupted":  # Ctrl-C: it saved a checkpoint and stopped early
+            raise CycleStopped(f"grpo run {run['id']} stopped by Ctrl-C")
         if run["status"] != "completed":
             raise StageError(f"grpo run {run['id']} ended {run['status']}: {run.get('error') or ''}".strip())
         return {"rl_run": run["id"], "model_run": run["id"], "adapter": run["metrics"]["adapter"]}

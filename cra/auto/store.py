@@ -84,6 +84,17 @@ def failures_since_completed(db) -> list[dict[str, Any]]:
     return [_decode(r) for r in rows]
 
 
+def attempts_since_completed(db) -> list[dict[str, Any]]:
+    """Failed, crashed and stopped attempts after the last completed cycle, oldest first: the next
+    attempt's number, and the stages it may reuse (a stop is not a failure: it sets no backoff)."""
+    done = last_completed(db)
+    rows = db.query(
+        "SELECT * FROM cycles WHERE status IN ('failed', 'crashed', 'stopped') AND id > ? ORDER BY id",
+        [done["id"] if done else 0],
+    )
+    return [_decode(r) for r in rows]
+
+
 def mark_crashed(db, stale_holder: dict | None) -> list[int]:
     """Cycles left `running` by a process that died (called with the lock held, so none is live)."""
     rows = list(db.query("SELECT id, run_id, stages FROM cycles WHERE status = 'running'"))
@@ -95,15 +106,15 @@ def mark_crashed(db, stale_holder: dict | None) -> list[int]:
             if stage.get("status") == "running":
                 stage.update(status="crashed", error=error)
                 if stage.get("run_id"):
-                    _finish_if_running(db, stage["run_id"], error)
+                    finish_if_running(db, stage["run_id"], error)
         update_cycle(db, row["id"], status="crashed", ended_at=now_iso(), error=error, stages=stages,
                      failed_stage=next((s["name"] for s in stages if s.get("status") == "crashed"), None))
         if row["run_id"]:
-            _finish_if_running(db, row["run_id"], error)
+            finish_if_running(db, row["run_id"], error)
     return [r["id"] for r in rows]
 
 
-def _finish_if_running(db, run_id: int, error: str) -> None:
+def finish_if_running(db, run_id: int, error: str) -> None:
     from ..train import runs
 
     run = runs.get_run(db, run_id)
