@@ -266,6 +266,26 @@ def test_cli_records_dataset_row_and_card(db, tmp_path):
     assert again.exit_code == 1 and "--force" in again.output
 
 
+def test_cli_warns_when_the_session_split_leaves_a_side_empty(db, tmp_path):
+    for i in range(3):
+        Session(db, f"s{i}").turn(f"Find main {i}.", good_steps(str(i)), answer())
+    # Seeds for which every session hashes into eval, and into train, at fraction 0.25.
+    all_eval = next(seed for seed in range(10000) if all(in_eval(f"s{i}", seed, 0.25) for i in range(3)))
+    all_train = next(seed for seed in range(10000) if not any(in_eval(f"s{i}", seed, 0.25) for i in range(3)))
+    runner = CliRunner()
+    result = runner.invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "a"),
+                                 "--eval-fraction", "0.25", "--seed", str(all_eval)], catch_exceptions=False)
+    assert result.exit_code == 0 and "0 train, 3 eval" in result.output
+    assert "warning: the train split is empty: all 3 kept session(s)" in result.output
+    assert "--eval-fraction 0 to train on everything" in result.output
+    result = runner.invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "b"),
+                                 "--eval-fraction", "0.25", "--seed", str(all_train)], catch_exceptions=False)
+    assert "3 train, 0 eval" in result.output and "warning: the eval split is empty" in result.output
+    result = runner.invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "c"),
+                                 "--eval-fraction", "0"], catch_exceptions=False)
+    assert "warning" not in result.output
+
+
 def test_cli_explains_an_empty_database(tmp_path):
     result = CliRunner().invoke(cli, ["dataset", "build", "-d", str(tmp_path / "empty.db")])
     assert result.exit_code == 1

@@ -129,6 +129,14 @@ def build_command(database, out, name, fmt, unit, context_turns, thinking, tools
     if not summary["train_examples"] + summary["eval_examples"]:
         click.echo("  No example passed the filters: see README.md for what removed them, or relax "
                    "--min-tool-calls / --min-answer-words.")
+    elif not summary["train_examples"] or (eval_fraction > 0 and not summary["eval_examples"]):
+        # The split hashes each session id with the seed (a session never changes sides as data
+        # grows): with a handful of sessions, every one can land on the same side.
+        empty = "train" if not summary["train_examples"] else "eval"
+        sessions = summary["train_sessions"] + summary["eval_sessions"]
+        click.echo(f"  warning: the {empty} split is empty: all {sessions} kept session(s) fell on the other side of "
+                   f"the --eval-fraction {eval_fraction} split. Try another --seed"
+                   + (", or --eval-fraction 0 to train on everything." if empty == "train" else "."), err=True)
 
 
 def _sync_transcripts(db):
