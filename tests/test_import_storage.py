@@ -120,3 +120,45 @@ def test_values_orjson_refuses_are_serialised_by_json():
     # A lone surrogate (valid as a JSON escape) cannot be stored as UTF-8: replaced, as the hook does.
     assert json.loads(_json({"s": "x\ud800y"})) == {"s": "x?y"}
     assert _json(None) is None
+
+
+def test_parsing_line_bytes_with_orjson_stores_what_the_hook_stores():
+    """`cra` parses lines with orjson, the hook with the standard library: the same lines must give
+    the same rows, whatever orjson refuses (it sends those down the careful path)."""
+    from claude_hooks import transcript_tail
+    from cra.transcripts.normalize import loads_bytes
+
+    assert loads_bytes is not None
+    lines = [
+        b'{"type":"user","sessionId":"s","uuid":"u1","message":{"role":"user","content":"h\xc3\xa9llo"}}',
+        b'{"type":"user","uuid":"u2","bad":"\xff\xfe"}',                 # invalid UTF-8
+        b'{"type":"assistant","uuid":"u3","x":NaN}',                      # NaN: json takes it, orjson does not
+        b'{"type":"system","uuid":"u4","s":"\\ud800"}',                   # a lone surrogate escape
+        b'[1, 2]',                                                         # not an object
+        b'{"type": "user", "truncated": tr',                              # truncated
+        b'   ',                                                            # blank: skipped
+        b'{"type":"deep","v":' + b'[' * 2000 + b']' * 2000 + b'}',        # deeper than orjson goes
+    ]
+    data = b"\n".join(lines) + b"\n"
+    args = (data, 0, 1, 0, "/p/s.jsonl", 0, "s", None)
+    hook = transcript_tail.parse_lines(*args)
+    cra = transcript_tail.parse_lines(*args, loads_bytes=loads_bytes)
+
+    def comparable(params, rows):
+        # raw as text (the fast path binds bytes, SQLite stores them as text); NaN != NaN, so entries as repr
+        return ([p[:9] + ((p[9].decode() if isinstance(p[9], bytes) else p[9]),) + p[10:] for p in params],
+                [(r[0], r[1], repr(r[2])) for r in rows])
+
+    assert comparable(*cra) == comparable(*hook)
+    # Integers past 64 bits come back as floats from orjson: the double the JavaScript writer held
+    # (Claude Code's numbers are doubles), so nothing it wrote is lost; the raw line keeps the digits.
+    big = b'{"type":"x","n":123456789012345680000}\n'
+    (row,) = transcript_tail.parse_lines(big, 0, 1, 0, "/p/s.jsonl", 0, "s", None, loads_bytes)[1]
+    assert row[2]["n"] == float(123456789012345680000) and row[3] == big[:-1]
+    params = {p[8] or p[0]: p for p in cra[0]}
+    assert params["u2"][10] == lines[1] and params["u2"][11] == "invalid UTF-8"
+    assert params["u1"][11] is None and params["u3"][11] is None and params["u4"][11] is None
+    errors = [p[11] for p in cra[0] if p[8] is None]
+    assert errors[0] == "line is list, not an object" and errors[1].startswith("invalid JSON")
+    assert "recursion" in errors[2]  # the deep line: past orjson's limit, and json's too
+    assert len(cra[0]) == 7  # the blank line is skipped
