@@ -260,24 +260,14 @@ class Cycle:
         from ..train.sft import train_sft
 
         settings = self.settings.sft_settings(self.state["dataset"], str(self.dir))
-        run = train_sft(settings, self.db, echo=self._quiet)
-        stage["run_id"] = run["id"]
-        if run["status"] == "interrupted":  # Ctrl-C: it saved a checkpoint and stopped early
-            raise CycleStopped(f"sft run {run['id']} stopped by Ctrl-C")
-        if run["status"] != "completed":
-            raise StageError(f"sft run {run['id']} ended {run['status']}: {run.get('error') or ''}".strip())
+        run = _trained(stage, "sft", train_sft(settings, self.db, echo=self._quiet))
         return {"sft_run": run["id"], "model_run": run["id"], "adapter": run["metrics"]["adapter"]}
 
     def stage_rl(self, stage) -> dict[str, Any]:
         from ..train.grpo import train_grpo
 
         settings = self.settings.grpo_settings(self.state["sft_run"], str(self.dir))
-        run = train_grpo(settings, self.db, echo=self._quiet)
-        stage["run_id"] = run["id"]
-        if run["status"] == "interrupted":  # Ctrl-C: it saved a checkpoint and stopped early
-            raise CycleStopped(f"grpo run {run['id']} stopped by Ctrl-C")
-        if run["status"] != "completed":
-            raise StageError(f"grpo run {run['id']} ended {run['status']}: {run.get('error') or ''}".strip())
+        run = _trained(stage, "grpo", train_grpo(settings, self.db, echo=self._quiet))
         return {"rl_run": run["id"], "model_run": run["id"], "adapter": run["metrics"]["adapter"]}
 
     def stage_export(self, stage) -> dict[str, Any]:
@@ -350,6 +340,16 @@ class Cycle:
         message = " ".join(str(a) for a in args)
         with open(self.dir / "cycle.log", "a", encoding="utf-8") as f:
             f.write(message + "\n")
+
+
+def _trained(stage: dict[str, Any], kind: str, run: dict[str, Any]) -> dict[str, Any]:
+    """A training stage's run, linked to its stage, if it completed; a stop or an error otherwise."""
+    stage["run_id"] = run["id"]
+    if run["status"] == "interrupted":  # Ctrl-C: it saved a checkpoint and stopped early
+        raise CycleStopped(f"{kind} run {run['id']} stopped by Ctrl-C")
+    if run["status"] != "completed":
+        raise StageError(f"{kind} run {run['id']} ended {run['status']}: {run.get('error') or ''}".strip())
+    return run
 
 
 def _outputs_exist(outputs: dict[str, Any]) -> bool:
