@@ -22,6 +22,7 @@ from collections import Counter
 
 import jsonlines
 
+from ..jsonl import numbered_rows
 from .build import CORE_TOOLS, DEFAULT_SYSTEM, in_eval, truncate
 from .filters import FAILED
 from .redact import Redactor
@@ -191,31 +192,24 @@ def import_pairs(db, path: str, synthetic: bool = False) -> tuple[int, int]:
     format) are split at their common prefix."""
     added = skipped = 0
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise PairFormatError(f"line {line_no} is not JSON ({exc})") from exc
-            if not isinstance(row, dict) or "chosen" not in row or "rejected" not in row:
-                raise PairFormatError(f"line {line_no}: each line needs `chosen` and `rejected` (and usually `prompt`)")
-            chosen = _as_messages(row["chosen"], "assistant", "chosen", line_no)
-            rejected = _as_messages(row["rejected"], "assistant", "rejected", line_no)
-            if "prompt" in row:
-                prompt = _as_messages(row["prompt"], "user", "prompt", line_no)
-            else:
-                n = 0
-                while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
-                    n += 1
-                prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
-                if not prompt:
-                    raise PairFormatError(f"line {line_no}: no `prompt`, and chosen/rejected share no prefix")
-            tools = row.get("tools")
-            if tools is not None and not isinstance(tools, str):
-                tools = json.dumps(tools, ensure_ascii=False)
-            rows.append((prompt, chosen, rejected, tools))
+    for line_no, row in numbered_rows(path, PairFormatError):
+        if not isinstance(row, dict) or "chosen" not in row or "rejected" not in row:
+            raise PairFormatError(f"line {line_no}: each line needs `chosen` and `rejected` (and usually `prompt`)")
+        chosen = _as_messages(row["chosen"], "assistant", "chosen", line_no)
+        rejected = _as_messages(row["rejected"], "assistant", "rejected", line_no)
+        if "prompt" in row:
+            prompt = _as_messages(row["prompt"], "user", "prompt", line_no)
+        else:
+            n = 0
+            while n < min(len(chosen), len(rejected)) - 1 and chosen[n] == rejected[n]:
+                n += 1
+            prompt, chosen, rejected = chosen[:n], chosen[n:], rejected[n:]
+            if not prompt:
+                raise PairFormatError(f"line {line_no}: no `prompt`, and chosen/rejected share no prefix")
+        tools = row.get("tools")
+        if tools is not None and not isinstance(tools, str):
+            tools = json.dumps(tools, ensure_ascii=False)
+        rows.append((prompt, chosen, rejected, tools))
     with db.atomic():
         for prompt, chosen, rejected, tools in rows:
             if store_pair(db, "imported", prompt, chosen, rejected, tools, is_synthetic=synthetic,

@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import click
 
+from ..jsonl import numbered_rows
+
 
 @dataclass
 class Step:
@@ -101,18 +103,10 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
     try:
-        with open(path, encoding="utf-8") as f:
-            for line_no, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except ValueError as exc:
-                        raise click.ClickException(f"{path}, line {line_no}: not JSON ({exc})") from exc
+        return [row for _, row in numbered_rows(path, lambda message: click.ClickException(f"{path}: {message}"))]
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
-    return rows
 
 
 def load_steps(path: Path, limit: int | None = None) -> tuple[list[Step], dict[str, int]]:

@@ -6,6 +6,7 @@ import json
 import click
 
 from ..cli import database_option
+from ..jsonl import numbered_rows
 
 
 @click.group(name="reward")
@@ -19,22 +20,15 @@ def _summarise(text: str, width: int = 100) -> str:
 
 
 def _rows_from_file(path: str):
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as exc:
-                raise click.ClickException(f"{path} line {line_no} is not JSON ({exc})") from exc
-            messages = row.get("messages", row.get("prompt"))
-            if messages is None or "reference" not in row:
-                raise click.ClickException(
-                    f"{path} line {line_no}: each row needs `messages` (the context) and `reference` "
-                    "(Claude's real next assistant message); `completion` or `completions` are scored"
-                )
-            completions = row.get("completions") or ([row["completion"]] if "completion" in row else [])
-            yield f"line {line_no}", messages, row.get("tools"), row["reference"], completions
+    for line_no, row in numbered_rows(path, lambda message: click.ClickException(f"{path} {message}")):
+        messages = row.get("messages", row.get("prompt")) if isinstance(row, dict) else None
+        if messages is None or "reference" not in row:
+            raise click.ClickException(
+                f"{path} line {line_no}: each row needs `messages` (the context) and `reference` "
+                "(Claude's real next assistant message); `completion` or `completions` are scored"
+            )
+        completions = row.get("completions") or ([row["completion"]] if "completion" in row else [])
+        yield f"line {line_no}", messages, row.get("tools"), row["reference"], completions
 
 
 def _rows_from_dataset(db, ref: str, limit: int):
@@ -43,15 +37,12 @@ def _rows_from_dataset(db, ref: str, limit: int):
 
     train, _ = resolve_dataset(db, ref)
     count = 0
-    with open(train, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            for ctx, index in contexts_from_example(json.loads(line)):
-                yield f"{train.name}:{line_no} message {index}", ctx.messages, ctx.tools, ctx.reference, []
-                count += 1
-                if count >= limit:
-                    return
+    for line_no, example in numbered_rows(train, lambda message: click.ClickException(f"{train} {message}")):
+        for ctx, index in contexts_from_example(example):
+            yield f"{train.name}:{line_no} message {index}", ctx.messages, ctx.tools, ctx.reference, []
+            count += 1
+            if count >= limit:
+                return
 
 
 @reward_group.command(name="score")
