@@ -200,7 +200,12 @@ def _ingest_json_array(con, path, normalizer):
 def import_paths(con, paths, progress=None):
     """Import every transcript under `paths`. progress(path, bytes_done) is called after each file.
     A file that cannot be read or parsed is recorded in result.errors and skipped."""
-    files = discover(paths)
+    return _ingest_all(con, discover(paths), ingest_file, progress)
+
+
+def _ingest_all(con, files, ingest, progress=None):
+    """ingest(con, path, normalizer, result) for each file, in batched transactions; a file that
+    cannot be read or parsed is recorded in result.errors, and the others go on."""
     result = ImportResult()
     normalizer = Normalizer()
     with _collector_paused(), _Batches(con, result) as batches:
@@ -208,7 +213,7 @@ def import_paths(con, paths, progress=None):
             result.files += 1
             batches.before_file()
             try:
-                ingest_file(con, path, normalizer, result)
+                ingest(con, path, normalizer, result)
             except (OSError, ValueError, UnicodeError) as exc:
                 result.errors.append((path, _reason(exc)))
                 normalizer.touched.clear()
@@ -344,22 +349,12 @@ def sync(con, session_id=None):
         )}
         extra = [s for p in mine if p.endswith(".jsonl") for s in transcript_tail.subagent_files(p)]
         files = [p for p in files if p in mine] + [p for p in extra if p not in mine]
-    result = ImportResult()
-    normalizer = Normalizer()
-    with _collector_paused(), _Batches(con, result) as batches:
-        for path in files:
-            result.files += 1
-            batches.before_file()
-            try:
-                if os.path.exists(path):
-                    ingest_file(con, path, normalizer, result)
-                else:
-                    normalise_pending(con, path, normalizer)
-                    _rebuild_touched(con, path, normalizer, result)
-            except (OSError, ValueError, UnicodeError) as exc:
-                result.errors.append((path, _reason(exc)))
-                normalizer.touched.clear()
-    result.messages = normalizer.counts["messages"]
-    result.tool_calls_new = normalizer.counts["tool_calls_new"]
-    result.tool_calls_linked = normalizer.counts["tool_calls_linked"]
-    return result
+    return _ingest_all(con, files, _catch_up)
+
+
+def _catch_up(con, path, normalizer, result):
+    if os.path.exists(path):
+        ingest_file(con, path, normalizer, result)
+    else:  # gone (Claude Code's cleanup): its lines are stored, only normalising may be left
+        normalise_pending(con, path, normalizer)
+        _rebuild_touched(con, path, normalizer, result)
