@@ -198,7 +198,7 @@ def _ingest_json_array(con, path, normalizer):
 
 
 def import_paths(con, paths, progress=None):
-    """Import every transcript under `paths`. progress(path, bytes_done) is called after each file.
+    """Import every transcript under `paths`. progress(path) is called after each file.
     A file that cannot be read or parsed is recorded in result.errors and skipped."""
     return _ingest_all(con, discover(paths), ingest_file, progress)
 
