@@ -66,8 +66,8 @@ def decode_line(line):
 
 def parse_lines(data, offset, next_id, line_no, path, generation, session_id, agent_id, loads_bytes=None):
     """The complete lines of `data` (what follows its last newline is left out), blank ones skipped,
-    as (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one decode and
-    one parse per line, nothing else per line that can be avoided.
+    as (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one parse per
+    line (and a decode, without loads_bytes), nothing else per line that can be avoided.
 
     loads_bytes, if given, parses a line's bytes straight, raising ValueError for anything but valid
     UTF-8 JSON (`cra` passes orjson.loads: no decode step); what it refuses takes the careful path."""
@@ -110,7 +110,7 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
                     uuid if uuid.__class__ is str else None,
                     line, None, None,
                 ))
-                add_row((line_id, line_no, entry, line))
+                add_row((line_id, line_no, entry))
             else:  # not valid UTF-8, not JSON, or not an object: the careful path
                 text, raw_bytes, entry, error = decode_line(line)
                 if entry is not None:
@@ -119,7 +119,7 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
                 else:
                     sid, aid, etype, uuid = session_id, agent_id, None, None
                 add_param((line_id, path, generation, line_no, pos, sid, aid, etype, uuid, text, raw_bytes, error))
-                add_row((line_id, line_no, entry, text))
+                add_row((line_id, line_no, entry))
             line_id += 1
             line_no += 1
         pos += n + 1
@@ -131,9 +131,8 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
 
     max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
     uncapped caller). on_lines(con, path, rows), if given, runs inside each chunk's transaction with
-    rows = [(line_id, line_no, entry or None, raw)], raw being the line as stored (its bytes when they
-    are valid UTF-8, else its decoded text), so a caller can normalise without parsing twice; if it
-    raises, that chunk is rolled back and the error propagates. on_end(con, path), if given, runs
+    rows = [(line_id, line_no, entry or None)], the lines' parsed entries, so a caller can normalise
+    without parsing twice; if it raises, that chunk is rolled back and the error propagates. on_end(con, path), if given, runs
     after on_lines in the transaction of a chunk that read up to the end of the file (as it was
     then): work due once per file (rebuilding turns) commits with the file's last lines. loads_bytes:
     see parse_lines.

@@ -153,8 +153,8 @@ def test_parsing_line_bytes_with_orjson_stores_what_the_hook_stores():
     # Integers past 64 bits come back as floats from orjson: the double the JavaScript writer held
     # (Claude Code's numbers are doubles), so nothing it wrote is lost; the raw line keeps the digits.
     big = b'{"type":"x","n":123456789012345680000}\n'
-    (row,) = transcript_tail.parse_lines(big, 0, 1, 0, "/p/s.jsonl", 0, "s", None, loads_bytes)[1]
-    assert row[2]["n"] == float(123456789012345680000) and row[3] == big[:-1]
+    (params,), (row,) = transcript_tail.parse_lines(big, 0, 1, 0, "/p/s.jsonl", 0, "s", None, loads_bytes)
+    assert row[2]["n"] == float(123456789012345680000) and params[9] == big[:-1]
     params = {p[8] or p[0]: p for p in cra[0]}
     assert params["u2"][10] == lines[1] and params["u2"][11] == "invalid UTF-8"
     assert params["u1"][11] is None and params["u3"][11] is None and params["u4"][11] is None

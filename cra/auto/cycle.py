@@ -100,7 +100,7 @@ class Cycle:
 
         self.db, self.settings, self.ready, self.echo = db, settings, ready, echo
         self.number = ready.number
-        previous = store.attempts_since_completed(db)
+        previous = store.failures_since_completed(db, stopped=True)
         self.attempt = len(previous) + 1
         self.previous = previous[-1] if previous else None
         self.run = runs.start_run(db, kind="cycle", base_model=settings.base, dataset=None,

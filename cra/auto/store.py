@@ -75,22 +75,15 @@ def last_completed(db) -> dict[str, Any] | None:
     return _decode(next(iter(db.query("SELECT * FROM cycles WHERE status = 'completed' ORDER BY id DESC LIMIT 1")), None))
 
 
-def failures_since_completed(db) -> list[dict[str, Any]]:
-    """Failed (or crashed) attempts after the last completed cycle, oldest first: they set the backoff."""
+def failures_since_completed(db, stopped: bool = False) -> list[dict[str, Any]]:
+    """Failed (or crashed) attempts after the last completed cycle, oldest first: they set the backoff.
+    With stopped=True, stopped attempts too: the attempts that give the next one its number and the
+    stages it may reuse (a stop is not a failure: it sets no backoff)."""
     done = last_completed(db)
+    statuses = ("failed", "crashed", "stopped") if stopped else ("failed", "crashed")
     rows = db.query(
-        "SELECT * FROM cycles WHERE status IN ('failed', 'crashed') AND id > ? ORDER BY id", [done["id"] if done else 0]
-    )
-    return [_decode(r) for r in rows]
-
-
-def attempts_since_completed(db) -> list[dict[str, Any]]:
-    """Failed, crashed and stopped attempts after the last completed cycle, oldest first: the next
-    attempt's number, and the stages it may reuse (a stop is not a failure: it sets no backoff)."""
-    done = last_completed(db)
-    rows = db.query(
-        "SELECT * FROM cycles WHERE status IN ('failed', 'crashed', 'stopped') AND id > ? ORDER BY id",
-        [done["id"] if done else 0],
+        "SELECT * FROM cycles WHERE status IN (%s) AND id > ? ORDER BY id" % ", ".join("?" * len(statuses)),
+        [*statuses, done["id"] if done else 0],
     )
     return [_decode(r) for r in rows]
 

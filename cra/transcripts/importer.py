@@ -175,7 +175,7 @@ def _ingest_json_array(con, path, normalizer):
                 (e or {}).get("type"), (e or {}).get("uuid"), raw,
                 None if e is not None else "element is %s, not an object" % type(entry).__name__,
             ))
-            rows.append((line_id, i, e, raw))
+            rows.append((line_id, i, e))
         con.executemany(
             "INSERT INTO transcript_lines (id, path, line_no, byte_offset, session_id, agent_id, entry_type, uuid,"
             " raw, parse_error) VALUES (?,?,?,?,?,?,?,?,?,?)",

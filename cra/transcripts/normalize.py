@@ -168,8 +168,8 @@ class Normalizer:
         self._meta_done = set()
 
     def __call__(self, con, path, rows):
-        """rows: [(line_id, line_no, entry or None, raw)], raw being the line as stored (its bytes when
-        valid UTF-8, else its text)."""
+        """rows: [(line_id, line_no, entry or None)]: each stored line's id, its number in the file, and
+        its parsed entry (None when it is not a JSON object)."""
         file_sid, file_aid = _file_identity(con, path)
         if file_aid and path not in self._meta_done:
             self._meta_done.add(path)
@@ -177,7 +177,7 @@ class Normalizer:
         messages = []
         calls = []  # ("use", ...) / ("result", ...) / ("summary", ...) in file order
         last_id = 0
-        for line_id, line_no, entry, raw in rows:
+        for line_id, line_no, entry in rows:
             last_id = line_id
             if entry is None:
                 continue
@@ -465,7 +465,7 @@ def normalise_pending(con, path, normalizer, batch=2000):
                     entry = json.loads(raw)
                 except (ValueError, RecursionError):
                     entry = None
-                rows.append((line_id, line_no, entry if isinstance(entry, dict) else None, raw))
+                rows.append((line_id, line_no, entry if isinstance(entry, dict) else None))
             normalizer(con, path, rows)
             transcript_tail.end(con, nested, commit=True)
         except BaseException:
