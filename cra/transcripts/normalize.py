@@ -386,8 +386,8 @@ def _subagent_meta(con, path, session_id, agent_id):
 def _tool_result(statements, unanswered, block, entry, session_id, agent_id):
     tool_use_id = block["tool_use_id"]
     tur = entry.get("toolUseResult")
-    # The structured result (main thread only): serialised by the json C encoder, which costs a
-    # fraction of SQLite re-parsing the whole line to cut it out.
+    # The structured result, serialised from the parsed entry (_json): a fraction of what SQLite
+    # re-parsing the whole line to cut it out cost.
     response = _json(tur) if isinstance(tur, (dict, list)) else None
     text = _safe(block_text(block.get("content")))
     status = result_status(block, entry, text)
@@ -422,8 +422,7 @@ def _api_shape(con, entry, session_id):
         "INSERT OR IGNORE INTO session_request_shapes (session_id, shape_hash, timestamp, version) VALUES (?,?,?,?)",
         (session_id, shape_hash, _str(entry.get("timestamp")), _str(entry.get("version"))),
     )
-    # Sessions share shapes (and some versions repeat one per request): serialising its tools again
-    # would be the cost, so a known hash is not.
+    # A known hash is not serialised again: sessions share shapes, and some versions repeat one per request.
     if con.execute("SELECT 1 FROM request_shapes WHERE shape_hash = ?", (shape_hash,)).fetchone():
         return
     system = shape.get("system")
