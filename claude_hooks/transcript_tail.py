@@ -126,16 +126,14 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     return params, rows
 
 
-def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, on_end=None, loads_bytes=None):
+def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, loads_bytes=None):
     """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
 
     max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
     uncapped caller). on_lines(con, path, rows), if given, runs inside each chunk's transaction with
     rows = [(line_id, line_no, entry or None)], the lines' parsed entries, so a caller can normalise
-    without parsing twice; if it raises, that chunk is rolled back and the error propagates. on_end(con, path), if given, runs
-    after on_lines in the transaction of a chunk that read up to the end of the file (as it was
-    then): work due once per file (rebuilding turns) commits with the file's last lines. loads_bytes:
-    see parse_lines.
+    without parsing twice; if it raises, that chunk is rolled back and the error propagates.
+    loads_bytes: see parse_lines.
     """
     try:
         f = open(path, "rb")
@@ -145,14 +143,14 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
         consumed = 0
         while max_bytes is None or consumed < max_bytes:
             budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
-            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, on_end, loads_bytes)
+            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, loads_bytes)
             consumed += n
             if not n or at_end:
                 break  # (a file still growing is read on by the next caller)
         return consumed
 
 
-def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end, loads_bytes):
+def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes):
     """Read and store one chunk. Returns (bytes consumed, whether the file was read to its end)."""
     st = os.fstat(f.fileno())
     nested = begin(con)
@@ -234,8 +232,6 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, on_end, loads_bytes):
         # After the file row exists: the normaliser records its progress there.
         if on_lines is not None and rows:
             on_lines(con, path, rows)
-        if on_end is not None and at_end:
-            on_end(con, path)
         end(con, nested, commit=True)
         return last + 1, at_end
     except BaseException:

@@ -163,6 +163,63 @@ def test_bulk_import_fts_matches_per_row_triggers(tmp_path, monkeypatch):
     assert search(bulk, "zyzzyva") == ["late"]
 
 
+def test_a_file_failing_mid_batch_leaves_the_others_turns(tmp_path, monkeypatch):
+    """Turns are rebuilt once per batch: a file rolled back in the middle of one costs its own rows
+    and turns only; the files before and after it in the batch get theirs, and a rerun completes."""
+    files = importer.discover([str(FIXTURES)])
+    assert len(files) == 3
+    real = Normalizer.__call__
+
+    def fail_second(self, con, path, rows):
+        real(self, con, path, rows)  # (its streams are touched, then the file is rolled back)
+        if path == files[1]:
+            raise ValueError("simulated bad chunk")
+        return None
+
+    monkeypatch.setattr(Normalizer, "__call__", fail_second)
+    db = open_db()
+    result = importer.import_paths(db.conn, files)
+    assert [p for p, _ in result.errors] == [files[1]]
+    monkeypatch.setattr(Normalizer, "__call__", real)
+    by_file = dict(db.execute(
+        "SELECT f.path, (SELECT count(*) FROM turns t WHERE t.session_id = f.session_id"
+        " AND t.agent_id IS f.agent_id) FROM transcript_files f"
+    ).fetchall())
+    assert files[1] not in by_file
+    assert by_file[files[0]] > 0 and by_file[files[2]] > 0
+    assert fts_consistent(db)
+    importer.import_paths(db.conn, files)
+    clean = open_db(str(tmp_path / "clean.db"))
+    importer.import_paths(clean.conn, files)
+    assert counts(db) == counts(clean)
+    assert fts_consistent(db)
+
+
+def test_deferred_turn_indexing_handles_reused_rowids(tmp_path):
+    """While turns are rebuilt, their FTS inserts wait for one INSERT ... SELECT. A deleted turn's
+    rowid can be given to a new one (no AUTOINCREMENT): that turn is indexed too."""
+    db = open_db()
+    con = db.conn
+    insert = "INSERT INTO turns (session_id, turn_index, prompt_text) VALUES ('s', ?, ?)"
+    con.execute(insert, (0, "aardvark"))
+    con.execute(insert, (1, "bison"))
+    top = con.execute("SELECT max(id) FROM turns").fetchone()[0]
+    con.execute("BEGIN")
+    with importer._fts_inserts_deferred(con, "turns", "turns_ai", "turns_fts"):
+        con.execute("DELETE FROM turns WHERE turn_index = 1")  # the highest rowid
+        con.execute(insert, (1, "caribou"))
+        con.execute(insert, (2, "dromedary"))
+        con.execute("UPDATE turns SET prompt_text = 'emu' WHERE turn_index = 0")
+    con.execute("COMMIT")
+    assert con.execute("SELECT id FROM turns WHERE turn_index = 1").fetchone()[0] == top  # reused
+    assert fts_consistent(db)
+    found = lambda word: [r[0] for r in con.execute(
+        "SELECT t.turn_index FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid WHERE turns_fts MATCH ?", (word,))]
+    assert found("caribou") == [1] and found("dromedary") == [2] and found("emu") == [0]
+    assert found("bison") == [] and found("aardvark") == []
+    assert con.execute("SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger'").fetchone()[0] == 0
+
+
 def test_json_array_transcript(tmp_path):
     entries = [json.loads(l) for l in (FIXTURES / "v1_old" / "-home-dev-old-project" / f"{S1}.jsonl").read_text().splitlines()]
     path = tmp_path / "chat.json"

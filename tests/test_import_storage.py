@@ -162,3 +162,34 @@ def test_parsing_line_bytes_with_orjson_stores_what_the_hook_stores():
     assert errors[0] == "line is list, not an object" and errors[1].startswith("invalid JSON")
     assert "recursion" in errors[2]  # the deep line: past orjson's limit, and json's too
     assert len(cra[0]) == 7  # the blank line is skipped
+
+
+def test_new_databases_get_large_pages_and_old_ones_keep_theirs(tmp_path):
+    """A new database takes 16 KB pages (transcript lines mostly fit one page); a database created
+    with another page size keeps it (WAL fixes it) and imports the same."""
+    import sqlite3
+
+    fresh = open_db(str(tmp_path / "new.db"), drain=False)
+    assert fresh.execute("PRAGMA page_size").fetchone()[0] == 16384
+    old_path = str(tmp_path / "old.db")
+    con = sqlite3.connect(old_path)
+    con.execute("PRAGMA page_size = 4096")
+    con.execute("PRAGMA journal_mode = WAL")
+    con.close()
+    old = open_db(old_path, drain=False)
+    assert old.execute("PRAGMA page_size").fetchone()[0] == 4096
+    tree = tmp_path / "projects" / "-p"
+    _write(tree / "s1.jsonl", [_user("s1", "u1", "hello"), _user("s1", "u2", "again")])
+    for db in (fresh, old):
+        result = importer.import_paths(db.conn, [str(tree.parent)])
+        assert not result.errors and result.messages == 2 and result.turns == 2
+
+
+def test_the_import_page_cache_is_the_callers_again_afterwards(tmp_path):
+    db = open_db(str(tmp_path / "cra.db"), drain=False)
+    db.execute("PRAGMA cache_size = -3000")
+    seen = []
+    importer.import_paths(db.conn, [str(tmp_path / "none")],
+                          progress=lambda path: seen.append(db.execute("PRAGMA cache_size").fetchone()[0]))
+    assert seen == [-importer.IMPORT_CACHE_KIB]
+    assert db.execute("PRAGMA cache_size").fetchone()[0] == -3000

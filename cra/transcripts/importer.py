@@ -3,9 +3,10 @@ what the hooks tailed raw or could not reach within their budget).
 
 Both go through `transcript_tail.tail_file` (the hook's code) with a normaliser attached, so a file
 is read once, from where the last reader stopped, in bounded chunks that each store raw lines,
-messages and the file's offset together (the file's last chunk its turns too). Chunks of several
-files share a transaction (`_Batches`, about BATCH_BYTES of input each): interrupting an import loses
-at most the batch in progress, which the rerun reads again, and a rerun adds nothing.
+messages and the file's offset together. Chunks of several files share a transaction (`_Batches`,
+about BATCH_BYTES of input each), which also rebuilds the turns of the streams its files changed:
+interrupting an import loses at most the batch in progress, which the rerun reads again, and a
+rerun adds nothing.
 """
 import gc
 import json
@@ -64,8 +65,9 @@ def discover(paths):
     return [f for f in found if not (f in seen or seen.add(f))]
 
 
-def ingest_file(con, path, normalizer, result, max_bytes=None):
-    """Normalise what the hook stored raw, then read and normalise the file's new lines."""
+def ingest_file(con, path, normalizer, result):
+    """Normalise what the hook stored raw, then read and normalise the file's new lines. Turns are
+    rebuilt later, once per batch (rebuild_pending_turns)."""
     before_lines = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0]
     normalise_pending(con, path, normalizer)
     if path.endswith(".json"):
@@ -78,17 +80,12 @@ def ingest_file(con, path, normalizer, result, max_bytes=None):
             first = f.readline(1 << 16)
         if con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is None:
             _check_transcript(first)
-        n = transcript_tail.tail_file(
-            con, path, max_bytes=max_bytes, on_lines=normalizer, loads_bytes=loads_bytes,
-            # Turns rebuilt in the file's last chunk's transaction: one commit per file, not two.
-            on_end=lambda con, path: _rebuild_streams(con, path, normalizer, result),
-        )
+        n = transcript_tail.tail_file(con, path, on_lines=normalizer, loads_bytes=loads_bytes)
     result.bytes_read += n
     added = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0] - before_lines
     result.lines += added
     if n:
         result.files_changed += 1
-    _rebuild_touched(con, path, normalizer, result)
     return n
 
 
@@ -105,29 +102,18 @@ def _check_transcript(first_line):
         raise ValueError("not a Claude Code transcript (its first line has no type, sessionId or uuid)")
 
 
-def _rebuild_touched(con, path, normalizer, result):
-    """Rebuild the turns of the streams this file changed (or left unbuilt by an interrupted run)."""
-    row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
-    if row is None or (row[0] <= row[1] and not normalizer.touched):
-        return
-    nested = transcript_tail.begin(con)
-    try:
-        _rebuild_streams(con, path, normalizer, result)
-        transcript_tail.end(con, nested, commit=True)
-    except BaseException:
-        if con.in_transaction:
-            transcript_tail.end(con, nested, commit=False)
-        raise
-
-
-def _rebuild_streams(con, path, normalizer, result):
-    """_rebuild_touched's work, inside the caller's transaction."""
-    row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
-    if row is None or (row[0] <= row[1] and not normalizer.touched):
-        return
+def rebuild_pending_turns(con, paths, normalizer, result):
+    """Rebuild the turns of every stream that `paths` got new messages in (normalizer.touched, and
+    the lines of any file normalised past its turns, as an interrupted run leaves them), inside the
+    caller's transaction. Once per batch, after the files' savepoints: each SAVEPOINT makes FTS5
+    write out what it holds, so turns written file by file cost a search-index segment per file."""
     streams = set(normalizer.touched)
-    if row[0] > row[1]:
-        # Lines normalised but whose turns were never rebuilt (an interrupted run).
+    behind = []
+    for path in paths:
+        row = con.execute("SELECT norm_line_id, turns_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
+        if row is None or row[0] <= row[1]:
+            continue
+        behind.append(path)
         streams.update(
             con.execute(
                 "SELECT DISTINCT session_id, agent_id FROM transcript_lines WHERE path = ? AND id > ? AND id <= ?"
@@ -138,7 +124,7 @@ def _rebuild_streams(con, path, normalizer, result):
     for session_id, agent_id in sorted(streams, key=lambda s: (s[0] or "", s[1] or "")):
         result.turns += rebuild_turns(con, session_id, agent_id)
         result.sessions.add(session_id)
-    con.execute("UPDATE transcript_files SET turns_line_id = norm_line_id WHERE path = ?", (path,))
+    con.executemany("UPDATE transcript_files SET turns_line_id = norm_line_id WHERE path = ?", [(p,) for p in behind])
     normalizer.touched.clear()
 
 
@@ -208,15 +194,17 @@ def _ingest_all(con, files, ingest, progress=None):
     cannot be read or parsed is recorded in result.errors, and the others go on."""
     result = ImportResult()
     normalizer = Normalizer()
-    with _collector_paused(), _Batches(con, result) as batches:
+    with _collector_paused(), _page_cache(con, IMPORT_CACHE_KIB), _Batches(con, normalizer, result) as batches:
         for path in files:
             result.files += 1
-            batches.before_file()
+            batches.before_file(path)
+            touched = set(normalizer.touched)
             try:
                 ingest(con, path, normalizer, result)
             except (OSError, ValueError, UnicodeError) as exc:
                 result.errors.append((path, _reason(exc)))
-                normalizer.touched.clear()
+                # Its rolled-back chunk's streams; what it committed before is found by its offsets.
+                normalizer.touched &= touched
             if progress is not None:
                 progress(path)
     result.messages = normalizer.counts["messages"]
@@ -240,28 +228,37 @@ DEFERRED_FTS = (("messages", "messages_ai", "messages_fts"),)
 class _Batches:
     """The import's transactions: one per BATCH_BYTES of input (or the rest of the run), opened
     before a file, committed after the file that fills it. The per-file work nests in it as
-    savepoints (transcript_tail.begin), so a file that fails is rolled back alone.
+    savepoints (transcript_tail.begin), so a file that fails is rolled back alone. The batch's
+    files get their turns rebuilt just before it commits.
 
     FTS stays consistent whatever happens: the insert triggers are dropped inside the batch's
     transaction and recreated (with the index caught up) before it commits, so another connection
     never sees them missing, and a crash rolls the drop back with the rows."""
 
-    def __init__(self, con, result):
-        self.con, self.result = con, result
+    def __init__(self, con, normalizer, result):
+        self.con, self.normalizer, self.result = con, normalizer, result
         self.suspended = []  # (table, trigger sql, fts table, columns, max rowid before the batch)
+        self.files = []  # read in this batch: their turns are rebuilt before it commits
         self.start_bytes = 0
         self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
 
     def __enter__(self):
         return self
 
-    def before_file(self):
-        if self.outer:
-            return
-        if self.con.in_transaction and self.result.bytes_read - self.start_bytes >= BATCH_BYTES:
-            self._commit()
-        if not self.con.in_transaction:
-            self._begin()
+    def before_file(self, path):
+        if not self.outer:
+            if self.con.in_transaction and self.result.bytes_read - self.start_bytes >= BATCH_BYTES:
+                self._commit()
+            if not self.con.in_transaction:
+                self._begin()
+        self.files.append(path)
+
+    def _finish(self):
+        """The batch's last work, in its transaction: turns, then the search index caught up."""
+        with _fts_inserts_deferred(self.con, "turns", "turns_ai", "turns_fts"):
+            rebuild_pending_turns(self.con, self.files, self.normalizer, self.result)
+        self.files = []
+        self._resume_fts()
 
     def _begin(self):
         con = self.con
@@ -288,11 +285,13 @@ class _Batches:
         self.suspended = []
 
     def _commit(self):
-        self._resume_fts()
+        self._finish()
         self.con.execute("COMMIT")
 
     def __exit__(self, exc_type, exc, tb):
         if self.outer:
+            if exc_type is None:
+                self._finish()
             return False
         if not self.con.in_transaction:
             self.suspended = []  # (SQLite rolled it back itself: the triggers came back with it)
@@ -303,6 +302,55 @@ class _Batches:
             self.suspended = []
             self.con.execute("ROLLBACK")  # triggers and index as they were before the batch
         return False
+
+
+@contextmanager
+def _fts_inserts_deferred(con, table, trigger, fts):
+    """Rows inserted into `table` meanwhile reach its FTS5 index in one INSERT ... SELECT at the end,
+    not one trigger run each (about ten times the cost per row). Inside the caller's transaction:
+    other connections never see the trigger missing. A temporary trigger records the new rowids
+    (a deleted row's rowid can be reused, so "above the old maximum" would miss some). The update
+    and delete triggers stay: the rows they see were indexed before (rebuild_turns never changes a
+    turn it inserted in the same call)."""
+    row = con.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)).fetchone()
+    if row is None:
+        yield
+        return
+    columns = ", ".join("[%s]" % r[1] for r in con.execute("PRAGMA table_info([%s])" % fts))
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS cra_fts_pending (id INTEGER PRIMARY KEY)")
+    con.execute("DROP TRIGGER [%s]" % trigger)
+    con.execute(
+        "CREATE TEMP TRIGGER cra_fts_pending_ai AFTER INSERT ON main.[%s] BEGIN"
+        " INSERT INTO cra_fts_pending (id) VALUES (new.rowid); END" % table
+    )
+    yield  # (an exception: the caller rolls the transaction back, triggers included)
+    con.execute(
+        "INSERT INTO [%s] (rowid, %s) SELECT rowid, %s FROM main.[%s] WHERE rowid IN (SELECT id FROM cra_fts_pending)"
+        % (fts, columns, columns, table)
+    )
+    con.execute("DROP TRIGGER temp.cra_fts_pending_ai")
+    con.execute("DELETE FROM cra_fts_pending")
+    con.execute(row[0])
+
+
+# SQLite's page cache while importing (the default is 2 MB). A batch writes about twice its input
+# in pages (raw lines, messages, tool calls, their indexes); with a cache smaller than that, pages
+# spill to the WAL mid-transaction and are read back and written again when touched later. 16 MB
+# keeps most of a batch's pages in memory: a constant, so memory stays flat in corpus size.
+IMPORT_CACHE_KIB = 16 << 10
+
+
+@contextmanager
+def _page_cache(con, kib):
+    """The connection's page cache at `kib` KiB for the duration (never smaller than it was)."""
+    before = con.execute("PRAGMA cache_size").fetchone()[0]
+    before_kib = -before if before < 0 else None  # (a positive value counts pages)
+    if before_kib is None or before_kib < kib:
+        con.execute("PRAGMA cache_size = -%d" % kib)
+    try:
+        yield
+    finally:
+        con.execute("PRAGMA cache_size = %d" % before)
 
 
 @contextmanager
@@ -357,4 +405,3 @@ def _catch_up(con, path, normalizer, result):
         ingest_file(con, path, normalizer, result)
     else:  # gone (Claude Code's cleanup): its lines are stored, only normalising may be left
         normalise_pending(con, path, normalizer)
-        _rebuild_touched(con, path, normalizer, result)
