@@ -7,10 +7,12 @@ The corpus is built from the project's own transcript fixtures (tests/fixtures/r
 tests/fixtures/transcripts; ../shared's recordings too when present): each source session is copied
 many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
 tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
-side by side in --rounds interleaved rounds: reading + json.loads of every line (the floor any
-importer pays), storing the raw lines only (the hook's `tail_file` without a normaliser, into a
-scratch database: the part of an import that is copying lines into SQLite), and `import_paths` into
-an empty database; then a second import of the same tree (which should find nothing new).
+side by side in --rounds rounds of: an import whose files alternate with their bare parse, each
+timed apart (the headline ratio: a slow spell of the machine hits both alike); then, run separately,
+reading + json.loads of every line (the floor any importer pays), storing the raw lines only (the
+hook's `tail_file` without a normaliser, into a scratch database: the part of an import that is
+copying lines into SQLite), and `import_paths` into an empty database. Then a second import of the
+same tree (which should find nothing new).
 
 Ratios are of CPU time (time.process_time: user + system time of this process, SQLite's included),
 not wall time: on a shared machine wall time mostly measures the other jobs.
@@ -251,7 +253,7 @@ def main():
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     print("CPU time (time.process_time, user + system, SQLite included) is what the ratios compare, the least of"
-          f" {args.rounds} interleaved rounds each: wall time on a shared machine mostly measures the other jobs.")
+          f" {args.rounds} rounds each: wall time on a shared machine mostly measures the other jobs.")
     print("import/bare interleaved: the median over the rounds of an import whose files alternate with their"
           " bare parse (the steadiest ratio on a noisy machine); the other columns are separate runs.")
     print(f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
