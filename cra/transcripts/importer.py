@@ -105,8 +105,8 @@ def _check_transcript(first_line):
 def rebuild_pending_turns(con, paths, normalizer, result):
     """Rebuild the turns of every stream that `paths` got new messages in (normalizer.touched, and
     the lines of any file normalised past its turns, as an interrupted run leaves them), inside the
-    caller's transaction. Once per batch, after the files' savepoints: each SAVEPOINT makes FTS5
-    write out what it holds, so turns written file by file cost a search-index segment per file."""
+    caller's transaction. Called once per batch, just before it commits (_Batches._finish), so the
+    new turns reach the search index in one statement instead of one trigger run each."""
     streams = set(normalizer.touched)
     behind = []
     for path in paths:
@@ -203,7 +203,8 @@ def _ingest_all(con, files, ingest, progress=None):
                 ingest(con, path, normalizer, result)
             except (OSError, ValueError, UnicodeError) as exc:
                 result.errors.append((path, _reason(exc)))
-                # Its rolled-back chunk's streams; what it committed before is found by its offsets.
+                # Forget the streams of its rolled-back chunk. Chunks of it that did commit are
+                # found again by their offsets (norm_line_id past turns_line_id).
                 normalizer.touched &= touched
             if progress is not None:
                 progress(path)
