@@ -215,10 +215,12 @@ def _ingest_all(con, files, ingest, progress=None):
 
 
 # Input read per transaction. Files are committed in batches (a transaction per small file made
-# COMMIT a fifth of an import's CPU: each rewrote a leaf of every random-key index). Each file's read
-# offset commits with its rows, so an interrupted import loses its current batch only, and the next
-# one reads those files again from where the last committed batch left them.
-BATCH_BYTES = transcript_tail.CHUNK_BYTES  # the write lock is held no longer than one chunk holds it
+# COMMIT a fifth of an import's CPU: each rewrote a leaf of every random-key index, and each commit
+# copies its pages to the WAL and checkpoints them). Each file's read offset commits with its rows, so
+# an interrupted import loses its current batch only, and the next one reads those files again from
+# where the last committed batch left them. A batch holds the write lock for about a second: hooks
+# never wait for it (they spool), their background drainers do, well within their busy timeout.
+BATCH_BYTES = 32 << 20
 # FTS5 indexes whose per-row insert trigger is suspended inside a batch, caught up before its commit:
 # one INSERT ... SELECT instead of one trigger run per message. Only the insert trigger: the importer
 # never updates or deletes a message's text, so the update/delete triggers never see a row that the
@@ -336,9 +338,9 @@ def _fts_inserts_deferred(con, table, trigger, fts):
 
 # SQLite's page cache while importing (the default is 2 MB). A batch writes about twice its input
 # in pages (raw lines, messages, tool calls, their indexes); with a cache smaller than that, pages
-# spill to the WAL mid-transaction and are read back and written again when touched later. 16 MB
-# keeps most of a batch's pages in memory: a constant, so memory stays flat in corpus size.
-IMPORT_CACHE_KIB = 16 << 10
+# spill to the WAL mid-transaction and are read back and written again when touched later. Twice
+# BATCH_BYTES keeps a batch's pages in memory: a constant, so memory stays flat in corpus size.
+IMPORT_CACHE_KIB = 2 * BATCH_BYTES >> 10
 
 
 @contextmanager
