@@ -224,7 +224,8 @@ BATCH_BYTES = 32 << 20
 # FTS5 indexes whose per-row insert trigger is suspended inside a batch, caught up before its commit:
 # one INSERT ... SELECT instead of one trigger run per message. Only the insert trigger: the importer
 # never updates or deletes a message's text, so the update/delete triggers never see a row that the
-# index does not hold yet. (turns keep theirs: rebuilds update and delete turns.)
+# index does not hold yet. (Turns are rebuilt, so also updated and deleted, and a deleted turn's
+# rowid can come back: their inserts wait in _fts_inserts_deferred instead, during _finish.)
 DEFERRED_FTS = (("messages", "messages_ai", "messages_fts"),)
 
 
