@@ -261,7 +261,7 @@ def main():
           f" {args.rounds} rounds each: wall time on a shared machine mostly measures the other jobs.")
     print("import/bare: the median over the rounds of each round's import over the same round's bare parse;"
           " least/least: the least import over the least bare parse; interleaved: the median over the rounds of"
-          " an import whose files alternate with their bare parse (which runs ~20% slower that way: cold caches).")
+          " an import whose files alternate with their bare parse (which runs 5-45% slower that way: cold caches).")
     print(f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
           f" {'least/least':>12} {'interleaved':>12} {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10}"
           f" {'peak RSS MB':>12} {'db MB':>7} {'load':>6}")
