@@ -205,11 +205,12 @@ def test_deferred_turn_indexing_handles_reused_rowids(tmp_path):
     con.execute(insert, (1, "bison"))
     top = con.execute("SELECT max(id) FROM turns").fetchone()[0]
     con.execute("BEGIN")
-    with importer._fts_inserts_deferred(con, "turns", "turns_ai", "turns_fts"):
-        con.execute("DELETE FROM turns WHERE turn_index = 1")  # the highest rowid
-        con.execute(insert, (1, "caribou"))
-        con.execute(insert, (2, "dromedary"))
-        con.execute("UPDATE turns SET prompt_text = 'emu' WHERE turn_index = 0")
+    suspended = importer._suspend_fts_inserts(con, "turns", "turns_ai", "turns_fts")
+    con.execute("DELETE FROM turns WHERE turn_index = 1")  # the highest rowid
+    con.execute(insert, (1, "caribou"))
+    con.execute(insert, (2, "dromedary"))
+    con.execute("UPDATE turns SET prompt_text = 'emu' WHERE turn_index = 0")
+    importer._catch_up_fts(con, suspended)
     con.execute("COMMIT")
     assert con.execute("SELECT id FROM turns WHERE turn_index = 1").fetchone()[0] == top  # reused
     assert fts_consistent(db)

@@ -106,7 +106,8 @@ def rebuild_pending_turns(con, paths, normalizer, result):
     """Rebuild the turns of every stream that `paths` got new messages in (normalizer.touched, and
     the lines of any file normalised past its turns, as an interrupted run leaves them), inside the
     caller's transaction. Called once per batch, just before it commits (_Batches._finish), so the
-    new turns reach the search index in one statement instead of one trigger run each."""
+    new turns reach the search index in one statement instead of one trigger run each
+    (DEFERRED_FTS)."""
     streams = set(normalizer.touched)
     behind = []
     for path in paths:
@@ -222,11 +223,11 @@ def _ingest_all(con, files, ingest, progress=None):
 # never wait for it (they spool), their background drainers do, well within their busy timeout.
 BATCH_BYTES = 32 << 20
 # FTS5 indexes whose per-row insert trigger is suspended inside a batch, caught up before its commit:
-# one INSERT ... SELECT instead of one trigger run per message. Only the insert trigger: the importer
-# never updates or deletes a message's text, so the update/delete triggers never see a row that the
-# index does not hold yet. (Turns are rebuilt, so also updated and deleted, and a deleted turn's
-# rowid can come back: their inserts wait in _fts_inserts_deferred instead, during _finish.)
-DEFERRED_FTS = (("messages", "messages_ai", "messages_fts"),)
+# one INSERT ... SELECT instead of one trigger run per row (about a tenth of the cost). Only the
+# insert triggers: a row inserted in a batch is never updated or deleted in the same batch (the
+# importer never changes a message's text, and turns are rebuilt once, in _finish), so the
+# update/delete triggers only ever see rows the index already holds.
+DEFERRED_FTS = (("messages", "messages_ai", "messages_fts"), ("turns", "turns_ai", "turns_fts"))
 
 
 class _Batches:
@@ -241,7 +242,7 @@ class _Batches:
 
     def __init__(self, con, normalizer, result):
         self.con, self.normalizer, self.result = con, normalizer, result
-        self.suspended = []  # (table, trigger sql, fts table, columns, max rowid before the batch)
+        self.suspended = []  # what _suspend_fts_inserts returned, for _catch_up_fts
         self.files = []  # read in this batch: their turns are rebuilt before it commits
         self.start_bytes = 0
         self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
@@ -259,34 +260,20 @@ class _Batches:
 
     def _finish(self):
         """The batch's last work, in its transaction: turns, then the search index caught up."""
-        with _fts_inserts_deferred(self.con, "turns", "turns_ai", "turns_fts"):
-            rebuild_pending_turns(self.con, self.files, self.normalizer, self.result)
+        rebuild_pending_turns(self.con, self.files, self.normalizer, self.result)
         self.files = []
-        self._resume_fts()
+        for suspended in self.suspended:
+            _catch_up_fts(self.con, suspended)
+        self.suspended = []
 
     def _begin(self):
         con = self.con
         con.execute("BEGIN IMMEDIATE")
         self.start_bytes = self.result.bytes_read
         for table, trigger, fts in DEFERRED_FTS:
-            row = con.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)).fetchone()
-            if row is None:
-                continue
-            columns = ", ".join("[%s]" % r[1] for r in con.execute("PRAGMA table_info([%s])" % fts))
-            watermark = con.execute("SELECT coalesce(max(rowid), 0) FROM [%s]" % table).fetchone()[0]
-            con.execute("DROP TRIGGER [%s]" % trigger)
-            self.suspended.append((table, row[0], fts, columns, watermark))
-
-    def _resume_fts(self):
-        con = self.con
-        for table, trigger_sql, fts, columns, watermark in self.suspended:
-            # Rowids only grow (messages are never deleted): the batch's rows are those above.
-            con.execute(
-                "INSERT INTO [%s] (rowid, %s) SELECT rowid, %s FROM [%s] WHERE rowid > ?" % (fts, columns, columns, table),
-                (watermark,),
-            )
-            con.execute(trigger_sql)
-        self.suspended = []
+            suspended = _suspend_fts_inserts(con, table, trigger, fts)
+            if suspended is not None:
+                self.suspended.append(suspended)
 
     def _commit(self):
         self._finish()
@@ -308,33 +295,35 @@ class _Batches:
         return False
 
 
-@contextmanager
-def _fts_inserts_deferred(con, table, trigger, fts):
-    """Rows inserted into `table` meanwhile reach its FTS5 index in one INSERT ... SELECT at the end,
-    not one trigger run each (about ten times the cost per row). Inside the caller's transaction:
-    other connections never see the trigger missing. A temporary trigger records the new rowids
-    (a deleted row's rowid can be reused, so "above the old maximum" would miss some). The update
-    and delete triggers stay: the rows they see were indexed before (rebuild_turns never changes a
-    turn it inserted in the same call)."""
+def _suspend_fts_inserts(con, table, trigger, fts):
+    """Drop `table`'s FTS insert trigger, inside the caller's transaction (other connections never
+    see it missing; a rollback brings it back), and record the rowids inserted meanwhile with a
+    temporary trigger: a deleted row's rowid can be reused, so "above the old maximum" would miss
+    some. Returns what _catch_up_fts needs, or None when there is no such trigger."""
     row = con.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,)).fetchone()
     if row is None:
-        yield
-        return
+        return None
     columns = ", ".join("[%s]" % r[1] for r in con.execute("PRAGMA table_info([%s])" % fts))
-    con.execute("CREATE TEMP TABLE IF NOT EXISTS cra_fts_pending (id INTEGER PRIMARY KEY)")
+    pending = "cra_fts_pending_%s" % table
+    con.execute("CREATE TEMP TABLE IF NOT EXISTS [%s] (id INTEGER PRIMARY KEY)" % pending)
     con.execute("DROP TRIGGER [%s]" % trigger)
     con.execute(
-        "CREATE TEMP TRIGGER cra_fts_pending_ai AFTER INSERT ON main.[%s] BEGIN"
-        " INSERT INTO cra_fts_pending (id) VALUES (new.rowid); END" % table
+        "CREATE TEMP TRIGGER [%s_ai] AFTER INSERT ON main.[%s] BEGIN"
+        " INSERT OR IGNORE INTO [%s] (id) VALUES (new.rowid); END" % (pending, table, pending)
     )
-    yield  # (an exception: the caller rolls the transaction back, triggers included)
+    return table, fts, columns, pending, row[0]
+
+
+def _catch_up_fts(con, suspended):
+    """Index the rows inserted since _suspend_fts_inserts in one statement; put the trigger back."""
+    table, fts, columns, pending, trigger_sql = suspended
     con.execute(
-        "INSERT INTO [%s] (rowid, %s) SELECT rowid, %s FROM main.[%s] WHERE rowid IN (SELECT id FROM cra_fts_pending)"
-        % (fts, columns, columns, table)
+        "INSERT INTO [%s] (rowid, %s) SELECT rowid, %s FROM main.[%s] WHERE rowid IN (SELECT id FROM temp.[%s])"
+        % (fts, columns, columns, table, pending)
     )
-    con.execute("DROP TRIGGER temp.cra_fts_pending_ai")
-    con.execute("DELETE FROM cra_fts_pending")
-    con.execute(row[0])
+    con.execute("DROP TRIGGER temp.[%s_ai]" % pending)
+    con.execute("DELETE FROM temp.[%s]" % pending)
+    con.execute(trigger_sql)
 
 
 # SQLite's page cache while importing (the default is 2 MB). A batch writes about twice its input
