@@ -77,12 +77,18 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     add_param = params.append
     add_row = rows.append
     line_id = next_id
-    pos = offset
-    lines = data.split(b"\n")
-    lines.pop()  # after the last newline: nothing, or a line still being written
-    for line in lines:
-        n = len(line)
-        if n and not line.isspace():  # what line.strip() would find empty, without copying the line
+    # Lines found with find (memchr) rather than data.split(b"\n"), which tests every byte in a
+    # loop of its own: a sixth of the raw lines' CPU. What follows the last newline is left out:
+    # nothing, or a line still being written.
+    find = data.find
+    start = 0
+    last = data.rfind(b"\n")
+    while start <= last:
+        end = find(b"\n", start)
+        line = data[start:end]
+        pos = offset + start  # the line's byte offset in the file
+        start = end + 1
+        if line and not line.isspace():  # non-blank, without copying the line to strip it
             entry = None
             if loads_bytes is not None:
                 try:
@@ -122,7 +128,6 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
                 add_row((line_id, line_no, entry))
             line_id += 1
             line_no += 1
-        pos += n + 1
     return params, rows
 
 

@@ -110,12 +110,21 @@ def test_content_and_structured_results_are_the_parsed_values(tmp_path):
     assert json.loads(call[3]) == {"command": "echo héllo"}
     nested = db.execute("SELECT tool_response FROM tool_calls WHERE tool_use_id = 'toolu_n'").fetchone()
     assert nested is not None and json.loads(nested[0]) == {"files": ["a.py"]}
+    # Serialised as UTF-8 bytes and cast on the way in: stored as text, which JSON functions and
+    # Datasette read as such, never as blobs.
+    kinds = db.execute(
+        "SELECT DISTINCT typeof(content), typeof(tool_use_ids), typeof(tool_result_ids) FROM messages"
+        " UNION SELECT DISTINCT typeof(tool_input), typeof(tool_response), 'text' FROM tool_calls"
+    ).fetchall()
+    assert {k for row in kinds for k in row} <= {"text", "null"} and ("text", "null", "text") in kinds
+    assert db.execute("SELECT json_extract(tool_response, '$.stdout') FROM tool_calls WHERE tool_use_id = 'toolu_1'").fetchone() == (result["stdout"],)
 
 
 def test_values_orjson_refuses_are_serialised_by_json():
     from cra.transcripts.normalize import _json
 
     assert json.loads(_json({"a": [1, "é", None]})) == {"a": [1, "é", None]}
+    assert _json({"a": "é"}) == '{"a":"é"}'.encode()  # UTF-8 bytes, for CAST(? AS TEXT)
     assert json.loads(_json({"big": 2 ** 70})) == {"big": 2 ** 70}  # past 64 bits
     # A lone surrogate (valid as a JSON escape) cannot be stored as UTF-8: replaced, as the hook does.
     assert json.loads(_json({"s": "x\ud800y"})) == {"s": "x?y"}
@@ -163,6 +172,22 @@ def test_parsing_line_bytes_with_orjson_stores_what_the_hook_stores():
     assert "recursion" in errors[2]  # the deep line: past orjson's limit, and json's too
     assert len(cra[0]) == 7  # the blank line is skipped
 
+
+def test_lines_are_cut_at_each_newline_with_their_file_offsets():
+    """Empty and whitespace-only lines are skipped but counted in the offsets; what follows the
+    last newline (a line still being written) is left for the next read."""
+    from claude_hooks import transcript_tail
+    from cra.transcripts.normalize import loads_bytes
+
+    a, b, c = (b'{"type":"user","uuid":"%s"}' % u for u in (b"a", b"b", b"c"))
+    data = a + b"\n\n  \t\n" + b + b"\n" + c + b"\n" + b'{"type":"user","uu'
+    for loads in (None, loads_bytes):  # the hook's path and cra's
+        params, rows = transcript_tail.parse_lines(data, 1000, 7, 3, "/p/s.jsonl", 0, "s", None, loads)
+        got = [(p[0], p[3], p[4], bytes(p[9]) if isinstance(p[9], bytes) else p[9].encode()) for p in params]
+        assert got == [(7, 3, 1000, a), (8, 4, 1000 + data.index(b), b), (9, 5, 1000 + data.index(c), c)]
+        assert [r[:2] for r in rows] == [(7, 3), (8, 4), (9, 5)]
+    assert transcript_tail.parse_lines(b'{"partial', 0, 1, 0, "/p", 0, "s", None) == ([], [])
+    assert transcript_tail.parse_lines(b"\n\n", 0, 1, 0, "/p", 0, "s", None) == ([], [])
 
 def test_new_databases_get_large_pages_and_old_ones_keep_theirs(tmp_path):
     """A new database takes 16 KB pages (transcript lines mostly fit one page); a database created

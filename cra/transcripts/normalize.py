@@ -28,13 +28,15 @@ loads_bytes = orjson.loads if orjson is not None else None
 
 
 def _json(obj):
-    """obj as compact JSON text (None for None): orjson where it can take the value, which serialises
-    7x faster than json's C encoder; json (capture._json) for lone surrogates and ints past 64 bits."""
+    """obj as compact JSON (None for None), to bind as CAST(? AS TEXT): orjson's UTF-8 bytes where it
+    can take the value (it serialises 7x faster than json's C encoder, and SQLite stores the bytes as
+    they are, where text would be decoded here and encoded back by sqlite3); json's text
+    (capture._json) for lone surrogates and ints past 64 bits."""
     if obj is None:
         return None
     if orjson is not None:
         try:
-            return orjson.dumps(obj).decode()
+            return orjson.dumps(obj)
         except TypeError:  # orjson.JSONEncodeError
             pass
     return capture._json(obj)
@@ -100,30 +102,32 @@ _MESSAGE_COLUMNS = (
     " output_tokens, cache_read_tokens, cache_creation_tokens, stop_reason, prompt_id, is_compact_summary,"
     " is_meta, is_api_error, cwd, version"
 )
+_JSON_COLUMNS = {"content", "tool_use_ids", "tool_result_ids"}  # bound as _json's bytes
 _MESSAGES_SQL = "INSERT OR IGNORE INTO messages (%s) VALUES (%s)" % (
-    _MESSAGE_COLUMNS, ",".join("?" * len(_MESSAGE_COLUMNS.split(",")))
+    _MESSAGE_COLUMNS,
+    ",".join("CAST(? AS TEXT)" if c.strip() in _JSON_COLUMNS else "?" for c in _MESSAGE_COLUMNS.split(",")),
 )
 _CALL_UPDATE_SQL = (
     "UPDATE tool_calls SET message_uuid = ?, source = CASE WHEN source = 'transcript'"
     " THEN 'transcript' ELSE 'both' END, tool_name = coalesce(tool_name, ?),"
-    " tool_input = coalesce(tool_input, ?), agent_id = coalesce(agent_id, ?),"
+    " tool_input = coalesce(tool_input, CAST(? AS TEXT)), agent_id = coalesce(agent_id, ?),"
     " prompt_id = coalesce(prompt_id, ?) WHERE tool_use_id = ?"
 )
 _CALL_INSERT_SQL = (
     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input,"
-    " status, seq, cwd, pre_at, message_uuid, source) VALUES (?,?,?,?,?,?,'pending',?,?,?,?,'transcript')"
+    " status, seq, cwd, pre_at, message_uuid, source) VALUES (?,?,?,?,?,CAST(? AS TEXT),'pending',?,?,?,?,'transcript')"
 )
 # A call inserted in this chunk whose result is in the chunk too: one INSERT with the values
 # _RESULT_SQL would give a pending row, instead of writing the row twice.
 _CALL_INSERT_RESULT_SQL = (
     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd,"
     " pre_at, message_uuid, source, response_text, tool_response, status, error, post_at, duration_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'transcript', ?12, ?11, ?13, CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
+    " VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT), ?7, ?8, ?9, ?10, 'transcript', ?12, CAST(?11 AS TEXT), ?13, CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
     " CAST(round((julianday(?14) - julianday(?9)) * 86400000) AS INTEGER))"
 )
 _RESULT_SQL = (
     "UPDATE tool_calls SET response_text = coalesce(response_text, ?2),"
-    " tool_response = coalesce(tool_response, ?1),"
+    " tool_response = coalesce(tool_response, CAST(?1 AS TEXT)),"
     " error = CASE WHEN status = 'pending' AND ?3 != 'success' THEN coalesce(error, ?2) ELSE error END,"
     " status = CASE WHEN status = 'pending' THEN ?3 ELSE status END,"
     " post_at = coalesce(post_at, ?4),"
@@ -433,7 +437,7 @@ def _api_shape(con, entry, session_id):
     else:
         system_text = None
     con.execute(
-        "INSERT INTO request_shapes (shape_hash, system, system_blocks, tools) VALUES (?,?,?,?)",
+        "INSERT INTO request_shapes (shape_hash, system, system_blocks, tools) VALUES (?,?,CAST(? AS TEXT),CAST(? AS TEXT))",
         (shape_hash, _safe(system_text) if system_text else None, _json(system), _json(shape.get("tools"))),
     )
 
