@@ -218,3 +218,25 @@ def test_the_import_page_cache_is_the_callers_again_afterwards(tmp_path):
                           progress=lambda path: seen.append(db.execute("PRAGMA cache_size").fetchone()[0]))
     assert seen == [-importer.IMPORT_CACHE_KIB]
     assert db.execute("PRAGMA cache_size").fetchone()[0] == -3000
+
+
+def test_the_import_leaves_sqlite3s_adapters_as_it_found_them(tmp_path):
+    """The import registers identity adapters for None and bytes (process-wide), and takes them
+    back afterwards, restoring one the caller had registered."""
+    import sqlite3
+
+    def mine(value):
+        return value
+
+    key = (bytes, sqlite3.PrepareProtocol)
+    none_key = (type(None), sqlite3.PrepareProtocol)
+    sqlite3.register_adapter(bytes, mine)
+    try:
+        db = open_db(str(tmp_path / "cra.db"), drain=False)
+        during = []
+        importer.import_paths(db.conn, [str(tmp_path / "none")],
+                              progress=lambda path: during.append(none_key in sqlite3.adapters))
+        assert during == [True]
+        assert sqlite3.adapters[key] is mine and none_key not in sqlite3.adapters
+    finally:
+        sqlite3.adapters.pop(key, None)
