@@ -7,9 +7,9 @@ The corpus is built from the project's own transcript fixtures (tests/fixtures/r
 tests/fixtures/transcripts; ../shared's recordings too when present): each source session is copied
 many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
 tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
-side by side in --rounds rounds of: an import whose files alternate with their bare parse, each
-timed apart (a slow spell of the machine hits both alike, but the parse runs with caches the import
-left cold); then, run back to back, reading + json.loads of every line (the floor any importer
+side by side in --rounds rounds of: an import whose files alternate, every 2 MB, with their bare
+parse, each timed apart (a slow spell of the machine hits both alike; the parse runs 0-5% slower
+than alone, starting each block on caches the import left cold); then, run back to back, reading + json.loads of every line (the floor any importer
 pays), storing the raw lines only (the hook's `tail_file` without a normaliser, into a scratch
 database: the part of an import that is copying lines into SQLite), and `import_paths` into an empty
 database. The headline ratio is the median over the rounds of each round's import over its own bare
@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 UUID = re.compile(rb"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-)([0-9a-f]{12})")
 TOOL_USE_ID = re.compile(rb"(toolu_[A-Za-z0-9_]+)")
+# The interleaved measure's block: this much of the corpus imported, then the same files parsed.
+INTERLEAVE_BYTES = 2_000_000
 
 
 def source_sessions():
@@ -135,23 +137,36 @@ def worker(corpus: str, db_path: str, rounds: int) -> dict:
                     json.loads(line)
 
     def interleaved():
-        """An import with each file's bare parse run right after it (untimed for the import): the
-        two alternate every few milliseconds, so a slow spell of the machine hits both alike.
-        Returns (import CPU s, bare CPU s)."""
+        """An import with the bare parse of its files run alongside, in blocks: after every
+        INTERLEAVE_BYTES of files imported, the parse of those files (untimed for the import). The
+        two alternate every few tens of milliseconds, so a slow spell of the machine hits both alike,
+        and each parse block is long enough that starting on the caches the import left cold costs
+        it little. Returns (import CPU s, bare CPU s)."""
         _fresh(db_path + "-interleaved")
         idb = open_db(db_path + "-interleaved", drain=False)
         spent = {"import": 0.0, "bare": 0.0, "mark": 0.0}
+        block = []
 
-        def progress(path):
+        def parse_block():
             now = time.process_time()
-            spent["import"] += now - spent["mark"]
-            bare_parse_file(path)
+            for f in block:
+                bare_parse_file(f)
+            block.clear()
             spent["mark"] = time.process_time()
             spent["bare"] += spent["mark"] - now
+
+        def progress(path):
+            spent["import"] += time.process_time() - spent["mark"]
+            block.append(path)
+            if sum(os.path.getsize(f) for f in block) >= INTERLEAVE_BYTES:
+                parse_block()
+            else:
+                spent["mark"] = time.process_time()
 
         spent["mark"] = time.process_time()
         importer.import_paths(idb.conn, files, progress=progress)
         spent["import"] += time.process_time() - spent["mark"]  # the last batch's commit
+        parse_block()
         idb.conn.close()
         _fresh(db_path + "-interleaved")
         return spent["import"], spent["bare"]
@@ -184,6 +199,8 @@ def worker(corpus: str, db_path: str, rounds: int) -> dict:
     _, raw_cpu, _ = min(raw_only, key=lambda t: t[1])
     import_w, import_cpu, import_sys = min(first, key=lambda t: t[1])
     mixed_ratios = [i / b for i, b in mixed]
+    # How much slower the parse runs interleaved than alone, same round: the measure's lean.
+    bare_slowdowns = [m[1] / b[1] for m, b in zip(mixed, bare)]
     # Each round's import against the same round's bare parse, run seconds before it.
     paired_ratios = [i[1] / b[1] for i, b in zip(first, bare)]
     again_w, again_cpu, _ = again
@@ -212,6 +229,8 @@ def worker(corpus: str, db_path: str, rounds: int) -> dict:
         "interleaved_cpu_s_all": mixed,
         "interleaved_vs_bare_all": mixed_ratios,
         "interleaved_vs_bare": sorted(mixed_ratios)[len(mixed_ratios) // 2],
+        "interleaved_bare_slowdown_all": bare_slowdowns,
+        "interleaved_bare_slowdown": sorted(bare_slowdowns)[len(bare_slowdowns) // 2],
         "paired_vs_bare_all": paired_ratios,
         "paired_vs_bare": sorted(paired_ratios)[len(paired_ratios) // 2],
         "raw_only_vs_bare_cpu": raw_cpu / bare_cpu,
@@ -261,7 +280,9 @@ def main():
           f" {args.rounds} rounds each: wall time on a shared machine mostly measures the other jobs.")
     print("import/bare: the median over the rounds of each round's import over the same round's bare parse;"
           " least/least: the least import over the least bare parse; interleaved: the median over the rounds of"
-          " an import whose files alternate with their bare parse (which runs 5-45% slower that way: cold caches).")
+          " an import whose files alternate with their bare parse every %.0f MB (the parse runs %s slower that"
+          " way than alone, by size)." % (INTERLEAVE_BYTES / 1e6, ", ".join(
+              "%+.0f%%" % (100 * r["interleaved_bare_slowdown"] - 100) for r in results.values())))
     print(f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
           f" {'least/least':>12} {'interleaved':>12} {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10}"
           f" {'peak RSS MB':>12} {'db MB':>7} {'load':>6}")
