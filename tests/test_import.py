@@ -41,6 +41,7 @@ def test_import_is_idempotent_and_summarises(tmp_path):
     db = open_db()
     first = counts(db)
     assert first["messages"] == 10 + 12 + 4 and first["sessions"] == 2 and first["subagents"] == 1
+    assert f"{first['transcript_lines']} lines, 26 messages" in r.output
     r = run("import", str(FIXTURES), "--json")
     summary = json.loads(r.stdout)
     assert summary["lines"] == 0 and summary["messages"] == 0 and summary["files_changed"] == 0

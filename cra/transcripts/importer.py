@@ -69,22 +69,26 @@ def discover(paths):
 def ingest_file(con, path, normalizer, result):
     """Normalise what the hook stored raw, then read and normalise the file's new lines. Turns are
     rebuilt later, once per batch (rebuild_pending_turns)."""
-    before_lines = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0]
-    normalise_pending(con, path, normalizer)
+    known = con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is not None
+    if known:
+        normalise_pending(con, path, normalizer)  # (lines a hook stored raw: a new file has none)
+
+    def on_lines(con, path, rows):  # rows: one per line stored, in the chunk's transaction
+        normalizer(con, path, rows)
+        result.lines += len(rows)
+
     if path.endswith(".json"):
-        n = _ingest_json_array(con, path, normalizer)
+        n = _ingest_json_array(con, path, on_lines)
     else:
         if not os.path.isfile(path):
             raise OSError("not a file" if os.path.exists(path) else "no such file")
         # Unreadable files fail here with the OS's reason, not silently as "nothing new".
         with open(path, "rb") as f:
             first = f.readline(1 << 16)
-        if con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is None:
+        if not known:
             _check_transcript(first)
-        n = transcript_tail.tail_file(con, path, on_lines=normalizer, loads_bytes=loads_bytes)
+        n = transcript_tail.tail_file(con, path, on_lines=on_lines, loads_bytes=loads_bytes)
     result.bytes_read += n
-    added = con.execute("SELECT coalesce(max(id), 0) FROM transcript_lines").fetchone()[0] - before_lines
-    result.lines += added
     if n:
         result.files_changed += 1
     return n
@@ -130,7 +134,7 @@ def rebuild_pending_turns(con, paths, normalizer, result):
     normalizer.touched.clear()
 
 
-def _ingest_json_array(con, path, normalizer):
+def _ingest_json_array(con, path, on_lines):
     """A transcript saved as a JSON array (one entry per element). Read whole (such files are small);
     elements past the ones already stored are appended, each re-serialised as its raw line."""
     st = os.stat(path)
@@ -170,7 +174,7 @@ def _ingest_json_array(con, path, normalizer):
             params,
         )
         if rows:
-            normalizer(con, path, rows)
+            on_lines(con, path, rows)
         con.execute(
             "UPDATE transcript_files SET byte_offset = ?, size = ?, mtime = ?, inode = ?, line_count = ?,"
             " updated_at = ? WHERE path = ?",

@@ -41,7 +41,8 @@ def rebuild_turns(con, session_id, agent_id):
     Everything is recomputed from the stream's messages (one query), but only what changed is
     written: a stream that grew by a few lines rewrites its last turn, not all of them."""
     cols = (
-        "uuid, role, timestamp, text, tool_use_ids, tool_result_ids, is_meta, is_compact_summary, prompt_id,"
+        "uuid, role, timestamp, text, json_array_length(tool_use_ids) AS tool_uses, tool_result_ids, is_meta,"
+        " is_compact_summary, prompt_id,"
         " api_message_id, model, stop_reason, input_tokens, output_tokens, cache_read_tokens,"
         " cache_creation_tokens, is_api_error, line_id"
     )
@@ -80,8 +81,7 @@ def _summarise(t):
     usage = {}
     tool_calls = 0
     for r in assistants:
-        if r["tool_use_ids"]:
-            tool_calls += len(json.loads(r["tool_use_ids"]))
+        tool_calls += r["tool_uses"] or 0
         key = r["api_message_id"] or r["uuid"]
         u = usage.setdefault(key, [0, 0, 0, 0])
         for i, name in enumerate(("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens")):
@@ -95,7 +95,7 @@ def _summarise(t):
         real = [r for r in assistants if r["model"] and r["model"] != "<synthetic>"]
         model = real[-1]["model"] if real else last["model"]
         group = [r for r in assistants if last["api_message_id"] and r["api_message_id"] == last["api_message_id"]] or [last]
-        if not any(r["tool_use_ids"] for r in group):
+        if not any(r["tool_uses"] for r in group):
             final_answer = "\n".join(r["text"] for r in group if r["text"] is not None) or None
             outcome = "error" if last["is_api_error"] else "completed"
     if t["interrupted"]:
