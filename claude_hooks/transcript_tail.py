@@ -131,14 +131,15 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     return params, rows
 
 
-def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, loads_bytes=None):
+def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, loads_bytes=None, savepoints=True):
     """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
 
     max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
     uncapped caller). on_lines(con, path, rows), if given, runs inside each chunk's transaction with
     rows = [(line_id, line_no, entry or None)], the lines' parsed entries, so a caller can normalise
     without parsing twice; if it raises, that chunk is rolled back and the error propagates.
-    loads_bytes: see parse_lines.
+    loads_bytes: see parse_lines. savepoints: see begin(); with False, inside the caller's
+    transaction, a chunk that fails is not rolled back: the caller must roll back its transaction.
     """
     try:
         f = open(path, "rb")
@@ -148,17 +149,17 @@ def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None,
         consumed = 0
         while max_bytes is None or consumed < max_bytes:
             budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
-            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, loads_bytes)
+            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, loads_bytes, savepoints)
             consumed += n
             if not n or at_end:
                 break  # (a file still growing is read on by the next caller)
         return consumed
 
 
-def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes):
+def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes, savepoints):
     """Read and store one chunk. Returns (bytes consumed, whether the file was read to its end)."""
     st = os.fstat(f.fileno())
-    nested = begin(con)
+    opened = begin(con, savepoints)
     try:
         # Read the position inside the write lock: two hooks tailing one file never both take a line.
         row = con.execute(
@@ -180,7 +181,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes):
         if st.st_size <= offset:
             # Nothing written: released, not rolled back (a savepoint's ROLLBACK TO would make SQLite
             # reload the schema when the caller's transaction changed it: `cra import` does).
-            end(con, nested, commit=True)
+            end(con, opened, commit=True)
             return 0, True
         f.seek(offset)
         data = f.read(min(budget, st.st_size - offset))
@@ -193,7 +194,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes):
             data += more
             last = data.rfind(b"\n")
         if last < 0:
-            end(con, nested, commit=True)  # nothing written: no complete line yet (or too long for this caller)
+            end(con, opened, commit=True)  # nothing written: no complete line yet (or too long for this caller)
             return 0, True
         at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
@@ -237,29 +238,40 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes):
         # After the file row exists: the normaliser records its progress there.
         if on_lines is not None and rows:
             on_lines(con, path, rows)
-        end(con, nested, commit=True)
+        end(con, opened, commit=True)
         return last + 1, at_end
     except BaseException:
         if con.in_transaction:
-            end(con, nested, commit=False)
+            end(con, opened, commit=False)
         raise
 
 
-def begin(con):
-    """Open a chunk's transaction: BEGIN IMMEDIATE, or a savepoint when the caller already holds one
-    (`cra import` commits several files at once). Returns whether it is a savepoint."""
-    if con.in_transaction:
+# What begin() opened, for end().
+OWN = "own"  # a transaction of its own: BEGIN IMMEDIATE ... COMMIT
+SAVEPOINT = "savepoint"  # inside the caller's transaction, rolled back alone on an error
+CALLERS = "callers"  # the caller's transaction as it is: the caller rolls all of it back on an error
+
+
+def begin(con, savepoint=True):
+    """Open a chunk's transaction: BEGIN IMMEDIATE, or, when the caller already holds one (`cra
+    import` commits several files at once), a savepoint, unless savepoint=False: a savepoint makes
+    SQLite copy every page it touches that the transaction had already changed to a temporary file
+    (rollback needs them), which a caller that rolls its whole transaction back on an error can do
+    without. Returns what end() needs."""
+    if not con.in_transaction:
+        con.execute("BEGIN IMMEDIATE")
+        return OWN
+    if savepoint:
         con.execute("SAVEPOINT tail_chunk")
-        return True
-    con.execute("BEGIN IMMEDIATE")
-    return False
+        return SAVEPOINT
+    return CALLERS
 
 
-def end(con, nested, commit):
+def end(con, opened, commit):
     """Close what begin() opened: a savepoint's work then commits or rolls back with the caller's."""
-    if not nested:
+    if opened == OWN:
         con.execute("COMMIT" if commit else "ROLLBACK")
-    elif con.in_transaction:  # (SQLite may have rolled the whole transaction back on an I/O error)
+    elif opened == SAVEPOINT and con.in_transaction:  # (SQLite may have rolled it all back on an I/O error)
         if not commit:
             con.execute("ROLLBACK TO tail_chunk")
         con.execute("RELEASE tail_chunk")

@@ -182,6 +182,11 @@ def test_a_file_failing_mid_batch_leaves_the_others_turns(tmp_path, monkeypatch)
     result = importer.import_paths(db.conn, files)
     assert [p for p, _ in result.errors] == [files[1]]
     monkeypatch.setattr(Normalizer, "__call__", real)
+    # The batch was rolled back and its other files ingested again: counted once.
+    others = importer.import_paths(open_db(str(tmp_path / "others.db")).conn, [files[0], files[2]])
+    assert (result.lines, result.messages, result.files, result.files_changed) == (
+        others.lines, others.messages, 3, 2)
+    assert result.lines == counts(db)["transcript_lines"]
     by_file = dict(db.execute(
         "SELECT f.path, (SELECT count(*) FROM turns t WHERE t.session_id = f.session_id"
         " AND t.agent_id IS f.agent_id) FROM transcript_files f"
@@ -193,6 +198,55 @@ def test_a_file_failing_mid_batch_leaves_the_others_turns(tmp_path, monkeypatch)
     clean = open_db(str(tmp_path / "clean.db"))
     importer.import_paths(clean.conn, files)
     assert counts(db) == counts(clean)
+    assert fts_consistent(db)
+
+
+def test_a_file_failing_again_when_the_batch_is_redone_is_dropped_too(tmp_path, monkeypatch):
+    """A file that fails after writing makes the batch start over without it; one that then fails
+    on the way starts it over again without that one too. Each error is reported once."""
+    files = importer.discover([str(FIXTURES)])
+    real = Normalizer.__call__
+    calls = {}
+
+    def flaky(self, con, path, rows):
+        real(self, con, path, rows)
+        calls[path] = calls.get(path, 0) + 1
+        if path == files[1] or (path == files[0] and calls[path] == 2):
+            raise ValueError("simulated bad chunk")
+
+    monkeypatch.setattr(Normalizer, "__call__", flaky)
+    db = open_db()
+    result = importer.import_paths(db.conn, files)
+    monkeypatch.setattr(Normalizer, "__call__", real)
+    assert [p for p, _ in result.errors] == [files[1], files[0]]
+    assert [r[0] for r in db.execute("SELECT path FROM transcript_files")] == [files[2]]
+    alone = open_db(str(tmp_path / "alone.db"))
+    expected = importer.import_paths(alone.conn, [files[2]])
+    assert counts(db) == counts(alone) and result.lines == expected.lines
+    assert fts_consistent(db)
+
+
+def test_in_a_callers_transaction_a_failing_file_is_rolled_back_alone(tmp_path, monkeypatch):
+    """The caller's transaction cannot be rolled back for one file: each chunk takes a savepoint."""
+    files = importer.discover([str(FIXTURES)])
+    real = Normalizer.__call__
+
+    def fail_second(self, con, path, rows):
+        real(self, con, path, rows)
+        if path == files[1]:
+            raise ValueError("simulated bad chunk")
+
+    monkeypatch.setattr(Normalizer, "__call__", fail_second)
+    db = open_db()
+    db.conn.execute("BEGIN IMMEDIATE")
+    db.conn.execute("INSERT INTO sessions (id) VALUES ('callers-own-row')")
+    result = importer.import_paths(db.conn, files)
+    assert db.conn.in_transaction  # the import committed nothing of the caller's
+    db.conn.execute("COMMIT")
+    monkeypatch.setattr(Normalizer, "__call__", real)
+    assert [p for p, _ in result.errors] == [files[1]]
+    assert db.execute("SELECT count(*) FROM sessions WHERE id = 'callers-own-row'").fetchone()[0] == 1
+    assert sorted(r[0] for r in db.execute("SELECT path FROM transcript_files")) == sorted([files[0], files[2]])
     assert fts_consistent(db)
 
 

@@ -6,7 +6,7 @@ is read once, from where the last reader stopped, in bounded chunks that each st
 messages and the file's offset together. Chunks of several files share a transaction (`_Batches`,
 about BATCH_BYTES of input each), which also rebuilds the turns of the streams its files changed:
 interrupting an import loses at most the batch in progress, which the rerun reads again, and a
-rerun adds nothing.
+rerun adds nothing. A file that fails leaves nothing behind and the others go on.
 """
 import gc
 import json
@@ -66,19 +66,19 @@ def discover(paths):
     return [f for f in found if not (f in seen or seen.add(f))]
 
 
-def ingest_file(con, path, normalizer, result):
+def ingest_file(con, path, normalizer, result, savepoints=True):
     """Normalise what the hook stored raw, then read and normalise the file's new lines. Turns are
-    rebuilt later, once per batch (rebuild_pending_turns)."""
+    rebuilt later, once per batch (rebuild_pending_turns). savepoints: see transcript_tail.begin."""
     known = con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is not None
     if known:
-        normalise_pending(con, path, normalizer)  # (lines a hook stored raw: a new file has none)
+        normalise_pending(con, path, normalizer, savepoints=savepoints)  # (lines a hook stored raw)
 
     def on_lines(con, path, rows):  # rows: one per line stored, in the chunk's transaction
         normalizer(con, path, rows)
         result.lines += len(rows)
 
     if path.endswith(".json"):
-        n = _ingest_json_array(con, path, on_lines)
+        n = _ingest_json_array(con, path, on_lines, savepoints)
     else:
         if not os.path.isfile(path):
             raise OSError("not a file" if os.path.exists(path) else "no such file")
@@ -87,7 +87,7 @@ def ingest_file(con, path, normalizer, result):
             first = f.readline(1 << 16)
         if not known:
             _check_transcript(first)
-        n = transcript_tail.tail_file(con, path, on_lines=on_lines, loads_bytes=loads_bytes)
+        n = transcript_tail.tail_file(con, path, on_lines=on_lines, loads_bytes=loads_bytes, savepoints=savepoints)
     result.bytes_read += n
     if n:
         result.files_changed += 1
@@ -134,7 +134,7 @@ def rebuild_pending_turns(con, paths, normalizer, result):
     normalizer.touched.clear()
 
 
-def _ingest_json_array(con, path, on_lines):
+def _ingest_json_array(con, path, on_lines, savepoints):
     """A transcript saved as a JSON array (one entry per element). Read whole (such files are small);
     elements past the ones already stored are appended, each re-serialised as its raw line."""
     st = os.stat(path)
@@ -149,7 +149,7 @@ def _ingest_json_array(con, path, on_lines):
     session_id = next(
         (e["sessionId"] for e in data if isinstance(e, dict) and isinstance(e.get("sessionId"), str)), None
     )
-    nested = transcript_tail.begin(con)
+    opened = transcript_tail.begin(con, savepoints)
     try:
         con.execute(
             "INSERT INTO transcript_files (path, session_id, format) VALUES (?,?,'json-array')"
@@ -181,10 +181,10 @@ def _ingest_json_array(con, path, on_lines):
             (st.st_size, st.st_size, st.st_mtime, st.st_ino, len(data),
              time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), path),
         )
-        transcript_tail.end(con, nested, commit=True)
+        transcript_tail.end(con, opened, commit=True)
     except BaseException:
         if con.in_transaction:
-            transcript_tail.end(con, nested, commit=False)
+            transcript_tail.end(con, opened, commit=False)
         raise
     return st.st_size if params else 0
 
@@ -196,22 +196,15 @@ def import_paths(con, paths, progress=None):
 
 
 def _ingest_all(con, files, ingest, progress=None):
-    """ingest(con, path, normalizer, result) for each file, in batched transactions; a file that
-    cannot be read or parsed is recorded in result.errors, and the others go on."""
+    """ingest(con, path, normalizer, result, savepoints) for each file, in batched transactions; a
+    file that cannot be read or parsed is recorded in result.errors, and the others go on."""
     result = ImportResult()
     normalizer = Normalizer()
-    with _collector_paused(), _plain_binding(), _page_cache(con, IMPORT_CACHE_KIB), _Batches(con, normalizer, result) as batches:
+    with _collector_paused(), _plain_binding(), _page_cache(con, IMPORT_CACHE_KIB), \
+            _Batches(con, normalizer, result, ingest) as batches:
         for path in files:
             result.files += 1
-            batches.before_file(path)
-            touched = set(normalizer.touched)
-            try:
-                ingest(con, path, normalizer, result)
-            except (OSError, ValueError, UnicodeError) as exc:
-                result.errors.append((path, _reason(exc)))
-                # Forget the streams of its rolled-back chunk. Chunks of it that did commit are
-                # found again by their offsets (norm_line_id past turns_line_id).
-                normalizer.touched &= touched
+            batches.add(path)
             if progress is not None:
                 progress(path)
     result.messages = normalizer.counts["messages"]
@@ -237,31 +230,84 @@ DEFERRED_FTS = (("messages", "messages_ai", "messages_fts"), ("turns", "turns_ai
 
 class _Batches:
     """The import's transactions: one per BATCH_BYTES of input (or the rest of the run), opened
-    before a file, committed after the file that fills it. The per-file work nests in it as
-    savepoints (transcript_tail.begin), so a file that fails is rolled back alone. The batch's
-    files get their turns rebuilt just before it commits.
+    before a file, committed after the file that fills it. The batch's files get their turns
+    rebuilt just before it commits.
+
+    A file that fails leaves nothing behind. Files write into the batch without savepoints of their
+    own: a savepoint makes SQLite copy each page it changes that the batch had already changed to a
+    temporary file, about 4 MB for every MB imported (BENCHMARKS.md, Import). Most failures (a file
+    that cannot be opened, or is not a transcript) come before any write; one that comes after
+    rolls the batch back, and its other files are ingested again. In a caller's own transaction,
+    which cannot be rolled back, each chunk takes a savepoint instead.
 
     FTS stays consistent whatever happens: the insert triggers are dropped inside the batch's
     transaction and recreated (with the index caught up) before it commits, so another connection
-    never sees them missing, and a crash rolls the drop back with the rows."""
+    never sees them missing, and a rollback brings them back with the rows."""
 
-    def __init__(self, con, normalizer, result):
-        self.con, self.normalizer, self.result = con, normalizer, result
+    def __init__(self, con, normalizer, result, ingest):
+        self.con, self.normalizer, self.result, self.ingest = con, normalizer, result, ingest
         self.suspended = []  # what _suspend_fts_inserts returned, for _catch_up_fts
-        self.files = []  # read in this batch: their turns are rebuilt before it commits
-        self.start_bytes = 0
+        self.files = []  # ingested in this batch: their turns are rebuilt before it commits
+        self.start = None  # the normaliser's and result's state when the batch began, for _redo
         self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
+        self.savepoints = self.outer
 
     def __enter__(self):
         return self
 
-    def before_file(self, path):
+    def add(self, path):
+        """Ingest one file into the current batch (committing the previous one if it is full)."""
         if not self.outer:
-            if self.con.in_transaction and self.result.bytes_read - self.start_bytes >= BATCH_BYTES:
+            if self.con.in_transaction and self.result.bytes_read - self.start[1] >= BATCH_BYTES:
                 self._commit()
             if not self.con.in_transaction:
                 self._begin()
+        failure = self._try(path)
+        if failure is not None:
+            reason, wrote = failure
+            self.result.errors.append((path, reason))
+            if wrote:
+                self._redo([path])
+
+    def _try(self, path):
+        """Ingest `path`. Returns None, or (why it failed, whether it had written anything that
+        only rolling the batch back undoes)."""
+        changes = self.con.total_changes
+        touched = set(self.normalizer.touched)
+        try:
+            self.ingest(self.con, path, self.normalizer, self.result, self.savepoints)
+        except (OSError, ValueError, UnicodeError) as exc:
+            if self.savepoints:
+                # Its failing chunk was rolled back: forget that chunk's streams. Chunks of it that
+                # did commit are found again by their offsets (norm_line_id past turns_line_id).
+                self.normalizer.touched &= touched
+                self.files.append(path)
+                return _reason(exc), False
+            return _reason(exc), self.con.total_changes != changes
         self.files.append(path)
+        return None
+
+    def _redo(self, failed):
+        """Roll the batch back and ingest its files again, but those that `failed`. One that fails
+        on the way after writing starts this over without it, so this ends."""
+        failed = set(failed)
+        while True:
+            files = [f for f in self.files if f not in failed]
+            self.con.execute("ROLLBACK")  # (the FTS triggers come back with it)
+            self.suspended = []
+            normalizer_state, bytes_read, files_changed, lines = self.start
+            self.normalizer.restore(normalizer_state)
+            self.result.bytes_read, self.result.files_changed, self.result.lines = bytes_read, files_changed, lines
+            self._begin()
+            for path in files:
+                failure = self._try(path)
+                if failure is not None:
+                    self.result.errors.append((path, failure[0]))
+                    failed.add(path)
+                    if failure[1]:
+                        break
+            else:
+                return
 
     def _finish(self):
         """The batch's last work, in its transaction: turns, then the search index caught up."""
@@ -274,7 +320,9 @@ class _Batches:
     def _begin(self):
         con = self.con
         con.execute("BEGIN IMMEDIATE")
-        self.start_bytes = self.result.bytes_read
+        self.files = []
+        r = self.result
+        self.start = (self.normalizer.saved(), r.bytes_read, r.files_changed, r.lines)
         for table, trigger, fts in DEFERRED_FTS:
             suspended = _suspend_fts_inserts(con, table, trigger, fts)
             if suspended is not None:
@@ -423,8 +471,8 @@ def sync(con, session_id=None):
     return _ingest_all(con, files, _catch_up)
 
 
-def _catch_up(con, path, normalizer, result):
+def _catch_up(con, path, normalizer, result, savepoints=True):
     if os.path.exists(path):
-        ingest_file(con, path, normalizer, result)
+        ingest_file(con, path, normalizer, result, savepoints)
     else:  # gone (Claude Code's cleanup): its lines are stored, only normalising may be left
-        normalise_pending(con, path, normalizer)
+        normalise_pending(con, path, normalizer, savepoints=savepoints)

@@ -171,6 +171,14 @@ class Normalizer:
         self._seq = {}
         self._meta_done = set()
 
+    def saved(self):
+        """This normaliser's state, for restore() (the importer's batch rollback)."""
+        return set(self.touched), dict(self.counts), dict(self._seq), set(self._meta_done)
+
+    def restore(self, state):
+        touched, counts, seq, meta_done = state
+        self.touched, self.counts, self._seq, self._meta_done = set(touched), dict(counts), dict(seq), set(meta_done)
+
     def __call__(self, con, path, rows):
         """rows: [(line_id, line_no, entry or None)]: each stored line's id, its number in the file, and
         its parsed entry (None when it is not a JSON object)."""
@@ -442,9 +450,10 @@ def _api_shape(con, entry, session_id):
     )
 
 
-def normalise_pending(con, path, normalizer, batch=2000):
+def normalise_pending(con, path, normalizer, batch=2000, savepoints=True):
     """Normalise lines the hook stored raw (transcript_lines.id > norm_line_id), in batches, each in
-    one transaction that also reads the cursor (two cra processes never normalise a line twice)."""
+    one transaction that also reads the cursor (two cra processes never normalise a line twice).
+    savepoints: as transcript_tail.begin's."""
     while True:
         # A cheap look first: most files have nothing pending, and need no write lock.
         row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
@@ -452,7 +461,7 @@ def normalise_pending(con, path, normalizer, batch=2000):
             "SELECT 1 FROM transcript_lines WHERE path = ? AND id > ? LIMIT 1", (path, row[0])
         ).fetchone():
             return
-        nested = transcript_tail.begin(con)  # a savepoint inside `cra import`'s batch
+        opened = transcript_tail.begin(con, savepoints)  # (nested in `cra import`'s batch)
         try:
             row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
             lines = [] if row is None else con.execute(
@@ -460,7 +469,7 @@ def normalise_pending(con, path, normalizer, batch=2000):
                 (path, row[0], batch),
             ).fetchall()
             if not lines:
-                transcript_tail.end(con, nested, commit=True)
+                transcript_tail.end(con, opened, commit=True)
                 return
             rows = []
             for line_id, line_no, raw in lines:
@@ -470,8 +479,8 @@ def normalise_pending(con, path, normalizer, batch=2000):
                     entry = None
                 rows.append((line_id, line_no, entry if isinstance(entry, dict) else None))
             normalizer(con, path, rows)
-            transcript_tail.end(con, nested, commit=True)
+            transcript_tail.end(con, opened, commit=True)
         except BaseException:
             if con.in_transaction:
-                transcript_tail.end(con, nested, commit=False)
+                transcript_tail.end(con, opened, commit=False)
             raise
