@@ -78,8 +78,8 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     add_row = rows.append
     line_id = next_id
     # Lines found with find (memchr) rather than data.split(b"\n"), which tests every byte in a
-    # loop of its own: a sixth of the raw lines' CPU. What follows the last newline is left out:
-    # nothing, or a line still being written.
+    # loop of its own: a sixth of the raw lines' instructions. What follows the last newline is
+    # left out: nothing, or a line still being written.
     find = data.find
     start = 0
     last = data.rfind(b"\n")

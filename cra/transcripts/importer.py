@@ -415,7 +415,7 @@ def _collector_paused():
 
 # sqlite3 binds str, int, float and bytearray parameters straight; any other value, None and bytes
 # included, first goes through its adapter protocol, whose failed `__adapt__` lookup raises and
-# clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's CPU
+# clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's instructions
 # (its rows bind a raw line's bytes and a dozen NULLs each). An adapter registered for the type is
 # found first; these return the value as it is, so nothing stored changes.
 _PLAIN_ADAPTERS = {type(None): lambda value: value, bytes: lambda value: value}

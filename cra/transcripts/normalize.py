@@ -122,7 +122,8 @@ _CALL_INSERT_SQL = (
 _CALL_INSERT_RESULT_SQL = (
     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd,"
     " pre_at, message_uuid, source, response_text, tool_response, status, error, post_at, duration_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT), ?7, ?8, ?9, ?10, 'transcript', ?12, CAST(?11 AS TEXT), ?13, CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
+    " VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT), ?7, ?8, ?9, ?10, 'transcript', ?12, CAST(?11 AS TEXT), ?13,"
+    " CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
     " CAST(round((julianday(?14) - julianday(?9)) * 86400000) AS INTEGER))"
 )
 _RESULT_SQL = (
@@ -445,7 +446,8 @@ def _api_shape(con, entry, session_id):
     else:
         system_text = None
     con.execute(
-        "INSERT INTO request_shapes (shape_hash, system, system_blocks, tools) VALUES (?,?,CAST(? AS TEXT),CAST(? AS TEXT))",
+        "INSERT INTO request_shapes (shape_hash, system, system_blocks, tools)"
+        " VALUES (?,?,CAST(? AS TEXT),CAST(? AS TEXT))",
         (shape_hash, _safe(system_text) if system_text else None, _json(system), _json(shape.get("tools"))),
     )
 
