@@ -8,12 +8,14 @@ tests/fixtures/transcripts; ../shared's recordings too when present): each sourc
 many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
 tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
 side by side in --rounds rounds of: an import whose files alternate, every 2 MB, with their bare
-parse, each timed apart (a slow spell of the machine hits both alike; the parse runs 0-5% slower
-than alone, starting each block on caches the import left cold); then, run back to back, reading + json.loads of every line (the floor any importer
-pays), storing the raw lines only (the hook's `tail_file` without a normaliser, into a scratch
-database: the part of an import that is copying lines into SQLite), and `import_paths` into an empty
-database. The headline ratio is the median over the rounds of each round's import over its own bare
-parse. Then a second import of the same tree (which should find nothing new).
+parse, each timed apart (a slow spell of the machine hits both alike; the parse starts each block on
+caches the import left cold, and the benchmark prints how much slower it runs than alone); then, run
+back to back, reading + json.loads of every line (the floor any importer pays), storing the raw
+lines only (the hook's `tail_file` without a normaliser, into a scratch database: the part of an
+import that is copying lines into SQLite), and `import_paths` into an empty database. Three ratios
+of import to bare parse come out: interleaved (the median of the interleaved rounds: the steadiest
+on a machine whose speed wanders), paired (the median of each round's import over its own parse),
+and least over least. Then a second import of the same tree (which should find nothing new).
 
 Ratios are of CPU time (time.process_time: user + system time of this process, SQLite's included),
 not wall time: on a shared machine wall time mostly measures the other jobs.

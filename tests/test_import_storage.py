@@ -189,6 +189,7 @@ def test_lines_are_cut_at_each_newline_with_their_file_offsets():
     assert transcript_tail.parse_lines(b'{"partial', 0, 1, 0, "/p", 0, "s", None) == ([], [])
     assert transcript_tail.parse_lines(b"\n\n", 0, 1, 0, "/p", 0, "s", None) == ([], [])
 
+
 def test_new_databases_get_large_pages_and_old_ones_keep_theirs(tmp_path):
     """A new database takes 16 KB pages (transcript lines mostly fit one page); a database created
     with another page size keeps it (WAL fixes it) and imports the same."""
