@@ -250,7 +250,6 @@ class _Batches:
         self.files = []  # ingested in this batch: their turns are rebuilt before it commits
         self.start = None  # the normaliser's and result's state when the batch began, for _redo
         self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
-        self.savepoints = self.outer
 
     def __enter__(self):
         return self
@@ -275,11 +274,12 @@ class _Batches:
         changes = self.con.total_changes
         touched = set(self.normalizer.touched)
         try:
-            self.ingest(self.con, path, self.normalizer, self.result, self.savepoints)
+            self.ingest(self.con, path, self.normalizer, self.result, savepoints=self.outer)
         except (OSError, ValueError, UnicodeError) as exc:
-            if self.savepoints:
-                # Its failing chunk was rolled back: forget that chunk's streams. Chunks of it that
-                # did commit are found again by their offsets (norm_line_id past turns_line_id).
+            if self.outer:
+                # Its failing chunk's savepoint was rolled back: forget that chunk's streams. Chunks
+                # of it that did commit are found again by their offsets (norm_line_id past
+                # turns_line_id).
                 self.normalizer.touched &= touched
                 self.files.append(path)
                 return _reason(exc), False
