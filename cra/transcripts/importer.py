@@ -238,7 +238,8 @@ class _Batches:
     temporary file, about 4 MB for every MB imported (BENCHMARKS.md, Import). Most failures (a file
     that cannot be opened, or is not a transcript) come before any write; one that comes after
     rolls the batch back, and its other files are ingested again. In a caller's own transaction,
-    which cannot be rolled back, each chunk takes a savepoint instead.
+    which cannot be rolled back, each chunk takes a savepoint instead: there a failing file loses
+    only the chunk that failed, and keeps the ones before it.
 
     FTS stays consistent whatever happens: the insert triggers are dropped inside the batch's
     transaction and recreated (with the index caught up) before it commits, so another connection
@@ -415,9 +416,9 @@ def _collector_paused():
 
 # sqlite3 binds str, int, float and bytearray parameters straight; any other value, None and bytes
 # included, first goes through its adapter protocol, whose failed `__adapt__` lookup raises and
-# clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's instructions
-# (its rows bind a raw line's bytes and a dozen NULLs each). An adapter registered for the type is
-# found first; these return the value as it is, so nothing stored changes.
+# clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's
+# instructions (raw lines are bound as bytes, and message rows carry many NULLs). An adapter
+# registered for the type is found first; these return the value as it is, so nothing stored changes.
 _PLAIN_ADAPTERS = {type(None): lambda value: value, bytes: lambda value: value}
 
 
