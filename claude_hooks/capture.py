@@ -8,6 +8,7 @@ The raw payload always lands (in `events`, or in the spool); deriving `sessions`
 from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
 derived rows, never the event.
 """
+
 import os
 import time
 
@@ -32,10 +33,12 @@ from claude_hooks.spool import (  # noqa: F401  (cra reads these names from here
     db_path,
     event_header,
     fallback_spool_dir,
-    log_error as _log_line,
     now_iso,
     spool_dirs,
     write_event,
+)
+from claude_hooks.spool import (
+    log_error as _log_line,
 )
 
 AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
@@ -197,8 +200,14 @@ def _maybe_start_cycle(con, home, event):
         os.replace(tmp, path)
         import subprocess  # only on the rare path that starts a cycle
 
-        subprocess.Popen(trig["argv"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        subprocess.Popen(
+            trig["argv"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
     except Exception as exc:
         log_error(home, event, exc)
 
@@ -243,9 +252,7 @@ def record(con, event, via="hook"):
             except Exception as exc:
                 con.execute("ROLLBACK TO derive")
                 con.execute("RELEASE derive")
-                con.execute(
-                    "UPDATE events SET derive_error = ? WHERE id = ?", (repr(exc)[:2000], event_id)
-                )
+                con.execute("UPDATE events SET derive_error = ? WHERE id = ?", (repr(exc)[:2000], event_id))
         con.execute("COMMIT")
     except BaseException:
         if con.in_transaction:
@@ -370,9 +377,7 @@ def _call_for(con, ev, session_id):
     tool_use_id = ev.field("tool_use_id")
     if tool_use_id is None:
         tool_use_id = _pair_without_id(con, session_id, ev)
-    return _ensure_call(
-        con, ev, session_id, tool_use_id, ev.field("tool_name"), ev.payload.get("tool_input")
-    )
+    return _ensure_call(con, ev, session_id, tool_use_id, ev.field("tool_name"), ev.payload.get("tool_input"))
 
 
 def _on_pre_tool_use(con, ev, session_id, t, event_id):
@@ -455,8 +460,7 @@ def _on_post_tool_batch(con, ev, session_id, t, event_id):
             # No PostToolUse/Failure: denied, invalid, unknown tool, Edit mismatch or blocked.
             status = classify_unfinished(text or "", bool(row[1]))
             con.execute(
-                "UPDATE tool_calls SET status = ?, error = ?, post_at = coalesce(post_at, ?)"
-                " WHERE tool_use_id = ?",
+                "UPDATE tool_calls SET status = ?, error = ?, post_at = coalesce(post_at, ?) WHERE tool_use_id = ?",
                 (status, text, t, call),
             )
     _order_batch(con, ids)
@@ -467,9 +471,7 @@ def _order_batch(con, ids):
     if len(ids) < 2:
         return
     marks = ",".join("?" * len(ids))
-    seqs = sorted(
-        r[0] for r in con.execute("SELECT seq FROM tool_calls WHERE tool_use_id IN (%s)" % marks, ids)
-    )
+    seqs = sorted(r[0] for r in con.execute("SELECT seq FROM tool_calls WHERE tool_use_id IN (%s)" % marks, ids))
     for tool_use_id, seq in zip(ids, seqs):
         con.execute("UPDATE tool_calls SET seq = ? WHERE tool_use_id = ?", (seq, tool_use_id))
 

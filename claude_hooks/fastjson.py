@@ -8,6 +8,7 @@ it directly gives the same results for the calls the hook makes (tests/test_fast
 equal). Where `_json` is missing or behaves differently (another Python, a changed private API), this
 module falls back to the json package. Error paths also use the json package, for its exact messages.
 """
+
 __all__ = ["loads", "dumps"]
 
 _WHITESPACE = " \t\n\r"  # what JSON allows around a value (json.decoder.WHITESPACE)

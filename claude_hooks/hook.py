@@ -9,6 +9,7 @@ Claude Code runs this once per hook event, e.g.
 
 Standard library only (a test asserts it): every tool call pays for what this imports.
 """
+
 import os
 import sys
 

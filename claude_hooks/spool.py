@@ -11,6 +11,7 @@ in the moment between write-back and ingestion could.
 
 Standard library only, and nothing heavier than os, time and fcntl on this path.
 """
+
 import os
 import time
 
@@ -100,7 +101,7 @@ def _write_file(directory, name, parts, fsync):
         if written < total:  # a short write (rare): finish the rest plainly
             rest = memoryview(b"".join(parts))[written:]
             while rest:
-                rest = rest[os.write(fd, rest):]
+                rest = rest[os.write(fd, rest) :]
         if fsync:
             os.fsync(fd)
     finally:

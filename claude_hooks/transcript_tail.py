@@ -10,6 +10,7 @@ newline is written (Claude Code may be mid-write). A file that shrank, or whose 
 was rewritten or replaced: reading starts again from 0 in a new generation, and the lines already
 stored stay (they may be the only copy).
 """
+
 import os
 import time
 import zlib
@@ -33,7 +34,7 @@ def file_identity(path):
     stem = name.rsplit(".", 1)[0]
     parent = os.path.dirname(path)
     if stem.startswith("agent-") and os.path.basename(parent) == "subagents":
-        return os.path.basename(os.path.dirname(parent)), stem[len("agent-"):]
+        return os.path.basename(os.path.dirname(parent)), stem[len("agent-") :]
     return stem, None
 
 
@@ -108,14 +109,22 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
                 uuid = get("uuid")
                 # The raw line is stored as its own bytes, read as text by SQLite: valid UTF-8 as
                 # the decoded text would be, without encoding that text back to UTF-8.
-                add_param((
-                    line_id, path, generation, line_no, pos,
-                    sid if sid.__class__ is str and sid else session_id,
-                    aid if aid.__class__ is str and aid else agent_id,
-                    etype if etype.__class__ is str else None,
-                    uuid if uuid.__class__ is str else None,
-                    line, None, None,
-                ))
+                add_param(
+                    (
+                        line_id,
+                        path,
+                        generation,
+                        line_no,
+                        pos,
+                        sid if sid.__class__ is str and sid else session_id,
+                        aid if aid.__class__ is str and aid else agent_id,
+                        etype if etype.__class__ is str else None,
+                        uuid if uuid.__class__ is str else None,
+                        line,
+                        None,
+                        None,
+                    )
+                )
                 add_row((line_id, line_no, entry))
             else:  # not valid UTF-8, not JSON, or not an object: the careful path
                 text, raw_bytes, entry, error = decode_line(line)
@@ -173,9 +182,7 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes, savepoint
         else:
             offset, generation, line_count, head_hash, head_len = row[:5]
             session_id, agent_id = row[5] or session_id, row[6] or agent_id
-            rotated = st.st_size < offset or (
-                head_hash is not None and _head_hash(f, head_len) != head_hash
-            )
+            rotated = st.st_size < offset or (head_hash is not None and _head_hash(f, head_len) != head_hash)
             if rotated:
                 offset, generation, line_count, head_hash, head_len = 0, generation + 1, 0, None, 0
         if st.st_size <= offset:

@@ -1,4 +1,5 @@
 """Reading JSONL files a row at a time, with the line number a user needs when a row is wrong."""
+
 import json
 
 

@@ -11,6 +11,7 @@ standard library; nothing heavy.
     >>> argument_similarity("Bash", {"command": "pytest -q tests"}, {"command": "pytest tests"})
     0.8333333333333333
 """
+
 from __future__ import annotations
 
 import difflib
@@ -89,7 +90,7 @@ def parse_action(text: str) -> ParsedAction:
         return ParsedAction(rest, calls)
     stripped = text.strip()
     if stripped.startswith(_PYTHON_TAG):
-        stripped = stripped[len(_PYTHON_TAG):].strip()
+        stripped = stripped[len(_PYTHON_TAG) :].strip()
         return ParsedAction("", [_call_from_json(stripped)])
     if stripped.startswith("{") and '"name"' in stripped:
         call = _call_from_json(stripped)

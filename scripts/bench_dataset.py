@@ -8,6 +8,7 @@ step, file reads of a few KB, a 60-word answer, a planted secret every 50 turns)
 cached under --work. The build runs in a fresh child process so that its peak RSS is the build's
 alone; memory must stay flat across sizes (the build streams).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,10 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
     db = open_db(path, drain=False)
     conn = db.conn
     rng = random.Random(seed)
-    words = ("the parser reads config files and the tests check every branch of the retry logic before "
-             "we ship a change to the storage layer").split()
+    words = (
+        "the parser reads config files and the tests check every branch of the retry logic before "
+        "we ship a change to the storage layer"
+    ).split()
     conn.execute("BEGIN")
     per_session = 10
     uid = 0
@@ -43,10 +46,14 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
         answer = " ".join(rng.choice(words) for _ in range(60))
         prompt = " ".join(rng.choice(words) for _ in range(rng.randint(8, 30)))
         if t % 50 == 0:
-            prompt += " my token is ghp_" + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEF0123456789") for _ in range(36))
+            prompt += " my token is ghp_" + "".join(
+                rng.choice("abcdefghijklmnopqrstuvwxyzABCDEF0123456789") for _ in range(36)
+            )
         cur = conn.execute(
             "INSERT INTO turns (session_id, turn_index, prompt_text, final_answer, tool_call_count, outcome)"
-            " VALUES (?,?,?,?,?,?)", [sid, t % per_session, prompt, answer, 3, "completed"])
+            " VALUES (?,?,?,?,?,?)",
+            [sid, t % per_session, prompt, answer, 3, "completed"],
+        )
         turn_id = cur.lastrowid
         seq = 0
 
@@ -57,7 +64,8 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
             conn.execute(
                 "INSERT INTO messages (uuid, session_id, role, entry_seq, content, api_message_id, turn_id, cwd)"
                 " VALUES (?,?,?,?,?,?,?,?)",
-                [f"m{uid}", sid, role, seq, json.dumps(content), api, turn_id, "/home/alice/proj"])
+                [f"m{uid}", sid, role, seq, json.dumps(content), api, turn_id, "/home/alice/proj"],
+            )
 
         def call(name, inp, result, api):
             nonlocal uid
@@ -66,7 +74,9 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
             msg("assistant", [{"type": "tool_use", "id": cid, "name": name, "input": inp}], api)
             conn.execute(
                 "INSERT INTO tool_calls (tool_use_id, session_id, tool_name, tool_input, status, seq, turn_id, source)"
-                " VALUES (?,?,?,?,?,?,?,?)", [cid, sid, name, json.dumps(inp), "success", uid, turn_id, "transcript"])
+                " VALUES (?,?,?,?,?,?,?,?)",
+                [cid, sid, name, json.dumps(inp), "success", uid, turn_id, "transcript"],
+            )
             return cid, result
 
         msg("user", [{"type": "text", "text": prompt}])
@@ -74,11 +84,18 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
         msg("assistant", [{"type": "thinking", "thinking": "I will look at the files first.", "signature": "s"}], api)
         msg("assistant", [{"type": "text", "text": "Searching and listing in parallel."}], api)
         c1 = call("Grep", {"pattern": "def load", "path": "/home/alice/proj"}, "src/a.py:3:def load():", api)
-        c2 = call("Bash", {"command": "ls -la src"}, "\n".join(f"-rw-r--r-- 1 u u {rng.randint(10, 9999)} f{i}.py" for i in range(20)), api)
+        c2 = call(
+            "Bash",
+            {"command": "ls -la src"},
+            "\n".join(f"-rw-r--r-- 1 u u {rng.randint(10, 9999)} f{i}.py" for i in range(20)),
+            api,
+        )
         for cid, res in (c1, c2):
             msg("user", [{"type": "tool_result", "tool_use_id": cid, "content": res}])
         api = f"msg_{turn_id}_b"
-        body = "\n".join(f"{i}\t" + " ".join(rng.choice(words) for _ in range(8)) for i in range(1, rng.randint(20, 200)))
+        body = "\n".join(
+            f"{i}\t" + " ".join(rng.choice(words) for _ in range(8)) for i in range(1, rng.randint(20, 200))
+        )
         cid, res = call("Read", {"file_path": "/home/alice/proj/src/a.py"}, body, api)
         msg("user", [{"type": "tool_result", "tool_use_id": cid, "content": res}])
         msg("assistant", [{"type": "text", "text": answer}], f"msg_{turn_id}_c")
@@ -97,7 +114,9 @@ def run_build(db_path: str, out: str) -> dict:
     seconds = time.perf_counter() - started
     examples = summary["train_examples"] + summary["eval_examples"]
     return {
-        "turns": summary["turns_seen"], "examples": examples, "seconds": round(seconds, 2),
+        "turns": summary["turns_seen"],
+        "examples": examples,
+        "seconds": round(seconds, 2),
         "examples_per_s": round(examples / seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "redactions": sum(summary["redactions"].values()),
@@ -123,12 +142,13 @@ def main():
             make_db(db_path, size)
             print(f"made {db_path} ({size} turns) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         out = os.path.join(ns.work, f"out-{size}")
-        proc = subprocess.run([sys.executable, __file__, "--child", db_path, out], env=env,
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", db_path, out], env=env, capture_output=True, text=True, check=True
+        )
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         print(json.dumps(results[-1]))
     small, big = results
-    print(f"\n| turns | examples | seconds | examples/s | peak RSS (MiB) |\n|---|---|---|---|---|")
+    print("\n| turns | examples | seconds | examples/s | peak RSS (MiB) |\n|---|---|---|---|---|")
     for r in results:
         print(f"| {r['turns']:,} | {r['examples']:,} | {r['seconds']} | {r['examples_per_s']} | {r['peak_rss_mib']} |")
     growth = big["peak_rss_mib"] - small["peak_rss_mib"]

@@ -14,6 +14,7 @@ Side by side in one run, interleaved so machine noise hits both alike:
 
 Goal (issue 2): median hook time within 1.3x of bare start-up, p99 within 3x, zero lost.
 """
+
 import argparse
 import compileall
 import json
@@ -160,8 +161,12 @@ for i in range(count):
 def bench_parallel(python, workers, events, env, db_path, home, hook=HOOK):
     start = time.perf_counter()
     procs = [
-        subprocess.Popen([python, "-S", "-c", WORKER, str(Path(hook).parent.parent), str(w), str(events)], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [python, "-S", "-c", WORKER, str(Path(hook).parent.parent), str(w), str(events)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for w in range(workers)
     ]
     for proc in procs:
@@ -184,7 +189,9 @@ def bench_parallel(python, workers, events, env, db_path, home, hook=HOOK):
     rows, distinct = con.execute(
         "SELECT count(*), count(DISTINCT tool_use_id) FROM events WHERE tool_use_id LIKE 'toolu_par_%'"
     ).fetchone()
-    spooled = con.execute("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%' AND via = 'cra'").fetchone()[0]
+    spooled = con.execute(
+        "SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%' AND via = 'cra'"
+    ).fetchone()[0]
     calls = con.execute("SELECT count(*) FROM tool_calls WHERE tool_use_id LIKE 'toolu_par_%'").fetchone()[0]
     total = workers * events
     return {
@@ -213,9 +220,13 @@ def summarize(times, cpu):
     return rows
 
 
-LABELS = {"bare": "bare `python -S -c pass`", "sqlite": "floor: `python -S -c 'import _sqlite3'`",
-          "read1mb": "floor: bare start-up reading the 1 MB payload from stdin",
-          "small": "hook, small payload (~0.4 KB)", "1mb": "hook, 1 MB payload"}
+LABELS = {
+    "bare": "bare `python -S -c pass`",
+    "sqlite": "floor: `python -S -c 'import _sqlite3'`",
+    "read1mb": "floor: bare start-up reading the 1 MB payload from stdin",
+    "small": "hook, small payload (~0.4 KB)",
+    "1mb": "hook, 1 MB payload",
+}
 
 
 def render(rows, par, python, runs, load=None):
@@ -298,8 +309,11 @@ def write_section(text, path=BENCHMARKS):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=100, help="runs per latency row (>= 60)")
-    parser.add_argument("--python", default=os.path.realpath(sys.executable),
-                        help="interpreter the hook runs under (absolute path) [default: this one, resolved]")
+    parser.add_argument(
+        "--python",
+        default=os.path.realpath(sys.executable),
+        help="interpreter the hook runs under (absolute path) [default: this one, resolved]",
+    )
     parser.add_argument("--hook", default=str(HOOK), help="hook script to measure [default: this checkout's]")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--events", type=int, default=500, help="events per parallel worker")

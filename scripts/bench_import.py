@@ -20,6 +20,7 @@ and least over least. Then a second import of the same tree (which should find n
 Ratios are of CPU time (time.process_time: user + system time of this process, SQLite's included),
 not wall time: on a shared machine wall time mostly measures the other jobs.
 """
+
 import argparse
 import json
 import os
@@ -44,7 +45,11 @@ def source_sessions():
     roots = [REPO / "tests" / "fixtures" / "recorded", REPO / "tests" / "fixtures" / "transcripts"]
     shared = REPO.parent / "shared" / "fixtures"
     if shared.is_dir():
-        roots += [shared / "claude-code-2.1.328", shared / "public" / "sniffly-cc1.0.17", shared / "public" / "spotter-cc2.1.38"]
+        roots += [
+            shared / "claude-code-2.1.328",
+            shared / "public" / "sniffly-cc1.0.17",
+            shared / "public" / "spotter-cc2.1.38",
+        ]
     sessions = []
     for root in roots:
         for path in sorted(root.rglob("*.jsonl")):
@@ -67,6 +72,7 @@ def build_corpus(dest: Path, size_mb: float) -> int:
         for data, subs in blobs:
             copy += 1
             tag = b"%012x" % copy
+
             # Every uuid (session ids included) gets this copy's last 12 hex digits: same shape, unique.
             def fresh(blob):
                 blob = UUID.sub(lambda m: m.group(1) + tag, blob)
@@ -272,29 +278,45 @@ def main():
                 p.unlink()
             print(f"importing {corpus} ...", file=sys.stderr)
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", str(corpus), str(db), str(args.rounds)], capture_output=True, text=True, check=True,
+                [sys.executable, __file__, "--worker", str(corpus), str(db), str(args.rounds)],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[size] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
-    print("CPU time (time.process_time, user + system, SQLite included) is what the ratios compare, the least of"
-          f" {args.rounds} rounds each: wall time on a shared machine mostly measures the other jobs.")
-    print("import/bare: the median over the rounds of each round's import over the same round's bare parse;"
-          " least/least: the least import over the least bare parse; interleaved: the median over the rounds of"
-          " an import whose files alternate with their bare parse every %.0f MB (the parse runs %s slower that"
-          " way than alone, by size)." % (INTERLEAVE_BYTES / 1e6, ", ".join(
-              "%+.0f%%" % (100 * r["interleaved_bare_slowdown"] - 100) for r in results.values())))
-    print(f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
-          f" {'least/least':>12} {'interleaved':>12} {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10}"
-          f" {'peak RSS MB':>12} {'db MB':>7} {'load':>6}")
-    print(f"{'':>10} {'':>6} {'':>8} {'(CPU)':>10} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>14}"
-          f" {'(CPU)':>11} {'(CPU)':>10}")
+    print(
+        "CPU time (time.process_time, user + system, SQLite included) is what the ratios compare, the least of"
+        f" {args.rounds} rounds each: wall time on a shared machine mostly measures the other jobs."
+    )
+    print(
+        "import/bare: the median over the rounds of each round's import over the same round's bare parse;"
+        " least/least: the least import over the least bare parse; interleaved: the median over the rounds of"
+        " an import whose files alternate with their bare parse every %.0f MB (the parse runs %s slower that"
+        " way than alone, by size)."
+        % (
+            INTERLEAVE_BYTES / 1e6,
+            ", ".join("%+.0f%%" % (100 * r["interleaved_bare_slowdown"] - 100) for r in results.values()),
+        )
+    )
+    print(
+        f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
+        f" {'least/least':>12} {'interleaved':>12} {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10}"
+        f" {'peak RSS MB':>12} {'db MB':>7} {'load':>6}"
+    )
+    print(
+        f"{'':>10} {'':>6} {'':>8} {'(CPU)':>10} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>14}"
+        f" {'(CPU)':>11} {'(CPU)':>10}"
+    )
     for size, r in results.items():
-        print(f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s_cpu']:>10.1f} {r['import_mb_s_cpu']:>12.1f}"
-              f" {r['paired_vs_bare']:>11.2f}x {r['import_vs_bare_cpu']:>11.2f}x {r['interleaved_vs_bare']:>11.2f}x"
-              f" {r['raw_only_vs_bare_cpu']:>13.2f}x {r['reimport_cpu_s']:>11.3f}"
-              f" {r['reimport_vs_import_cpu']:>9.4f}x {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f} {r['load_avg_1m']:>6.1f}")
+        print(
+            f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s_cpu']:>10.1f} {r['import_mb_s_cpu']:>12.1f}"
+            f" {r['paired_vs_bare']:>11.2f}x {r['import_vs_bare_cpu']:>11.2f}x {r['interleaved_vs_bare']:>11.2f}x"
+            f" {r['raw_only_vs_bare_cpu']:>13.2f}x {r['reimport_cpu_s']:>11.3f}"
+            f" {r['reimport_vs_import_cpu']:>9.4f}x {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f} {r['load_avg_1m']:>6.1f}"
+        )
     print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
 
 

@@ -12,6 +12,7 @@ train_runtime) and padding waste (pad tokens / all tokens in training batches) f
 Every variant: the same tiny Llama built locally, the same LoRA (r 16, all projections), batch, steps,
 learning rate, thread count and seed. On a CUDA machine cra's backend is unsloth when installed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,10 +45,12 @@ def plain_trl(model_dir, data_dir, out_dir, args, packing: bool) -> dict:
         from peft import prepare_model_for_kbit_training
         from transformers import BitsAndBytesConfig
 
-        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                   bnb_4bit_compute_dtype=dtype)
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype, quantization_config=quant,
-                                                     device_map={"": 0} if cuda else {"": "cpu"})
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype
+        )
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=dtype, quantization_config=quant, device_map={"": 0} if cuda else {"": "cpu"}
+        )
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
@@ -91,9 +94,20 @@ def cra_sft(model_dir, data_dir, runs_dir, args, packing: bool) -> dict:
     from cra.train.sft import train_sft
 
     settings = SFTSettings(
-        base=str(model_dir), dataset=str(data_dir), load_in_4bit=args.four_bit, max_steps=args.steps,
-        batch_size=args.batch, grad_accum=1, learning_rate=3e-3, max_length=args.max_length, packing="on" if packing else "auto",
-        warmup_ratio=0.0, eval_steps=10 ** 6, logging_steps=args.steps, seed=0, runs_dir=str(runs_dir),
+        base=str(model_dir),
+        dataset=str(data_dir),
+        load_in_4bit=args.four_bit,
+        max_steps=args.steps,
+        batch_size=args.batch,
+        grad_accum=1,
+        learning_rate=3e-3,
+        max_length=args.max_length,
+        packing="on" if packing else "auto",
+        warmup_ratio=0.0,
+        eval_steps=10**6,
+        logging_steps=args.steps,
+        seed=0,
+        runs_dir=str(runs_dir),
     )
     run = train_sft(settings, open_db(), echo=lambda *a, **k: None)
     m = run["metrics"]
@@ -113,8 +127,12 @@ def main(argv=None):
     parser.add_argument("--max-length", type=int, default=1024)
     parser.add_argument("--examples", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for every variant")
-    parser.add_argument("--4bit", dest="four_bit", action="store_true", help="load the base in 4-bit NF4 (QLoRA), every variant")
-    parser.add_argument("--no-packed", action="store_true", help="skip the packed variants (slow without FlashAttention)")
+    parser.add_argument(
+        "--4bit", dest="four_bit", action="store_true", help="load the base in 4-bit NF4 (QLoRA), every variant"
+    )
+    parser.add_argument(
+        "--no-packed", action="store_true", help="skip the packed variants (slow without FlashAttention)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -148,12 +166,16 @@ def main(argv=None):
     if args.json:
         print(json.dumps({"device": device, "args": vars(args), "results": results}, indent=2))
         return 0
-    print(f"SFT throughput on the tiny Llama ({device}); {args.steps} steps x batch {args.batch}, "
-          f"max_length {args.max_length}, LoRA r16 on all projections{', 4-bit base' if args.four_bit else ''}")
+    print(
+        f"SFT throughput on the tiny Llama ({device}); {args.steps} steps x batch {args.batch}, "
+        f"max_length {args.max_length}, LoRA r16 on all projections{', 4-bit base' if args.four_bit else ''}"
+    )
     print(f"{'variant':<24}{'tokens/s':>10}{'padding':>10}{'tokens':>10}{'train s':>9}{'loss':>8}")
     for name, r in results.items():
-        print(f"{name:<24}{r['tokens_per_second']:>10.0f}{100 * r['padding_fraction']:>9.1f}%"
-              f"{r['tokens']:>10}{r['seconds']:>9.1f}{r['loss']:>8.3f}")
+        print(
+            f"{name:<24}{r['tokens_per_second']:>10.0f}{100 * r['padding_fraction']:>9.1f}%"
+            f"{r['tokens']:>10}{r['seconds']:>9.1f}{r['loss']:>8.3f}"
+        )
     return 0
 
 

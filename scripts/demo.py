@@ -25,6 +25,7 @@ Stages, each a real `cra` command on the scratch CRA_HOME (a failing stage stops
 7. `cra eval`: the GRPO adapter, its SFT parent and the untrained base, side by side on the held-out
    sessions' steps.
 """
+
 import argparse
 import json
 import os
@@ -38,8 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # tests.e2e: the mock API and client driver live beside the tests
 
 from tests.e2e.claude_client import (  # noqa: E402
-    ClaudeCodeUnavailable,
     PINNED_VERSION,
+    ClaudeCodeUnavailable,
     ensure_claude_code,
     run_scenario,
     run_session,
@@ -119,16 +120,59 @@ PROMPTS = {
 # far slower. The template leaves the tool schemas out of the prompt (Claude Code's are thousands of
 # tokens each, longer than the whole conversation); the dataset keeps them for `cra eval`'s checks.
 PREFIT_STEPS = 100
-SFT = ["--no-load-in-4bit", "--batch-size", "4", "--grad-accum", "1", "--max-length", "2048",
-       "--learning-rate", "5e-3", "--lora-r", "64", "--lora-alpha", "128", "--lora-dropout", "0",
-       "--warmup-ratio", "0", "--eval-steps", "1000", "--logging-steps", "50", "--cpu-threads", "1"]
+SFT = [
+    "--no-load-in-4bit",
+    "--batch-size",
+    "4",
+    "--grad-accum",
+    "1",
+    "--max-length",
+    "2048",
+    "--learning-rate",
+    "5e-3",
+    "--lora-r",
+    "64",
+    "--lora-alpha",
+    "128",
+    "--lora-dropout",
+    "0",
+    "--warmup-ratio",
+    "0",
+    "--eval-steps",
+    "1000",
+    "--logging-steps",
+    "50",
+    "--cpu-threads",
+    "1",
+]
 SFT_STEPS = 600
 # Short and gentle: on a model this small, longer or faster GRPO (16 steps at 5e-4) undid part of
 # what SFT learned (measured 64% -> 46% tool-name accuracy); `cra eval` shows both adapters anyway.
-GRPO = ["--no-load-in-4bit", "--max-steps", "8", "--batch-size", "4", "--num-generations", "4",
-        "--max-completion-length", "64", "--max-prompt-length", "2048", "--max-prompts", "16",
-        "--eval-prompts", "4", "--learning-rate", "1e-4", "--cpu-threads", "1", "--save-steps", "8",
-        "--logging-steps", "2"]
+GRPO = [
+    "--no-load-in-4bit",
+    "--max-steps",
+    "8",
+    "--batch-size",
+    "4",
+    "--num-generations",
+    "4",
+    "--max-completion-length",
+    "64",
+    "--max-prompt-length",
+    "2048",
+    "--max-prompts",
+    "16",
+    "--eval-prompts",
+    "4",
+    "--learning-rate",
+    "1e-4",
+    "--cpu-threads",
+    "1",
+    "--save-steps",
+    "8",
+    "--logging-steps",
+    "2",
+]
 EVAL = ["--max-new-tokens", "64", "--batch-size", "8", "--cpu-threads", "1"]
 
 
@@ -150,11 +194,13 @@ def cra(args, cra_home, echo=True, **env_extra):
     """The real CLI, in this interpreter, with CRA_HOME pointing at the demo's; exits on failure."""
     if echo:
         print("\n$ cra " + " ".join(args), flush=True)
-    proc = subprocess.run([sys.executable, "-m", "cra"] + args, env=cra_env(cra_home, **env_extra),
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cra"] + args, env=cra_env(cra_home, **env_extra), capture_output=True, text=True
+    )
     if proc.returncode != 0:
-        raise StageFailed("`cra %s` failed (exit %d):\n%s%s" % (" ".join(args), proc.returncode, proc.stdout,
-                                                                proc.stderr))
+        raise StageFailed(
+            "`cra %s` failed (exit %d):\n%s%s" % (" ".join(args), proc.returncode, proc.stdout, proc.stderr)
+        )
     return proc
 
 
@@ -194,11 +240,11 @@ def run_client(names, sessions, scratch, claude):
                 runs = [run_scenario(name, workdir, home, prompt=prompt, claude=claude)]
             bad = [r for r in runs if r.returncode != 0]
             if bad:
-                raise StageFailed("claude exited %d on scenario %s:\n%s" % (bad[0].returncode, name,
-                                                                           bad[0].stderr[-3000:]))
+                raise StageFailed(
+                    "claude exited %d on scenario %s:\n%s" % (bad[0].returncode, name, bad[0].stderr[-3000:])
+                )
             count += 1
-            print("  %-9s %s  %4.1fs  %s" % (name, runs[0].session_id, time.monotonic() - started, prompt),
-                  flush=True)
+            print("  %-9s %s  %4.1fs  %s" % (name, runs[0].session_id, time.monotonic() - started, prompt), flush=True)
     print("%d sessions in %.0fs" % (count, time.monotonic() - started_all))
 
 
@@ -219,8 +265,14 @@ def replay(names, scratch, settings):
             event = payload.get("hook_event_name") if isinstance(payload, dict) else line["event"]
             for command, timeout in commands.get(event, []):
                 env = dict(os.environ, **line.get("env", {}))
-                subprocess.run(["/bin/sh", "-c", command], input=json.dumps(payload).encode("utf-8"),
-                               env=env, cwd=str(scratch), capture_output=True, timeout=timeout)
+                subprocess.run(
+                    ["/bin/sh", "-c", command],
+                    input=json.dumps(payload).encode("utf-8"),
+                    env=env,
+                    cwd=str(scratch),
+                    capture_output=True,
+                    timeout=timeout,
+                )
                 calls += 1
         print("  %-15s %d hook calls replayed from %s" % (name, calls, path.relative_to(REPO)))
 
@@ -264,14 +316,31 @@ def tiny_base(scratch):
     print("\n$ python -m cra.testing.tiny %s" % raw, flush=True)
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "cra.testing.tiny", str(raw)], check=True, capture_output=True)
-    print("$ python -m cra.testing.prefit %s %s --steps %d --chat-template %s"
-          % (raw, base, PREFIT_STEPS, template), flush=True)
-    proc = subprocess.run([sys.executable, "-m", "cra.testing.prefit", str(raw), str(base), "--steps",
-                           str(PREFIT_STEPS), "--chat-template", str(template)], capture_output=True, text=True)
+    print(
+        "$ python -m cra.testing.prefit %s %s --steps %d --chat-template %s" % (raw, base, PREFIT_STEPS, template),
+        flush=True,
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cra.testing.prefit",
+            str(raw),
+            str(base),
+            "--steps",
+            str(PREFIT_STEPS),
+            "--chat-template",
+            str(template),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode != 0:
         raise StageFailed("pre-fitting the tiny model failed:\n%s" % proc.stderr[-3000:])
-    print("tiny base model (0.36 M parameters, pre-fitted on general tool use) in %s, %.0fs"
-          % (base, time.monotonic() - started))
+    print(
+        "tiny base model (0.36 M parameters, pre-fitted on general tool use) in %s, %.0fs"
+        % (base, time.monotonic() - started)
+    )
     return base, template
 
 
@@ -302,8 +371,9 @@ def eval_accuracies(cra_home, run_id):
 
     con = sqlite3.connect(str(Path(cra_home) / "cra.db"))
     try:
-        rows = con.execute("SELECT subject, metrics FROM evals WHERE run_id = ? AND backend = 'hf' ORDER BY id",
-                           (run_id,)).fetchall()
+        rows = con.execute(
+            "SELECT subject, metrics FROM evals WHERE run_id = ? AND backend = 'hf' ORDER BY id", (run_id,)
+        ).fetchall()
     finally:
         con.close()
     acc = {subject: json.loads(metrics)["tool_name_accuracy"] for subject, metrics in rows}
@@ -331,11 +401,18 @@ def export_and_chat(cra_home, run_id, dataset):
     text, action = llama_cpp_chat(merged, messages, json.loads(example["tools"]))
     print("\nllama-cpp-python chat completion on %s, held-out prompt %r:" % (merged.name, messages[-1]["content"]))
     print("  model wrote: %s" % text.strip().replace("\n", " ")[:300])
-    print("  parsed: %s; Claude called: %s" % (
-        ", ".join("%s(%s)" % (c.name, "ok" if c.parseable else c.error) for c in action.calls) or "no tool call",
-        ", ".join(claude_names) or "no tool"))
-    line = "%s -> %s (Claude: %s)" % (messages[-1]["content"][:60], ", ".join(str(n) for n in action.names) or "no call",
-                                      ", ".join(claude_names) or "answer")
+    print(
+        "  parsed: %s; Claude called: %s"
+        % (
+            ", ".join("%s(%s)" % (c.name, "ok" if c.parseable else c.error) for c in action.calls) or "no tool call",
+            ", ".join(claude_names) or "no tool",
+        )
+    )
+    line = "%s -> %s (Claude: %s)" % (
+        messages[-1]["content"][:60],
+        ", ".join(str(n) for n in action.names) or "no call",
+        ", ".join(claude_names) or "answer",
+    )
     return merged, line
 
 
@@ -343,8 +420,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", help="scratch directory (default: a new one under $TMPDIR)")
     parser.add_argument("--replay", action="store_true", help="replay recorded hook calls; do not run the client")
-    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS),
-                        help="comma-separated, from: %s" % ", ".join(SCENARIOS))
+    parser.add_argument(
+        "--scenarios", default=",".join(DEFAULT_SCENARIOS), help="comma-separated, from: %s" % ", ".join(SCENARIOS)
+    )
     parser.add_argument("--sessions", type=int, default=10, help="sessions per scenario (default 10)")
     parser.add_argument("--sft-steps", type=int, default=SFT_STEPS, help="SFT optimizer steps (default %d)" % SFT_STEPS)
     args = parser.parse_args(argv)
@@ -395,8 +473,10 @@ def main(argv=None):
     print(short_stats(cra(["stats"], cra_home).stdout))
     stage_done("stats", t)
     if claude is None:
-        print("\nReplayed hook calls come without transcripts (no prompts, no answers) and give one session"
-              " per scenario: too few to train and evaluate on. Install node and npm to run the rest.")
+        print(
+            "\nReplayed hook calls come without transcripts (no prompts, no answers) and give one session"
+            " per scenario: too few to train and evaluate on. Install node and npm to run the rest."
+        )
         print("\nCRA_HOME=%s" % cra_home)
         return 0
 
@@ -404,12 +484,29 @@ def main(argv=None):
     t = time.monotonic()
     # The mock's sessions are short (few calls, short answers) and one scenario fails on purpose, so
     # the default quality filters (>= 3 calls, >= 50 words, no unrecovered error) are relaxed here.
-    build = ["dataset", "build", "--name", "demo", "--min-tool-calls", "1", "--min-answer-words", "1",
-             "--keep-unrecovered", "--tools", "used", "--max-tool-output-chars", "300", "--eval-fraction", "0.25"]
+    build = [
+        "dataset",
+        "build",
+        "--name",
+        "demo",
+        "--min-tool-calls",
+        "1",
+        "--min-answer-words",
+        "1",
+        "--keep-unrecovered",
+        "--tools",
+        "used",
+        "--max-tool-output-chars",
+        "300",
+        "--eval-fraction",
+        "0.25",
+    ]
     print(cra(build, cra_home).stdout.rstrip())
     dataset, counts = dataset_summary(cra_home, "demo")
-    print("train: %d examples from %d sessions; eval: %d examples from %d held-out sessions"
-          % (counts["train"] + counts["eval"]))
+    print(
+        "train: %d examples from %d sessions; eval: %d examples from %d held-out sessions"
+        % (counts["train"] + counts["eval"])
+    )
     if counts["eval"][0] == 0 or counts["train"][0] == 0:
         raise StageFailed("the dataset needs both splits: run more sessions (--sessions)")
     stage_done("dataset", t)
@@ -417,8 +514,23 @@ def main(argv=None):
     banner("4. SFT: a LoRA adapter on a tiny local model (no downloads)")
     t = time.monotonic()
     base, template = tiny_base(scratch)
-    cra_live(["train", "sft", "--base", str(base), "--dataset", "demo", "--chat-template", str(template),
-              "--max-steps", str(args.sft_steps)] + SFT, cra_home, "train sft")
+    cra_live(
+        [
+            "train",
+            "sft",
+            "--base",
+            str(base),
+            "--dataset",
+            "demo",
+            "--chat-template",
+            str(template),
+            "--max-steps",
+            str(args.sft_steps),
+        ]
+        + SFT,
+        cra_home,
+        "train sft",
+    )
     sft = [r for r in runs_by_kind(cra_home) if r["kind"] == "sft"][-1]
     print("\nSFT run %d: adapter in %s" % (sft["id"], Path(sft["output_dir"]) / "adapter"))
     stage_done("sft", t)
@@ -427,8 +539,10 @@ def main(argv=None):
     t = time.monotonic()
     cra_live(["train", "grpo", "--sft-run", str(sft["id"])] + GRPO, cra_home, "train grpo")
     grpo = [r for r in runs_by_kind(cra_home) if r["kind"] == "grpo"][-1]
-    print("\nGRPO run %d (parent: SFT run %s): adapter in %s"
-          % (grpo["id"], grpo["parent_run"], Path(grpo["output_dir"]) / "adapter"))
+    print(
+        "\nGRPO run %d (parent: SFT run %s): adapter in %s"
+        % (grpo["id"], grpo["parent_run"], Path(grpo["output_dir"]) / "adapter")
+    )
     stage_done("grpo", t)
 
     banner("6. Export: the GRPO run as GGUF, run in llama.cpp")
@@ -445,8 +559,10 @@ def main(argv=None):
 
     banner("Summary")
     print("CRA_HOME   %s" % cra_home)
-    print("dataset    %s (train %d examples / %d sessions, eval %d / %d held-out sessions)"
-          % ((dataset,) + counts["train"] + counts["eval"]))
+    print(
+        "dataset    %s (train %d examples / %d sessions, eval %d / %d held-out sessions)"
+        % ((dataset,) + counts["train"] + counts["eval"])
+    )
     print("base       %s (tiny Llama, pre-fitted on general tool use; never saw these sessions)" % base)
     print("SFT        run %d: %s" % (sft["id"], Path(sft["output_dir"]) / "adapter"))
     print("GRPO       run %d: %s" % (grpo["id"], Path(grpo["output_dir"]) / "adapter"))
@@ -454,9 +570,16 @@ def main(argv=None):
     if chat:
         print("llama.cpp  %s" % chat)
     names = {"run": "GRPO run %d" % grpo["id"], "parent": "SFT run %d" % sft["id"], "base": "base"}
-    print("tool-name accuracy on %d held-out tool-call steps: %s" % (
-        acc["base"]["n"], ", ".join("%s %.1f%% [%.0f-%.0f]" % (names[k], 100 * v["rate"], 100 * v["low"], 100 * v["high"])
-                                    for k, v in acc.items())))
+    print(
+        "tool-name accuracy on %d held-out tool-call steps: %s"
+        % (
+            acc["base"]["n"],
+            ", ".join(
+                "%s %.1f%% [%.0f-%.0f]" % (names[k], 100 * v["rate"], 100 * v["low"], 100 * v["high"])
+                for k, v in acc.items()
+            ),
+        )
+    )
     print("time       %.0fs: %s" % (time.monotonic() - started, ", ".join("%s %.0fs" % kv for kv in timings.items())))
     if acc["parent"]["rate"] <= acc["base"]["rate"]:
         raise StageFailed("the SFT adapter does not beat its base on tool-name accuracy on the held-out steps")

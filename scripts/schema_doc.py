@@ -6,6 +6,7 @@ built by the migrations, so the documentation cannot drift from the schema.
     python scripts/schema_doc.py --check    # exit 1 if README.md's section is stale
     python scripts/schema_doc.py --print    # print the section
 """
+
 import argparse
 import re
 import sys
@@ -21,7 +22,7 @@ _COMMENT_ONLY = re.compile(r"^\s*--\s*(.*)$")
 def column_notes(create_sql: str) -> dict:
     """column -> its `-- comment` in the CREATE TABLE (continued on following comment-only lines)."""
     notes, last = {}, None
-    body = create_sql[create_sql.find("(") + 1:]
+    body = create_sql[create_sql.find("(") + 1 :]
     for line in body.splitlines():
         only = _COMMENT_ONLY.match(line)
         if only and last:
@@ -49,7 +50,7 @@ def build_schema_db():
     origin = {}
     pending = migrations.pending(db)
     for i, migration in enumerate(pending):
-        migrations.apply(db, stop_before=[m.name for m in pending[i + 1:]])
+        migrations.apply(db, stop_before=[m.name for m in pending[i + 1 :]])
         doc = " ".join((migration.fn.__doc__ or "").split())
         # Keyed by kind too: a table a later migration replaced by a view (api_shapes) is that one's.
         for name in db.table_names():

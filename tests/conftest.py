@@ -101,8 +101,11 @@ def build_fixture_db(path, scenarios, transcript_paths=()):
         with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
             for line in f:
                 rec = json.loads(line)
-                event = capture.Event(json.dumps(rec["payload"]).encode(), rec.get("env") or {},
-                                      received_at=capture.now_iso(rec["t_start"]))
+                event = capture.Event(
+                    json.dumps(rec["payload"]).encode(),
+                    rec.get("env") or {},
+                    received_at=capture.now_iso(rec["t_start"]),
+                )
                 capture.record(db.conn, event)
         if (scenario / "transcripts").is_dir():
             imports.append(str(scenario / "transcripts"))

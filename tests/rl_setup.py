@@ -5,6 +5,7 @@ A random 0.36 M-parameter model barely moves with LoRA alone; a short full-param
 synthetic conversations makes its samples look like `I will use Read on src/app.py.<tool_call>...`,
 which the behavioral reward can tell apart (dense rewards, variance within a group).
 """
+
 from __future__ import annotations
 
 import json
@@ -82,9 +83,14 @@ def cached_prefit_model(root: Path) -> Path:
 
 
 _VERBS = {"Read": "Read", "Search for": "Grep", "List": "Glob", "Run": "Bash", "Edit": "Edit", "Write": "Write"}
-_ARGS = {"Read": ["src/app.py", "README.md", "setup.cfg"], "Grep": ["def main", "TODO", "import os"],
-         "Glob": ["*.py", "tests/*.py", "src/**"], "Bash": ["pytest -q", "make lint", "ls src"],
-         "Edit": ["src/app.py", "src/cli.py"], "Write": ["notes.md", "src/new.py"]}
+_ARGS = {
+    "Read": ["src/app.py", "README.md", "setup.cfg"],
+    "Grep": ["def main", "TODO", "import os"],
+    "Glob": ["*.py", "tests/*.py", "src/**"],
+    "Bash": ["pytest -q", "make lint", "ls src"],
+    "Edit": ["src/app.py", "src/cli.py"],
+    "Write": ["notes.md", "src/new.py"],
+}
 
 
 def learnable_conversations(n: int, seed: int = 0) -> list[dict]:
@@ -106,8 +112,17 @@ def learnable_conversations(n: int, seed: int = 0) -> list[dict]:
         messages = [
             {"role": "system", "content": "You are a coding agent."},
             {"role": "user", "content": f"{verb} {arg}."},
-            {"role": "assistant", "content": f"I will use {name} on {arg}.", "tool_calls": [
-                {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps({"arg": arg})}}]},
+            {
+                "role": "assistant",
+                "content": f"I will use {name} on {arg}.",
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": name, "arguments": json.dumps({"arg": arg})},
+                    }
+                ],
+            },
             {"role": "tool", "tool_call_id": call_id, "content": f"ok: {arg}"},
             {"role": "assistant", "content": f"Done: {verb.lower()} {arg}."},
         ]
@@ -143,8 +158,18 @@ def sft_database(root: Path) -> Path:
     os.environ["CRA_HOME"] = str(root / "home")
     try:
         settings = SFTSettings(
-            base=str(model), dataset=str(data), load_in_4bit=False, max_steps=6, eval_steps=6, batch_size=4,
-            grad_accum=1, max_length=512, learning_rate=2e-3, cpu_threads=1, logging_steps=2, warmup_ratio=0,
+            base=str(model),
+            dataset=str(data),
+            load_in_4bit=False,
+            max_steps=6,
+            eval_steps=6,
+            batch_size=4,
+            grad_accum=1,
+            max_length=512,
+            learning_rate=2e-3,
+            cpu_threads=1,
+            logging_steps=2,
+            warmup_ratio=0,
             runs_dir=str(root / "runs"),
         )
         from transformers import set_seed

@@ -2,6 +2,7 @@
 and its pointer, the Stop-hook trigger, and the readiness `cra status`/`cra stats` show.
 
 Cycles on the tiny model are in test_auto_cycles.py."""
+
 import json
 import os
 import signal
@@ -11,15 +12,15 @@ import time
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import REPO, run_hook
+from dataset_db import Session, answer, good_steps
+
 from cra.auto import lock, store, trigger
 from cra.auto.config import AutoSettings, load_settings
 from cra.auto.cycle import metric_value, run_once
 from cra.auto.readiness import backoff_seconds, qualifying_turns, readiness
 from cra.cli import cli
 from cra.db import open_db
-from dataset_db import Session, answer, good_steps
 
 
 @pytest.fixture
@@ -34,9 +35,18 @@ def add_turns(db, n, start=0, qualifying=True):
 
 
 def completed_cycle(db, qualifying, started_at=None, number=1):
-    return store.insert_cycle(db, number=number, attempt=1, status="completed", trigger="first",
-                              qualifying_turns=qualifying, new_turns=qualifying, with_rl=0,
-                              started_at=started_at or store.now_iso(), ended_at=store.now_iso())
+    return store.insert_cycle(
+        db,
+        number=number,
+        attempt=1,
+        status="completed",
+        trigger="first",
+        qualifying_turns=qualifying,
+        new_turns=qualifying,
+        with_rl=0,
+        started_at=started_at or store.now_iso(),
+        ended_at=store.now_iso(),
+    )
 
 
 # -- settings ------------------------------------------------------------------------------------------
@@ -53,22 +63,30 @@ def test_defaults_are_the_original_design():
 
 def test_settings_file_and_its_errors(cra_home):
     cra_home.mkdir(parents=True)
-    (cra_home / "auto.toml").write_text('min_new_turns = 7\nrl_every = 3\n[sft]\nmax_steps = 5\n[filters]\nmin_tool_calls = 1\n')
+    (cra_home / "auto.toml").write_text(
+        "min_new_turns = 7\nrl_every = 3\n[sft]\nmax_steps = 5\n[filters]\nmin_tool_calls = 1\n"
+    )
     s = load_settings()
     assert (s.min_new_turns, s.rl_every, s.sft["max_steps"], s.turn_filters().min_tool_calls) == (7, 3, 5, 1)
     assert s.sft_settings("d", None).max_steps == 5
     # Typos and bad values fail when the file is read, not when the stage runs hours later.
-    for text, needle in (("min_new_turn = 3\n", "min_new_turn"), ("[sft]\nmax_step = 3\n", "max_step"),
-                         ("[sft]\nbase = 'x'\n", "each cycle sets it"), ("export_outtype = 'q9'\n", "export_outtype"),
-                         ("[filters]\nmin_words = 3\n", "min_words")):
+    for text, needle in (
+        ("min_new_turn = 3\n", "min_new_turn"),
+        ("[sft]\nmax_step = 3\n", "max_step"),
+        ("[sft]\nbase = 'x'\n", "each cycle sets it"),
+        ("export_outtype = 'q9'\n", "export_outtype"),
+        ("[filters]\nmin_words = 3\n", "min_words"),
+    ):
         (cra_home / "auto.toml").write_text(text)
         result = CliRunner().invoke(cli, ["auto", "config"])
         assert result.exit_code == 1 and needle in result.output and "Traceback" not in result.output, text
 
 
 def test_metric_value_reads_means_and_rates():
-    report = {"reward": {"total": {"n": 3, "mean": 0.5, "low": 0.1, "high": 0.9}},
-              "tool_name_accuracy": {"k": 1, "n": 4, "rate": 0.25, "low": 0, "high": 1}}
+    report = {
+        "reward": {"total": {"n": 3, "mean": 0.5, "low": 0.1, "high": 0.9}},
+        "tool_name_accuracy": {"k": 1, "n": 4, "rate": 0.25, "low": 0, "high": 1},
+    }
     assert metric_value(report, "reward.total") == 0.5
     assert metric_value(report, "tool_name_accuracy") == 0.25
     with pytest.raises(Exception, match="not in the eval report"):
@@ -123,15 +141,36 @@ def test_backoff_after_failures_doubles(db):
     assert [backoff_seconds(s, n) for n in (0, 1, 2, 3, 4)] == [0, 600, 1200, 2400, 3600]
     add_turns(db, 1)
     now = time.time()
-    store.insert_cycle(db, number=1, attempt=1, status="failed", trigger="first", qualifying_turns=1, new_turns=1,
-                       with_rl=0, failed_stage="sft", error="boom", started_at=store.now_iso(now),
-                       ended_at=store.now_iso(now))
+    store.insert_cycle(
+        db,
+        number=1,
+        attempt=1,
+        status="failed",
+        trigger="first",
+        qualifying_turns=1,
+        new_turns=1,
+        with_rl=0,
+        failed_stage="sft",
+        error="boom",
+        started_at=store.now_iso(now),
+        ended_at=store.now_iso(now),
+    )
     r = readiness(db, s, now=now + 599)
     assert not r.due and r.failures == 1 and "stage sft" in r.reason
     r = readiness(db, s, now=now + 601)
     assert (r.due, r.trigger, r.number) == (True, "retry", 1)
-    store.insert_cycle(db, number=1, attempt=2, status="crashed", trigger="retry", qualifying_turns=1, new_turns=1,
-                       with_rl=0, started_at=store.now_iso(now + 601), ended_at=store.now_iso(now + 601))
+    store.insert_cycle(
+        db,
+        number=1,
+        attempt=2,
+        status="crashed",
+        trigger="retry",
+        qualifying_turns=1,
+        new_turns=1,
+        with_rl=0,
+        started_at=store.now_iso(now + 601),
+        ended_at=store.now_iso(now + 601),
+    )
     assert not readiness(db, s, now=now + 601 + 1199).due  # 20 minutes after a second failure
     assert readiness(db, s, now=now + 601 + 1201).due
 
@@ -163,14 +202,19 @@ time.sleep(120)
 
 def test_lock_keeps_a_second_process_out_and_a_crash_frees_it(db, cra_home):
     add_turns(db, 1)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(cra_home)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(cra_home)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         assert lock.holder(cra_home)["pid"] == holder.pid
         # Another process (the CLI, as cron would run it) is turned away at once, even with --force.
-        out = subprocess.run([sys.executable, "-m", "cra", "auto", "once", "--force"], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "cra", "auto", "once", "--force"], capture_output=True, text=True, timeout=60
+        )
         assert out.returncode == 0 and f"already running (pid {holder.pid}" in out.stdout
         assert run_once(db, AutoSettings(min_total_turns=1), force=True)["status"] == "locked"
         assert db.execute("SELECT count(*) FROM cycles").fetchone()[0] == 1
@@ -251,8 +295,14 @@ def test_promote_by_hand_refuses_a_run_without_adapter(db, tmp_path):
 def stop(n=0):
     """A Stop event through the real hook, drained in the hook's own process (CRA_HOOK_SYNC) so that
     whatever it does with the trigger file has happened when this returns."""
-    payload = json.dumps({"hook_event_name": "Stop", "session_id": "live", "cwd": "/tmp",
-                          "transcript_path": f"/nonexistent/live-{n}.jsonl"})
+    payload = json.dumps(
+        {
+            "hook_event_name": "Stop",
+            "session_id": "live",
+            "cwd": "/tmp",
+            "transcript_path": f"/nonexistent/live-{n}.jsonl",
+        }
+    )
     return run_hook(payload, env={"CRA_HOOK_SYNC": "1"})
 
 
@@ -268,8 +318,9 @@ def test_hook_trigger_is_off_by_default_and_starts_a_detached_cycle(db, cra_home
     assert data["stops_needed"] == 49  # 1 of 50 qualifying turns: at least 49 more turns must end
     # What the hook starts is the file's argv: here a marker instead of a cycle, to see it run detached.
     marker = tmp_path / "started"
-    data.update(argv=[sys.executable, "-c", f"import os; open({str(marker)!r}, 'w').write(str(os.getsid(0)))"],
-                stops_needed=2)
+    data.update(
+        argv=[sys.executable, "-c", f"import os; open({str(marker)!r}, 'w').write(str(os.getsid(0)))"], stops_needed=2
+    )
     trigger.trigger_path().write_text(json.dumps(data))
     stop(n=1)
     time.sleep(0.5)

@@ -1,6 +1,7 @@
 """`cra auto` cycles on the tiny model (CPU, a few training steps each): no cycle before the threshold,
 the first at it, RL on the second, promotion only when eval does not regress, recovery after a failed
 stage. Turns are written into the database as the transcripts stage would (tests/dataset_db.py)."""
+
 import json
 import os
 import signal
@@ -14,6 +15,8 @@ from click.testing import CliRunner
 for _name in ("torch", "transformers", "trl", "peft", "datasets", "gguf"):
     pytest.importorskip(_name)
 
+from dataset_db import Session, answer, good_steps  # noqa: E402
+
 from cra.auto import store  # noqa: E402
 from cra.auto.config import AutoSettings  # noqa: E402
 from cra.auto.cycle import run_once  # noqa: E402
@@ -21,7 +24,6 @@ from cra.auto.readiness import readiness  # noqa: E402
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 from cra.train import runs  # noqa: E402
-from dataset_db import Session, answer, good_steps  # noqa: E402
 
 pytestmark = pytest.mark.slow
 QUIET = dict(echo=lambda *a, **k: None)
@@ -48,12 +50,34 @@ def add_turns(db, n, start=0):
 
 
 SETTINGS = dict(
-    min_total_turns=6, min_new_turns=4, eval_max_new_tokens=32, eval_limit=4, eval_cpu_threads=1,
+    min_total_turns=6,
+    min_new_turns=4,
+    eval_max_new_tokens=32,
+    eval_limit=4,
+    eval_cpu_threads=1,
     dataset={"eval_fraction": 0.3, "tools": "used", "system": "none"},
-    sft={"load_in_4bit": False, "max_steps": 1, "eval_steps": 1, "batch_size": 2, "grad_accum": 1,
-         "max_length": 1024, "cpu_threads": 1, "logging_steps": 1, "warmup_ratio": 0},
-    grpo={"load_in_4bit": False, "max_steps": 1, "batch_size": 2, "num_generations": 2, "max_completion_length": 16,
-          "eval_prompts": 0, "max_prompts": 4, "cpu_threads": 1, "save_steps": 1},
+    sft={
+        "load_in_4bit": False,
+        "max_steps": 1,
+        "eval_steps": 1,
+        "batch_size": 2,
+        "grad_accum": 1,
+        "max_length": 1024,
+        "cpu_threads": 1,
+        "logging_steps": 1,
+        "warmup_ratio": 0,
+    },
+    grpo={
+        "load_in_4bit": False,
+        "max_steps": 1,
+        "batch_size": 2,
+        "num_generations": 2,
+        "max_completion_length": 16,
+        "eval_prompts": 0,
+        "max_prompts": 4,
+        "cpu_threads": 1,
+        "save_steps": 1,
+    },
 )
 
 
@@ -63,12 +87,16 @@ def settings(base, **overrides):
 
 def toml(s: AutoSettings) -> str:
     """auto.toml for these settings (flat values, then one table per section)."""
+
     def value(v):
         return json.dumps(v) if not isinstance(v, bool) else str(v).lower()
 
     flat = [f"{k} = {value(v)}" for k, v in s.model_dump().items() if not isinstance(v, dict)]
-    tables = [f"[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
-              for k, v in s.model_dump().items() if isinstance(v, dict) and v]
+    tables = [
+        f"[{k}]\n" + "\n".join(f"{kk} = {value(vv)}" for kk, vv in v.items())
+        for k, v in s.model_dump().items()
+        if isinstance(v, dict) and v
+    ]
     return "\n".join(flat) + "\n" + "\n".join(tables) + "\n"
 
 
@@ -114,7 +142,12 @@ def test_first_cycle_at_the_threshold_and_rl_on_the_second(tiny_model, cra_home)
     result = CliRunner().invoke(cli, ["auto", "once"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     second = store.list_cycles(db)[0]
-    assert (second["number"], second["status"], second["trigger"], second["with_rl"]) == (2, "completed", "new_turns", 1)
+    assert (second["number"], second["status"], second["trigger"], second["with_rl"]) == (
+        2,
+        "completed",
+        "new_turns",
+        1,
+    )
     stages = {s["name"]: s for s in second["stages"]}
     assert list(stages) == ["sync", "signals", "dataset", "sft", "rl", "export", "eval", "promote"]
     grpo = runs.get_run(db, stages["rl"]["run_id"])
@@ -125,7 +158,10 @@ def test_first_cycle_at_the_threshold_and_rl_on_the_second(tiny_model, cra_home)
     # Both evaluated on the same held-out steps of the new dataset.
     evals = {e["id"]: e for e in db.query("SELECT id, steps_hash, model_run_id FROM evals")}
     cand, base = evals[stages["eval"]["outputs"]["eval_id"]], evals[stages["eval"]["outputs"]["baseline_eval_id"]]
-    assert cand["steps_hash"] == base["steps_hash"] and (cand["model_run_id"], base["model_run_id"]) == (grpo["id"], sft["id"])
+    assert cand["steps_hash"] == base["steps_hash"] and (cand["model_run_id"], base["model_run_id"]) == (
+        grpo["id"],
+        sft["id"],
+    )
 
     status = CliRunner().invoke(cli, ["auto", "status"], catch_exceptions=False).output
     assert "cycle 2.1 completed" in status and "rl:completed" in status and "cycle 1.1 completed" in status
@@ -199,8 +235,12 @@ def test_sigterm_mid_training_stops_the_cycle_without_a_backoff(tiny_model, cra_
     slow = settings(tiny_model, rl_every=0, sft={**SETTINGS["sft"], "max_steps": 5000, "eval_steps": 5000})
     config = tmp_path / "auto.toml"
     config.write_text(toml(slow))
-    proc = subprocess.Popen([sys.executable, "-m", "cra", "auto", "run", "--interval", "1", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cra", "auto", "run", "--interval", "1", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 180
         while time.time() < deadline:

@@ -1,5 +1,6 @@
 """scripts/bench_hooks.py's bookkeeping: it rewrites only its own BENCHMARKS.md section, and judges the
 goal from the numbers it measured. (The benchmark itself is run by hand, not by the tests.)"""
+
 import importlib.util
 
 from conftest import REPO
@@ -8,8 +9,19 @@ spec = importlib.util.spec_from_file_location("bench_hooks", REPO / "scripts" / 
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
-PAR = dict(workers=16, events_each=500, seconds=20.0, events_per_s=400.0, seconds_until_in_db=25.0, events_in_db_per_s=320.0, written_live=8000,
-           spooled_then_ingested=3, lost=0, duplicated=0, tool_calls=8000)
+PAR = dict(
+    workers=16,
+    events_each=500,
+    seconds=20.0,
+    events_per_s=400.0,
+    seconds_until_in_db=25.0,
+    events_in_db_per_s=320.0,
+    written_live=8000,
+    spooled_then_ingested=3,
+    lost=0,
+    duplicated=0,
+    tool_calls=8000,
+)
 
 
 def rows(small_median_ratio):
@@ -25,7 +37,9 @@ def rows(small_median_ratio):
 
 def test_write_section_replaces_only_its_own(tmp_path):
     path = tmp_path / "BENCHMARKS.md"
-    path.write_text("# Benchmarks\n\n## Import\n\nimport text\n\n## Hooks\n\nold hooks text\n\n## Dataset\n\ndataset text\n")
+    path.write_text(
+        "# Benchmarks\n\n## Import\n\nimport text\n\n## Hooks\n\nold hooks text\n\n## Dataset\n\ndataset text\n"
+    )
     bench.write_section("## Hooks\n\nnew hooks text\n", path)
     assert path.read_text() == (
         "# Benchmarks\n\n## Import\n\nimport text\n\n## Hooks\n\nnew hooks text\n\n## Dataset\n\ndataset text\n"

@@ -5,16 +5,16 @@ Sources (each skipped when absent): ../shared/fixtures/claude-code-2.1.328/<scen
 project's own recordings in tests/fixtures/recorded/<scenario>/ (hooks.jsonl + transcripts/), and the
 older clients' hook logs in ../shared/fixtures/public/hooklogs/ (no tool_use_id: paired by order).
 """
+
 import collections
 import json
 import os
 import sqlite3
-from pathlib import Path
 
 import pytest
+from conftest import REPO, SHARED, handle_in_process, run_hook
 
 from claude_hooks import capture
-from conftest import REPO, SHARED, handle_in_process, run_hook
 from cra.db import open_db
 
 SHARED_SCENARIOS = SHARED / "fixtures" / "claude-code-2.1.328"
@@ -52,7 +52,13 @@ PINNED = {
     ],
     "hook_exit2": [("Bash", B, False)],
     "misc_events": [("Bash", S, False)],
-    "parallel_mixed": [("Write", S, False), ("Read", S, False), ("Write", S, False), ("Bash", S, False), ("Bash", S, False)],
+    "parallel_mixed": [
+        ("Write", S, False),
+        ("Read", S, False),
+        ("Write", S, False),
+        ("Bash", S, False),
+        ("Bash", S, False),
+    ],
     "slash_command": [("Bash", S, False)],
     "subagent": [("Agent", S, False), ("Bash", S, True), ("Read", S, True)],
     "subagent_sync": [("Agent", S, False), ("Read", S, True)],
@@ -95,7 +101,7 @@ def transcript_calls(scenario):
     uses, results = {}, {}
     order = collections.defaultdict(list)  # agent id (None: main thread) -> tool_use ids in order
     for path in sorted((scenario / "transcripts").rglob("*.jsonl")):
-        agent = path.stem[len("agent-"):] if path.stem.startswith("agent-") else None
+        agent = path.stem[len("agent-") :] if path.stem.startswith("agent-") else None
         if agent and agent.startswith("acompact"):
             continue  # compaction's own run: not a session's tool calls
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -205,14 +211,14 @@ def test_parallel_batch_keeps_model_order(scenario, cra_home, tmp_path):
     """Parallel read-only calls' hooks overlap and arrive in any order: PostToolBatch restores the
     model's order. A parallel run replayed with each batch's hook calls reversed."""
     lines = load_hook_lines(scenario)
-    batch_ids = [
-        [c["tool_use_id"] for c in l["payload"]["tool_calls"]] for l in lines if l["event"] == "PostToolBatch"
-    ]
+    batch_ids = [[c["tool_use_id"] for c in l["payload"]["tool_calls"]] for l in lines if l["event"] == "PostToolBatch"]
     assert max(map(len, batch_ids)) > 1
     shuffled = list(lines)
     for ids in batch_ids:
         for event in ("PreToolUse", "PostToolUse"):
-            positions = [n for n, l in enumerate(lines) if l["payload"].get("tool_use_id") in ids and l["event"] == event]
+            positions = [
+                n for n, l in enumerate(lines) if l["payload"].get("tool_use_id") in ids and l["event"] == event
+            ]
             for n, m in zip(positions, reversed(positions)):
                 shuffled[n] = lines[m]
     (tmp_path / "reversed").mkdir()
@@ -220,7 +226,9 @@ def test_parallel_batch_keeps_model_order(scenario, cra_home, tmp_path):
         f.writelines(json.dumps(l) + "\n" for l in shuffled)
     feed(tmp_path / "reversed")
     con = _db()
-    first = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls WHERE post_at IS NOT NULL ORDER BY pre_at, rowid")]
+    first = [
+        r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls WHERE post_at IS NOT NULL ORDER BY pre_at, rowid")
+    ]
     assert first != [i for ids in batch_ids for i in ids]  # the replay really was out of order
     by_seq = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls ORDER BY seq")]
     assert by_seq == [i for ids in batch_ids for i in ids]
@@ -268,10 +276,13 @@ def test_older_client_hook_logs(logdir, cra_home):
     if not pres and not posts:
         assert con.execute("SELECT count(*) FROM tool_calls").fetchone()[0] == 0
         return
-    rows = [dict(zip(("id", "session", "name", "input", "response", "status", "pre_at", "synthetic", "seq"), r))
-            for r in con.execute(
-                "SELECT tool_use_id, session_id, tool_name, tool_input, tool_response, status, pre_at,"
-                " synthetic_id, seq FROM tool_calls")]
+    rows = [
+        dict(zip(("id", "session", "name", "input", "response", "status", "pre_at", "synthetic", "seq"), r))
+        for r in con.execute(
+            "SELECT tool_use_id, session_id, tool_name, tool_input, tool_response, status, pre_at,"
+            " synthetic_id, seq FROM tool_calls"
+        )
+    ]
     # One row per call: each Post joined the Pre with the same tool and input, else got its own row.
     pre_count = collections.Counter(map(_key, pres))
     post_count = collections.Counter(map(_key, posts))
@@ -279,7 +290,9 @@ def test_older_client_hook_logs(logdir, cra_home):
     assert row_count == {k: max(pre_count[k], post_count[k]) for k in pre_count | post_count}
     # Every Post's result is on a row with its own input, and nothing got two results.
     success = collections.Counter(
-        (r["session"], r["name"], json.dumps(json.loads(r["input"])), r["response"]) for r in rows if r["status"] == "success"
+        (r["session"], r["name"], json.dumps(json.loads(r["input"])), r["response"])
+        for r in rows
+        if r["status"] == "success"
     )
     expected = collections.Counter(_key(p) + (capture._json(p.get("tool_response")),) for p in posts)
     assert success == expected

@@ -1,4 +1,5 @@
 """`cra --help` and every command's --help stay fast: no training library is imported for them."""
+
 import json
 import subprocess
 import sys

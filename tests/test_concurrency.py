@@ -1,5 +1,6 @@
 """Parallel hooks (Claude Code runs read-only tools and their hooks at once; several sessions and
 subagents write together) and parallel drainers never lose or duplicate an event."""
+
 import json
 import os
 import sqlite3
@@ -8,9 +9,9 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from click.testing import CliRunner
+from conftest import REPO, run_hook
 
 from claude_hooks import capture
-from conftest import REPO, run_hook
 from cra.cli import cli
 from cra.db import open_db, spool_backlog
 
@@ -83,9 +84,7 @@ def test_concurrent_drainers_ingest_each_event_once(cra_home):
     open_db().conn.close()
     home = str(cra_home)
     for i in range(SPOOLED):
-        event = capture.Event(
-            json.dumps({"session_id": "s", "hook_event_name": "Notification", "n": i}).encode(), {}
-        )
+        event = capture.Event(json.dumps({"session_id": "s", "hook_event_name": "Notification", "n": i}).encode(), {})
         assert capture.spool(home, event, reason="test") == os.path.join(home, capture.SPOOL_DIR)
     assert spool_backlog() == SPOOLED
     procs = [

@@ -1,14 +1,15 @@
 """`cra dataset build`: example format, filters, splits, dedup, truncation, budget, redaction end to end."""
+
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from dataset_db import Session, answer, good_steps, new_db
 
 from cra.cli import cli
 from cra.dataset.build import BuildOptions, DatasetBuilder, in_eval, to_sharegpt, truncate
 from cra.dataset.filters import TurnFilters
-from dataset_db import Session, answer, good_steps, new_db
 
 PLANTED = Path(__file__).parent / "fixtures" / "secrets" / "planted.jsonl"
 
@@ -41,8 +42,9 @@ def _strings(obj):
 def build(db, out, **kw):
     opts = BuildOptions(**kw)
     summary = DatasetBuilder(db, opts).build(str(out))
-    rows = {split: [json.loads(l) for l in (out / f"{split}.jsonl").read_text().splitlines()]
-            for split in ("train", "eval")}
+    rows = {
+        split: [json.loads(l) for l in (out / f"{split}.jsonl").read_text().splitlines()] for split in ("train", "eval")
+    }
     return summary, rows
 
 
@@ -85,9 +87,14 @@ def test_thinking_omitted_and_used_tools_only(db, tmp_path):
 
 
 def test_recorded_tool_schemas_win_and_mcp_tools_are_described_from_inputs(db, tmp_path):
-    recorded = [{"name": "Read", "description": "RECORDED read", "input_schema": {
-        "$schema": "x", "type": "object", "properties": {"file_path": {"type": "string"}}}},
-        {"name": "DeferredToolPlaceholder", "description": "", "input_schema": {}}]
+    recorded = [
+        {
+            "name": "Read",
+            "description": "RECORDED read",
+            "input_schema": {"$schema": "x", "type": "object", "properties": {"file_path": {"type": "string"}}},
+        },
+        {"name": "DeferredToolPlaceholder", "description": "", "input_schema": {}},
+    ]
     s = Session(db, "s1", tools=recorded, system="You are the recorded system prompt.")
     steps = good_steps() + [("", [("mcp__db__query", {"sql": "select 1", "limit": 5}, "1", "success")])]
     s.turn("q", steps, answer())
@@ -111,8 +118,11 @@ def test_filters_report_what_each_removed(db, tmp_path):
     s.turn("too few", good_steps()[1:], answer())
     s.turn("short", good_steps(), "Done.")
     s.turn("interrupted", good_steps(), answer(), outcome="interrupted")
-    failing = [("", [("Bash", {"command": "make"}, "error", "failure")])] + good_steps()[1:] + [
-        ("", [("Grep", {"pattern": "x"}, "", "success")])]
+    failing = (
+        [("", [("Bash", {"command": "make"}, "error", "failure")])]
+        + good_steps()[1:]
+        + [("", [("Grep", {"pattern": "x"}, "", "success")])]
+    )
     s.turn("unrecovered", failing, answer())
     recovered = [("", [("Bash", {"command": "make"}, "error", "failure")])] + good_steps()
     s.turn("recovered", recovered, answer())
@@ -123,8 +133,12 @@ def test_filters_report_what_each_removed(db, tmp_path):
     assert summary["removed"]["unrecovered_error"] == 1
     assert sorted(r["messages"][1]["content"] for r in rows["train"]) == ["good", "recovered"]
     # every threshold is a knob
-    summary, rows = build(db, tmp_path / "out2", eval_fraction=0, filters=TurnFilters(
-        min_tool_calls=0, min_answer_words=0, skip_failed=False, skip_unrecovered=False))
+    summary, rows = build(
+        db,
+        tmp_path / "out2",
+        eval_fraction=0,
+        filters=TurnFilters(min_tool_calls=0, min_answer_words=0, skip_failed=False, skip_unrecovered=False),
+    )
     assert len(rows["train"]) == 6 and not any(summary["removed"].values())
 
 
@@ -210,8 +224,9 @@ def test_sharegpt_format(db, tmp_path):
     assert json.loads(ex["conversations"][2]["value"]) == ["a.py\nb.py (x)", "a.py:1:def main():"]
     assert ex["system"].startswith("You are Claude Code")
     assert {t["name"] for t in json.loads(ex["tools"])} >= {"Bash", "Read"}
-    assert to_sharegpt({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
-                        "tools": "[]"})["conversations"] == [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]
+    assert to_sharegpt(
+        {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "tools": "[]"}
+    )["conversations"] == [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]
 
 
 def test_planted_secrets_never_reach_the_written_dataset(db, tmp_path):
@@ -231,8 +246,11 @@ def test_planted_secrets_never_reach_the_written_dataset(db, tmp_path):
             steps.append(("", [("Bash", {"command": "cat config"}, e["text"], "success")]))
         s.turn(prompt, steps, answer(topic=f"item {e['id']}"))
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(out),
-                                      "--eval-fraction", "0", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(out), "--eval-fraction", "0", "--json"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["train_examples"] == len(entries)
@@ -243,8 +261,11 @@ def test_planted_secrets_never_reach_the_written_dataset(db, tmp_path):
     assert "## Redaction" in (out / "README.md").read_text()
     # the check above would catch a leak: without redaction the secrets are there
     raw = tmp_path / "raw"
-    CliRunner().invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(raw),
-                             "--eval-fraction", "0", "--no-redact"], catch_exceptions=False)
+    CliRunner().invoke(
+        cli,
+        ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(raw), "--eval-fraction", "0", "--no-redact"],
+        catch_exceptions=False,
+    )
     raw_text = written_text(raw / "train.jsonl")
     assert all(e["secret"] in raw_text for e in entries)
     assert "**Off**" in (raw / "README.md").read_text()
@@ -253,8 +274,11 @@ def test_planted_secrets_never_reach_the_written_dataset(db, tmp_path):
 def test_cli_records_dataset_row_and_card(db, tmp_path):
     Session(db, "s1").turn("Find main.", good_steps(), answer())
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(out),
-                                      "--name", "mine", "--eval-fraction", "0"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(out), "--name", "mine", "--eval-fraction", "0"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "1 train, 0 eval" in result.output
     row = next(db["datasets"].rows_where("name = ?", ["mine"]))
@@ -273,16 +297,47 @@ def test_cli_warns_when_the_session_split_leaves_a_side_empty(db, tmp_path):
     all_eval = next(seed for seed in range(10000) if all(in_eval(f"s{i}", seed, 0.25) for i in range(3)))
     all_train = next(seed for seed in range(10000) if not any(in_eval(f"s{i}", seed, 0.25) for i in range(3)))
     runner = CliRunner()
-    result = runner.invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "a"),
-                                 "--eval-fraction", "0.25", "--seed", str(all_eval)], catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        [
+            "dataset",
+            "build",
+            "-d",
+            str(tmp_path / "cra.db"),
+            "-o",
+            str(tmp_path / "a"),
+            "--eval-fraction",
+            "0.25",
+            "--seed",
+            str(all_eval),
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0 and "0 train, 3 eval" in result.output
     assert "warning: the train split is empty: all 3 kept session(s)" in result.output
     assert "--eval-fraction 0 to train on everything" in result.output
-    result = runner.invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "b"),
-                                 "--eval-fraction", "0.25", "--seed", str(all_train)], catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        [
+            "dataset",
+            "build",
+            "-d",
+            str(tmp_path / "cra.db"),
+            "-o",
+            str(tmp_path / "b"),
+            "--eval-fraction",
+            "0.25",
+            "--seed",
+            str(all_train),
+        ],
+        catch_exceptions=False,
+    )
     assert "3 train, 0 eval" in result.output and "warning: the eval split is empty" in result.output
-    result = runner.invoke(cli, ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "c"),
-                                 "--eval-fraction", "0"], catch_exceptions=False)
+    result = runner.invoke(
+        cli,
+        ["dataset", "build", "-d", str(tmp_path / "cra.db"), "-o", str(tmp_path / "c"), "--eval-fraction", "0"],
+        catch_exceptions=False,
+    )
     assert "warning" not in result.output
 
 
@@ -296,13 +351,39 @@ def test_cli_explains_an_empty_database(tmp_path):
 
 def test_hook_only_turns_fall_back_to_tool_calls(db, tmp_path):
     """A session recorded by hooks without its transcript still yields an example."""
-    tid = db["turns"].insert({"session_id": "h1", "turn_index": 0, "prompt_text": "do it", "final_answer": answer(),
-                              "tool_call_count": 3, "outcome": "completed"}).last_pk
-    for i, (name, resp) in enumerate([("Bash", {"stdout": "out", "stderr": ""}),
-                                      ("Read", {"type": "text", "file": {"content": "filetext"}}),
-                                      ("Glob", {"filenames": ["a.py"]})]):
-        db["tool_calls"].insert({"tool_use_id": f"t{i}", "session_id": "h1", "tool_name": name, "tool_input": "{}",
-                                 "tool_response": json.dumps(resp), "status": "success", "seq": i, "turn_id": tid})
+    tid = (
+        db["turns"]
+        .insert(
+            {
+                "session_id": "h1",
+                "turn_index": 0,
+                "prompt_text": "do it",
+                "final_answer": answer(),
+                "tool_call_count": 3,
+                "outcome": "completed",
+            }
+        )
+        .last_pk
+    )
+    for i, (name, resp) in enumerate(
+        [
+            ("Bash", {"stdout": "out", "stderr": ""}),
+            ("Read", {"type": "text", "file": {"content": "filetext"}}),
+            ("Glob", {"filenames": ["a.py"]}),
+        ]
+    ):
+        db["tool_calls"].insert(
+            {
+                "tool_use_id": f"t{i}",
+                "session_id": "h1",
+                "tool_name": name,
+                "tool_input": "{}",
+                "tool_response": json.dumps(resp),
+                "status": "success",
+                "seq": i,
+                "turn_id": tid,
+            }
+        )
     summary, rows = build(db, tmp_path / "out", eval_fraction=0)
     msgs = rows["train"][0]["messages"]
     assert [m["content"] for m in msgs if m["role"] == "tool"] == ["out", "filetext", "a.py"]
@@ -314,9 +395,12 @@ def test_real_client_transcripts(tmp_path, shared_dir):
     from cra.transcripts import importer
 
     db = new_db(tmp_path / "cra.db")
-    importer.import_paths(db.conn, [str(p) for p in sorted((shared_dir / "fixtures" / "claude-code-2.1.328").glob("*/transcripts"))])
-    summary, rows = build(db, tmp_path / "out", eval_fraction=0,
-                          filters=TurnFilters(min_tool_calls=1, min_answer_words=1))
+    importer.import_paths(
+        db.conn, [str(p) for p in sorted((shared_dir / "fixtures" / "claude-code-2.1.328").glob("*/transcripts"))]
+    )
+    summary, rows = build(
+        db, tmp_path / "out", eval_fraction=0, filters=TurnFilters(min_tool_calls=1, min_answer_words=1)
+    )
     assert summary["train_examples"] >= 10
     tools_turn = next(r for r in rows["train"] if "[[scenario:tools]]" in r["messages"][1]["content"])
     calls = [[tc["function"]["name"] for tc in m["tool_calls"]] for m in tools_turn["messages"] if m.get("tool_calls")]
@@ -326,7 +410,7 @@ def test_real_client_transcripts(tmp_path, shared_dir):
         if m["role"] == "assistant" and m.get("tool_calls"):
             ids = [tc["id"] for tc in m["tool_calls"]]
             i = tools_turn["messages"].index(m)
-            assert [x["tool_call_id"] for x in tools_turn["messages"][i + 1:i + 1 + len(ids)]] == ids
+            assert [x["tool_call_id"] for x in tools_turn["messages"][i + 1 : i + 1 + len(ids)]] == ids
     assert summary["tool_schema_sources"].get("recorded", 0) > 0
     assert any(m.get("reasoning") for m in tools_turn["messages"])
 
@@ -348,9 +432,11 @@ def test_dataset_commands_import_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, cra.cli, cra.dataset.commands, cra.dataset.build, cra.dataset.pairs, cra.dataset.bootstrap; "
-            "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'gguf') if m in sys.modules]; "
-            "print(heavy)")
+    code = (
+        "import sys, cra.cli, cra.dataset.commands, cra.dataset.build, cra.dataset.pairs, cra.dataset.bootstrap; "
+        "heavy = [m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets', 'gguf') if m in sys.modules]; "
+        "print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     listing = CliRunner().invoke(cli, ["--help"]).output

@@ -1,12 +1,13 @@
 """What `cra dataset build` writes is what the training stack takes: `datasets` loads it, a real chat
 template renders it (tools, tool calls, tool results), TRL's SFTTrainer trains on it."""
+
 import json
 
 import pytest
+from dataset_db import Session, answer, good_steps, new_db
 
 from cra.dataset.bootstrap import store_synthetic
 from cra.dataset.build import BuildOptions, DatasetBuilder
-from dataset_db import Session, answer, good_steps, new_db
 
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("transformers")
@@ -20,9 +21,20 @@ def built(tmp_path_factory):
         s = Session(db, f"s{i}")
         s.turn(f"task {i}", good_steps(str(i)), answer(topic=f"task {i}"))
     # MCP calls with different argument keys: Arrow must not merge them into one struct
-    Session(db, "mcp").turn("mcp", good_steps("m") + [
-        ("", [("mcp__db__query", {"sql": "select 1"}, "1", "success"),
-              ("mcp__web__get", {"url": "https://example.com", "depth": 2}, "<html>", "success")])], answer())
+    Session(db, "mcp").turn(
+        "mcp",
+        good_steps("m")
+        + [
+            (
+                "",
+                [
+                    ("mcp__db__query", {"sql": "select 1"}, "1", "success"),
+                    ("mcp__web__get", {"url": "https://example.com", "depth": 2}, "<html>", "success"),
+                ],
+            )
+        ],
+        answer(),
+    )
     store_synthetic(db, 5, seed=0)
     out = tmp / "out"
     DatasetBuilder(db, BuildOptions(eval_fraction=0.3, seed=1)).build(str(out))
@@ -53,23 +65,39 @@ def test_chat_template_renders_tools_calls_and_results(built, tokenizer):
         call = next(tc for m in row["messages"] for tc in m.get("tool_calls") or ())
         assert f'"name": "{call["function"]["name"]}"' in text
         assert row["messages"][-1]["content"] in text
-        mask = tokenizer.apply_chat_template(row["messages"], tools=json.loads(row["tools"]), tokenize=True,
-                                             return_dict=True, return_assistant_tokens_mask=True)
+        mask = tokenizer.apply_chat_template(
+            row["messages"],
+            tools=json.loads(row["tools"]),
+            tokenize=True,
+            return_dict=True,
+            return_assistant_tokens_mask=True,
+        )
         assert 0 < sum(mask["assistant_masks"]) < len(mask["input_ids"])
 
 
 @pytest.mark.slow
 def test_sft_trainer_accepts_and_trains(built, tokenizer, tmp_path):
     trl = pytest.importorskip("trl")
-    from cra.testing.tiny import build_model
     from transformers import AutoModelForCausalLM
+
+    from cra.testing.tiny import build_model
 
     model_dir = build_model(tmp_path / "tiny", tokenizer=tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     ds = datasets.load_dataset("json", data_files={"train": str(built / "train.jsonl")})["train"]
-    config = trl.SFTConfig(output_dir=str(tmp_path / "run"), max_steps=2, per_device_train_batch_size=2,
-                           use_cpu=True, bf16=False, gradient_checkpointing=False, report_to=[],
-                           assistant_only_loss=True, max_length=4096, logging_steps=1, save_strategy="no")
+    config = trl.SFTConfig(
+        output_dir=str(tmp_path / "run"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        report_to=[],
+        assistant_only_loss=True,
+        max_length=4096,
+        logging_steps=1,
+        save_strategy="no",
+    )
     trainer = trl.SFTTrainer(model=model, args=config, train_dataset=ds, processing_class=tokenizer)
     result = trainer.train()
     assert result.global_step == 2
@@ -83,8 +111,20 @@ def test_token_counts_with_a_real_tokenizer(tmp_path, tokenizer):
     out = tmp_path / "out"
     summary = DatasetBuilder(db, BuildOptions(eval_fraction=0, tokenizer=str(tmp_path / "tok"))).build(str(out))
     row = json.loads((out / "train.jsonl").read_text())
-    msgs = [{**m, "tool_calls": [{**tc, "function": {**tc["function"], "arguments": json.loads(tc["function"]["arguments"])}}
-                                 for tc in m["tool_calls"]]} if m.get("tool_calls") else m for m in row["messages"]]
-    ids = tokenizer.apply_chat_template(msgs, tools=json.loads(row["tools"]), tokenize=True, return_dict=True)["input_ids"]
+    msgs = [
+        {
+            **m,
+            "tool_calls": [
+                {**tc, "function": {**tc["function"], "arguments": json.loads(tc["function"]["arguments"])}}
+                for tc in m["tool_calls"]
+            ],
+        }
+        if m.get("tool_calls")
+        else m
+        for m in row["messages"]
+    ]
+    ids = tokenizer.apply_chat_template(msgs, tools=json.loads(row["tools"]), tokenize=True, return_dict=True)[
+        "input_ids"
+    ]
     assert summary["tokens"]["counted_with"].startswith("tokenizer")
     assert summary["tokens"]["max"] == len(ids)

@@ -9,6 +9,7 @@ Needs node and npm (the pinned client is installed once into $CRA_CLAUDE_CODE_CA
 ~/.cache/cra/claude-code); skips only when they are missing. The same checks also run without node,
 on the committed recordings (tests/fixtures/recorded) replayed through the hook.
 """
+
 import json
 import os
 import re
@@ -19,16 +20,15 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import wait_for_drainer
 
 try:
     from e2e import claude_client
-    from e2e.claude_client import ClaudeCodeUnavailable, install_cra_hooks, load_jsonl, run_session, run_scenario
+    from e2e.claude_client import ClaudeCodeUnavailable, install_cra_hooks, load_jsonl, run_scenario, run_session
     from e2e.scenarios import SCENARIOS, blocks
 except ImportError:  # tests/ imported as a package
     from tests.e2e import claude_client
-    from tests.e2e.claude_client import ClaudeCodeUnavailable, install_cra_hooks, load_jsonl, run_session, run_scenario
+    from tests.e2e.claude_client import ClaudeCodeUnavailable, install_cra_hooks, load_jsonl, run_scenario, run_session
     from tests.e2e.scenarios import SCENARIOS, blocks
 
 # Mock request kinds that mean a scenario went off script, or the client tried to leave loopback.
@@ -58,7 +58,7 @@ def transcript_calls(main_transcript, subagent_transcripts):
     """Every tool_use in the transcripts: id -> {name, input, agent_id}; and main-thread results by id."""
     calls, results = {}, {}
     assert main_transcript is not None and Path(main_transcript).exists(), "no main transcript"
-    files = [(main_transcript, None)] + [(p, Path(p).stem[len("agent-"):]) for p in subagent_transcripts]
+    files = [(main_transcript, None)] + [(p, Path(p).stem[len("agent-") :]) for p in subagent_transcripts]
     for path, agent_id in files:
         for entry in load_jsonl(path):
             message = entry.get("message") or {}
@@ -99,15 +99,20 @@ def assert_capture_clean(cra_home, hook_tmpdir):
     for spool in (Path(cra_home) / "spool", Path(hook_tmpdir) / ("cra-spool-%d" % os.getuid())):
         left = sorted(p.name for p in spool.glob("*")) if spool.exists() else []
         assert left == [], "spooled events left in %s: %s" % (spool, left)
-    bad = db_rows(cra_home, "SELECT hook_event_name, parse_error, derive_error FROM events"
-                            " WHERE parse_error IS NOT NULL OR derive_error IS NOT NULL")
+    bad = db_rows(
+        cra_home,
+        "SELECT hook_event_name, parse_error, derive_error FROM events"
+        " WHERE parse_error IS NOT NULL OR derive_error IS NOT NULL",
+    )
     assert bad == []
 
 
 def assert_db_matches_transcripts(cra_home, session_id, main_transcript, subagent_transcripts, expected):
     """The database's tool_calls against the transcripts; `expected`: tool_use id -> status."""
     calls, results = transcript_calls(main_transcript, subagent_transcripts)
-    rows = {r["tool_use_id"]: r for r in db_rows(cra_home, "SELECT * FROM tool_calls WHERE session_id = ?", (session_id,))}
+    rows = {
+        r["tool_use_id"]: r for r in db_rows(cra_home, "SELECT * FROM tool_calls WHERE session_id = ?", (session_id,))
+    }
 
     # Both sides hold exactly the calls the mock scripted.
     assert set(calls) == set(expected), "transcript tool_use ids differ from the mock's"
@@ -206,16 +211,21 @@ def test_scenario_capture_matches_transcript(name, claude, cra_home, tmp_path):
         stops = db_rows(cra_home, "SELECT agent_id FROM events WHERE hook_event_name = 'SubagentStop'")
         assert {s["agent_id"] for s in stops} == {agent_id}
     if name == "compact":
-        sources = [r["s"] for r in db_rows(
-            cra_home, "SELECT json_extract(payload, '$.source') AS s FROM events"
-                      " WHERE hook_event_name = 'SessionStart' ORDER BY id")]
+        sources = [
+            r["s"]
+            for r in db_rows(
+                cra_home,
+                "SELECT json_extract(payload, '$.source') AS s FROM events"
+                " WHERE hook_event_name = 'SessionStart' ORDER BY id",
+            )
+        ]
         assert sources == ["startup", "resume", "compact"]
         assert {"PreCompact", "PostCompact"} <= set(events)
         summary = [r for r in runs[1].requests if r["kind"] == "compact_summary"]
         assert summary, "the /compact run sent no summary request"
-        assert any(
-            e.get("isCompactSummary") for e in load_jsonl(runs[0].transcript())
-        ), "no compact summary in the transcript"
+        assert any(e.get("isCompactSummary") for e in load_jsonl(runs[0].transcript())), (
+            "no compact summary in the transcript"
+        )
 
 
 @pytest.mark.e2e
@@ -281,8 +291,11 @@ def test_recorded_sessions_replayed_through_hook(name, cra_home, tmp_path):
     lines.sort(key=lambda r: r["t_start"])  # the order the client started the hooks in
     for line in lines:
         proc = subprocess.run(
-            [sys.executable, "-S", str(HOOK)], input=json.dumps(line["payload"]).encode(),
-            env={**os.environ, **line["env"]}, capture_output=True, timeout=60,
+            [sys.executable, "-S", str(HOOK)],
+            input=json.dumps(line["payload"]).encode(),
+            env={**os.environ, **line["env"]},
+            capture_output=True,
+            timeout=60,
         )
         assert proc.returncode == 0 and proc.stdout == b"", proc
 
@@ -347,13 +360,28 @@ def test_mock_api_streams_scripted_steps_and_answers_the_rest():
     except ImportError:
         from tests.e2e.mock_api import MockAPI
 
-    script = {"demo": [
-        [{"type": "thinking", "thinking": "plan " * 30}, {"type": "text", "text": "Looking."},
-         {"type": "tool_use", "name": "Read", "input": {"file_path": "@WORK@/a.txt", "n": [1, {"x": "y"}]}, "_expect": "failure"}],
-        [{"type": "text", "text": "Done."}],
-    ]}
-    user = {"role": "user", "content": [{"type": "text", "text": "<system-reminder>x</system-reminder>"},
-                                        {"type": "text", "text": "[[scenario:demo]] go"}]}
+    script = {
+        "demo": [
+            [
+                {"type": "thinking", "thinking": "plan " * 30},
+                {"type": "text", "text": "Looking."},
+                {
+                    "type": "tool_use",
+                    "name": "Read",
+                    "input": {"file_path": "@WORK@/a.txt", "n": [1, {"x": "y"}]},
+                    "_expect": "failure",
+                },
+            ],
+            [{"type": "text", "text": "Done."}],
+        ]
+    }
+    user = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "<system-reminder>x</system-reminder>"},
+            {"type": "text", "text": "[[scenario:demo]] go"},
+        ],
+    }
     with MockAPI(script, {"@WORK@": "/w"}) as mock:
         status, ctype, data = _post(mock, {"model": "m", "stream": True, "messages": [user]})
         assert status == 200 and ctype.startswith("text/event-stream")
@@ -366,14 +394,19 @@ def test_mock_api_streams_scripted_steps_and_answers_the_rest():
         assert mock.expected == {tool_use["id"]: "failure"}
 
         # Step 1: one assistant message already in the request; not streamed -> plain JSON.
-        history = [user, {"role": "assistant", "content": message["content"]},
-                   {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": "x"}]}]
+        history = [
+            user,
+            {"role": "assistant", "content": message["content"]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": "x"}]},
+        ]
         status, ctype, data = _post(mock, {"model": "m", "messages": history})
         reply = json.loads(data)
         assert ctype == "application/json" and reply["content"] == [{"type": "text", "text": "Done."}]
         assert reply["stop_reason"] == "end_turn"
 
-        compact = history + [{"role": "user", "content": "Your task is to create a detailed summary of the conversation so far"}]
+        compact = history + [
+            {"role": "user", "content": "Your task is to create a detailed summary of the conversation so far"}
+        ]
         reply = json.loads(_post(mock, {"model": "m", "messages": compact})[2])
         assert "<summary>" in reply["content"][0]["text"] and "demo" in reply["content"][0]["text"]
         assert json.loads(_post(mock, {"messages": [user]}, "/v1/messages/count_tokens")[2])["input_tokens"] > 0
@@ -386,5 +419,12 @@ def test_mock_api_streams_scripted_steps_and_answers_the_rest():
         con.request("CONNECT", "api.example.com:443")
         assert con.getresponse().status == 403  # as a proxy it opens no tunnel out of loopback
         con.close()
-    assert [r["kind"] for r in mock.requests] == ["scenario", "scenario", "compact_summary", "count_tokens", "other", "proxy_refused"]
+    assert [r["kind"] for r in mock.requests] == [
+        "scenario",
+        "scenario",
+        "compact_summary",
+        "count_tokens",
+        "other",
+        "proxy_refused",
+    ]
     assert [r["step"] for r in mock.scenario_requests("demo")] == [0, 1]

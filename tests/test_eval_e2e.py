@@ -1,5 +1,6 @@
 """`cra eval` end to end: real recorded steps replayed through the metrics, and a tiny model on CPU whose
 trained adapter beats its base on held-out steps (numbers measured, never assumed)."""
+
 import json
 
 import pytest
@@ -14,7 +15,9 @@ def _render(message):
     parts = [message.get("content") or ""]
     for tc in message.get("tool_calls") or ():
         args = json.loads(tc["function"]["arguments"])
-        parts.append("<tool_call>\n" + json.dumps({"name": tc["function"]["name"], "arguments": args}) + "\n</tool_call>")
+        parts.append(
+            "<tool_call>\n" + json.dumps({"name": tc["function"]["name"], "arguments": args}) + "\n</tool_call>"
+        )
     return "\n".join(p for p in parts if p)
 
 
@@ -25,9 +28,26 @@ def test_recorded_sessions_replayed_with_claudes_own_actions_score_perfectly(rec
     from cra.eval.steps import load_steps
 
     out = tmp_path / "ds"
-    built = CliRunner().invoke(cli, ["dataset", "build", "-d", str(recorded_db), "-o", str(out), "--min-tool-calls", "1",
-                                     "--min-answer-words", "1", "--keep-unrecovered", "--keep-failed",
-                                     "--eval-fraction", "0"], catch_exceptions=False)
+    built = CliRunner().invoke(
+        cli,
+        [
+            "dataset",
+            "build",
+            "-d",
+            str(recorded_db),
+            "-o",
+            str(out),
+            "--min-tool-calls",
+            "1",
+            "--min-answer-words",
+            "1",
+            "--keep-unrecovered",
+            "--keep-failed",
+            "--eval-fraction",
+            "0",
+        ],
+        catch_exceptions=False,
+    )
     assert built.exit_code == 0, built.output
     steps, skipped = load_steps(out / "train.jsonl")
     examples = [json.loads(l) for l in open(out / "train.jsonl")]
@@ -47,9 +67,33 @@ def test_recorded_sessions_replayed_with_claudes_own_actions_score_perfectly(rec
 
 
 # One torch thread: on a shared 2-core machine two threads spin and run far slower.
-SFT = ["--no-load-in-4bit", "--batch-size", "16", "--grad-accum", "1", "--max-length", "256", "--learning-rate", "5e-3",
-       "--lora-r", "16", "--lora-alpha", "32", "--lora-dropout", "0", "--cpu-threads", "1", "--logging-steps", "4",
-       "--warmup-ratio", "0", "--eval-steps", "1000", "--max-steps", "12"]
+SFT = [
+    "--no-load-in-4bit",
+    "--batch-size",
+    "16",
+    "--grad-accum",
+    "1",
+    "--max-length",
+    "256",
+    "--learning-rate",
+    "5e-3",
+    "--lora-r",
+    "16",
+    "--lora-alpha",
+    "32",
+    "--lora-dropout",
+    "0",
+    "--cpu-threads",
+    "1",
+    "--logging-steps",
+    "4",
+    "--warmup-ratio",
+    "0",
+    "--eval-steps",
+    "1000",
+    "--max-steps",
+    "12",
+]
 EVAL = ["--max-new-tokens", "40", "--cpu-threads", "1", "--batch-size", "16"]
 
 
@@ -82,8 +126,24 @@ def trained(prefitted, tmp_path_factory):
     data = write_keyword_dataset(root / "data", n_train=96, n_eval=32)
     db = str(root / "cra.db")
     result = CliRunner(env={"CRA_HOME": str(root / "home")}).invoke(
-        cli, ["train", "sft", "-d", db, "--runs-dir", str(root / "runs"), "--base", base, "--dataset", str(data),
-              "--chat-template", template, *SFT], catch_exceptions=False)
+        cli,
+        [
+            "train",
+            "sft",
+            "-d",
+            db,
+            "--runs-dir",
+            str(root / "runs"),
+            "--base",
+            base,
+            "--dataset",
+            str(data),
+            "--chat-template",
+            template,
+            *SFT,
+        ],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     return db
 
@@ -114,8 +174,9 @@ def test_trained_adapter_beats_its_base_on_held_out_steps(trained):
     again = CliRunner().invoke(cli, ["eval", "last", "-d", trained, *EVAL], catch_exceptions=False)
     assert again.output.count("already measured these steps") == 2
     assert f"{100 * run_acc['rate']:.1f}%" in again.output
-    only_base = CliRunner().invoke(cli, ["eval", "last", "-d", trained, "--base-only", "--json", *EVAL],
-                                   catch_exceptions=False)
+    only_base = CliRunner().invoke(
+        cli, ["eval", "last", "-d", trained, "--base-only", "--json", *EVAL], catch_exceptions=False
+    )
     (b,) = json.loads(only_base.stdout)
     assert b["subject"] == "base" and b["metrics"]["tool_name_accuracy"] == base_acc
 
@@ -123,12 +184,14 @@ def test_trained_adapter_beats_its_base_on_held_out_steps(trained):
 def test_llama_cpp_backend_behaves_like_the_hf_adapter(trained):
     """The exported GGUF (base + LoRA adapter, f32) makes the same greedy choices in llama.cpp."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'cra[llama]')")
-    exported = CliRunner().invoke(cli, ["export", "gguf", "last", "-d", trained, "--adapter", "--outtype", "f32"],
-                                  catch_exceptions=False)
+    exported = CliRunner().invoke(
+        cli, ["export", "gguf", "last", "-d", trained, "--adapter", "--outtype", "f32"], catch_exceptions=False
+    )
     assert exported.exit_code == 0, exported.output
     hf = CliRunner().invoke(cli, ["eval", "last", "-d", trained, "--json", *EVAL], catch_exceptions=False)
-    cpp = CliRunner().invoke(cli, ["eval", "last", "-d", trained, "--backend", "llama.cpp", "--json", *EVAL],
-                             catch_exceptions=False)
+    cpp = CliRunner().invoke(
+        cli, ["eval", "last", "-d", trained, "--backend", "llama.cpp", "--json", *EVAL], catch_exceptions=False
+    )
     assert cpp.exit_code == 0, cpp.output
     hf_rows = {r["subject"]: r for r in json.loads(hf.stdout)}
     cpp_rows = {r["subject"]: r for r in json.loads(cpp.stdout)}

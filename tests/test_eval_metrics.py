@@ -1,4 +1,5 @@
 """`cra eval`'s metrics on fixed predictions: every number pinned (no model involved)."""
+
 import json
 import math
 
@@ -10,23 +11,61 @@ from cra.eval.stats import mean_ci, wilson
 from cra.eval.steps import steps_from_examples
 
 SCHEMA = [
-    {"type": "function", "function": {"name": "Read", "parameters": {
-        "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}},
-    {"type": "function", "function": {"name": "Grep", "parameters": {
-        "type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}}},
-    {"type": "function", "function": {"name": "Edit", "parameters": {"type": "object", "properties": {
-        "file_path": {"type": "string"}, "old_string": {"type": "string"}, "new_string": {"type": "string"}},
-        "required": ["file_path", "old_string", "new_string"]}}},
-    {"type": "function", "function": {"name": "Bash", "parameters": {
-        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"],
-        "additionalProperties": False}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "Read",
+            "parameters": {
+                "type": "object",
+                "properties": {"file_path": {"type": "string"}},
+                "required": ["file_path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "Grep",
+            "parameters": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "Edit",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "file_path": {"type": "string"},
+                    "old_string": {"type": "string"},
+                    "new_string": {"type": "string"},
+                },
+                "required": ["file_path", "old_string", "new_string"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "Bash",
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "string"}},
+                "required": ["command"],
+                "additionalProperties": False,
+            },
+        },
+    },
 ]
 TOOLS = json.dumps(SCHEMA)
 
 
 def call(name, args, i):
-    return {"role": "assistant", "content": "", "tool_calls": [
-        {"id": f"c{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]}
+    return {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": f"c{i}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}],
+    }
 
 
 def result(i, text="ok"):
@@ -38,27 +77,39 @@ def tc(name, args):
 
 
 EXAMPLES = [
-    {"messages": [
-        {"role": "system", "content": "You are a coding agent."},
-        {"role": "user", "content": "Fix the bug in app.py"},
-        call("Read", {"file_path": "src/app.py"}, 1), result(1),
-        call("Grep", {"pattern": "def main"}, 2), result(2),
-        call("Edit", {"file_path": "src/app.py", "old_string": "a", "new_string": "b"}, 3), result(3),
-        {"role": "assistant", "content": "Fixed."},
-    ], "tools": TOOLS, "meta": {"session_id": "s1", "turn_id": 1}},
-    {"messages": [
-        {"role": "user", "content": "Run the tests"},
-        call("Bash", {"command": "pytest -q"}, 4), result(4, "3 passed"),
-        {"role": "assistant", "content": "All pass."},
-    ], "tools": TOOLS, "meta": {"session_id": "s2", "turn_id": 2}},
+    {
+        "messages": [
+            {"role": "system", "content": "You are a coding agent."},
+            {"role": "user", "content": "Fix the bug in app.py"},
+            call("Read", {"file_path": "src/app.py"}, 1),
+            result(1),
+            call("Grep", {"pattern": "def main"}, 2),
+            result(2),
+            call("Edit", {"file_path": "src/app.py", "old_string": "a", "new_string": "b"}, 3),
+            result(3),
+            {"role": "assistant", "content": "Fixed."},
+        ],
+        "tools": TOOLS,
+        "meta": {"session_id": "s1", "turn_id": 1},
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Run the tests"},
+            call("Bash", {"command": "pytest -q"}, 4),
+            result(4, "3 passed"),
+            {"role": "assistant", "content": "All pass."},
+        ],
+        "tools": TOOLS,
+        "meta": {"session_id": "s2", "turn_id": 2},
+    },
 ]
 PREDICTIONS = [
-    tc("Read", {"file_path": "src/app.py"}),                               # exact
-    tc("Open", {"file_path": "lib/app.py"}),                               # a tool that was not offered
+    tc("Read", {"file_path": "src/app.py"}),  # exact
+    tc("Open", {"file_path": "lib/app.py"}),  # a tool that was not offered
     tc("Edit", {"file_path": "src/app.py", "old_string": "a", "new_string": "c"}),  # right tool, 2 of 3 args
-    "Done.",                                                                # answers, as Claude did
+    "Done.",  # answers, as Claude did
     '<tool_call>\n{"name": "Bash", "arguments": {"command": "pytest"\n</tool_call>',  # right tool, broken JSON
-    tc("Bash", {"cmd": "pytest"}),                                          # calls when Claude answered; bad args
+    tc("Bash", {"cmd": "pytest"}),  # calls when Claude answered; bad args
 ]
 
 
@@ -89,7 +140,12 @@ def test_next_action_agreement(report):
 def test_format_validity(report):
     fmt = report["format"]
     assert fmt["calls"] == 5
-    assert (fmt["parseable"]["k"], fmt["known_tool"]["k"], fmt["valid_arguments"]["k"], fmt["valid"]["k"]) == (4, 4, 2, 2)
+    assert (fmt["parseable"]["k"], fmt["known_tool"]["k"], fmt["valid_arguments"]["k"], fmt["valid"]["k"]) == (
+        4,
+        4,
+        2,
+        2,
+    )
     assert fmt["valid"]["rate"] == 0.4
 
 
@@ -128,7 +184,9 @@ def test_reward_components_are_cra_reward_on_the_same_steps():
     assert set(report["reward"]) == {"total", *COMPONENTS}
     direct = [score_text(Context.build(s.context, s.tools, s.target), p) for s, p in zip(steps, PREDICTIONS)]
     assert report["reward"]["total"]["mean"] == pytest.approx(sum(d.total for d in direct) / 6)
-    assert report["reward"]["agreement"]["mean"] == pytest.approx(sum(d.components["agreement"].score for d in direct) / 6)
+    assert report["reward"]["agreement"]["mean"] == pytest.approx(
+        sum(d.components["agreement"].score for d in direct) / 6
+    )
     assert scores[0].reward["total"] == pytest.approx(1.0)  # Claude's exact action
     assert scores[5].reward["total"] < scores[3].reward["total"]  # calling where Claude answered
 
@@ -149,8 +207,10 @@ def test_intervals():
 
 
 def test_parse_action_formats():
-    a = toolcalls.parse_action('Let me look.\n<tool_call>\n{"name": "Read", "arguments": {"file_path": "a.py"}}\n</tool_call>'
-                               '\n<tool_call>\n{"name": "Grep", "arguments": "{\\"pattern\\": \\"x\\"}"}\n</tool_call>')
+    a = toolcalls.parse_action(
+        'Let me look.\n<tool_call>\n{"name": "Read", "arguments": {"file_path": "a.py"}}\n</tool_call>'
+        '\n<tool_call>\n{"name": "Grep", "arguments": "{\\"pattern\\": \\"x\\"}"}\n</tool_call>'
+    )
     assert a.kind == "call" and a.text == "Let me look." and a.names == ["Read", "Grep"]
     assert a.calls[1].arguments == {"pattern": "x"}
     cut = toolcalls.parse_action('<tool_call>\n{"name": "Bash", "arguments": {"command": "ls"')
@@ -179,11 +239,16 @@ def test_argument_similarity_per_kind():
 def test_argument_problems_against_schema():
     schema = SCHEMA[3]["function"]["parameters"]
     assert toolcalls.argument_problems(schema, {"command": "ls"}) == []
-    assert toolcalls.argument_problems(schema, {"cmd": "ls"}) == ["missing required argument 'command'", "unknown argument 'cmd'"]
+    assert toolcalls.argument_problems(schema, {"cmd": "ls"}) == [
+        "missing required argument 'command'",
+        "unknown argument 'cmd'",
+    ]
     assert toolcalls.argument_problems(schema, {"command": 3}) == ["argument 'command' should be string"]
     enum = {"properties": {"mode": {"type": "string", "enum": ["a", "b"]}, "n": {"type": "integer"}}}
     assert toolcalls.argument_problems(enum, {"mode": "c", "n": True}) == [
-        "argument 'mode' must be one of ['a', 'b']", "argument 'n' should be integer"]
+        "argument 'mode' must be one of ['a', 'b']",
+        "argument 'n' should be integer",
+    ]
 
 
 def test_steps_skip_synthetic_dedupe_prefixes_and_ignore_context_turns():
@@ -193,12 +258,24 @@ def test_steps_skip_synthetic_dedupe_prefixes_and_ignore_context_turns():
         for end in (3, 5, 7, 9)
     ]
     synthetic = {**EXAMPLES[1], "meta": {"session_id": "synthetic-1", "synthetic": True}}
-    with_context = {"messages": [{"role": "user", "content": "earlier"}, {"role": "assistant", "content": "earlier answer"},
-                                 *EXAMPLES[1]["messages"]], "tools": TOOLS}
+    with_context = {
+        "messages": [
+            {"role": "user", "content": "earlier"},
+            {"role": "assistant", "content": "earlier answer"},
+            *EXAMPLES[1]["messages"],
+        ],
+        "tools": TOOLS,
+    }
     steps, skipped = steps_from_examples([*per_step, synthetic, with_context])
     assert skipped["synthetic_examples"] == 1 and skipped["duplicate_steps"] == 6  # 1+2+3 repeated prefixes
-    assert [(s.turn_key, s.index) for s in steps] == [("s1:1", 0), ("s1:1", 1), ("s1:1", 2), ("s1:1", 3),
-                                                       ("example-5", 0), ("example-5", 1)]
+    assert [(s.turn_key, s.index) for s in steps] == [
+        ("s1:1", 0),
+        ("s1:1", 1),
+        ("s1:1", 2),
+        ("s1:1", 3),
+        ("example-5", 0),
+        ("example-5", 1),
+    ]
     assert all(s.turn_steps == (4 if s.turn_key == "s1:1" else 2) for s in steps)
     # The earlier turn's answer is context, not a step of this turn.
     assert steps[4].context[-1]["content"] == "Run the tests"

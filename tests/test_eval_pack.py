@@ -1,16 +1,17 @@
 """The evals table, `cra eval --compare`, `cra eval list`, the blind A/B pack and `cra eval judge` (no model)."""
+
 import json
 import re
 
 import click
 import pytest
 from click.testing import CliRunner
+from test_eval_metrics import EXAMPLES, PREDICTIONS
 
 from cra.cli import cli
 from cra.db import open_db
 from cra.eval import metrics, pack, store
 from cra.eval.steps import steps_from_examples, steps_hash
-from test_eval_metrics import EXAMPLES, PREDICTIONS
 
 
 def make_run(db, tmp_path, n):
@@ -30,10 +31,20 @@ def record_eval(db, run, predictions, subject="run", context_note=None):
     store.write_steps(steps, digest)
     scores = [metrics.score_step(s, p) for s, p in zip(steps, predictions)]
     row = {
-        "run_id": run["id"], "subject": subject, "model_run_id": run["id"] if subject == "run" else None,
-        "base_model": "tiny-base", "adapter": "/x/adapter" if subject == "run" else None, "backend": "hf",
-        "dataset": "demo", "split": "eval", "step_limit": None, "steps_hash": digest, "step_count": len(steps),
-        "settings": {"max_new_tokens": 8}, "metrics": metrics.aggregate(scores), "seconds": 0.1,
+        "run_id": run["id"],
+        "subject": subject,
+        "model_run_id": run["id"] if subject == "run" else None,
+        "base_model": "tiny-base",
+        "adapter": "/x/adapter" if subject == "run" else None,
+        "backend": "hf",
+        "dataset": "demo",
+        "split": "eval",
+        "step_limit": None,
+        "steps_hash": digest,
+        "step_count": len(steps),
+        "settings": {"max_new_tokens": 8},
+        "metrics": metrics.aggregate(scores),
+        "seconds": 0.1,
     }
     per_step = [{"prediction": p, **s.as_dict()} for p, s in zip(predictions, scores)]
     return store.get_eval(db, store.insert_eval(db, row, per_step))
@@ -41,8 +52,22 @@ def record_eval(db, run, predictions, subject="run", context_note=None):
 
 def test_evals_table_columns():
     db = open_db()
-    assert {"run_id", "subject", "model_run_id", "base_model", "adapter", "backend", "dataset", "split", "steps_hash",
-            "step_count", "settings", "metrics", "predictions", "created_at"} <= set(db["evals"].columns_dict)
+    assert {
+        "run_id",
+        "subject",
+        "model_run_id",
+        "base_model",
+        "adapter",
+        "backend",
+        "dataset",
+        "split",
+        "steps_hash",
+        "step_count",
+        "settings",
+        "metrics",
+        "predictions",
+        "created_at",
+    } <= set(db["evals"].columns_dict)
     assert {"id", "eval_id", "answer_key", "identical", "items"} <= set(db["eval_packs"].columns_dict)
     assert {"pack_id", "judge", "item_id", "choice", "fooled"} <= set(db["eval_judgements"].columns_dict)
 
@@ -149,8 +174,11 @@ def test_pack_command_uses_the_runs_latest_eval(tmp_path):
     db = open_db()
     run = make_run(db, tmp_path, 1)
     record_eval(db, run, PREDICTIONS)
-    out = CliRunner().invoke(cli, ["eval", "pack", str(run["id"]), "-o", str(tmp_path / "p.html"), "--items", "3",
-                                   "--seed", "1"], catch_exceptions=False)
+    out = CliRunner().invoke(
+        cli,
+        ["eval", "pack", str(run["id"]), "-o", str(tmp_path / "p.html"), "--items", "3", "--seed", "1"],
+        catch_exceptions=False,
+    )
     assert out.exit_code == 0, out.output
     assert "Wrote 3 items" in out.output and (tmp_path / "p.html").is_file()
 
@@ -168,7 +196,11 @@ def test_pack_page_renders_in_a_browser_as_text(tmp_path):
     row = record_eval(db, run, PREDICTIONS, context_note=" <img src=x onerror=alert(1)></script>")
     out = tmp_path / "ab.html"
     pack.make_pack(db, row, out, items=40, seed=3)
-    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
-                         capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
     assert dom.count("A is Claude") == 6 and dom.count("B is Claude") == 6 and "0 / 6 judged" in dom
     assert "&lt;img src=x onerror=alert(1)&gt;" in dom and "<img" not in dom

@@ -1,6 +1,7 @@
 """`cra export gguf` / `cra export ollama` on the tiny model: files read back with gguf.GGUFReader,
 weights checked against transformers + PEFT, refusals write nothing, exports are recorded; and, where
 llama-cpp-python is installed (CI installs it), the files run in llama.cpp with the same logits."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -356,8 +357,16 @@ def test_exports_are_recorded_and_listed(tiny_llama, tmp_path):
 def test_export_by_adapter_dir_and_last(tiny_llama, tmp_path):
     out = tmp_path / "one.gguf"
     result = invoke(
-        "export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
-        "--out", str(out), "--outtype", "f16",
+        "export",
+        "gguf",
+        "--adapter-dir",
+        str(tiny_llama["adapter_dir"]),
+        "--base",
+        str(tiny_llama["base_dir"]),
+        "--out",
+        str(out),
+        "--outtype",
+        "f16",
     )
     assert out.is_file() and "Not recorded" in result.output
     run_id = make_run(tiny_llama, tmp_path / "runs")
@@ -382,8 +391,18 @@ def _copy_adapter(tiny: dict, dest: Path, edit_config=None) -> Path:
 def _refused(tmp_path, adapter_dir, base_dir, *extra) -> str:
     out = tmp_path / "out"
     result = invoke(
-        "export", "gguf", "--adapter-dir", str(adapter_dir), "--base", str(base_dir), "--out", str(out),
-        "--merged", "--adapter", *extra, expect_ok=False,
+        "export",
+        "gguf",
+        "--adapter-dir",
+        str(adapter_dir),
+        "--base",
+        str(base_dir),
+        "--out",
+        str(out),
+        "--merged",
+        "--adapter",
+        *extra,
+        expect_ok=False,
     )
     assert result.exit_code == 1, result.output
     assert not out.exists() or not any(out.iterdir()), "a refused export wrote files"
@@ -403,8 +422,15 @@ def test_refuses_added_tokens(tiny_llama, tmp_path):
     adapter = _copy_adapter(tiny_llama, tmp_path / "adapter")
     data = json.loads((adapter / "tokenizer.json").read_text())
     data["added_tokens"].append(
-        {"id": 2048, "content": "<|new|>", "single_word": False, "lstrip": False, "rstrip": False,
-         "normalized": False, "special": True}
+        {
+            "id": 2048,
+            "content": "<|new|>",
+            "single_word": False,
+            "lstrip": False,
+            "rstrip": False,
+            "normalized": False,
+            "special": True,
+        }
     )
     (adapter / "tokenizer.json").write_text(json.dumps(data))
     output = _refused(tmp_path, adapter, tiny_llama["base_dir"])
@@ -434,8 +460,17 @@ def test_q4_k_m_without_llama_cpp_says_how(tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setattr(writer, "llama_cpp_available", lambda: False)
     out = tmp_path / "out"
     result = invoke(
-        "export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
-        "--out", str(out), "--outtype", "q4_k_m", expect_ok=False,
+        "export",
+        "gguf",
+        "--adapter-dir",
+        str(tiny_llama["adapter_dir"]),
+        "--base",
+        str(tiny_llama["base_dir"]),
+        "--out",
+        str(out),
+        "--outtype",
+        "q4_k_m",
+        expect_ok=False,
     )
     assert result.exit_code == 1
     assert "cra[llama]" in result.output and "llama-quantize" in result.output
@@ -458,8 +493,17 @@ def test_failure_part_way_leaves_no_file(tiny_llama, tmp_path, monkeypatch):
     monkeypatch.setattr(writer.Planned, "encode", failing)
     out = tmp_path / "out"
     result = invoke(
-        "export", "gguf", "--adapter-dir", str(tiny_llama["adapter_dir"]), "--base", str(tiny_llama["base_dir"]),
-        "--out", str(out), "--merged", "--adapter", expect_ok=False,
+        "export",
+        "gguf",
+        "--adapter-dir",
+        str(tiny_llama["adapter_dir"]),
+        "--base",
+        str(tiny_llama["base_dir"]),
+        "--out",
+        str(out),
+        "--merged",
+        "--adapter",
+        expect_ok=False,
     )
     assert result.exit_code == 1 and "No space left on device" in result.output, result.output
     assert encoded[-1].endswith(".lora_a")
@@ -491,7 +535,9 @@ def test_ollama_modelfile_and_create(tiny_llama, tmp_path, monkeypatch):
     bin_dir.mkdir()
     log = tmp_path / "ollama-args"
     fake = bin_dir / "ollama"
-    fake.write_text(f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'w').write(' '.join(sys.argv[1:]))\nprint('success')\n")
+    fake.write_text(
+        f"#!{sys.executable}\nimport sys\nopen({str(log)!r}, 'w').write(' '.join(sys.argv[1:]))\nprint('success')\n"
+    )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", str(bin_dir))
     merged_mtime = (gguf_dir / "merged-f16.gguf").stat().st_mtime_ns
@@ -526,7 +572,15 @@ def _llama(path: Path, **kwargs):
 
     # An f32 KV cache: llama.cpp's default f16 cache alone moves logits by ~5e-3.
     return Llama(
-        model_path=str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=2, seed=0, type_k=0, type_v=0, **kwargs
+        model_path=str(path),
+        n_ctx=256,
+        logits_all=True,
+        verbose=False,
+        n_threads=2,
+        seed=0,
+        type_k=0,
+        type_v=0,
+        **kwargs,
     )
 
 
@@ -550,7 +604,7 @@ def test_llama_cpp_matches_transformers(tiny, tmp_path):
     ids = tiny["ids"]
 
     merged = _llama(out / "merged-f32.gguf")
-    assert merged.tokenize(tiny["text"].encode(), add_bos=False, special=True)[-len(ids):] == ids
+    assert merged.tokenize(tiny["text"].encode(), add_bos=False, special=True)[-len(ids) :] == ids
     diff = np.abs(_logits(merged, ids) - tiny["merged_logits"]).max()
     assert diff < 1e-3, f"merged f32 logits differ from transformers by {diff}"
 
@@ -582,7 +636,9 @@ def test_verify_flag_runs_the_files_in_llama_cpp(tiny_llama, tmp_path, monkeypat
     assert all(c["max_abs_diff"] < 1e-3 and c["tokens"] > 40 for c in checks)
 
     monkeypatch.setattr(writer, "permute_qk", lambda weights, n_head, n_head_kv=None: weights)
-    result = invoke("export", "gguf", str(run_id), "--outtype", "f32", "--verify", "--out", str(tmp_path / "bad"), expect_ok=False)
+    result = invoke(
+        "export", "gguf", str(run_id), "--outtype", "f32", "--verify", "--out", str(tmp_path / "bad"), expect_ok=False
+    )
     assert result.exit_code == 1 and "MISMATCH" in result.output and "should not be trusted" in result.output
 
 
@@ -593,16 +649,24 @@ def test_llama_cpp_tied_embeddings(tmp_path, tokenizer):
     tied = _build(tmp_path / "model", "qwen2", tokenizer, tied=True)
     assert tied["config"]["tie_word_embeddings"]
     out = tmp_path / "tied.gguf"
-    invoke("export", "gguf", "--adapter-dir", str(tied["adapter_dir"]), "--base", str(tied["base_dir"]),
-           "--outtype", "f32", "--out", str(out))
+    invoke(
+        "export",
+        "gguf",
+        "--adapter-dir",
+        str(tied["adapter_dir"]),
+        "--base",
+        str(tied["base_dir"]),
+        "--outtype",
+        "f32",
+        "--out",
+        str(out),
+    )
     assert "output.weight" not in {t.name for t in read(out).tensors}
     diff = np.abs(_logits(_llama(out), tied["ids"]) - tied["merged_logits"]).max()
     assert diff < 1e-3, f"tied-embedding export differs from transformers by {diff}"
 
 
-LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 
 @needs_llama_cpp
@@ -700,9 +764,29 @@ def test_export_of_a_trained_sft_run(tmp_path):
     base = build_model(tmp_path / "model", arch="qwen2")
     data = write_dataset(tmp_path / "data", n_train=8, n_eval=4)
     invoke(
-        "train", "sft", "--base", str(base), "--dataset", str(data), "--no-load-in-4bit", "--max-steps", "3",
-        "--eval-steps", "3", "--batch-size", "4", "--grad-accum", "1", "--max-length", "256",
-        "--learning-rate", "3e-2", "--cpu-threads", "1", "--warmup-ratio", "0",
+        "train",
+        "sft",
+        "--base",
+        str(base),
+        "--dataset",
+        str(data),
+        "--no-load-in-4bit",
+        "--max-steps",
+        "3",
+        "--eval-steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--grad-accum",
+        "1",
+        "--max-length",
+        "256",
+        "--learning-rate",
+        "3e-2",
+        "--cpu-threads",
+        "1",
+        "--warmup-ratio",
+        "0",
     )
     result = invoke("export", "gguf", "last", "--merged", "--adapter", "--outtype", "f32")
     from cra.db import open_db
@@ -714,7 +798,9 @@ def test_export_of_a_trained_sft_run(tmp_path):
     adapter_dir = Path(run["output_dir"]) / "adapter"
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base), adapter_dir).merge_and_unload()
     trained = {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
-    original = {k: v.detach().float().numpy() for k, v in AutoModelForCausalLM.from_pretrained(base).state_dict().items()}
+    original = {
+        k: v.detach().float().numpy() for k, v in AutoModelForCausalLM.from_pretrained(base).state_dict().items()
+    }
     changed = [k for k in trained if not np.array_equal(trained[k], original[k])]
     assert changed, "training changed nothing: the test would not tell a merged export from the base"
     tensors = {t.name: t for t in read(out / "merged-f32.gguf").tensors}

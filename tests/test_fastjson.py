@@ -1,13 +1,14 @@
 """claude_hooks.fastjson must be json.loads / json.dumps, minus the import cost."""
+
 import json
 import subprocess
 import sys
 
+from conftest import REPO
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claude_hooks import fastjson
-from conftest import REPO
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
@@ -35,8 +36,12 @@ def test_dumps_and_loads_match_json(value, ensure_ascii):
 @given(
     text=st.one_of(
         st.text(),
-        st.builds(lambda v, pre, post: pre + json.dumps(v) + post, values, st.sampled_from(["", " ", "\n\t", "\ufeff", "x"]),
-                  st.sampled_from(["", " \r\n", "x", "}", "]", "{}"])),
+        st.builds(
+            lambda v, pre, post: pre + json.dumps(v) + post,
+            values,
+            st.sampled_from(["", " ", "\n\t", "\ufeff", "x"]),
+            st.sampled_from(["", " \r\n", "x", "}", "]", "{}"]),
+        ),
         st.builds(lambda v, cut: json.dumps(v)[:cut], values, st.integers(0, 50)),
     )
 )
@@ -45,8 +50,23 @@ def test_loads_of_anything_matches_json(text):
 
 
 def test_edge_cases_match_json():
-    for text in ["", " ", "nul", "[1,]", '{"a" 1}', "NaN", "-Infinity", "[1e999]", '"\\ud800"', '"a\x00b"',
-                 "[" * 50_000 + "]" * 50_000, "  42  ", "1 2", '{"a": 1}{"b": 2}', b'{"a": 1}'.decode()]:
+    for text in [
+        "",
+        " ",
+        "nul",
+        "[1,]",
+        '{"a" 1}',
+        "NaN",
+        "-Infinity",
+        "[1e999]",
+        '"\\ud800"',
+        '"a\x00b"',
+        "[" * 50_000 + "]" * 50_000,
+        "  42  ",
+        "1 2",
+        '{"a": 1}{"b": 2}',
+        b'{"a": 1}'.decode(),
+    ]:
         assert outcome(fastjson.loads, text) == outcome(json.loads, text), text
     for value in [float("nan"), float("-inf"), {1: 2, None: 3, True: 4, 2.5: 5}, "\ud800", [object]]:
         assert outcome(fastjson.dumps, value) == outcome(json.dumps, value)
@@ -57,7 +77,7 @@ def test_hook_path_does_not_import_json():
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "from claude_hooks import fastjson as f;"
-        "f.dumps(f.loads('{\"a\": [1, 2.5, null, \"\\\\u00e9\"]}'), ensure_ascii=False);"
+        'f.dumps(f.loads(\'{"a": [1, 2.5, null, "\\\\u00e9"]}\'), ensure_ascii=False);'
         "print(f.FAST, 'json' in sys.modules, 're' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], capture_output=True, text=True, check=True)
@@ -78,7 +98,8 @@ def test_errors_in_a_fresh_process_match_json():
         "except Exception as e:\n    print(type(e).__name__, e)"
     )
     for text in BAD:
-        out = subprocess.run([sys.executable, "-S", "-c", code, str(REPO), text], capture_output=True, text=True,
-                             check=True)
+        out = subprocess.run(
+            [sys.executable, "-S", "-c", code, str(REPO), text], capture_output=True, text=True, check=True
+        )
         expected = outcome(json.loads, text)
         assert out.stdout.strip() == ("ok" if expected[0] == "ok" else f"{expected[0]} {expected[1]}"), text

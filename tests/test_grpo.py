@@ -1,4 +1,5 @@
 """`cra train grpo` on the pre-fitted tiny model, on CPU: rewards, KL, registry, resume, errors."""
+
 import json
 import os
 import signal
@@ -10,15 +11,32 @@ from click.testing import CliRunner
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
+from rl_setup import use_sft_database  # noqa: E402
+
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
-from rl_setup import use_sft_database  # noqa: E402
 
 # 4 contexts x 4 samples per step at temperature 0.7: enough signal per step for 8 steps to move the
 # policy reliably on the tiny model (fewer contexts per step made the direction noise).
-FAST = ["--no-load-in-4bit", "--batch-size", "16", "--num-generations", "4", "--temperature", "0.7",
-        "--max-completion-length", "48", "--learning-rate", "1e-3", "--cpu-threads", "1", "--max-prompts", "16",
-        "--save-steps", "4"]
+FAST = [
+    "--no-load-in-4bit",
+    "--batch-size",
+    "16",
+    "--num-generations",
+    "4",
+    "--temperature",
+    "0.7",
+    "--max-completion-length",
+    "48",
+    "--learning-rate",
+    "1e-3",
+    "--cpu-threads",
+    "1",
+    "--max-prompts",
+    "16",
+    "--save-steps",
+    "4",
+]
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +50,9 @@ def sft(rl_root, cra_home):
 
 
 def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
-    result = CliRunner().invoke(cli, ["train", "grpo", "--max-steps", "8", "--eval-prompts", "12", *FAST],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["train", "grpo", "--max-steps", "8", "--eval-prompts", "12", *FAST], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     db = sft["db"]
     run = next(db.query("SELECT * FROM runs WHERE kind = 'grpo'"))
@@ -44,8 +63,15 @@ def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
     assert m["steps"] == 8 and len(m["step_log"]) == 8
 
     # Per-step reward statistics: mean, std, each component, and the KL to the SFT policy.
-    components = ["format_validity", "agreement", "constraint_adherence", "reasoning_depth", "tool_efficiency",
-                  "self_correction", "exploration_fit"]
+    components = [
+        "format_validity",
+        "agreement",
+        "constraint_adherence",
+        "reasoning_depth",
+        "tool_efficiency",
+        "self_correction",
+        "exploration_fit",
+    ]
     for step in m["step_log"]:
         assert {"reward_mean", "reward_std", "kl"} <= set(step)
         for name in components:
@@ -85,8 +111,18 @@ def test_grpo_ctrl_c_then_resume_continues_from_the_checkpoint(sft):
             if state.global_step == 1:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    settings = GRPOSettings(load_in_4bit=False, max_steps=4, batch_size=8, num_generations=4, max_completion_length=32,
-                            learning_rate=2e-3, cpu_threads=1, max_prompts=8, save_steps=2, eval_prompts=0)
+    settings = GRPOSettings(
+        load_in_4bit=False,
+        max_steps=4,
+        batch_size=8,
+        num_generations=4,
+        max_completion_length=32,
+        learning_rate=2e-3,
+        cpu_threads=1,
+        max_prompts=8,
+        save_steps=2,
+        eval_prompts=0,
+    )
     db = open_db()
     first = train_grpo(settings, db, callbacks=(CtrlCAtStep2(),), echo=lambda *a, **k: None)
     assert first["status"] == "interrupted" and first["metrics"]["steps"] == 2

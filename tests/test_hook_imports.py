@@ -1,5 +1,6 @@
 """The hook runs on every tool call with `python -S`: it may import only the standard library and its
 own package (never cra, never site-packages)."""
+
 import ast
 import json
 import os
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 from conftest import HOOK_SCRIPT, REPO
+
 from cra.db import open_db
 
 ALLOWED_OWN = {"claude_hooks"}
@@ -60,7 +62,9 @@ def test_hook_imports_only_stdlib_on_every_path(tmp_path, cra_home):
     )
     for raw in (
         _payload("PreToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="toolu_1"),
-        _payload("PostToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="toolu_1", tool_response={}),
+        _payload(
+            "PostToolUse", tool_name="Bash", tool_input={"command": "ls"}, tool_use_id="toolu_1", tool_response={}
+        ),
         _payload("PostToolBatch", tool_calls=[{"tool_use_id": "toolu_1", "tool_name": "Bash", "tool_response": "x"}]),
         # Boundaries: the hook may also read the transcript here.
         _payload("Stop", transcript_path=str(transcript)),
@@ -124,8 +128,9 @@ def test_hook_keeps_its_bytecode_fresh_under_dontwritebytecode(tmp_path):
     copy = tmp_path / "plugin" / "claude_hooks"
     shutil.copytree(REPO / "claude_hooks", copy, ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "CRA_HOME": str(tmp_path / "home"), "CRA_HOOK_SYNC": "1"}
-    proc = subprocess.run([sys.executable, "-S", str(copy / "hook.py")], input=b"{}", capture_output=True, env=env,
-                          timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-S", str(copy / "hook.py")], input=b"{}", capture_output=True, env=env, timeout=60
+    )
     assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"", b"")
     compiled = {p.name.split(".")[0] for p in (copy / "__pycache__").glob("*.pyc")}
     assert {"spool", "capture", "fastjson", "__init__"} <= compiled

@@ -1,5 +1,6 @@
 """The hook never breaks Claude Code: whatever arrives on stdin and whatever state the disk is in, it
 exits 0, prints nothing, and the event lands in the database or the spool (then in the database)."""
+
 import contextlib
 import json
 import os
@@ -10,11 +11,11 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
+from conftest import run_hook, wait_for_drainer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from claude_hooks import capture
-from conftest import run_hook, wait_for_drainer
 from cra.cli import cli
 from cra.db import open_db
 
@@ -357,15 +358,18 @@ BASE_PAYLOADS = [
         )
     ),
     json.loads(payload("PermissionRequest", tool_name="Write", tool_input={"file_path": "/x", "content": ""})),
-    json.loads(
-        payload("PermissionDenied", tool_name="Write", tool_use_id="toolu_04", tool_input={}, reason="denied")
-    ),
+    json.loads(payload("PermissionDenied", tool_name="Write", tool_use_id="toolu_04", tool_input={}, reason="denied")),
     json.loads(
         payload(
             "PostToolBatch",
             tool_calls=[
                 {"tool_name": "Write", "tool_use_id": "toolu_04", "tool_input": {}, "tool_response": "has been denied"},
-                {"tool_name": "Read", "tool_use_id": "toolu_05", "tool_input": {"x": 1}, "tool_response": "InputValidationError"},
+                {
+                    "tool_name": "Read",
+                    "tool_use_id": "toolu_05",
+                    "tool_input": {"x": 1},
+                    "tool_response": "InputValidationError",
+                },
                 {"tool_name": "Grep", "tool_use_id": "toolu_06", "tool_input": {}, "tool_response": {"numFiles": 0}},
             ],
         )
@@ -378,11 +382,7 @@ BASE_PAYLOADS = [
     json.loads(payload("SessionEnd", reason="other")),
     # Older clients: no tool_use_id.
     {k: v for k, v in json.loads(payload("PreToolUse")).items() if k != "tool_use_id"},
-    {
-        k: v
-        for k, v in json.loads(payload("PostToolUse", tool_response={"stdout": ""})).items()
-        if k != "tool_use_id"
-    },
+    {k: v for k, v in json.loads(payload("PostToolUse", tool_response={"stdout": ""})).items() if k != "tool_use_id"},
 ]
 
 json_values = st.recursive(

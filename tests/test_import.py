@@ -1,14 +1,14 @@
 """`cra import`, `cra sessions`, `cra show`: backfill, idempotence, resumption, merging with hook
 capture, and every client format we have recordings of."""
+
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import handle_in_process
-from claude_hooks import capture
+
 from cra.cli import cli
 from cra.db import open_db
 from cra.transcripts import importer
@@ -29,7 +29,16 @@ def run(*args):
 def counts(db):
     return {
         t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        for t in ("transcript_lines", "messages", "turns", "tool_calls", "subagents", "compactions", "api_shapes", "sessions")
+        for t in (
+            "transcript_lines",
+            "messages",
+            "turns",
+            "tool_calls",
+            "subagents",
+            "compactions",
+            "api_shapes",
+            "sessions",
+        )
     }
 
 
@@ -53,7 +62,9 @@ def test_import_reports_unreadable_files_and_continues(tmp_path):
     bad.write_text('{"not": "an array"}')
     hooklog = tmp_path / "hooks.jsonl"
     hooklog.write_text('{"event": "Stop", "payload": {}}\n')
-    r = CliRunner().invoke(cli, ["import", str(tmp_path / "missing.jsonl"), str(bad), str(hooklog), str(FIXTURES / "v1_old")])
+    r = CliRunner().invoke(
+        cli, ["import", str(tmp_path / "missing.jsonl"), str(bad), str(hooklog), str(FIXTURES / "v1_old")]
+    )
     assert r.exit_code == 0
     assert f"Skipped {tmp_path / 'missing.jsonl'}: no such file" in r.stderr
     assert f"Skipped {bad}: not a transcript" in r.stderr
@@ -142,10 +153,16 @@ def test_import_resumes_after_a_crash(tmp_path, monkeypatch):
 def test_bulk_import_fts_matches_per_row_triggers(tmp_path, monkeypatch):
     """Messages imported in one batch (FTS filled once, before commit) are found exactly as those
     imported a file at a time, and a message added later by the per-row trigger is found too."""
+
     def search(db, word):
-        return sorted(r[0] for r in db.execute(
-            "SELECT m.uuid FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
-            " WHERE messages_fts MATCH ?", (word,)))
+        return sorted(
+            r[0]
+            for r in db.execute(
+                "SELECT m.uuid FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid"
+                " WHERE messages_fts MATCH ?",
+                (word,),
+            )
+        )
 
     bulk = open_db(str(tmp_path / "bulk.db"))
     importer.import_paths(bulk.conn, [str(FIXTURES)])
@@ -153,14 +170,20 @@ def test_bulk_import_fts_matches_per_row_triggers(tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "DEFERRED_FTS", ())  # the triggers alone, file by file
     by_row = open_db(str(tmp_path / "by_row.db"))
     importer.import_paths(by_row.conn, [str(FIXTURES)])
-    words = {w.lower() for (t,) in bulk.execute("SELECT text FROM messages WHERE text IS NOT NULL")
-             for w in t.split() if w.isalpha() and len(w) > 3}
+    words = {
+        w.lower()
+        for (t,) in bulk.execute("SELECT text FROM messages WHERE text IS NOT NULL")
+        for w in t.split()
+        if w.isalpha() and len(w) > 3
+    }
     assert len(words) > 20
     for word in sorted(words):
         found = search(bulk, word)
         assert found and found == search(by_row, word), word
     assert fts_consistent(bulk)
-    bulk.execute("INSERT INTO messages (uuid, session_id, role, line_id, text) VALUES ('late', ?, 'user', 0, 'zyzzyva')", [S1])
+    bulk.execute(
+        "INSERT INTO messages (uuid, session_id, role, line_id, text) VALUES ('late', ?, 'user', 0, 'zyzzyva')", [S1]
+    )
     assert search(bulk, "zyzzyva") == ["late"]
 
 
@@ -184,13 +207,14 @@ def test_a_file_failing_mid_batch_leaves_the_others_turns(tmp_path, monkeypatch)
     monkeypatch.setattr(Normalizer, "__call__", real)
     # The batch was rolled back and its other files ingested again: counted once.
     others = importer.import_paths(open_db(str(tmp_path / "others.db")).conn, [files[0], files[2]])
-    assert (result.lines, result.messages, result.files, result.files_changed) == (
-        others.lines, others.messages, 3, 2)
+    assert (result.lines, result.messages, result.files, result.files_changed) == (others.lines, others.messages, 3, 2)
     assert result.lines == counts(db)["transcript_lines"]
-    by_file = dict(db.execute(
-        "SELECT f.path, (SELECT count(*) FROM turns t WHERE t.session_id = f.session_id"
-        " AND t.agent_id IS f.agent_id) FROM transcript_files f"
-    ).fetchall())
+    by_file = dict(
+        db.execute(
+            "SELECT f.path, (SELECT count(*) FROM turns t WHERE t.session_id = f.session_id"
+            " AND t.agent_id IS f.agent_id) FROM transcript_files f"
+        ).fetchall()
+    )
     assert files[1] not in by_file
     assert by_file[files[0]] > 0 and by_file[files[2]] > 0
     assert fts_consistent(db)
@@ -269,15 +293,21 @@ def test_deferred_turn_indexing_handles_reused_rowids(tmp_path):
     con.execute("COMMIT")
     assert con.execute("SELECT id FROM turns WHERE turn_index = 1").fetchone()[0] == top  # reused
     assert fts_consistent(db)
-    found = lambda word: [r[0] for r in con.execute(
-        "SELECT t.turn_index FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid WHERE turns_fts MATCH ?", (word,))]
+    found = lambda word: [
+        r[0]
+        for r in con.execute(
+            "SELECT t.turn_index FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid WHERE turns_fts MATCH ?", (word,)
+        )
+    ]
     assert found("caribou") == [1] and found("dromedary") == [2] and found("emu") == [0]
     assert found("bison") == [] and found("aardvark") == []
     assert con.execute("SELECT count(*) FROM sqlite_temp_master WHERE type = 'trigger'").fetchone()[0] == 0
 
 
 def test_json_array_transcript(tmp_path):
-    entries = [json.loads(l) for l in (FIXTURES / "v1_old" / "-home-dev-old-project" / f"{S1}.jsonl").read_text().splitlines()]
+    entries = [
+        json.loads(l) for l in (FIXTURES / "v1_old" / "-home-dev-old-project" / f"{S1}.jsonl").read_text().splitlines()
+    ]
     path = tmp_path / "chat.json"
     path.write_text(json.dumps(entries, indent=2))
     db = open_db()
@@ -318,7 +348,12 @@ def test_show_prints_a_timeline_with_nested_subagents():
     assert "┌ subagent a0123456789abcdef (Explore): List files" in text
     # The subagent's own call is nested under the Agent call, before the main thread continues.
     i_sub = text.index("⏺ Bash(ls)")
-    assert text.index("┌ subagent") < i_sub < text.index("└ end of subagent") < text.index("Summary: the project has a.py.")
+    assert (
+        text.index("┌ subagent")
+        < i_sub
+        < text.index("└ end of subagent")
+        < text.index("Summary: the project has a.py.")
+    )
     assert "══ conversation compacted (manual, 4321 tokens before) ══" in text
     assert "> /compact" in text
     assert "⏺ Bash(pytest -q)  [failure" in text and "│ 1 failed" in text
@@ -330,11 +365,34 @@ def test_show_bounds_output_and_resolves_prefixes(tmp_path):
     path = tmp_path / "s.jsonl"
     long_output = "\n".join(f"line {i}" for i in range(40))
     entries = [
-        {"type": "user", "uuid": "a1", "sessionId": "abc-1", "timestamp": "2026-01-01T00:00:00Z", "message": {"role": "user", "content": "go"}},
-        {"type": "assistant", "uuid": "a2", "sessionId": "abc-1", "timestamp": "2026-01-01T00:00:01Z",
-         "message": {"id": "m1", "role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "seq 40"}}]}},
-        {"type": "user", "uuid": "a3", "sessionId": "abc-1", "timestamp": "2026-01-01T00:00:02Z",
-         "message": {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": long_output}]}},
+        {
+            "type": "user",
+            "uuid": "a1",
+            "sessionId": "abc-1",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "message": {"role": "user", "content": "go"},
+        },
+        {
+            "type": "assistant",
+            "uuid": "a2",
+            "sessionId": "abc-1",
+            "timestamp": "2026-01-01T00:00:01Z",
+            "message": {
+                "id": "m1",
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "seq 40"}}],
+            },
+        },
+        {
+            "type": "user",
+            "uuid": "a3",
+            "sessionId": "abc-1",
+            "timestamp": "2026-01-01T00:00:02Z",
+            "message": {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": long_output}],
+            },
+        },
     ]
     path.write_text("".join(json.dumps(e) + "\n" for e in entries))
     run("import", str(path))
@@ -357,8 +415,13 @@ def _recorded(name):
 
 def _replay_hooks(scenario_dir, projects_copy, cra_home):
     """Feed the recorded hook payloads to the hook code, pointing transcript paths at our copy."""
+
     def moved(p):
-        return str(projects_copy / p.split("/.claude/projects/", 1)[1]) if isinstance(p, str) and "/.claude/projects/" in p else p
+        return (
+            str(projects_copy / p.split("/.claude/projects/", 1)[1])
+            if isinstance(p, str) and "/.claude/projects/" in p
+            else p
+        )
 
     for line in (scenario_dir / "hooks.jsonl").read_text().splitlines():
         rec = json.loads(line)
@@ -369,7 +432,9 @@ def _replay_hooks(scenario_dir, projects_copy, cra_home):
         handle_in_process(json.dumps(payload).encode(), {"CRA_HOME": str(cra_home)})
 
 
-@pytest.mark.parametrize("scenario", ["tools", "subagent", "failures", "denied", "parallel", "subagent_async", "compact"])
+@pytest.mark.parametrize(
+    "scenario", ["tools", "subagent", "failures", "denied", "parallel", "subagent_async", "compact"]
+)
 def test_live_capture_and_import_merge(scenario, tmp_path, cra_home):
     d = _recorded(scenario)
     copy = tmp_path / "projects"
@@ -383,7 +448,10 @@ def test_live_capture_and_import_merge(scenario, tmp_path, cra_home):
     transcript_ids = set()
     for (ids,) in db.execute("SELECT tool_use_ids FROM messages WHERE tool_use_ids IS NOT NULL"):
         transcript_ids.update(json.loads(ids))
-    rows = {r[0]: r for r in db.execute("SELECT tool_use_id, status, tool_response, source, message_uuid, turn_id FROM tool_calls")}
+    rows = {
+        r[0]: r
+        for r in db.execute("SELECT tool_use_id, status, tool_response, source, message_uuid, turn_id FROM tool_calls")
+    }
     assert transcript_ids <= set(rows)  # every call in the transcript has a row ...
     assert len(rows) == len(set(hook_calls) | transcript_ids)  # ... exactly one
     for tool_use_id, row in rows.items():

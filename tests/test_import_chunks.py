@@ -6,10 +6,12 @@
 - Rebuilding a stream's turns writes only what changed: earlier turns (and their tool calls) of a
   session that grew are not rewritten.
 """
+
 import sqlite3
 from pathlib import Path
 
 from conftest import build_fixture_db, scenario_dirs
+
 from claude_hooks import transcript_tail
 from cra.db import open_db
 from cra.transcripts.importer import import_paths
@@ -63,7 +65,9 @@ def _build(path, monkeypatch, chunk_bytes=None):
 def test_chunking_does_not_change_what_is_stored(tmp_path, monkeypatch):
     whole_sql = _build(tmp_path / "whole.db", monkeypatch)
     tiny_sql = _build(tmp_path / "tiny.db", monkeypatch, chunk_bytes=2000)
-    folded = "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd, pre_at"
+    folded = (
+        "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd, pre_at"
+    )
     # Both paths really ran: results folded into the INSERT in whole files, applied by UPDATE in tiny chunks.
     assert sum(s.startswith(folded) for s in whole_sql) > 0
     assert sum(s.startswith(folded) for s in tiny_sql) < sum(s.startswith(folded) for s in whole_sql)
@@ -90,10 +94,14 @@ def test_a_grown_session_rewrites_only_its_changed_turns(tmp_path):
     assert len(first) == 1 and first[0][1] == "completed"
     calls = [r[0] for r in db.execute("SELECT tool_use_id FROM tool_calls WHERE turn_id = ?", [first[0][0]])]
     db.execute("CREATE TEMP TABLE rewritten (tbl TEXT, key TEXT)")
-    db.execute("CREATE TEMP TRIGGER log_turns AFTER UPDATE ON main.turns BEGIN"
-               " INSERT INTO rewritten VALUES ('turns', old.id); END")
-    db.execute("CREATE TEMP TRIGGER log_calls AFTER UPDATE ON main.tool_calls BEGIN"
-               " INSERT INTO rewritten VALUES ('tool_calls', old.tool_use_id); END")
+    db.execute(
+        "CREATE TEMP TRIGGER log_turns AFTER UPDATE ON main.turns BEGIN"
+        " INSERT INTO rewritten VALUES ('turns', old.id); END"
+    )
+    db.execute(
+        "CREATE TEMP TRIGGER log_calls AFTER UPDATE ON main.tool_calls BEGIN"
+        " INSERT INTO rewritten VALUES ('tool_calls', old.tool_use_id); END"
+    )
     with open(path, "ab") as f:
         f.write(b"".join(lines[9:]))
     import_paths(db.conn, [str(path)])

@@ -1,16 +1,15 @@
 """`cra install` / `cra uninstall`: merge into settings.json, keep everything else, take out exactly
 what was added; and the installed command really records."""
+
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 
-
 import pytest
-
-from conftest import wait_for_drainer
 from click.testing import CliRunner
+from conftest import wait_for_drainer
 
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
 from cra.capture.install import HOOK_SCRIPT
@@ -153,7 +152,7 @@ def test_bad_settings_file_is_left_untouched(tmp_path, content):
 def test_installed_command_records_through_sh(tmp_path, cra_home, monkeypatch):
     path = tmp_path / "settings.json"
     invoke("install", "--settings", str(path))
-    (_, hook), = cra_hooks(json.loads(path.read_text()))["PreToolUse"]
+    ((_, hook),) = cra_hooks(json.loads(path.read_text()))["PreToolUse"]
     payload = json.dumps(
         {
             "session_id": "sh-session",

@@ -1,4 +1,5 @@
 """cra/jsonl.py: the JSONL reader the pairs import, `cra reward score` and eval share."""
+
 import click
 import pytest
 

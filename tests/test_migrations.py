@@ -2,6 +2,7 @@
 
 Generic over cra.db.migrations: a migration added later is covered without touching this file.
 """
+
 import json
 import os
 import stat
@@ -18,20 +19,58 @@ NAMES = [m.name for m in migrations.pending(sqlite_utils.Database(memory=True))]
 # The capture tables' columns and types (later migrations may add columns, never drop these).
 CAPTURE_COLUMNS = {
     "events": {
-        "id": int, "event_uid": str, "received_at": str, "hook_event_name": str, "session_id": str,
-        "agent_id": str, "tool_use_id": str, "prompt_id": str, "payload": str, "payload_bytes": bytes,
-        "parse_error": str, "derive_error": str, "env": str, "via": str,
+        "id": int,
+        "event_uid": str,
+        "received_at": str,
+        "hook_event_name": str,
+        "session_id": str,
+        "agent_id": str,
+        "tool_use_id": str,
+        "prompt_id": str,
+        "payload": str,
+        "payload_bytes": bytes,
+        "parse_error": str,
+        "derive_error": str,
+        "env": str,
+        "via": str,
     },
     "sessions": {
-        "id": str, "cwd": str, "project_dir": str, "model": str, "start_source": str, "started_at": str,
-        "ended_at": str, "end_reason": str, "transcript_path": str, "client_version": str,
-        "permission_mode": str, "entrypoint": str, "first_event_at": str, "last_event_at": str,
+        "id": str,
+        "cwd": str,
+        "project_dir": str,
+        "model": str,
+        "start_source": str,
+        "started_at": str,
+        "ended_at": str,
+        "end_reason": str,
+        "transcript_path": str,
+        "client_version": str,
+        "permission_mode": str,
+        "entrypoint": str,
+        "first_event_at": str,
+        "last_event_at": str,
     },
     "tool_calls": {
-        "tool_use_id": str, "session_id": str, "agent_id": str, "agent_type": str, "prompt_id": str,
-        "tool_name": str, "tool_input": str, "tool_response": str, "response_text": str, "status": str,
-        "error": str, "is_interrupt": int, "duration_ms": int, "pre_at": str, "post_at": str, "seq": int,
-        "batch_id": int, "permission_requested": int, "permission_mode": str, "cwd": str,
+        "tool_use_id": str,
+        "session_id": str,
+        "agent_id": str,
+        "agent_type": str,
+        "prompt_id": str,
+        "tool_name": str,
+        "tool_input": str,
+        "tool_response": str,
+        "response_text": str,
+        "status": str,
+        "error": str,
+        "is_interrupt": int,
+        "duration_ms": int,
+        "pre_at": str,
+        "post_at": str,
+        "seq": int,
+        "batch_id": int,
+        "permission_requested": int,
+        "permission_mode": str,
+        "cwd": str,
         "synthetic_id": int,
     },
 }
@@ -91,8 +130,14 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
     if had_events:
         event = capture.Event(
             json.dumps(
-                {"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "t1",
-                 "tool_input": {"command": "ls"}, "cwd": "/p"}
+                {
+                    "session_id": "s",
+                    "hook_event_name": "PreToolUse",
+                    "tool_name": "Bash",
+                    "tool_use_id": "t1",
+                    "tool_input": {"command": "ls"},
+                    "cwd": "/p",
+                }
             ).encode(),
             {},
         )

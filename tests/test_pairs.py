@@ -1,14 +1,15 @@
 """Preference pairs (mined, imported, exported) and `cra bootstrap`."""
+
 import json
 
 import pytest
 from click.testing import CliRunner
+from dataset_db import Session, answer, good_steps, new_db
 
 from cra.cli import cli
 from cra.dataset.bootstrap import TEMPLATES, generate, store_synthetic
 from cra.dataset.build import BuildOptions, DatasetBuilder
 from cra.dataset.pairs import PairMiner, export_pairs
-from dataset_db import Session, answer, good_steps, new_db
 
 
 @pytest.fixture
@@ -17,8 +18,10 @@ def db(tmp_path):
 
 
 def _pairs(db, source):
-    return [{k: json.loads(r[k]) if k in ("prompt", "chosen", "rejected") else r[k] for k in r}
-            for r in db["pairs"].rows_where("source = ?", [source])]
+    return [
+        {k: json.loads(r[k]) if k in ("prompt", "chosen", "rejected") else r[k] for k in r}
+        for r in db["pairs"].rows_where("source = ?", [source])
+    ]
 
 
 def _call(messages):
@@ -28,13 +31,20 @@ def _call(messages):
 
 def test_denial_correction_and_perturbed_pairs(db):
     s = Session(db, "s1")
-    s.turn("clean up", [
-        ("Removing the build dir.", [("Bash", {"command": "rm -rf build"}, "The user doesn't want to proceed", "denied")]),
-        ("I'll only list it instead.", [("Bash", {"command": "ls build"}, "a.o", "success")]),
-        ("", [("Read", {"file_path": "/home/user/proj/missing.py"}, "File does not exist.", "failure")]),
-        ("", [("Glob", {"pattern": "**/*.py"}, "src/found.py", "success")]),
-        ("", [("Read", {"file_path": "/home/user/proj/src/found.py"}, "1\tx = 1", "success")]),
-    ], answer())
+    s.turn(
+        "clean up",
+        [
+            (
+                "Removing the build dir.",
+                [("Bash", {"command": "rm -rf build"}, "The user doesn't want to proceed", "denied")],
+            ),
+            ("I'll only list it instead.", [("Bash", {"command": "ls build"}, "a.o", "success")]),
+            ("", [("Read", {"file_path": "/home/user/proj/missing.py"}, "File does not exist.", "failure")]),
+            ("", [("Glob", {"pattern": "**/*.py"}, "src/found.py", "success")]),
+            ("", [("Read", {"file_path": "/home/user/proj/src/found.py"}, "1\tx = 1", "success")]),
+        ],
+        answer(),
+    )
     added = PairMiner(db, perturbed_per_turn=2, seed=0).mine()
     assert added["denial"] == 1 and added["correction"] == 1
     assert added.get("perturbed_tool", 0) + added.get("perturbed_args", 0) == 2
@@ -69,15 +79,31 @@ def test_import_pairs_cli_and_export(db, tmp_path):
     f = tmp_path / "pairs.jsonl"
     rows = [
         {"prompt": "Which tool reads a file?", "chosen": "Read", "rejected": "Bash with cat"},
-        {"prompt": [{"role": "user", "content": "list files"}],
-         "chosen": [{"role": "assistant", "content": "", "tool_calls": [
-             {"id": "c1", "type": "function", "function": {"name": "Glob", "arguments": "{\"pattern\": \"*\"}"}}]}],
-         "rejected": [{"role": "assistant", "content": "I cannot list files."}], "tools": [{"type": "function"}]},
+        {
+            "prompt": [{"role": "user", "content": "list files"}],
+            "chosen": [
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"id": "c1", "type": "function", "function": {"name": "Glob", "arguments": '{"pattern": "*"}'}}
+                    ],
+                }
+            ],
+            "rejected": [{"role": "assistant", "content": "I cannot list files."}],
+            "tools": [{"type": "function"}],
+        },
         # TRL implicit prompt: whole conversations sharing a prefix
-        {"chosen": [{"role": "user", "content": "my key is sk-proj-abcdefghijklmnopqrstuvwxyz0123"},
-                    {"role": "assistant", "content": "Don't paste keys."}],
-         "rejected": [{"role": "user", "content": "my key is sk-proj-abcdefghijklmnopqrstuvwxyz0123"},
-                      {"role": "assistant", "content": "Saved it."}]},
+        {
+            "chosen": [
+                {"role": "user", "content": "my key is sk-proj-abcdefghijklmnopqrstuvwxyz0123"},
+                {"role": "assistant", "content": "Don't paste keys."},
+            ],
+            "rejected": [
+                {"role": "user", "content": "my key is sk-proj-abcdefghijklmnopqrstuvwxyz0123"},
+                {"role": "assistant", "content": "Saved it."},
+            ],
+        },
     ]
     f.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     runner = CliRunner()
@@ -106,8 +132,11 @@ def test_dataset_pairs_cli_writes_split_files_and_row(db, tmp_path):
     for i in range(8):
         Session(db, f"s{i}").turn(f"task {i}", good_steps(str(i)), answer())
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["dataset", "pairs", "-d", str(tmp_path / "cra.db"), "-o", str(out),
-                                      "--eval-fraction", "0.5", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["dataset", "pairs", "-d", str(tmp_path / "cra.db"), "-o", str(out), "--eval-fraction", "0.5", "--json"],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["train_examples"] + summary["eval_examples"] == 8
@@ -132,8 +161,9 @@ def test_bootstrap_templates_are_valid_and_pass_default_filters(db, tmp_path):
         assert len(ids) >= 3
         assert [m["tool_call_id"] for m in messages if m["role"] == "tool"] == ids
         assert len(messages[-1]["content"].split()) >= 50
-    result = CliRunner().invoke(cli, ["bootstrap", "-d", str(tmp_path / "cra.db"), "--synthetic", "10"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli, ["bootstrap", "-d", str(tmp_path / "cra.db"), "--synthetic", "10"], catch_exceptions=False
+    )
     assert "Added 10 synthetic workflows" in result.output
     assert store_synthetic(db, 10, seed=0) == (0, {})  # same seed: nothing new
     summary = DatasetBuilder(db, BuildOptions(eval_fraction=0.9)).build(str(tmp_path / "out"))

@@ -1,4 +1,5 @@
 """The repository as a Claude Code plugin (and marketplace), and the manual settings example."""
+
 import json
 import os
 import shutil
@@ -7,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import REPO, wait_for_drainer
 
 import cra
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
-from conftest import REPO, wait_for_drainer
 from cra.db import open_db
 
 PLUGIN_COMMAND = 'python3 -S "${CLAUDE_PLUGIN_ROOT}/claude_hooks/hook.py"'
@@ -62,8 +63,13 @@ def test_plugin_command_records(tmp_path, cra_home):
     if not shutil.which("python3"):
         pytest.skip("no python3 on PATH")
     open_db().conn.close()
-    payload = {"session_id": "plugin-s", "cwd": str(tmp_path), "transcript_path": "", "hook_event_name": "SessionStart",
-               "source": "startup"}
+    payload = {
+        "session_id": "plugin-s",
+        "cwd": str(tmp_path),
+        "transcript_path": "",
+        "hook_event_name": "SessionStart",
+        "source": "startup",
+    }
     proc = subprocess.run(
         ["sh", "-c", PLUGIN_COMMAND],
         input=json.dumps(payload).encode(),
@@ -89,10 +95,12 @@ def test_claude_plugin_validate(tmp_path):
     if claude is None:
         pytest.skip("the Claude Code CLI is not cached in ~/.cache/cra/claude-code (the e2e tests install it)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLAUDE", "ANTHROPIC"))}
-    env.update(HOME=str(tmp_path), DISABLE_TELEMETRY="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-               DISABLE_AUTOUPDATER="1")
-    proc = subprocess.run([str(claude), "plugin", "validate", str(REPO)], capture_output=True, text=True, env=env,
-                          timeout=180)
+    env.update(
+        HOME=str(tmp_path), DISABLE_TELEMETRY="1", CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1", DISABLE_AUTOUPDATER="1"
+    )
+    proc = subprocess.run(
+        [str(claude), "plugin", "validate", str(REPO)], capture_output=True, text=True, env=env, timeout=180
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation passed" in proc.stdout
     for event in HOOK_EVENTS:

@@ -1,4 +1,5 @@
 """`cra train ppo` on CPU: SFT policy, value model, frozen SFT reference, reward model from `cra train reward`."""
+
 import json
 import os
 import signal
@@ -10,12 +11,28 @@ from click.testing import CliRunner
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from cra.cli import cli  # noqa: E402
-from cra.db import open_db  # noqa: E402
 from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 
-FAST = ["--no-load-in-4bit", "--batch-size", "8", "--response-length", "40", "--learning-rate", "1e-3",
-        "--cpu-threads", "1", "--max-prompts", "16", "--save-steps", "2", "--num-ppo-epochs", "2"]
+from cra.cli import cli  # noqa: E402
+from cra.db import open_db  # noqa: E402
+
+FAST = [
+    "--no-load-in-4bit",
+    "--batch-size",
+    "8",
+    "--response-length",
+    "40",
+    "--learning-rate",
+    "1e-3",
+    "--cpu-threads",
+    "1",
+    "--max-prompts",
+    "16",
+    "--save-steps",
+    "2",
+    "--num-ppo-epochs",
+    "2",
+]
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +44,26 @@ def rl_root(tmp_path_factory):
 def with_reward_model(rl_root, cra_home):
     ctx = use_sft_database(rl_root, cra_home)
     store_perturbed_pairs(ctx["db"])
-    for args in (["dataset", "pairs", "--no-mine", "--name", "pairs"],
-                 ["train", "reward", "--pairs", "pairs", "--no-load-in-4bit", "--max-steps", "8", "--batch-size", "8",
-                  "--learning-rate", "3e-3", "--cpu-threads", "1", "--eval-steps", "8"]):
+    for args in (
+        ["dataset", "pairs", "--no-mine", "--name", "pairs"],
+        [
+            "train",
+            "reward",
+            "--pairs",
+            "pairs",
+            "--no-load-in-4bit",
+            "--max-steps",
+            "8",
+            "--batch-size",
+            "8",
+            "--learning-rate",
+            "3e-3",
+            "--cpu-threads",
+            "1",
+            "--eval-steps",
+            "8",
+        ],
+    ):
         out = CliRunner().invoke(cli, args, catch_exceptions=False)
         assert out.exit_code == 0, out.output
     ctx["reward"] = next(ctx["db"].query("SELECT * FROM runs WHERE kind = 'reward'"))
@@ -39,8 +73,11 @@ def with_reward_model(rl_root, cra_home):
 def test_ppo_runs_end_to_end_and_records_the_run(with_reward_model):
     ctx = with_reward_model
     # 8 steps of 8 episodes: with batches of 4 the whitened advantages were too noisy to rely on.
-    result = CliRunner().invoke(cli, ["train", "ppo", "--max-steps", "8", "--eval-prompts", "16", "--eval-samples", "8",
-                                      *FAST], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["train", "ppo", "--max-steps", "8", "--eval-prompts", "16", "--eval-samples", "8", *FAST],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     db = ctx["db"]
     run = next(db.query("SELECT * FROM runs WHERE kind = 'ppo'"))
@@ -87,11 +124,23 @@ def test_ppo_is_deterministic_for_a_seed(with_reward_model):
         torch.manual_seed(1234 + disturb)  # leave the global generators in different states
         np.random.seed(disturb)
         random.seed(disturb)
-        settings = PPOSettings(load_in_4bit=False, max_steps=2, batch_size=4, response_length=24, learning_rate=1e-3,
-                               cpu_threads=1, max_prompts=8, save_steps=10, num_ppo_epochs=2, grad_accum=2,
-                               eval_prompts=0)
+        settings = PPOSettings(
+            load_in_4bit=False,
+            max_steps=2,
+            batch_size=4,
+            response_length=24,
+            learning_rate=1e-3,
+            cpu_threads=1,
+            max_prompts=8,
+            save_steps=10,
+            num_ppo_epochs=2,
+            grad_accum=2,
+            eval_prompts=0,
+        )
         run = train_ppo(settings, db, echo=lambda *a, **k: None)
-        logs.append([{k: s[k] for k in ("score_mean", "kl", "policy_loss", "value_loss")} for s in run["metrics"]["step_log"]])
+        logs.append(
+            [{k: s[k] for k in ("score_mean", "kl", "policy_loss", "value_loss")} for s in run["metrics"]["step_log"]]
+        )
     assert logs[0] == logs[1]
 
 
@@ -105,8 +154,18 @@ def test_ppo_ctrl_c_then_resume(with_reward_model):
             if state.global_step == 2:
                 os.kill(os.getpid(), signal.SIGINT)
 
-    settings = PPOSettings(load_in_4bit=False, max_steps=3, batch_size=4, response_length=24, learning_rate=1e-3,
-                           cpu_threads=1, max_prompts=8, save_steps=1, num_ppo_epochs=1, eval_prompts=0)
+    settings = PPOSettings(
+        load_in_4bit=False,
+        max_steps=3,
+        batch_size=4,
+        response_length=24,
+        learning_rate=1e-3,
+        cpu_threads=1,
+        max_prompts=8,
+        save_steps=1,
+        num_ppo_epochs=1,
+        eval_prompts=0,
+    )
     db = open_db()
     first = train_ppo(settings, db, callbacks=(CtrlCAtStep2(),), echo=lambda *a, **k: None)
     assert first["status"] == "interrupted" and first["metrics"]["steps"] == 2

@@ -1,4 +1,5 @@
 """Redaction: 100% recall on the planted-secrets corpus, zero changes to ordinary code."""
+
 import json
 from pathlib import Path
 
@@ -18,9 +19,22 @@ def test_corpus_is_big_and_varied():
     assert len(entries) >= 50
     assert {e["where"] for e in entries} >= {"prompt", "tool_input", "tool_output"}
     kinds = {e["kind"] for e in entries}
-    for kind in ("aws_access_key_id", "github_token", "openai_key", "anthropic_key", "slack_token", "stripe_key",
-                 "google_api_key", "huggingface_token", "jwt", "private_key", "password", "connection_string",
-                 "auth_header", "home_path"):
+    for kind in (
+        "aws_access_key_id",
+        "github_token",
+        "openai_key",
+        "anthropic_key",
+        "slack_token",
+        "stripe_key",
+        "google_api_key",
+        "huggingface_token",
+        "jwt",
+        "private_key",
+        "password",
+        "connection_string",
+        "auth_header",
+        "home_path",
+    ):
         assert kind in kinds
 
 
@@ -51,7 +65,9 @@ def test_ordinary_code_is_not_changed(path):
     text = path.read_text()
     assert r.redact(text) == text
     assert r.redact_obj({"content": text, "file_path": "/home/user/proj/" + path.name}) == {
-        "content": text, "file_path": "/home/user/proj/" + path.name}
+        "content": text,
+        "file_path": "/home/user/proj/" + path.name,
+    }
     assert not r.counts
 
 
@@ -72,5 +88,13 @@ def test_disabled_redactor_changes_nothing():
 def test_secret_names():
     for name in ("DB_PASSWORD", "PGPASSWORD", "clientSecret", "api-key", "AWS_SECRET_ACCESS_KEY", "auth_token"):
         assert is_secret_name(name), name
-    for name in ("password_field", "TOKEN_URL", "MAX_TOKENS", "author", "keyboard", "secret_name", "PASSWORD_MIN_LENGTH"):
+    for name in (
+        "password_field",
+        "TOKEN_URL",
+        "MAX_TOKENS",
+        "author",
+        "keyboard",
+        "secret_name",
+        "PASSWORD_MIN_LENGTH",
+    ):
         assert not is_secret_name(name), name

@@ -1,4 +1,5 @@
 """The behavioral reward's components on hand-made cases, their combination, and `cra reward score`."""
+
 import json
 
 import pytest
@@ -25,17 +26,34 @@ from cra.toolcalls import parse_action
 
 
 def tool(name, **props):
-    return {"type": "function", "function": {"name": name, "parameters": {
-        "type": "object", "properties": {k: {"type": v} for k, v in props.items()}, "required": list(props)[:1]}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "parameters": {
+                "type": "object",
+                "properties": {k: {"type": v} for k, v in props.items()},
+                "required": list(props)[:1],
+            },
+        },
+    }
 
 
-TOOLS = [tool("Read", file_path="string"), tool("Grep", pattern="string", path="string"),
-         tool("Glob", pattern="string"), tool("Edit", file_path="string", old_string="string", new_string="string"),
-         tool("Bash", command="string")]
+TOOLS = [
+    tool("Read", file_path="string"),
+    tool("Grep", pattern="string", path="string"),
+    tool("Glob", pattern="string"),
+    tool("Edit", file_path="string", old_string="string", new_string="string"),
+    tool("Bash", command="string"),
+]
 
 
 def call(name, **args):
-    return {"id": f"c_{name}_{len(args)}", "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
+    return {
+        "id": f"c_{name}_{len(args)}",
+        "type": "function",
+        "function": {"name": name, "arguments": json.dumps(args)},
+    }
 
 
 def assistant(text="", *calls):
@@ -51,13 +69,16 @@ def result(c, content):
 
 def gen(text="", *calls):
     """Text as a model writes it: prose, then <tool_call> blocks."""
-    blocks = "".join(f'\n<tool_call>\n{json.dumps({"name": n, "arguments": a})}\n</tool_call>' for n, a in calls)
+    blocks = "".join(f"\n<tool_call>\n{json.dumps({'name': n, 'arguments': a})}\n</tool_call>" for n, a in calls)
     return (text + blocks).strip()
 
 
 def ctx(prompt, reference, history=()):
-    return Context.build([{"role": "system", "content": "You are a coding agent."},
-                          {"role": "user", "content": prompt}, *history], TOOLS, reference)
+    return Context.build(
+        [{"role": "system", "content": "You are a coding agent."}, {"role": "user", "content": prompt}, *history],
+        TOOLS,
+        reference,
+    )
 
 
 READ_APP = ("Read", {"file_path": "src/app.py"})
@@ -66,13 +87,16 @@ REF_READ = assistant("Let me read the app first.", call("Read", file_path="src/a
 
 # -- format ----------------------------------------------------------------------------------------------------
 
+
 def test_format_gives_partial_credit_by_how_far_a_call_got():
     c = ctx("Fix the bug in src/app.py", REF_READ)
     s = lambda text: format_validity(c, parse_action(text)).score
     assert s(gen("", READ_APP)) == 1.0
     assert s(gen("", ("Read", {}))) == pytest.approx(0.9)  # required file_path missing: one problem
     assert s(gen("", ("Open", {"file_path": "a"}))) == pytest.approx(0.4)  # parses, unknown tool
-    assert s('<tool_call>{"name": "Read", "arguments": {"file_path": </tool_call>') == pytest.approx(0.3)  # broken JSON, known name
+    assert s('<tool_call>{"name": "Read", "arguments": {"file_path": </tool_call>') == pytest.approx(
+        0.3
+    )  # broken JSON, known name
     assert s("<tool_call>garbage</tool_call>") == 0.0
     assert s("") == 0.0
     assert s("All done, the fix is in.") == 1.0
@@ -86,6 +110,7 @@ def test_a_tool_claude_used_but_the_context_did_not_list_is_known():
 
 
 # -- agreement -------------------------------------------------------------------------------------------------
+
 
 def test_agreement_same_tool_and_argument_similarity():
     c = ctx("Fix the bug in src/app.py", REF_READ)
@@ -111,6 +136,7 @@ def test_agreement_when_claude_answered():
 
 
 # -- constraints -----------------------------------------------------------------------------------------------
+
 
 def test_constraint_adherence_uses_the_users_stated_constraints():
     ref = assistant("", call("Read", file_path="tests/test_app.py"))
@@ -145,6 +171,7 @@ def test_a_rule_claudes_own_action_breaks_is_dropped():
 
 # -- reasoning depth -------------------------------------------------------------------------------------------
 
+
 def test_reasoning_depth_follows_claudes_amount_of_reasoning_and_plan():
     plan = "Plan:\n1. Read the parser.\n2. Reproduce the failure.\n3. Fix it."
     c = ctx("Fix the parser", assistant(plan, call("Read", file_path="src/parser.py")))
@@ -163,14 +190,22 @@ def test_reasoning_depth_follows_claudes_amount_of_reasoning_and_plan():
 
 
 def test_thinking_blocks_count_as_reasoning():
-    c = ctx("Fix it", {"role": "assistant", "content": "", "reasoning": "the parser drops the last token so the loop is off by one",
-                       "tool_calls": [call("Read", file_path="src/parser.py")]})
+    c = ctx(
+        "Fix it",
+        {
+            "role": "assistant",
+            "content": "",
+            "reasoning": "the parser drops the last token so the loop is off by one",
+            "tool_calls": [call("Read", file_path="src/parser.py")],
+        },
+    )
     with_think = "<think>the parser drops the last token so the loop is off by one</think>" + gen("", READ_APP)
     assert reasoning_depth(c, parse_action(with_think)).score == 1.0
     assert reasoning_depth(c, parse_action(gen("", READ_APP))).score < 0.5
 
 
 # -- efficiency ------------------------------------------------------------------------------------------------
+
 
 def test_tool_efficiency_penalises_repeats_and_extra_calls():
     read = call("Read", file_path="src/app.py")
@@ -185,8 +220,11 @@ def test_tool_efficiency_penalises_repeats_and_extra_calls():
 
     # After an edit, reading the file again is checking the change, not waste.
     edit = call("Edit", file_path="src/app.py", old_string="a", new_string="b")
-    after_edit = ctx("Fix the bug", assistant("", call("Read", file_path="src/app.py")),
-                     history + [assistant("", edit), result(edit, "ok")])
+    after_edit = ctx(
+        "Fix the bug",
+        assistant("", call("Read", file_path="src/app.py")),
+        history + [assistant("", edit), result(edit, "ok")],
+    )
     assert tool_efficiency(after_edit, parse_action(gen("", READ_APP))).score == 1.0
     # Claude's own repeat is not waste.
     again = ctx("Fix the bug", assistant("", call("Read", file_path="src/app.py")), history)
@@ -194,6 +232,7 @@ def test_tool_efficiency_penalises_repeats_and_extra_calls():
 
 
 # -- self-correction -------------------------------------------------------------------------------------------
+
 
 def test_self_correction_after_a_failed_call():
     bad = call("Read", file_path="src/ap.py")
@@ -214,14 +253,18 @@ def test_self_correction_after_a_failed_call():
 
 def test_bash_exit_codes_count_as_failures():
     run = call("Bash", command="pytest")
-    c = ctx("Run the tests", assistant("", call("Bash", command="python -m pytest")),
-            [assistant("", run), result(run, "Exit code 127\npytest: command not found")])
+    c = ctx(
+        "Run the tests",
+        assistant("", call("Bash", command="python -m pytest")),
+        [assistant("", run), result(run, "Exit code 127\npytest: command not found")],
+    )
     assert c.last_failures and c.last_failures[0].name == "Bash"
     assert self_correction(c, parse_action(gen("", ("Bash", {"command": "pytest"})))).score == 0.0
     assert self_correction(c, parse_action(gen("", ("Bash", {"command": "python -m pytest"})))).score == 1.0
 
 
 # -- exploration -----------------------------------------------------------------------------------------------
+
 
 def test_exploration_fit_explore_where_claude_explored():
     c = ctx("Fix the bug", REF_READ)
@@ -290,10 +333,19 @@ def test_weights_default_to_the_original_design_and_are_configurable():
     w = RewardWeights()
     share = w.effective()
     assert sum(share.values()) == pytest.approx(1.0)
-    behavior = {k: share[k] / w.behavior for k in ("constraint_adherence", "reasoning_depth", "tool_efficiency",
-                                                   "self_correction", "exploration_fit")}
-    assert behavior == pytest.approx({"constraint_adherence": 0.25, "reasoning_depth": 0.20, "tool_efficiency": 0.20,
-                                      "self_correction": 0.15, "exploration_fit": 0.20})
+    behavior = {
+        k: share[k] / w.behavior
+        for k in ("constraint_adherence", "reasoning_depth", "tool_efficiency", "self_correction", "exploration_fit")
+    }
+    assert behavior == pytest.approx(
+        {
+            "constraint_adherence": 0.25,
+            "reasoning_depth": 0.20,
+            "tool_efficiency": 0.20,
+            "self_correction": 0.15,
+            "exploration_fit": 0.20,
+        }
+    )
     custom = parse_weights("agreement=1,format=0,behavior=0")
     c = CASES[0]
     text = gen("", ("Read", {"file_path": "src/main.py"}))
@@ -334,12 +386,22 @@ def test_contexts_from_a_training_conversation():
 
 # -- the command -----------------------------------------------------------------------------------------------
 
+
 def test_reward_score_prints_each_component_with_its_reason(tmp_path):
     path = tmp_path / "contexts.jsonl"
     c = CASES[0]
-    path.write_text(json.dumps({**c.to_json(), "completions": [
-        gen("", ("Edit", {"file_path": "tests/test_app.py", "old_string": "a", "new_string": "b"})),
-        gen("Let me read the app first.", READ_APP)]}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                **c.to_json(),
+                "completions": [
+                    gen("", ("Edit", {"file_path": "tests/test_app.py", "old_string": "a", "new_string": "b"})),
+                    gen("Let me read the app first.", READ_APP),
+                ],
+            }
+        )
+        + "\n"
+    )
     out = CliRunner().invoke(cli, ["reward", "score", str(path)], catch_exceptions=False)
     assert out.exit_code == 0, out.output
     first, second = out.output.split("\n\n")[:2]
@@ -349,7 +411,9 @@ def test_reward_score_prints_each_component_with_its_reason(tmp_path):
     assert "breaks: " in first and "Do not modify tests/" in first  # why it lost constraint credit
     assert "acted after 0 exploring call(s)" in first
 
-    as_json = CliRunner().invoke(cli, ["reward", "score", str(path), "--json", "--weights", "agreement=1,format=0,behavior=0"])
+    as_json = CliRunner().invoke(
+        cli, ["reward", "score", str(path), "--json", "--weights", "agreement=1,format=0,behavior=0"]
+    )
     rows = [json.loads(line) for line in as_json.output.splitlines()]
     assert [r["total"] for r in rows] == pytest.approx([0.0, 1.0])
     assert rows[0]["components"]["constraint_adherence"]["score"] == 0.0

@@ -1,4 +1,5 @@
 """`cra train reward`: a LoRA reward model on `cra dataset pairs`, with TRL's RewardTrainer, on CPU."""
+
 import json
 from pathlib import Path
 
@@ -8,11 +9,25 @@ from click.testing import CliRunner
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 
-from cra.cli import cli  # noqa: E402
 from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 
-FAST = ["--no-load-in-4bit", "--max-steps", "18", "--batch-size", "8", "--learning-rate", "3e-3", "--cpu-threads", "1",
-        "--logging-steps", "2", "--eval-steps", "6"]
+from cra.cli import cli  # noqa: E402
+
+FAST = [
+    "--no-load-in-4bit",
+    "--max-steps",
+    "18",
+    "--batch-size",
+    "8",
+    "--learning-rate",
+    "3e-3",
+    "--cpu-threads",
+    "1",
+    "--logging-steps",
+    "2",
+    "--eval-steps",
+    "6",
+]
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +43,9 @@ def sft(rl_root, cra_home):
 def test_reward_model_learns_to_prefer_claudes_action_and_records_the_run(sft):
     db = sft["db"]
     assert store_perturbed_pairs(db) > 40
-    out = CliRunner().invoke(cli, ["dataset", "pairs", "--no-mine", "--name", "pairs", "--eval-fraction", "0.2"],
-                             catch_exceptions=False)
+    out = CliRunner().invoke(
+        cli, ["dataset", "pairs", "--no-mine", "--name", "pairs", "--eval-fraction", "0.2"], catch_exceptions=False
+    )
     assert out.exit_code == 0, out.output
 
     result = CliRunner().invoke(cli, ["train", "reward", "--pairs", "pairs", *FAST], catch_exceptions=False)
@@ -52,8 +68,9 @@ def test_reward_model_learns_to_prefer_claudes_action_and_records_the_run(sft):
     from cra.train.reward_model import load_reward_run, pair_accuracy, reward_run, tokenize_pairs
 
     model, tokenizer = load_reward_run(reward_run(db, "last"), loading.resolve_precision("fp32"))
-    rows, _ = tokenize_pairs(Path(next(db.query("SELECT path FROM datasets WHERE name = 'pairs'"))["path"]) / "eval.jsonl",
-                             tokenizer, 2048)
+    rows, _ = tokenize_pairs(
+        Path(next(db.query("SELECT path FROM datasets WHERE name = 'pairs'"))["path"]) / "eval.jsonl", tokenizer, 2048
+    )
     reloaded = pair_accuracy(model, rows, tokenizer.pad_token_id)
     assert reloaded["accuracy"] == pytest.approx(m["accuracy_after"]["accuracy"])
     assert reloaded["margin"] == pytest.approx(m["accuracy_after"]["margin"], abs=1e-4)

@@ -1,4 +1,5 @@
 """The run registry (runs, artifacts) and `cra runs` / `cra runs show`, without training anything."""
+
 import json
 import os
 
@@ -17,11 +18,27 @@ def test_migration_creates_runs_and_artifacts():
     db = Database(memory=True)
     migrations.apply(db)
     assert db["runs"].columns_dict == {
-        "id": int, "kind": str, "base_model": str, "dataset": str, "config": str, "status": str,
-        "started_at": str, "ended_at": str, "metrics": str, "output_dir": str, "parent_run": int, "error": str,
+        "id": int,
+        "kind": str,
+        "base_model": str,
+        "dataset": str,
+        "config": str,
+        "status": str,
+        "started_at": str,
+        "ended_at": str,
+        "metrics": str,
+        "output_dir": str,
+        "parent_run": int,
+        "error": str,
     }
     assert db["artifacts"].columns_dict == {
-        "id": int, "run_id": int, "kind": str, "path": str, "bytes": int, "created_at": str, "meta": str,
+        "id": int,
+        "run_id": int,
+        "kind": str,
+        "path": str,
+        "bytes": int,
+        "created_at": str,
+        "meta": str,
     }
 
 

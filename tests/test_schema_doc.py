@@ -1,5 +1,6 @@
 """The README's schema section is generated from the migrations and must match them; the README's
 example queries run as written against a database built from recorded sessions."""
+
 import importlib.util
 import json
 import os
@@ -7,8 +8,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-
-import pytest
 
 from conftest import REPO
 
@@ -71,8 +70,11 @@ def test_check_mode_detects_a_stale_readme(tmp_path):
 
 
 def readme_queries():
-    return [line.strip() for line in README.read_text(encoding="utf-8").splitlines()
-            if line.strip().startswith(QUERY_PREFIX)]
+    return [
+        line.strip()
+        for line in README.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith(QUERY_PREFIX)
+    ]
 
 
 def test_readme_has_example_queries_for_views_and_search():

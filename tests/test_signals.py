@@ -1,4 +1,5 @@
 """Signal extraction on hand-made turns: each case is small enough to check by eye."""
+
 import json
 
 import pytest
@@ -11,8 +12,7 @@ from cra.signals.tools import bash_is_read_only, category
 
 
 def call(i, name, status="success", batch=None, **inp):
-    return ToolCall(tool_use_id=f"t{i}", name=name, input=inp, status=status, batch=batch,
-                    message_uuid=f"m{i}")
+    return ToolCall(tool_use_id=f"t{i}", name=name, input=inp, status=status, batch=batch, message_uuid=f"m{i}")
 
 
 def kinds(sig, kind):
@@ -58,11 +58,16 @@ def test_categories():
 
 
 def test_sequence_parallel_groups_and_pattern():
-    turn = Turn(tool_calls=[
-        call(1, "Read"), call(2, "Read"),
-        call(3, "Grep", batch="a"), call(4, "Glob", batch="a"),
-        call(5, "Edit"),
-    ], final_answer="done")
+    turn = Turn(
+        tool_calls=[
+            call(1, "Read"),
+            call(2, "Read"),
+            call(3, "Grep", batch="a"),
+            call(4, "Glob", batch="a"),
+            call(5, "Edit"),
+        ],
+        final_answer="done",
+    )
     sig = extract(turn)
     assert sig.tool_sequence == [["Read"], ["Read"], ["Grep", "Glob"], ["Edit"]]
     assert sig.sequence_pattern == "Read+ > [Glob|Grep] > Edit"
@@ -83,7 +88,16 @@ def test_pattern_collapses_runs_only_of_equal_groups():
 
 @pytest.mark.parametrize(
     "n_explore, depth",
-    [(0, "minimal"), (1, "minimal"), (2, "moderate"), (4, "moderate"), (5, "thorough"), (9, "thorough"), (10, "exhaustive"), (14, "exhaustive")],
+    [
+        (0, "minimal"),
+        (1, "minimal"),
+        (2, "moderate"),
+        (4, "moderate"),
+        (5, "thorough"),
+        (9, "thorough"),
+        (10, "exhaustive"),
+        (14, "exhaustive"),
+    ],
 )
 def test_exploration_depth_thresholds(n_explore, depth):
     calls = [call(i, "Read") for i in range(n_explore)] + [call(99, "Write"), call(100, "Read")]
@@ -93,8 +107,13 @@ def test_exploration_depth_thresholds(n_explore, depth):
 
 
 def test_depth_counts_read_only_bash_and_stops_at_mutating_bash():
-    calls = [call(1, "Bash", command="ls"), call(2, "Bash", command="cat x"), call(3, "Bash", command="rm x"),
-             call(4, "Read"), call(5, "Read")]
+    calls = [
+        call(1, "Bash", command="ls"),
+        call(2, "Bash", command="cat x"),
+        call(3, "Bash", command="rm x"),
+        call(4, "Read"),
+        call(5, "Read"),
+    ]
     sig = extract(Turn(tool_calls=calls))
     assert sig.exploration_calls == 2
     assert kinds(sig, "first_change")[0]["tool_use_id"] == "t3"
@@ -141,16 +160,24 @@ def test_failures_recoveries_and_denials():
 
 
 def test_workflow_iterative_edit_run_fix():
-    calls = [call(1, "Read"), call(2, "Edit"), call(3, "Bash", "failure", command="pytest"),
-             call(4, "Edit"), call(5, "Bash", command="pytest")]
+    calls = [
+        call(1, "Read"),
+        call(2, "Edit"),
+        call(3, "Bash", "failure", command="pytest"),
+        call(4, "Edit"),
+        call(5, "Bash", command="pytest"),
+    ]
     sig = extract(Turn(tool_calls=calls))
     assert sig.workflow == "iterative"
     assert kinds(sig, "edit_run_fix")[0]["tool_use_ids"] == ["t2", "t3", "t4"]
 
 
 def test_workflow_delegated_takes_precedence():
-    calls = [call(1, "Agent", subagent_type="Explore", prompt="look around"), call(2, "Read", batch="x"),
-             call(3, "Read", batch="x")]
+    calls = [
+        call(1, "Agent", subagent_type="Explore", prompt="look around"),
+        call(2, "Read", batch="x"),
+        call(3, "Read", batch="x"),
+    ]
     sig = extract(Turn(tool_calls=calls))
     assert sig.workflow == "delegated"
     assert sig.workflow_tags == ["delegated", "parallel"]
@@ -186,8 +213,10 @@ def test_steps_after_the_first_call_are_not_a_plan():
 
 
 def test_plan_first_then_phrase_in_thinking():
-    msgs = [Message("a1", thinking="First I'll look at the failing test, then patch the function."),
-            Message("a2", tool_use_ids=["t1"])]
+    msgs = [
+        Message("a1", thinking="First I'll look at the failing test, then patch the function."),
+        Message("a2", tool_use_ids=["t1"]),
+    ]
     sig = extract(Turn(messages=msgs, tool_calls=[call(1, "Read")]))
     assert sig.plan_source == "thinking"
 
@@ -217,8 +246,10 @@ def test_not_only_is_not_a_constraint_but_dont_imperative_is():
 
 
 def test_descriptive_only_in_assistant_text_is_not_a_constraint():
-    msgs = [Message("a1", text="Only the read succeeded; I used read-only tools without changes."),
-            Message("a2", text="I must not touch the lockfile.")]
+    msgs = [
+        Message("a1", text="Only the read succeeded; I used read-only tools without changes."),
+        Message("a2", text="I must not touch the lockfile."),
+    ]
     sig = extract(Turn(messages=msgs))
     assert [(h["message_uuid"], h["match"]) for h in kinds(sig, "constraint")] == [("a2", "must not")]
 
@@ -284,7 +315,9 @@ def test_row_is_json_serialisable():
 
 
 def test_instead_of_needs_a_decision_in_its_sentence():
-    msgs = [Message("a1", text="- Words play simultaneously instead of sequentially.\nI'll use a dict instead of a list.")]
+    msgs = [
+        Message("a1", text="- Words play simultaneously instead of sequentially.\nI'll use a dict instead of a list.")
+    ]
     sig = extract(Turn(messages=msgs))
     hits = kinds(sig, "pruning")
     assert [(h["match"], h["excerpt"]) for h in hits] == [("instead of", "I'll use a dict instead of a list.")]

@@ -1,12 +1,13 @@
 """Signals over a real database: built from the project's recorded Claude Code sessions (hooks +
 transcripts), pinned on turns checked by hand, kept current incrementally, shown by `cra signals`."""
+
 import json
 import sqlite3
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import SHARED, build_fixture_db, scenario_dirs
+
 from cra.cli import cli
 from cra.db import open_db
 from cra.signals import SignalConfig
@@ -141,7 +142,9 @@ def _check_spans(db):
             if e["field"] == "prompt":
                 text = db.execute("SELECT prompt_text FROM turns WHERE id = ?", [turn_id]).fetchone()[0]
             else:
-                text = db.execute(f"SELECT {e['field']} FROM messages WHERE uuid = ?", [e["message_uuid"]]).fetchone()[0]
+                text = db.execute(f"SELECT {e['field']} FROM messages WHERE uuid = ?", [e["message_uuid"]]).fetchone()[
+                    0
+                ]
             assert text[start:end] == e["match"] or e["kind"] == "plan", e
             if e["kind"] == "plan":
                 assert text[start:end].startswith(e["match"][:50])
@@ -157,18 +160,24 @@ def test_cli_signals_and_show(recorded_db):
     assert f"Signals: {n} computed, 0 unchanged ({n} turns)." in result.output
     result = runner.invoke(cli, ["signals", "-d", str(recorded_db)], catch_exceptions=False)
     assert f"Signals: 0 computed, {n} unchanged" in result.output
-    tid = sqlite3.connect(recorded_db).execute(
-        "SELECT id FROM turns WHERE prompt_text LIKE '[[scenario:parallel]]%'").fetchone()[0]
+    tid = (
+        sqlite3.connect(recorded_db)
+        .execute("SELECT id FROM turns WHERE prompt_text LIKE '[[scenario:parallel]]%'")
+        .fetchone()[0]
+    )
     result = runner.invoke(cli, ["signals", "-d", str(recorded_db), "--show", str(tid)], catch_exceptions=False)
     shown = json.loads(result.output)
     assert shown["turn_id"] == tid and shown["tool_sequence"] == [["Read", "Read", "Grep", "Glob", "Bash"]]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--depth-thresholds", "5,2,10"], "must increase"),
-    (["--depth-thresholds", "a,b"], "three increasing integers"),
-    (["--show", "999999"], "no turn 999999"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--depth-thresholds", "5,2,10"], "must increase"),
+        (["--depth-thresholds", "a,b"], "three increasing integers"),
+        (["--show", "999999"], "no turn 999999"),
+    ],
+)
 def test_cli_signals_errors(recorded_db, args, message):
     result = CliRunner().invoke(cli, ["signals", "-d", str(recorded_db), *args])
     assert result.exit_code == 1
@@ -178,13 +187,16 @@ def test_cli_signals_errors(recorded_db, args, message):
 
 def test_cli_signals_config_file(recorded_db, tmp_path):
     cfg = tmp_path / "signals.toml"
-    cfg.write_text("[signals]\nexploratory_min_calls = 50\n[signals.depth]\nmoderate = 1\nthorough = 2\nexhaustive = 3\n")
+    cfg.write_text(
+        "[signals]\nexploratory_min_calls = 50\n[signals.depth]\nmoderate = 1\nthorough = 2\nexhaustive = 3\n"
+    )
     result = CliRunner().invoke(cli, ["signals", "-d", str(recorded_db), "--config", str(cfg)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     con = sqlite3.connect(recorded_db)
     depth, tags = con.execute(
         "SELECT exploration_depth, workflow_tags FROM signals JOIN turns t ON t.id = turn_id"
-        " WHERE t.prompt_text LIKE '[[scenario:parallel]]%'").fetchone()
+        " WHERE t.prompt_text LIKE '[[scenario:parallel]]%'"
+    ).fetchone()
     assert depth == "exhaustive" and json.loads(tags) == ["parallel"]
     bad = tmp_path / "bad.json"
     bad.write_text('{"depth": {"moderate": 0}}')
@@ -231,7 +243,9 @@ def shared_db(tmp_path_factory):
     if not scenarios.is_dir():
         pytest.skip("../shared is absent")
     path = tmp_path_factory.mktemp("shared-db") / "cra.db"
-    build_fixture_db(path, scenario_dirs(scenarios), [str(public / "spotter-cc2.1.38"), str(public / "sniffly-cc1.0.17")])
+    build_fixture_db(
+        path, scenario_dirs(scenarios), [str(public / "spotter-cc2.1.38"), str(public / "sniffly-cc1.0.17")]
+    )
     db = open_db(str(path), drain=False)
     update_signals(db)
     return db

@@ -1,5 +1,6 @@
 """`cra stats` on a database of recorded Claude Code sessions: numbers checked against the data,
 filters, JSON and text output, readable errors."""
+
 import json
 import sqlite3
 import statistics
@@ -36,8 +37,10 @@ def test_totals_and_tools(db):
     read_total = one("SELECT count(*) FROM tool_calls WHERE tool_name = 'Read'")
     assert (tools["Read"]["calls"], tools["Read"]["failures"]) == (read_total, 2)
     assert tools["Read"]["failure_rate"] == round(2 / read_total, 4)
-    durations = [r[0] for r in db.execute(
-        "SELECT duration_ms FROM tool_calls WHERE tool_name = 'Read' AND duration_ms IS NOT NULL")]
+    durations = [
+        r[0]
+        for r in db.execute("SELECT duration_ms FROM tool_calls WHERE tool_name = 'Read' AND duration_ms IS NOT NULL")
+    ]
     assert tools["Read"]["median_ms"] == int(statistics.median(durations))
     assert (tools["NoSuchTool"]["failures"], tools["NoSuchTool"]["failure_rate"]) == (1, 1.0)
     assert tools["Write"]["denials"] == 1 and tools["Write"]["failures"] == 0
@@ -77,8 +80,12 @@ def test_readiness_uses_the_dataset_filters(db):
     # errors). Out: failures (errors never recovered), and four turns with fewer than 3 calls.
     # The task-notification turn is synthetic and not a candidate.
     assert (rd["candidates"], rd["qualifying"], rd["threshold"], rd["ready"]) == (8, 3, 50, False)
-    assert rd["excluded"] == {"failed_or_interrupted": 0, "too_few_tool_calls": 4, "short_final_answer": 0,
-                              "unrecovered_error": 1}
+    assert rd["excluded"] == {
+        "failed_or_interrupted": 0,
+        "too_few_tool_calls": 4,
+        "short_final_answer": 0,
+        "unrecovered_error": 1,
+    }
     assert compute(db, ready_turns=3)["readiness"]["ready"] is True
 
 
@@ -108,12 +115,20 @@ def test_parse_when():
 def test_cli_text_and_json(recorded_db):
     runner = CliRunner()
     text = runner.invoke(cli, ["stats", "-d", str(recorded_db)], catch_exceptions=False).output
-    for heading in ("Tool calls by tool", "Top tool sequences", "Workflow patterns", "Exploration depth",
-                    "Tokens by model", "Busiest projects", "Training readiness"):
+    for heading in (
+        "Tool calls by tool",
+        "Top tool sequences",
+        "Workflow patterns",
+        "Exploration depth",
+        "Tokens by model",
+        "Busiest projects",
+        "Training readiness",
+    ):
         assert heading in text
     assert "3 of 8 turns pass the dataset filters; a training cycle needs 50: 47 to go." in text
-    result = runner.invoke(cli, ["stats", "-d", str(recorded_db), "--json", "--project", "failures"],
-                           catch_exceptions=False)
+    result = runner.invoke(
+        cli, ["stats", "-d", str(recorded_db), "--json", "--project", "failures"], catch_exceptions=False
+    )
     data = json.loads(result.output)
     assert data["filters"] == {"project": "failures"}
     assert data["totals"]["tool_calls"] == 6
@@ -124,7 +139,10 @@ def test_cli_computes_missing_signals_first(recorded_db):
     con = sqlite3.connect(recorded_db)
     assert con.execute("SELECT count(*) FROM signals").fetchone()[0] == 0
     CliRunner().invoke(cli, ["stats", "-d", str(recorded_db)], catch_exceptions=False)
-    assert con.execute("SELECT count(*) FROM signals").fetchone()[0] == con.execute("SELECT count(*) FROM turns").fetchone()[0]
+    assert (
+        con.execute("SELECT count(*) FROM signals").fetchone()[0]
+        == con.execute("SELECT count(*) FROM turns").fetchone()[0]
+    )
 
 
 def test_cli_bad_date_is_a_readable_error(recorded_db):

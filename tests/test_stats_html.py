@@ -1,6 +1,7 @@
 """`cra stats --html`: a self-contained page whose charts a real browser renders. Checked in
 headless Chromium (scripts/setup_chromium.sh installs it): the DOM it builds has the charts, and
 its screenshot shows them."""
+
 import re
 import shutil
 import struct
@@ -15,7 +16,6 @@ from cra.cli import cli
 from cra.db import open_db
 from cra.report.html import PALETTE, render
 from cra.report.stats import compute
-from cra.signals.store import update_signals
 
 CHARTS = ("chart-timeline", "chart-sequences", "chart-depth", "chart-workflows", "chart-failures")
 
@@ -29,9 +29,18 @@ def chromium():
 
 
 def run_chromium(binary, tmp_path, *args):
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--hide-scrollbars", f"--user-data-dir={tmp_path / 'chromium-profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180)
 
 
@@ -87,7 +96,7 @@ def test_chromium_renders_the_charts(report, tmp_path):
     counts = {}
     for p in pixels:
         counts[p] = counts.get(p, 0) + 1
-    bar_colors = [tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in PALETTE[:3]]
+    bar_colors = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in PALETTE[:3]]
     for color in bar_colors:
         assert counts.get(color, 0) > 200, f"too few pixels of bar colour {color}"
 
@@ -98,8 +107,8 @@ def read_png(path: Path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", None
     while pos < len(data):
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        chunk = data[pos + 8:pos + 8 + length]
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        chunk = data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, color_type = struct.unpack(">IIBB", chunk[:10])
             assert depth == 8 and color_type in (2, 6), (depth, color_type)
@@ -112,7 +121,7 @@ def read_png(path: Path):
     rows, prev = [], bytearray(stride)
     for y in range(height):
         f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
@@ -128,5 +137,5 @@ def read_png(path: Path):
                 line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
         rows.append(line)
         prev = line
-    pixels = [tuple(row[x * bpp:x * bpp + 3]) for row in rows for x in range(width)]
+    pixels = [tuple(row[x * bpp : x * bpp + 3]) for row in rows for x in range(width)]
     return width, height, pixels

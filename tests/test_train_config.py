@@ -1,4 +1,5 @@
 """Training settings: every default in --help, config files (YAML/JSON/TOML), precedence, clear errors."""
+
 import json
 
 import click
@@ -41,8 +42,14 @@ def test_help_does_not_import_the_training_stack():
     "name, text",
     [
         ("sft.yaml", "lora-r: 8\nlearning_rate: 0.001\ntarget_modules: [q_proj, v_proj]\npacking: off\n"),
-        ("sft.json", json.dumps({"lora_r": 8, "learning-rate": 0.001, "target_modules": "q_proj,v_proj", "packing": False})),
-        ("sft.toml", "[sft]\nlora_r = 8\nlearning_rate = 0.001\ntarget_modules = ['q_proj', 'v_proj']\npacking = false\n"),
+        (
+            "sft.json",
+            json.dumps({"lora_r": 8, "learning-rate": 0.001, "target_modules": "q_proj,v_proj", "packing": False}),
+        ),
+        (
+            "sft.toml",
+            "[sft]\nlora_r = 8\nlearning_rate = 0.001\ntarget_modules = ['q_proj', 'v_proj']\npacking = false\n",
+        ),
     ],
 )
 def test_config_files_in_three_formats(tmp_path, name, text):

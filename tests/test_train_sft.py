@@ -1,4 +1,5 @@
 """`cra train sft` on the tiny local model, on CPU, offline: learning, masks, best checkpoint, resume, failures."""
+
 import json
 import os
 import signal
@@ -14,8 +15,20 @@ from cra.db import open_db  # noqa: E402
 
 # Small and quick: one torch thread (two threads on a shared 2-core machine spin and run 10x slower).
 FAST = [
-    "--batch-size", "4", "--grad-accum", "1", "--max-length", "512", "--learning-rate", "3e-3",
-    "--cpu-threads", "1", "--logging-steps", "1", "--warmup-ratio", "0",
+    "--batch-size",
+    "4",
+    "--grad-accum",
+    "1",
+    "--max-length",
+    "512",
+    "--learning-rate",
+    "3e-3",
+    "--cpu-threads",
+    "1",
+    "--logging-steps",
+    "1",
+    "--warmup-ratio",
+    "0",
 ]
 
 
@@ -35,7 +48,9 @@ def sft(*args):
 
 def test_sft_learns_keeps_best_checkpoint_and_records_the_run(tiny, tmp_path):
     model, data = tiny
-    result = sft("--base", model, "--dataset", data, "--no-load-in-4bit", "--max-steps", "16", "--eval-steps", "4", *FAST)
+    result = sft(
+        "--base", model, "--dataset", data, "--no-load-in-4bit", "--max-steps", "16", "--eval-steps", "4", *FAST
+    )
     assert result.exit_code == 0, result.output
     db = open_db()
     (run,) = db.query("SELECT * FROM runs")
@@ -135,13 +150,23 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_continues_it(tiny, tmp_path):
     # A template without generation markers: this run also exercises the prefix-rendering path.
     import re
 
-    template = (tmp_path / "plain.jinja")
+    template = tmp_path / "plain.jinja"
     from cra.train.templates import CHATML_TEMPLATE
 
     template.write_text(re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", CHATML_TEMPLATE))
     settings = SFTSettings(
-        base=model, dataset=data, load_in_4bit=False, max_steps=8, eval_steps=4, batch_size=4, grad_accum=1,
-        max_length=512, learning_rate=3e-3, cpu_threads=1, logging_steps=1, chat_template=str(template),
+        base=model,
+        dataset=data,
+        load_in_4bit=False,
+        max_steps=8,
+        eval_steps=4,
+        batch_size=4,
+        grad_accum=1,
+        max_length=512,
+        learning_rate=3e-3,
+        cpu_threads=1,
+        logging_steps=1,
+        chat_template=str(template),
     )
     db = open_db()
     first = train_sft(settings, db, callbacks=(CtrlCAtStep3(),))
@@ -183,7 +208,9 @@ def test_a_failing_run_is_recorded_as_failed_with_its_error(tiny, tmp_path):
     _, data = tiny
     not_a_model = tmp_path / "empty-model"
     not_a_model.mkdir()
-    result = CliRunner().invoke(cli, ["train", "sft", "--base", str(not_a_model), "--dataset", data, "--no-load-in-4bit"])
+    result = CliRunner().invoke(
+        cli, ["train", "sft", "--base", str(not_a_model), "--dataset", data, "--no-load-in-4bit"]
+    )
     assert result.exit_code == 1
     assert "run 1 failed" in result.output and "cra runs show 1" in result.output
     assert "Traceback" not in result.output
@@ -229,8 +256,18 @@ def test_dataset_by_name_from_the_datasets_table(tiny):
     _, data = tiny
     db = open_db()
     db["datasets"].insert(
-        dict(name="mine", kind="sft", format="openai", path=data, created_at="2026-01-01T00:00:00Z", params="{}",
-             stats="{}", train_count=48, eval_count=12, redacted=1)
+        dict(
+            name="mine",
+            kind="sft",
+            format="openai",
+            path=data,
+            created_at="2026-01-01T00:00:00Z",
+            params="{}",
+            stats="{}",
+            train_count=48,
+            eval_count=12,
+            redacted=1,
+        )
     )
     train, evals = resolve_dataset(db, "mine")
     assert str(train) == os.path.join(data, "train.jsonl") and str(evals) == os.path.join(data, "eval.jsonl")
@@ -244,8 +281,22 @@ def test_cuda_backend_trains(tiny):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA GPU")
     model, data = tiny
-    result = sft("--base", model, "--dataset", data, "--max-steps", "6", "--eval-steps", "3", "--batch-size", "4",
-                 "--max-length", "512", "--learning-rate", "3e-3")
+    result = sft(
+        "--base",
+        model,
+        "--dataset",
+        data,
+        "--max-steps",
+        "6",
+        "--eval-steps",
+        "3",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "512",
+        "--learning-rate",
+        "3e-3",
+    )
     assert result.exit_code == 0, result.output
     (run,) = open_db().query("SELECT * FROM runs")
     metrics = json.loads(run["metrics"])
@@ -259,14 +310,55 @@ def test_sft_on_a_dataset_built_from_recorded_sessions(tiny, recorded_db, tmp_pa
     """The real path: recorded Claude Code sessions -> `cra dataset build` -> `cra train sft` by dataset name."""
     model, _ = tiny
     db_path = str(recorded_db)
-    build = CliRunner().invoke(cli, [
-        "dataset", "build", "-d", db_path, "--name", "recorded", "--min-tool-calls", "1", "--min-answer-words", "1",
-        "--tools", "used", "--eval-fraction", "0.3", "--seed", "0", "-o", str(tmp_path / "recorded"),
-    ])
+    build = CliRunner().invoke(
+        cli,
+        [
+            "dataset",
+            "build",
+            "-d",
+            db_path,
+            "--name",
+            "recorded",
+            "--min-tool-calls",
+            "1",
+            "--min-answer-words",
+            "1",
+            "--tools",
+            "used",
+            "--eval-fraction",
+            "0.3",
+            "--seed",
+            "0",
+            "-o",
+            str(tmp_path / "recorded"),
+        ],
+    )
     assert build.exit_code == 0, build.output
-    result = sft("-d", db_path, "--base", model, "--dataset", "recorded", "--no-load-in-4bit", "--max-steps", "24",
-                 "--eval-steps", "8", "--batch-size", "1", "--grad-accum", "1", "--max-length", "4608",
-                 "--learning-rate", "3e-3", "--cpu-threads", "1", "--logging-steps", "4")
+    result = sft(
+        "-d",
+        db_path,
+        "--base",
+        model,
+        "--dataset",
+        "recorded",
+        "--no-load-in-4bit",
+        "--max-steps",
+        "24",
+        "--eval-steps",
+        "8",
+        "--batch-size",
+        "1",
+        "--grad-accum",
+        "1",
+        "--max-length",
+        "4608",
+        "--learning-rate",
+        "3e-3",
+        "--cpu-threads",
+        "1",
+        "--logging-steps",
+        "4",
+    )
     assert result.exit_code == 0, result.output
     (run,) = open_db(db_path).query("SELECT * FROM runs")
     metrics = json.loads(run["metrics"])

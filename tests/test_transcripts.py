@@ -1,13 +1,13 @@
 """Transcript tailing (the hook's part) and normalisation into messages, turns, subagents, compactions."""
+
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 
 import pytest
-
 from conftest import handle_in_process
+
 from claude_hooks import capture, transcript_tail
 from cra.db import open_db
 from cra.transcripts.importer import import_paths, sync
@@ -24,8 +24,14 @@ def db(cra_home):
 
 
 def _entry(i, session="sess-1", **extra):
-    return {"type": "user", "uuid": f"uuid-{i}", "sessionId": session, "timestamp": "2026-01-01T00:00:%02d.000Z" % (i % 60),
-            "message": {"role": "user", "content": f"prompt {i}"}, **extra}
+    return {
+        "type": "user",
+        "uuid": f"uuid-{i}",
+        "sessionId": session,
+        "timestamp": "2026-01-01T00:00:%02d.000Z" % (i % 60),
+        "message": {"role": "user", "content": f"prompt {i}"},
+        **extra,
+    }
 
 
 def _line(obj):
@@ -35,7 +41,8 @@ def _line(obj):
 def _lines(db, path):
     return db.execute(
         "SELECT line_no, byte_offset, entry_type, uuid, raw, raw_bytes, parse_error, generation FROM transcript_lines"
-        " WHERE path = ? ORDER BY id", [str(path)]
+        " WHERE path = ? ORDER BY id",
+        [str(path)],
     ).fetchall()
 
 
@@ -100,7 +107,7 @@ def test_tail_cap_and_huge_lines(db, tmp_path):
     got = transcript_tail.tail_file(db.conn, str(path2), max_bytes=1000)
     assert 0 < got <= 1000
     total = got
-    while (n := transcript_tail.tail_file(db.conn, str(path2), max_bytes=1000)):
+    while n := transcript_tail.tail_file(db.conn, str(path2), max_bytes=1000):
         total += n
     assert total == path2.stat().st_size and len(_lines(db, path2)) == 49
 
@@ -114,7 +121,11 @@ def test_tail_detects_truncation_and_rewrite(db, tmp_path):
     transcript_tail.tail_file(db.conn, str(path))
     rows = _lines(db, path)
     assert [(r[3], r[7]) for r in rows] == [
-        ("uuid-0", 0), ("uuid-1", 0), ("uuid-7", 1), ("uuid-8", 1), ("uuid-9", 1)
+        ("uuid-0", 0),
+        ("uuid-1", 0),
+        ("uuid-7", 1),
+        ("uuid-8", 1),
+        ("uuid-9", 1),
     ]  # the first generation's lines stay: they may be the only copy
     # Truncated: shorter than what was read.
     path.write_bytes(_line(_entry(5)))
@@ -137,7 +148,9 @@ def test_capture_boundary_list_matches_tail():
 def test_old_format_session(db):
     r = import_paths(db.conn, [str(FIXTURES / "v1_old")])
     assert r.errors == [] and r.files == 1
-    msgs = db.execute("SELECT uuid, role, is_sidechain, turn_id FROM messages WHERE session_id = ? ORDER BY line_id", [S1]).fetchall()
+    msgs = db.execute(
+        "SELECT uuid, role, is_sidechain, turn_id FROM messages WHERE session_id = ? ORDER BY line_id", [S1]
+    ).fetchall()
     assert len(msgs) == 10
     turns = db.query("SELECT * FROM turns WHERE session_id = ? ORDER BY turn_index", [S1])
     turns = list(turns)
@@ -199,7 +212,10 @@ def test_new_format_session_with_subagent_and_compaction(db):
     calls = {c["tool_use_id"]: c for c in db.query("SELECT * FROM tool_calls")}
     assert set(calls) == {"toolu_n_agent", "toolu_n_sub_ls", "toolu_n_pytest"}
     assert calls["toolu_n_sub_ls"]["agent_id"] == AGENT and calls["toolu_n_sub_ls"]["turn_id"] == sub[0]["id"]
-    assert calls["toolu_n_pytest"]["status"] == "failure" and calls["toolu_n_pytest"]["response_text"] == "Exit code 1\n1 failed"
+    assert (
+        calls["toolu_n_pytest"]["status"] == "failure"
+        and calls["toolu_n_pytest"]["response_text"] == "Exit code 1\n1 failed"
+    )
     assert calls["toolu_n_agent"]["response_text"] == "The helper found: a.py"
 
     c = db.query("SELECT * FROM compactions WHERE session_id = ?", [S2]).__next__()
@@ -239,9 +255,18 @@ def test_stop_before_flush_uses_last_assistant_message_then_reconciles(db, cra_h
     path = tmp_path / f"{S2}.jsonl"
     path.write_bytes(b"".join(lines[:7]))  # the final assistant message is not flushed yet
     base = {"session_id": S2, "transcript_path": str(path), "cwd": "/home/dev/new-project"}
-    _hook({**base, "hook_event_name": "UserPromptSubmit", "prompt": "Look around", "prompt_id": "p2-prompt-1"}, cra_home)
-    _hook({**base, "hook_event_name": "Stop", "prompt_id": "p2-prompt-1",
-           "last_assistant_message": "Summary: the project has a.py."}, cra_home)
+    _hook(
+        {**base, "hook_event_name": "UserPromptSubmit", "prompt": "Look around", "prompt_id": "p2-prompt-1"}, cra_home
+    )
+    _hook(
+        {
+            **base,
+            "hook_event_name": "Stop",
+            "prompt_id": "p2-prompt-1",
+            "last_assistant_message": "Summary: the project has a.py.",
+        },
+        cra_home,
+    )
     # The hook stored the raw lines (bounded work); normalisation is cra's.
     assert db.execute("SELECT count(*) FROM transcript_lines").fetchone()[0] == 7
     assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
@@ -249,7 +274,10 @@ def test_stop_before_flush_uses_last_assistant_message_then_reconciles(db, cra_h
     sync(db.conn)
     t = db.query("SELECT * FROM turns WHERE session_id = ?", [S2]).__next__()
     assert (t["final_answer"], t["final_answer_source"], t["outcome"]) == (
-        "Summary: the project has a.py.", "stop_hook", "completed")
+        "Summary: the project has a.py.",
+        "stop_hook",
+        "completed",
+    )
     turn_id = t["id"]
     # The client flushes; the next boundary tails it and cra reconciles from the transcript.
     with open(path, "ab") as f:
@@ -257,7 +285,11 @@ def test_stop_before_flush_uses_last_assistant_message_then_reconciles(db, cra_h
     _hook({**base, "hook_event_name": "SessionEnd", "reason": "other"}, cra_home)
     sync(db.conn)
     t = db.query("SELECT * FROM turns WHERE session_id = ?", [S2]).__next__()
-    assert (t["id"], t["final_answer_source"], t["final_answer"]) == (turn_id, "transcript", "Summary: the project has a.py.")
+    assert (t["id"], t["final_answer_source"], t["final_answer"]) == (
+        turn_id,
+        "transcript",
+        "Summary: the project has a.py.",
+    )
 
 
 def test_tail_failure_never_loses_the_event(db, cra_home, tmp_path, monkeypatch):
@@ -265,8 +297,16 @@ def test_tail_failure_never_loses_the_event(db, cra_home, tmp_path, monkeypatch)
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(transcript_tail, "tail_for_event", boom)
-    _hook({"session_id": "s-x", "transcript_path": str(tmp_path / "s-x.jsonl"), "cwd": "/tmp",
-           "hook_event_name": "Stop", "last_assistant_message": "ok"}, cra_home)
+    _hook(
+        {
+            "session_id": "s-x",
+            "transcript_path": str(tmp_path / "s-x.jsonl"),
+            "cwd": "/tmp",
+            "hook_event_name": "Stop",
+            "last_assistant_message": "ok",
+        },
+        cra_home,
+    )
     assert db.execute("SELECT hook_event_name FROM events").fetchall() == [("Stop",)]
     assert not any((cra_home / capture.SPOOL_DIR).glob("*.event")) if (cra_home / capture.SPOOL_DIR).exists() else True
     assert "disk on fire" in (cra_home / capture.ERROR_LOG).read_text()
@@ -278,8 +318,18 @@ def test_subagent_stop_tails_both_files(db, cra_home, tmp_path):
     shutil.copytree(src, dst)
     main = dst / f"{S2}.jsonl"
     agent = dst / S2 / "subagents" / f"agent-{AGENT}.jsonl"
-    _hook({"session_id": S2, "transcript_path": str(main), "agent_transcript_path": str(agent), "cwd": "/x",
-           "hook_event_name": "SubagentStop", "agent_id": AGENT, "agent_type": "Explore"}, cra_home)
+    _hook(
+        {
+            "session_id": S2,
+            "transcript_path": str(main),
+            "agent_transcript_path": str(agent),
+            "cwd": "/x",
+            "hook_event_name": "SubagentStop",
+            "agent_id": AGENT,
+            "agent_type": "Explore",
+        },
+        cra_home,
+    )
     paths = {r[0]: r[1] for r in db.execute("SELECT path, agent_id FROM transcript_files")}
     assert paths == {str(agent): AGENT, str(main): None}
 
@@ -293,8 +343,13 @@ def test_hook_stop_stays_fast_on_a_big_transcript(db, cra_home, tmp_path):
             filler["uuid"] = f"x{i}"
             f.write(_line(filler))
     assert path.stat().st_size > 3_000_000
-    payload = {"session_id": "big", "transcript_path": str(path), "cwd": "/tmp", "hook_event_name": "Stop",
-               "last_assistant_message": "done"}
+    payload = {
+        "session_id": "big",
+        "transcript_path": str(path),
+        "cwd": "/tmp",
+        "hook_event_name": "Stop",
+        "last_assistant_message": "done",
+    }
     t = time.perf_counter()
     _hook(payload, cra_home)
     elapsed = time.perf_counter() - t

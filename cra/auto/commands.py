@@ -1,10 +1,11 @@
 """`cra auto`: continuous learning cycles (docs/auto.md). Thin Click wrappers over cra.auto.
 
-    cra auto status                 # progress to the next cycle, the last cycles, the promoted model
-    cra auto once                   # one cycle if due (--force: now)
-    cra auto run --interval 900     # loop: for a systemd user service or cron
-    cra auto hook on                # let the Stop hook start `cra auto once` when a cycle may be due
+cra auto status                 # progress to the next cycle, the last cycles, the promoted model
+cra auto once                   # one cycle if due (--force: now)
+cra auto run --interval 900     # loop: for a systemd user service or cron
+cra auto hook on                # let the Stop hook start `cra auto once` when a cycle may be due
 """
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,9 @@ import click
 from ..cli import database_option
 
 config_option = click.option(
-    "--config", "config_file", type=click.Path(exists=True, dir_okay=False),
+    "--config",
+    "config_file",
+    type=click.Path(exists=True, dir_okay=False),
     help="Settings file [default: $CRA_HOME/auto.toml when it exists].",
 )
 
@@ -82,8 +85,10 @@ def once_command(force, quiet, as_json, config_file, database):
             result = _once(db, settings, force, quiet, as_json)
     except (CycleStopped, KeyboardInterrupt) as exc:
         if not quiet:
-            click.echo(f"Stopped ({_stop_reason(exc)}): the cycle is recorded as stopped and runs again at the next check.",
-                       err=True)
+            click.echo(
+                f"Stopped ({_stop_reason(exc)}): the cycle is recorded as stopped and runs again at the next check.",
+                err=True,
+            )
         raise SystemExit(1)
     if result["status"] == "failed":
         cycle = result["cycle"]
@@ -96,8 +101,7 @@ def once_command(force, quiet, as_json, config_file, database):
 
 
 @auto_group.command(name="run")
-@click.option("--interval", type=click.FloatRange(1), default=900, show_default=True,
-              help="Seconds between checks.")
+@click.option("--interval", type=click.FloatRange(1), default=900, show_default=True, help="Seconds between checks.")
 @click.option("--max-cycles", type=click.IntRange(1), help="Stop after this many cycles have run (default: never).")
 @click.option("--quiet", is_flag=True, help="Print only cycles, not every check.")
 @config_option
@@ -197,8 +201,10 @@ def status_command(limit, as_json, config_file, database):
         click.echo("Last cycles:")
     for c in data["cycles"]:
         stages = " ".join(f"{s['name']}:{s['status']}" for s in c["stages"])
-        click.echo(f"  #{c['id']} cycle {c['number']}.{c['attempt']} {c['status']:<9} {c['started_at']} "
-                   f"[{c['trigger']}] {c['decision'] or ''}")
+        click.echo(
+            f"  #{c['id']} cycle {c['number']}.{c['attempt']} {c['status']:<9} {c['started_at']} "
+            f"[{c['trigger']}] {c['decision'] or ''}"
+        )
         click.echo(f"      {stages}")
         if c["error"]:
             click.echo(f"      error: {c['error'][:300]}")
@@ -235,9 +241,17 @@ def promote_command(run_id, database):
     db = open_db(database)
     run = runs.get_run(db, run_id)
     if adapter_dir(db, run) is None:
-        raise click.ClickException(f"run {run_id} ({run['kind']}, {run['status']}) has no adapter: promote a completed training run")
-    gguf = next((a["path"] for a in runs.run_artifacts(db, run_id)
-                 if a["kind"] == "gguf" and (a.get("meta") or {}).get("type") == "merged"), None)
+        raise click.ClickException(
+            f"run {run_id} ({run['kind']}, {run['status']}) has no adapter: promote a completed training run"
+        )
+    gguf = next(
+        (
+            a["path"]
+            for a in runs.run_artifacts(db, run_id)
+            if a["kind"] == "gguf" and (a.get("meta") or {}).get("type") == "merged"
+        ),
+        None,
+    )
     store.promote(db, run_id, gguf=gguf, reason="promoted by hand")
     click.echo(f"Promoted run {run_id}.")
 

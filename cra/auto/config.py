@@ -10,6 +10,7 @@ file is read, not hours later when the stage starts.
     [sft]
     max_steps = 200
 """
+
 from __future__ import annotations
 
 import os
@@ -33,10 +34,18 @@ class AutoSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    min_new_turns: int = Field(50, ge=1, description="A cycle when this many new qualifying turns accumulated since the last one.")
-    min_total_turns: int = Field(50, ge=1, description="Qualifying turns needed before the first cycle (and for the time trigger).")
-    max_interval_hours: float = Field(24.0, gt=0, description="Or a cycle this long after the last one, given min_total_turns...")
-    interval_min_new_turns: int = Field(1, ge=0, description="...and at least this many new turns (retraining on the same data changes nothing).")
+    min_new_turns: int = Field(
+        50, ge=1, description="A cycle when this many new qualifying turns accumulated since the last one."
+    )
+    min_total_turns: int = Field(
+        50, ge=1, description="Qualifying turns needed before the first cycle (and for the time trigger)."
+    )
+    max_interval_hours: float = Field(
+        24.0, gt=0, description="Or a cycle this long after the last one, given min_total_turns..."
+    )
+    interval_min_new_turns: int = Field(
+        1, ge=0, description="...and at least this many new turns (retraining on the same data changes nothing)."
+    )
     rl_every: int = Field(2, ge=0, description="The RL stage (GRPO) runs on every Nth cycle (0: never).")
     base: str = Field(DEFAULT_BASE, description="Base model every cycle trains from: a hub id or a local directory.")
     export: bool = Field(True, description="Export each cycle's model as GGUF.")
@@ -51,12 +60,22 @@ class AutoSettings(BaseModel):
     eval_max_new_tokens: int = Field(256, ge=1, description="Longest generated action during evaluation.")
     eval_batch_size: int = Field(8, ge=1, description="Steps generated together during evaluation.")
     eval_cpu_threads: int = Field(0, ge=0, description="Torch CPU threads during evaluation (0: default).")
-    backoff_minutes: float = Field(15.0, ge=0, description="Wait after a failed cycle before retrying; doubles each time.")
+    backoff_minutes: float = Field(
+        15.0, ge=0, description="Wait after a failed cycle before retrying; doubles each time."
+    )
     backoff_max_hours: float = Field(24.0, ge=0, description="Longest wait between retries.")
-    filters: dict[str, Any] = Field(default_factory=dict, description="Which turns qualify (`cra dataset build` filter options).")
-    dataset: dict[str, Any] = Field(default_factory=dict, description="Other `cra dataset build` options (format, eval_fraction, ...).")
-    sft: dict[str, Any] = Field(default_factory=dict, description="`cra train sft` settings (base and dataset are the cycle's).")
-    grpo: dict[str, Any] = Field(default_factory=dict, description="`cra train grpo` settings (starts from the cycle's SFT run).")
+    filters: dict[str, Any] = Field(
+        default_factory=dict, description="Which turns qualify (`cra dataset build` filter options)."
+    )
+    dataset: dict[str, Any] = Field(
+        default_factory=dict, description="Other `cra dataset build` options (format, eval_fraction, ...)."
+    )
+    sft: dict[str, Any] = Field(
+        default_factory=dict, description="`cra train sft` settings (base and dataset are the cycle's)."
+    )
+    grpo: dict[str, Any] = Field(
+        default_factory=dict, description="`cra train grpo` settings (starts from the cycle's SFT run)."
+    )
 
     @field_validator("export_outtype")
     @classmethod
@@ -168,4 +187,3 @@ def thresholds() -> dict[str, Any]:
         for name, field in AutoSettings.model_fields.items():
             setattr(s, name, field.get_default(call_default_factory=True))
     return {"min_total_turns": s.min_total_turns, "min_new_turns": s.min_new_turns, "settings": s}
-

@@ -14,6 +14,7 @@ leaves the previous model promoted.
 Ctrl-C or SIGTERM (systemd stopping `cra auto run`) mid-cycle records it as `stopped`: not a failure
 (no backoff), the next check runs it again and reuses what it finished, and the process exits.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,9 +23,10 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -103,15 +105,27 @@ class Cycle:
         previous = store.failures_since_completed(db, stopped=True)
         self.attempt = len(previous) + 1
         self.previous = previous[-1] if previous else None
-        self.run = runs.start_run(db, kind="cycle", base_model=settings.base, dataset=None,
-                                  config={"number": self.number, "attempt": self.attempt, "trigger": trigger,
-                                          **settings.model_dump()})
+        self.run = runs.start_run(
+            db,
+            kind="cycle",
+            base_model=settings.base,
+            dataset=None,
+            config={"number": self.number, "attempt": self.attempt, "trigger": trigger, **settings.model_dump()},
+        )
         self.dir = Path(self.run["output_dir"])
         self.stages: list[dict[str, Any]] = []
         self.state: dict[str, Any] = {}
         self.id = store.insert_cycle(
-            db, number=self.number, attempt=self.attempt, run_id=self.run["id"], status="running", trigger=trigger,
-            qualifying_turns=ready.qualifying, new_turns=ready.new, with_rl=int(ready.with_rl), stages=[],
+            db,
+            number=self.number,
+            attempt=self.attempt,
+            run_id=self.run["id"],
+            status="running",
+            trigger=trigger,
+            qualifying_turns=ready.qualifying,
+            new_turns=ready.new,
+            with_rl=int(ready.with_rl),
+            stages=[],
         )
 
     # -- the plan ----------------------------------------------------------------------------------------
@@ -129,7 +143,12 @@ class Cycle:
         data = _fingerprint([s.filters, s.dataset])
         sft = _fingerprint([data, s.base, s.sft])
         rl = _fingerprint([sft, s.grpo])
-        return {"dataset": data, "sft": sft, "rl": rl, "export": _fingerprint([rl, s.export_outtype, self.ready.with_rl])}
+        return {
+            "dataset": data,
+            "sft": sft,
+            "rl": rl,
+            "export": _fingerprint([rl, s.export_outtype, self.ready.with_rl]),
+        }
 
     def reusable(self) -> dict[str, dict[str, Any]]:
         """Stages the failed attempt before this one finished, still valid: a contiguous run of REUSABLE."""
@@ -140,7 +159,11 @@ class Cycle:
         out = {}
         for name in (n for n in self.plan() if n in REUSABLE):
             stage = done.get(name)
-            if stage is None or stage.get("fingerprint") != prints[name] or not _outputs_exist(stage.get("outputs") or {}):
+            if (
+                stage is None
+                or stage.get("fingerprint") != prints[name]
+                or not _outputs_exist(stage.get("outputs") or {})
+            ):
                 break
             out[name] = stage
         return out
@@ -150,8 +173,10 @@ class Cycle:
     def run_all(self) -> dict[str, Any]:
         from ..train import runs
 
-        self.echo(f"Cycle {self.number} (attempt {self.attempt}, cycle id {self.id}, run {self.run['id']}): "
-                  f"{' -> '.join(self.plan())}")
+        self.echo(
+            f"Cycle {self.number} (attempt {self.attempt}, cycle id {self.id}, run {self.run['id']}): "
+            f"{' -> '.join(self.plan())}"
+        )
         reuse = self.reusable()
         prints = self.fingerprints()
         started = time.time()
@@ -159,17 +184,30 @@ class Cycle:
             if name in reuse:
                 outputs = reuse[name]["outputs"]
                 self.state.update(outputs)
-                self._record({"name": name, "status": "reused", "run_id": reuse[name].get("run_id"),
-                              "from_cycle": self.previous["id"], "outputs": outputs,
-                              "fingerprint": prints.get(name)})
+                self._record(
+                    {
+                        "name": name,
+                        "status": "reused",
+                        "run_id": reuse[name].get("run_id"),
+                        "from_cycle": self.previous["id"],
+                        "outputs": outputs,
+                        "fingerprint": prints.get(name),
+                    }
+                )
                 self.echo(f"  {name}: reused from cycle id {self.previous['id']}")
                 continue
             stage = {"name": name, "status": "running", "started_at": store.now_iso(), "fingerprint": prints.get(name)}
             child = None
             if name not in TRAINING:
-                child = runs.start_run(self.db, kind=f"cycle-{name}", base_model=self.settings.base,
-                                       dataset=self.state.get("dataset"), config={"cycle_id": self.id, "stage": name},
-                                       runs_dir=self.dir, parent_run=self.run["id"])
+                child = runs.start_run(
+                    self.db,
+                    kind=f"cycle-{name}",
+                    base_model=self.settings.base,
+                    dataset=self.state.get("dataset"),
+                    config={"cycle_id": self.id, "stage": name},
+                    runs_dir=self.dir,
+                    parent_run=self.run["id"],
+                )
                 stage["run_id"] = child["id"]
             self._record(stage)
             t0 = time.time()
@@ -181,31 +219,41 @@ class Cycle:
                 stopped = isinstance(exc, (CycleStopped, KeyboardInterrupt))
                 if name in TRAINING and "run_id" not in stage:
                     # The trainer registered its run before failing: link it (its error and traceback are there).
-                    row = self.db.execute("SELECT min(id) FROM runs WHERE id > ? AND kind IN ('sft', 'grpo')",
-                                          [last_run]).fetchone()
+                    row = self.db.execute(
+                        "SELECT min(id) FROM runs WHERE id > ? AND kind IN ('sft', 'grpo')", [last_run]
+                    ).fetchone()
                     stage["run_id"] = row[0]
                 if stopped and name in TRAINING and stage.get("run_id"):
                     store.finish_if_running(self.db, stage["run_id"], error)  # a stop skips the trainer's own record
                 status = "stopped" if stopped else "failed"
                 stage.update(status=status, error=error, ended_at=store.now_iso(), seconds=round(time.time() - t0, 3))
                 if child:
-                    runs.finish_run(self.db, child["id"], "interrupted" if stopped else "failed",
-                                    error=error + "\n" + traceback.format_exc(limit=6))
+                    runs.finish_run(
+                        self.db,
+                        child["id"],
+                        "interrupted" if stopped else "failed",
+                        error=error + "\n" + traceback.format_exc(limit=6),
+                    )
                 self._fail(name, error, stage, status)
                 if not isinstance(exc, Exception):
                     raise  # a stop, SystemExit: recorded, then let it stop the process
                 self.echo(f"  {name}: FAILED: {error}")
                 return store.get_cycle(self.db, self.id)
             self.state.update(outputs)
-            stage.update(status="completed", outputs=outputs, ended_at=store.now_iso(),
-                         seconds=round(time.time() - t0, 3))
+            stage.update(
+                status="completed", outputs=outputs, ended_at=store.now_iso(), seconds=round(time.time() - t0, 3)
+            )
             if child:
                 runs.finish_run(self.db, child["id"], "completed", metrics=outputs)
             if name != "promote":  # promote records its stage inside the promotion's transaction
                 self._record(stage)
             self.echo(f"  {name}: done in {stage['seconds']:.1f} s")
-        runs.finish_run(self.db, self.run["id"], "completed",
-                        metrics={"cycle_id": self.id, "seconds": round(time.time() - started, 3), **self.state})
+        runs.finish_run(
+            self.db,
+            self.run["id"],
+            "completed",
+            metrics={"cycle_id": self.id, "seconds": round(time.time() - started, 3), **self.state},
+        )
         return store.get_cycle(self.db, self.id)
 
     def _record(self, stage: dict[str, Any]) -> None:
@@ -218,8 +266,13 @@ class Cycle:
 
         self._record(stage)
         store.update_cycle(self.db, self.id, status=status, failed_stage=name, error=error, ended_at=store.now_iso())
-        runs.finish_run(self.db, self.run["id"], "interrupted" if status == "stopped" else "failed",
-                        metrics={"cycle_id": self.id, **self.state}, error=f"stage {name}: {error}")
+        runs.finish_run(
+            self.db,
+            self.run["id"],
+            "interrupted" if status == "stopped" else "failed",
+            metrics={"cycle_id": self.id, **self.state},
+            error=f"stage {name}: {error}",
+        )
 
     # -- stages ------------------------------------------------------------------------------------------
 
@@ -228,8 +281,10 @@ class Cycle:
 
         result = importer.sync(self.db.conn)
         out = result.as_dict()
-        return {"sync": {k: out[k] for k in ("files", "lines", "messages", "turns", "sessions")},
-                "sync_errors": len(out["errors"])}
+        return {
+            "sync": {k: out[k] for k in ("files", "lines", "messages", "turns", "sessions")},
+            "sync_errors": len(out["errors"]),
+        }
 
     def stage_signals(self, stage) -> dict[str, Any]:
         from ..signals.store import update_signals
@@ -247,14 +302,21 @@ class Cycle:
         write_card(str(path / "README.md"), name, options, summary)
         dataset_id = record_dataset(self.db, name, "sft", options.format, str(path), options.as_dict(), summary)
         if not summary["train_examples"]:
-            raise StageError(f"dataset {name} has no training examples: every turn was filtered out ({summary['removed']})")
+            raise StageError(
+                f"dataset {name} has no training examples: every turn was filtered out ({summary['removed']})"
+            )
         if not summary["eval_examples"]:
             raise StageError(
                 f"dataset {name} has no held-out examples to evaluate on ({summary['train_examples']} train): "
                 "record more sessions, or raise eval_fraction in [dataset] of auto.toml"
             )
-        return {"dataset": str(path), "dataset_name": name, "dataset_id": dataset_id,
-                "train_examples": summary["train_examples"], "eval_examples": summary["eval_examples"]}
+        return {
+            "dataset": str(path),
+            "dataset_name": name,
+            "dataset_id": dataset_id,
+            "train_examples": summary["train_examples"],
+            "eval_examples": summary["eval_examples"],
+        }
 
     def stage_sft(self, stage) -> dict[str, Any]:
         from ..train.sft import train_sft
@@ -274,8 +336,16 @@ class Cycle:
         from ..export.commands import Source, export_gguf
 
         source = Source(self.db, str(self.state["model_run"]), None, None)
-        written = export_gguf(self.db, source, merged=True, adapter=False, with_base=False,
-                              outtype=self.settings.export_outtype, out=None, echo=self._quiet)
+        written = export_gguf(
+            self.db,
+            source,
+            merged=True,
+            adapter=False,
+            with_base=False,
+            outtype=self.settings.export_outtype,
+            out=None,
+            echo=self._quiet,
+        )
         return {"gguf": written[0]["path"]}
 
     def stage_eval(self, stage) -> dict[str, Any]:
@@ -285,18 +355,31 @@ class Cycle:
         s = self.settings
 
         def generation():
-            return GenerationSettings(max_new_tokens=s.eval_max_new_tokens, batch_size=s.eval_batch_size,
-                                      cpu_threads=s.eval_cpu_threads)
+            return GenerationSettings(
+                max_new_tokens=s.eval_max_new_tokens, batch_size=s.eval_batch_size, cpu_threads=s.eval_cpu_threads
+            )
 
         limit = s.eval_limit or None
-        rows = evaluate_run(self.db, str(self.state["model_run"]), dataset=self.state["dataset"], limit=limit,
-                            settings=generation(), echo=self._quiet)
+        rows = evaluate_run(
+            self.db,
+            str(self.state["model_run"]),
+            dataset=self.state["dataset"],
+            limit=limit,
+            settings=generation(),
+            echo=self._quiet,
+        )
         candidate = next(r for r in rows if r["subject"] == "run")
         current = store.promoted(self.db)
         if current is not None:
             # The promoted model on exactly the candidate's steps (the base's result is reused from above).
-            base_rows = evaluate_run(self.db, str(current["run_id"]), dataset=self.state["dataset"], limit=limit,
-                                     settings=generation(), echo=self._quiet)
+            base_rows = evaluate_run(
+                self.db,
+                str(current["run_id"]),
+                dataset=self.state["dataset"],
+                limit=limit,
+                settings=generation(),
+                echo=self._quiet,
+            )
             baseline = next(r for r in base_rows if r["subject"] == "run")
         else:
             baseline = next(r for r in rows if r["subject"] == "base")  # the first model must beat its base
@@ -324,12 +407,26 @@ class Cycle:
             why = f"{s.promote_metric} {score:.4f} {'>=' if better else '<'} {baseline:.4f}{slack} ({against})"
         outputs = {"decision": "promoted" if better else "kept", "reason": why}
         stage.update(status="completed", outputs=outputs, ended_at=store.now_iso(), seconds=0.0)
-        fields = dict(status="completed", ended_at=store.now_iso(), decision=outputs["decision"],
-                      model_run_id=self.state["model_run"], baseline_run_id=self.state["baseline_run"],
-                      metric=s.promote_metric, score=score, baseline_score=baseline, stages=self.stages)
+        fields = dict(
+            status="completed",
+            ended_at=store.now_iso(),
+            decision=outputs["decision"],
+            model_run_id=self.state["model_run"],
+            baseline_run_id=self.state["baseline_run"],
+            metric=s.promote_metric,
+            score=score,
+            baseline_score=baseline,
+            stages=self.stages,
+        )
         if better:
-            store.promote(self.db, self.state["model_run"], cycle_id=self.id, gguf=self.state.get("gguf"),
-                          reason=why, cycle_fields=fields)
+            store.promote(
+                self.db,
+                self.state["model_run"],
+                cycle_id=self.id,
+                gguf=self.state.get("gguf"),
+                reason=why,
+                cycle_fields=fields,
+            )
         else:
             store.update_cycle(self.db, self.id, **fields)
         self.echo(f"  promote: {'PROMOTED' if better else 'kept the promoted model'}: {why}")
@@ -359,8 +456,9 @@ def _outputs_exist(outputs: dict[str, Any]) -> bool:
     return True
 
 
-def run_once(db, settings: AutoSettings, *, force: bool = False, now: float | None = None,
-             echo: Callable = click.echo) -> dict[str, Any]:
+def run_once(
+    db, settings: AutoSettings, *, force: bool = False, now: float | None = None, echo: Callable = click.echo
+) -> dict[str, Any]:
     """Run one cycle if one is due (or `force`), under the lock. Never waits for another cycle.
 
     Returns {"status": "locked" | "not_due" | "completed" | "failed", "readiness": ..., "cycle": ...}."""
@@ -372,8 +470,10 @@ def run_once(db, settings: AutoSettings, *, force: bool = False, now: float | No
     try:
         crashed = store.mark_crashed(db, lock.stale)
         if crashed:
-            echo(f"Cycle id{'s' if len(crashed) > 1 else ''} {', '.join(map(str, crashed))} had crashed "
-                 "(marked so; it will be retried).")
+            echo(
+                f"Cycle id{'s' if len(crashed) > 1 else ''} {', '.join(map(str, crashed))} had crashed "
+                "(marked so; it will be retried)."
+            )
         store.write_pointer(db)
         ready = readiness(db, settings, now)
         if not ready.due and not force:

@@ -6,6 +6,7 @@ holder writes its pid, host and start time into the file for `cra auto status`; 
 naming a holder while the lock is free means that holder crashed (the cycle it left `running` is
 then marked crashed).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -50,7 +51,7 @@ class CycleLock:
         self.fd: int | None = None
         self.stale: dict | None = None
 
-    def acquire(self) -> "CycleLock":
+    def acquire(self) -> CycleLock:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -61,8 +62,11 @@ class CycleLock:
             raise CycleRunning(holder) from None
         self.fd = fd
         self.stale = _read(fd)
-        info = {"pid": os.getpid(), "host": socket.gethostname(),
-                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         return self
@@ -76,7 +80,7 @@ class CycleLock:
         os.close(self.fd)
         self.fd = None
 
-    def __enter__(self) -> "CycleLock":
+    def __enter__(self) -> CycleLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -5,6 +5,7 @@ synthetic) that passes `TurnFilters` (cra/dataset/filters.py) with the `[filters
 same filters each cycle builds its dataset with. "New" turns are counted against the number that
 qualified when the last completed cycle started.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,9 +34,12 @@ def qualifying_turns(db, filters) -> dict[str, int]:
     ):
         calls[turn_id].append((name, status, category(name, _input(tool_input))))
     qualifying = sum(
-        1 for turn_id, count, answer, outcome in turns
-        if filters.evaluate(TurnFacts(tool_call_count=count or 0, final_answer=answer, outcome=outcome,
-                                      calls=calls.get(turn_id, []))) is None
+        1
+        for turn_id, count, answer, outcome in turns
+        if filters.evaluate(
+            TurnFacts(tool_call_count=count or 0, final_answer=answer, outcome=outcome, calls=calls.get(turn_id, []))
+        )
+        is None
     )
     return {"candidates": len(turns), "qualifying": qualifying}
 
@@ -92,12 +96,16 @@ def readiness(db, settings: AutoSettings, now: float | None = None) -> Readiness
     backoff_until = None
     if failures:
         last = failures[-1]
-        backoff_until = store.parse_iso(last["ended_at"] or last["started_at"]) + backoff_seconds(settings, len(failures))
+        backoff_until = store.parse_iso(last["ended_at"] or last["started_at"]) + backoff_seconds(
+            settings, len(failures)
+        )
 
     due, trigger = False, None
     if backoff_until is not None and now < backoff_until:
-        reason = (f"{len(failures)} failed attempt{'s' if len(failures) > 1 else ''} "
-                  f"(last at stage {failures[-1]['failed_stage'] or '?'}); retrying after {store.now_iso(backoff_until)}")
+        reason = (
+            f"{len(failures)} failed attempt{'s' if len(failures) > 1 else ''} "
+            f"(last at stage {failures[-1]['failed_stage'] or '?'}); retrying after {store.now_iso(backoff_until)}"
+        )
     elif failures:
         due, trigger = True, "retry"
         reason = f"retrying cycle {number} after {len(failures)} failed attempt{'s' if len(failures) > 1 else ''}"

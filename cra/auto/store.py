@@ -6,6 +6,7 @@ the symlink `promoted.gguf` are derived from it, each replaced by an atomic rena
 from the database whenever cra looks at them: a crash between the commit and the rename leaves a
 pointer one promotion behind for a moment, never a half-written one.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,8 +48,13 @@ def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def insert_cycle(db, **fields) -> int:
-    fields = {**fields, "stages": json.dumps(fields.get("stages") or []), "pid": os.getpid(),
-              "host": socket.gethostname(), "started_at": fields.get("started_at") or now_iso()}
+    fields = {
+        **fields,
+        "stages": json.dumps(fields.get("stages") or []),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started_at": fields.get("started_at") or now_iso(),
+    }
     cursor = db.conn.execute(
         f"INSERT INTO cycles ({', '.join(fields)}) VALUES ({', '.join('?' for _ in fields)})", list(fields.values())
     )
@@ -72,7 +78,9 @@ def list_cycles(db, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def last_completed(db) -> dict[str, Any] | None:
-    return _decode(next(iter(db.query("SELECT * FROM cycles WHERE status = 'completed' ORDER BY id DESC LIMIT 1")), None))
+    return _decode(
+        next(iter(db.query("SELECT * FROM cycles WHERE status = 'completed' ORDER BY id DESC LIMIT 1")), None)
+    )
 
 
 def failures_since_completed(db, stopped: bool = False) -> list[dict[str, Any]]:
@@ -100,8 +108,15 @@ def mark_crashed(db, stale_holder: dict | None) -> list[int]:
                 stage.update(status="crashed", error=error)
                 if stage.get("run_id"):
                     finish_if_running(db, stage["run_id"], error)
-        update_cycle(db, row["id"], status="crashed", ended_at=now_iso(), error=error, stages=stages,
-                     failed_stage=next((s["name"] for s in stages if s.get("status") == "crashed"), None))
+        update_cycle(
+            db,
+            row["id"],
+            status="crashed",
+            ended_at=now_iso(),
+            error=error,
+            stages=stages,
+            failed_stage=next((s["name"] for s in stages if s.get("status") == "crashed"), None),
+        )
         if row["run_id"]:
             finish_if_running(db, row["run_id"], error)
     return [r["id"] for r in rows]
@@ -112,8 +127,13 @@ def finish_if_running(db, run_id: int, error: str) -> None:
 
     run = runs.get_run(db, run_id)
     if run["status"] == "running":
-        runs.finish_run(db, run_id, "interrupted" if run["kind"] in ("sft", "grpo") else "failed",
-                        metrics=run.get("metrics"), error=error)
+        runs.finish_run(
+            db,
+            run_id,
+            "interrupted" if run["kind"] in ("sft", "grpo") else "failed",
+            metrics=run.get("metrics"),
+            error=error,
+        )
 
 
 # -- promotions ----------------------------------------------------------------------------------------------
@@ -121,15 +141,24 @@ def finish_if_running(db, run_id: int, error: str) -> None:
 
 def promoted(db) -> dict[str, Any] | None:
     """The current promotion joined with its run (kind, base_model, output_dir), or None."""
-    rows = list(db.query(
-        "SELECT p.*, r.kind, r.base_model, r.output_dir, r.dataset FROM promotions p JOIN runs r ON r.id = p.run_id"
-        " WHERE p.current = 1"
-    ))
+    rows = list(
+        db.query(
+            "SELECT p.*, r.kind, r.base_model, r.output_dir, r.dataset FROM promotions p JOIN runs r ON r.id = p.run_id"
+            " WHERE p.current = 1"
+        )
+    )
     return rows[0] if rows else None
 
 
-def promote(db, run_id: int, *, cycle_id: int | None = None, gguf: str | None = None, reason: str | None = None,
-            cycle_fields: dict[str, Any] | None = None) -> int:
+def promote(
+    db,
+    run_id: int,
+    *,
+    cycle_id: int | None = None,
+    gguf: str | None = None,
+    reason: str | None = None,
+    cycle_fields: dict[str, Any] | None = None,
+) -> int:
     """Make `run_id` the promoted model, in one transaction with the cycle's outcome; then the pointer."""
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")

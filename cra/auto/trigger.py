@@ -8,6 +8,7 @@ after event `since_event` before a cycle can be due, or the time after which the
 may fire. The hook then starts `cra auto once` detached, which does the real check under the lock
 and rewrites this file. `not_before` keeps a backoff or a recent start from spawning again.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,16 @@ def command() -> list[str]:
 def contents(db, ready: Readiness, settings, now: float | None = None) -> dict:
     now = time.time() if now is None else now
     since = db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
-    data = {"argv": command(), "since_event": since, "spawn_every_s": SPAWN_EVERY_S, "written_at": now,
-            "not_before": 0, "stops_needed": 0, "due_at": None, "due_stops_needed": None}
+    data = {
+        "argv": command(),
+        "since_event": since,
+        "spawn_every_s": SPAWN_EVERY_S,
+        "written_at": now,
+        "not_before": 0,
+        "stops_needed": 0,
+        "due_at": None,
+        "due_stops_needed": None,
+    }
     if ready.backoff_until and not ready.due:
         data["not_before"] = store.parse_iso(ready.backoff_until)
     elif not ready.due:

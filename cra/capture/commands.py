@@ -1,4 +1,5 @@
 """Small capture commands: path, on/off, ignore, ingest, status."""
+
 import json
 import os
 import time
@@ -148,9 +149,15 @@ def _training_readiness(db) -> dict:
     from ..auto.readiness import readiness
 
     r = readiness(db, thresholds()["settings"])
-    return {"turns": r.candidates, "qualifying": r.qualifying, "cycles_completed": r.cycles_completed,
-            "first_cycle": [min(r.qualifying, r.first_threshold), r.first_threshold],
-            "next_cycle": [min(r.new, r.next_threshold), r.next_threshold], "due": r.due, "reason": r.reason}
+    return {
+        "turns": r.candidates,
+        "qualifying": r.qualifying,
+        "cycles_completed": r.cycles_completed,
+        "first_cycle": [min(r.qualifying, r.first_threshold), r.first_threshold],
+        "next_cycle": [min(r.new, r.next_threshold), r.next_threshold],
+        "due": r.due,
+        "reason": r.reason,
+    }
 
 
 @click.command(name="status")
@@ -163,9 +170,7 @@ def status_command(database, as_json):
         click.echo(json.dumps(r, indent=2))
         return
     click.echo(f"Database:      {r['database']} ({r['database_bytes'] / 1e6:.1f} MB)")
-    click.echo(
-        "Installed:     " + (r["installed_in"] or "no (run `cra install`, or use the plugin)")
-    )
+    click.echo("Installed:     " + (r["installed_in"] or "no (run `cra install`, or use the plugin)"))
     click.echo("Capture:       " + ("on" if r["capture_on"] else "OFF (`cra on` resumes)"))
     click.echo(f"Events:        {r['events']} ({r['events_today']} today), last at {r['last_event_at'] or '-'}")
     click.echo(f"Sessions:      {r['sessions']}, tool calls: {r['tool_calls']}")
@@ -179,8 +184,10 @@ def status_command(database, as_json):
     click.echo(f"Turns:         {t['turns']} captured, {t['qualifying']} qualify for training")
     if t["cycles_completed"]:
         done, need = t["next_cycle"]
-        click.echo(f"Next cycle:    {done}/{need} new qualifying turns ({t['cycles_completed']} cycles so far;"
-                   " `cra auto status`)")
+        click.echo(
+            f"Next cycle:    {done}/{need} new qualifying turns ({t['cycles_completed']} cycles so far;"
+            " `cra auto status`)"
+        )
     else:
         done, need = t["first_cycle"]
         click.echo(f"First cycle:   {done}/{need} qualifying turns" + (" (due: `cra auto once`)" if t["due"] else ""))

@@ -3,6 +3,7 @@
 Every existing hook and setting is kept; the file is backed up and replaced atomically. cra's own
 entries are recognised by the hook script's path, so uninstall removes exactly those.
 """
+
 import compileall
 import json
 import os

@@ -9,6 +9,7 @@ wins, and they only ever go to the train split.
 Writes `<out>/train.jsonl`, `<out>/eval.jsonl` and `<out>/README.md` (the dataset card), and a
 `datasets` row.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,7 @@ import jsonlines
 from .filters import TurnFilters
 from .redact import Redactor
 from .source import TurnData, TurnReader, table_exists
-from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
+from .tool_schemas import ObservedSchemas, SchemaResolver
 
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")
@@ -98,7 +99,9 @@ class TokenCounter:
         tools = json.loads(tools_json) if tools_json else None
         if getattr(self.tokenizer, "chat_template", None):
             msgs = [_for_template(m) for m in messages]
-            return len(self.tokenizer.apply_chat_template(msgs, tools=tools, tokenize=True, return_dict=True)["input_ids"])
+            return len(
+                self.tokenizer.apply_chat_template(msgs, tools=tools, tokenize=True, return_dict=True)["input_ids"]
+            )
         return len(self.tokenizer.encode(json.dumps({"messages": messages, "tools": tools})))
 
 
@@ -123,7 +126,7 @@ def truncate(text: str, limit: int, original_len: int | None = None) -> tuple[st
         return text, False
     head = limit * 2 // 3
     tail = limit - head
-    return text[:head] + (TRUNC_MARK % (full - head - tail)) + text[len(text) - tail:], True
+    return text[:head] + (TRUNC_MARK % (full - head - tail)) + text[len(text) - tail :], True
 
 
 PRECUT_MARGIN = 2000
@@ -139,7 +142,7 @@ def precut(m: dict, limit: int) -> dict:
         return m
     head = limit * 2 // 3 + PRECUT_MARGIN
     tail = limit - limit * 2 // 3 + PRECUT_MARGIN
-    return {**m, "content": text[:head] + text[len(text) - tail:], "_original_len": len(text)}
+    return {**m, "content": text[:head] + text[len(text) - tail :], "_original_len": len(text)}
 
 
 def in_eval(session_id: str, seed: int, fraction: float) -> bool:
@@ -194,25 +197,39 @@ def to_sharegpt(example: dict) -> dict:
     for m in example["messages"]:
         role = m["role"]
         if role != "tool" and pending_obs:
-            conv.append({"from": "observation",
-                         "value": pending_obs[0] if len(pending_obs) == 1 else json.dumps(pending_obs, ensure_ascii=False)})
+            conv.append(
+                {
+                    "from": "observation",
+                    "value": pending_obs[0] if len(pending_obs) == 1 else json.dumps(pending_obs, ensure_ascii=False),
+                }
+            )
             pending_obs = []
         if role == "system":
             system = m["content"]
         elif role == "user":
             conv.append({"from": "human", "value": m["content"]})
         elif role == "assistant" and m.get("tool_calls"):
-            calls = [{"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"])}
-                     for tc in m["tool_calls"]]
-            conv.append({"from": "function_call",
-                         "value": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)})
+            calls = [
+                {"name": tc["function"]["name"], "arguments": json.loads(tc["function"]["arguments"])}
+                for tc in m["tool_calls"]
+            ]
+            conv.append(
+                {
+                    "from": "function_call",
+                    "value": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False),
+                }
+            )
         elif role == "assistant":
             conv.append({"from": "gpt", "value": m["content"]})
         elif role == "tool":
             pending_obs.append(m["content"])
     if pending_obs:
-        conv.append({"from": "observation",
-                     "value": pending_obs[0] if len(pending_obs) == 1 else json.dumps(pending_obs, ensure_ascii=False)})
+        conv.append(
+            {
+                "from": "observation",
+                "value": pending_obs[0] if len(pending_obs) == 1 else json.dumps(pending_obs, ensure_ascii=False),
+            }
+        )
     tools = [t["function"] for t in json.loads(example["tools"] or "[]")]
     out = {"conversations": conv, "tools": json.dumps(tools, ensure_ascii=False)}
     if system is not None:
@@ -248,8 +265,9 @@ class DatasetBuilder:
             self.writers = {"train": jsonlines.Writer(tf, compact=True), "eval": jsonlines.Writer(ef, compact=True)}
             done = False
             if table_exists(self.db, "turns"):
-                reader = TurnReader(self.db, thinking=self.o.thinking == "reasoning",
-                                    include_subagents=self.o.include_subagents)
+                reader = TurnReader(
+                    self.db, thinking=self.o.thinking == "reasoning", include_subagents=self.o.include_subagents
+                )
                 done = self._run(reader, reader)
             if self.o.synthetic and not done and table_exists(self.db, "synthetic_workflows"):
                 self._run(self._synthetic_turns(), None)
@@ -275,7 +293,7 @@ class DatasetBuilder:
                 return True
             if turn.final_answer:
                 context.append((turn.prompt_text, turn.final_answer))
-                del context[:-max(self.o.context_turns, 1)]
+                del context[: -max(self.o.context_turns, 1)]
         return False
 
     def _one_turn(self, turn: TurnData, context: list) -> bool:
@@ -284,8 +302,11 @@ class DatasetBuilder:
             self.removed[reason] += 1
             return False
         synthetic = turn.source == "bootstrap" or turn.is_synthetic
-        split = "train" if turn.source == "bootstrap" else (
-            "eval" if in_eval(turn.session_id, self.o.seed, self.o.eval_fraction) else "train")
+        split = (
+            "train"
+            if turn.source == "bootstrap"
+            else ("eval" if in_eval(turn.session_id, self.o.seed, self.o.eval_fraction) else "train")
+        )
         if split == "eval" and synthetic:
             # No session in two splits, and synthetic turns never in eval: such a turn goes nowhere.
             self.removed["synthetic_in_eval_session"] += 1
@@ -295,21 +316,25 @@ class DatasetBuilder:
         r = self.redactor
         chat = [redact_message(r, precut(m, self.o.max_tool_output_chars)) for m in turn.messages]
         ctx = []
-        for prompt, answer in context[-self.o.context_turns:] if self.o.context_turns else []:
+        for prompt, answer in context[-self.o.context_turns :] if self.o.context_turns else []:
             ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
         system = self._system(turn)
         used = [tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()]
         tools_json = self._tools_json(used, turn.source == "bootstrap")
 
-        ends = [len(chat)] if self.o.unit == "turn" else [
-            i + 1 for i, m in enumerate(chat) if m["role"] == "assistant"]
+        ends = [len(chat)] if self.o.unit == "turn" else [i + 1 for i, m in enumerate(chat) if m["role"] == "assistant"]
         for end in ends:
             example = self._fit(system, ctx, chat[:end], tools_json)
             if example is None:
                 self.removed["over_token_budget"] += 1
                 continue
-            example["meta"] = {"session_id": turn.session_id, "turn_id": turn.id, "step": end,
-                               "source": turn.source, "synthetic": bool(synthetic)}
+            example["meta"] = {
+                "session_id": turn.session_id,
+                "turn_id": turn.id,
+                "step": end,
+                "source": turn.source,
+                "synthetic": bool(synthetic),
+            }
             digest = _digest(example)
             if digest in self._seen:
                 self.removed["duplicate"] += 1
@@ -378,8 +403,9 @@ class DatasetBuilder:
                         self.stats["shrunk_to_fit_budget"] += 1
                     self.lengths.append(n)
                     return {"messages": messages, "tools": tools_json}
-                if lim <= 256 or not any(m.get("_original_len", len(m["content"])) > lim
-                                         for m in chat if m["role"] == "tool"):
+                if lim <= 256 or not any(
+                    m.get("_original_len", len(m["content"])) > lim for m in chat if m["role"] == "tool"
+                ):
                     break
                 lim = max(256, lim // 2)
         return None
@@ -400,13 +426,27 @@ class DatasetBuilder:
         cur = self.db.execute("SELECT id, session_id, messages FROM synthetic_workflows ORDER BY id")
         for wid, session_id, messages in cur:
             chat = json.loads(messages)
-            calls = [(tc["function"]["name"], "success", tc["id"], json.loads(tc["function"]["arguments"]), None)
-                     for m in chat for tc in m.get("tool_calls") or ()]
+            calls = [
+                (tc["function"]["name"], "success", tc["id"], json.loads(tc["function"]["arguments"]), None)
+                for m in chat
+                for tc in m.get("tool_calls") or ()
+            ]
             final = chat[-1]["content"] if chat and chat[-1]["role"] == "assistant" else None
-            yield TurnData(id=wid, session_id=session_id, agent_id=None, turn_index=0,
-                           prompt_text=chat[0]["content"], final_answer=final, outcome="completed",
-                           is_synthetic=True, cwd="/home/user/project", messages=chat, calls=calls,
-                           tool_call_count=len(calls), source="bootstrap")
+            yield TurnData(
+                id=wid,
+                session_id=session_id,
+                agent_id=None,
+                turn_index=0,
+                prompt_text=chat[0]["content"],
+                final_answer=final,
+                outcome="completed",
+                is_synthetic=True,
+                cwd="/home/user/project",
+                messages=chat,
+                calls=calls,
+                tool_call_count=len(calls),
+                source="bootstrap",
+            )
 
     # -- report ---------------------------------------------------------------------------------
 
@@ -466,11 +506,12 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
         lines += [
             f"Format: **{options.format}** ({'`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments' if options.format == 'openai' else 'LLaMA-Factory sharegpt: human/gpt/function_call/observation'}), "
             f"one example per **{options.unit}**. Load with "
-            "`datasets.load_dataset(\"json\", data_files={\"train\": \"train.jsonl\", \"eval\": \"eval.jsonl\"})`.",
+            '`datasets.load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})`.',
             "",
             "## Counts",
             "",
-            "| | |", "|---|---|",
+            "| | |",
+            "|---|---|",
             f"| turns seen | {s['turns_seen']} (real {s['real_turns_seen']}, synthetic {s['synthetic_turns_seen']}) |",
             f"| turns kept | {s['turns_kept']} |",
             f"| train examples | {s['train_examples']} from {s['train_sessions']} sessions |",
@@ -483,7 +524,8 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
             "",
             "Turns removed by each filter (the first one a turn failed):",
             "",
-            "| filter | removed |", "|---|---|",
+            "| filter | removed |",
+            "|---|---|",
         ]
         lines += [f"| {k} | {v} |" for k, v in s["removed"].items()]
         f = options.filters
@@ -503,13 +545,15 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
             "## Tool schemas",
             "",
             f"Tools listed: {options.tools}. Schema sources: "
-            + (", ".join(f"{k} {v}" for k, v in s["tool_schema_sources"].items()) or "none") + ".",
+            + (", ".join(f"{k} {v}" for k, v in s["tool_schema_sources"].items()) or "none")
+            + ".",
         ]
     else:
         lines += [
             "Format: TRL preference rows `{prompt, chosen, rejected, tools}` (conversational).",
             "",
-            "| | |", "|---|---|",
+            "| | |",
+            "|---|---|",
             f"| train pairs | {s['train_examples']} |",
             f"| eval pairs | {s['eval_examples']} |",
             "",
@@ -523,7 +567,8 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
             "passwords and secrets in env/config lines, credentials in URLs, auth headers; home "
             "directories become `/home/user`).",
             "",
-            "| kind | replaced |", "|---|---|",
+            "| kind | replaced |",
+            "|---|---|",
         ] + [f"| {k} | {v} |" for k, v in s["redactions"].items()]
     else:
         lines += ["**Off** (`--no-redact`): examples contain secrets and paths exactly as recorded. Do not share."]
@@ -534,10 +579,15 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
 
 def record_dataset(db, name, kind, fmt, path, options_dict, summary) -> int:
     row = {
-        "name": name, "kind": kind, "format": fmt, "path": os.path.abspath(path),
+        "name": name,
+        "kind": kind,
+        "format": fmt,
+        "path": os.path.abspath(path),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "params": json.dumps(options_dict, default=str), "stats": json.dumps(summary),
-        "train_count": summary["train_examples"], "eval_count": summary["eval_examples"],
+        "params": json.dumps(options_dict, default=str),
+        "stats": json.dumps(summary),
+        "train_count": summary["train_examples"],
+        "eval_count": summary["eval_examples"],
         "redacted": int(summary["redaction_enabled"]),
     }
     return db["datasets"].insert(row).last_pk

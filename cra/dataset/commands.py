@@ -1,4 +1,5 @@
 """`cra dataset build|pairs`, `cra bootstrap`, `cra import-pairs`."""
+
 from __future__ import annotations
 
 import json
@@ -24,20 +25,38 @@ def _out_dir(out, name, force):
 
 def _filter_options(f):
     defaults = TurnFilters()
-    f = click.option("--min-tool-calls", type=click.IntRange(0), default=defaults.min_tool_calls, show_default=True,
-                     help="Keep turns with at least this many tool calls.")(f)
-    f = click.option("--min-answer-words", type=click.IntRange(0), default=defaults.min_answer_words, show_default=True,
-                     help="Keep turns whose final answer has at least this many words.")(f)
-    f = click.option("--keep-failed", is_flag=True,
-                     help="Keep interrupted, errored and incomplete turns (skipped by default).")(f)
-    f = click.option("--keep-unrecovered", is_flag=True,
-                     help="Keep turns where a failed call was never recovered (skipped by default).")(f)
+    f = click.option(
+        "--min-tool-calls",
+        type=click.IntRange(0),
+        default=defaults.min_tool_calls,
+        show_default=True,
+        help="Keep turns with at least this many tool calls.",
+    )(f)
+    f = click.option(
+        "--min-answer-words",
+        type=click.IntRange(0),
+        default=defaults.min_answer_words,
+        show_default=True,
+        help="Keep turns whose final answer has at least this many words.",
+    )(f)
+    f = click.option(
+        "--keep-failed", is_flag=True, help="Keep interrupted, errored and incomplete turns (skipped by default)."
+    )(f)
+    f = click.option(
+        "--keep-unrecovered",
+        is_flag=True,
+        help="Keep turns where a failed call was never recovered (skipped by default).",
+    )(f)
     return f
 
 
 def _filters(min_tool_calls, min_answer_words, keep_failed, keep_unrecovered):
-    return TurnFilters(min_tool_calls=min_tool_calls, min_answer_words=min_answer_words,
-                       skip_failed=not keep_failed, skip_unrecovered=not keep_unrecovered)
+    return TurnFilters(
+        min_tool_calls=min_tool_calls,
+        min_answer_words=min_answer_words,
+        skip_failed=not keep_failed,
+        skip_unrecovered=not keep_unrecovered,
+    )
 
 
 @click.group(name="dataset")
@@ -47,41 +66,119 @@ def dataset_group():
 
 @dataset_group.command(name="build")
 @database_option
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Output directory [default: $CRA_HOME/datasets/NAME]")
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False), help="Output directory [default: $CRA_HOME/datasets/NAME]"
+)
 @click.option("--name", help="Dataset name [default: sft-<timestamp>]")
-@click.option("--format", "fmt", type=click.Choice(["openai", "sharegpt"]), default="openai", show_default=True,
-              help="openai: {messages, tools} with tool_calls; sharegpt: LLaMA-Factory's function_call/observation.")
-@click.option("--unit", type=click.Choice(["turn", "step"]), default="turn", show_default=True,
-              help="One example per turn, or per assistant step (the history before it + the step).")
-@click.option("--context-turns", type=click.IntRange(0, 20), default=0, show_default=True,
-              help="Earlier turns of the session (prompt + final answer) included as context.")
-@click.option("--thinking", type=click.Choice(["reasoning", "omit"]), default="reasoning", show_default=True,
-              help="Claude's thinking as a `reasoning` field on assistant messages, or left out.")
-@click.option("--tools", "tools_mode", type=click.Choice(["offered", "used"]), default="offered", show_default=True,
-              help="List every tool the session offered, or only those the example calls.")
-@click.option("--system", "system_mode", type=click.Choice(["default", "recorded", "none"]), default="default",
-              show_default=True, help="System message: a short built-in one, the client's recorded one, or none.")
-@click.option("--max-tool-output-chars", type=click.IntRange(200), default=4000, show_default=True,
-              help="Longer tool outputs keep their head and tail around a visible marker.")
-@click.option("--max-tokens", type=click.IntRange(256), default=32768, show_default=True,
-              help="Example length budget; longer examples are shrunk, else dropped.")
-@click.option("--tokenizer", type=click.Path(exists=True, file_okay=False),
-              help="Local tokenizer directory for exact token counts (else estimated).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["openai", "sharegpt"]),
+    default="openai",
+    show_default=True,
+    help="openai: {messages, tools} with tool_calls; sharegpt: LLaMA-Factory's function_call/observation.",
+)
+@click.option(
+    "--unit",
+    type=click.Choice(["turn", "step"]),
+    default="turn",
+    show_default=True,
+    help="One example per turn, or per assistant step (the history before it + the step).",
+)
+@click.option(
+    "--context-turns",
+    type=click.IntRange(0, 20),
+    default=0,
+    show_default=True,
+    help="Earlier turns of the session (prompt + final answer) included as context.",
+)
+@click.option(
+    "--thinking",
+    type=click.Choice(["reasoning", "omit"]),
+    default="reasoning",
+    show_default=True,
+    help="Claude's thinking as a `reasoning` field on assistant messages, or left out.",
+)
+@click.option(
+    "--tools",
+    "tools_mode",
+    type=click.Choice(["offered", "used"]),
+    default="offered",
+    show_default=True,
+    help="List every tool the session offered, or only those the example calls.",
+)
+@click.option(
+    "--system",
+    "system_mode",
+    type=click.Choice(["default", "recorded", "none"]),
+    default="default",
+    show_default=True,
+    help="System message: a short built-in one, the client's recorded one, or none.",
+)
+@click.option(
+    "--max-tool-output-chars",
+    type=click.IntRange(200),
+    default=4000,
+    show_default=True,
+    help="Longer tool outputs keep their head and tail around a visible marker.",
+)
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(256),
+    default=32768,
+    show_default=True,
+    help="Example length budget; longer examples are shrunk, else dropped.",
+)
+@click.option(
+    "--tokenizer",
+    type=click.Path(exists=True, file_okay=False),
+    help="Local tokenizer directory for exact token counts (else estimated).",
+)
 @_filter_options
-@click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True,
-              help="Share of sessions held out for evaluation (split by session).")
+@click.option(
+    "--eval-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="Share of sessions held out for evaluation (split by session).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the session split.")
-@click.option("--no-redact", is_flag=True,
-              help="Write secrets and home paths exactly as recorded (redaction is on by default). Never share the result.")
+@click.option(
+    "--no-redact",
+    is_flag=True,
+    help="Write secrets and home paths exactly as recorded (redaction is on by default). Never share the result.",
+)
 @click.option("--no-subagents", is_flag=True, help="Leave out turns run inside subagents.")
 @click.option("--no-synthetic", is_flag=True, help="Leave out `cra bootstrap` workflows.")
 @click.option("--limit", type=click.IntRange(1), help="Stop after this many examples.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def build_command(database, out, name, fmt, unit, context_turns, thinking, tools_mode, system_mode,
-                  max_tool_output_chars, max_tokens, tokenizer, min_tool_calls, min_answer_words, keep_failed,
-                  keep_unrecovered, eval_fraction, seed, no_redact, no_subagents, no_synthetic, limit, force,
-                  as_json):
+def build_command(
+    database,
+    out,
+    name,
+    fmt,
+    unit,
+    context_turns,
+    thinking,
+    tools_mode,
+    system_mode,
+    max_tool_output_chars,
+    max_tokens,
+    tokenizer,
+    min_tool_calls,
+    min_answer_words,
+    keep_failed,
+    keep_unrecovered,
+    eval_fraction,
+    seed,
+    no_redact,
+    no_subagents,
+    no_synthetic,
+    limit,
+    force,
+    as_json,
+):
     """Turn recorded turns into tool-calling training examples (train.jsonl, eval.jsonl, README.md).
 
     Every string written is redacted (API keys, tokens, private keys, passwords, credentials in
@@ -91,10 +188,21 @@ def build_command(database, out, name, fmt, unit, context_turns, thinking, tools
     from .source import table_exists
 
     options = BuildOptions(
-        format=fmt, unit=unit, context_turns=context_turns, thinking=thinking, tools=tools_mode,
-        system=system_mode, max_tool_output_chars=max_tool_output_chars, max_tokens=max_tokens,
-        tokenizer=tokenizer, eval_fraction=eval_fraction, seed=seed, redact=not no_redact,
-        include_subagents=not no_subagents, synthetic=not no_synthetic, limit=limit,
+        format=fmt,
+        unit=unit,
+        context_turns=context_turns,
+        thinking=thinking,
+        tools=tools_mode,
+        system=system_mode,
+        max_tool_output_chars=max_tool_output_chars,
+        max_tokens=max_tokens,
+        tokenizer=tokenizer,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        redact=not no_redact,
+        include_subagents=not no_subagents,
+        synthetic=not no_synthetic,
+        limit=limit,
         filters=_filters(min_tool_calls, min_answer_words, keep_failed, keep_unrecovered),
     )
     db = open_db(database)
@@ -120,23 +228,30 @@ def build_command(database, out, name, fmt, unit, context_turns, thinking, tools
     removed = ", ".join(f"{k} {v}" for k, v in summary["removed"].items() if v) or "none"
     click.echo(f"Dataset {name} (#{dataset_id}) in {path}")
     click.echo(f"  turns: {summary['turns_seen']} seen, {summary['turns_kept']} kept; removed: {removed}")
-    click.echo(f"  examples: {summary['train_examples']} train, {summary['eval_examples']} eval "
-               f"({summary['synthetic_examples']} synthetic, train only)")
+    click.echo(
+        f"  examples: {summary['train_examples']} train, {summary['eval_examples']} eval "
+        f"({summary['synthetic_examples']} synthetic, train only)"
+    )
     red = sum(summary["redactions"].values())
     click.echo(f"  redaction: {'off (--no-redact)' if not summary['redaction_enabled'] else f'{red} values replaced'}")
     t = summary["tokens"]
     click.echo(f"  tokens per example: median {t['median']}, p95 {t['p95']}, max {t['max']} ({t['counted_with']})")
     if not summary["train_examples"] + summary["eval_examples"]:
-        click.echo("  No example passed the filters: see README.md for what removed them, or relax "
-                   "--min-tool-calls / --min-answer-words.")
+        click.echo(
+            "  No example passed the filters: see README.md for what removed them, or relax "
+            "--min-tool-calls / --min-answer-words."
+        )
     elif not summary["train_examples"] or (eval_fraction > 0 and not summary["eval_examples"]):
         # The split hashes each session id with the seed (a session never changes sides as data
         # grows): with a handful of sessions, every one can land on the same side.
         empty = "train" if not summary["train_examples"] else "eval"
         sessions = summary["train_sessions"] + summary["eval_sessions"]
-        click.echo(f"  warning: the {empty} split is empty: all {sessions} kept session(s) fell on the other side of "
-                   f"the --eval-fraction {eval_fraction} split. Try another --seed"
-                   + (", or --eval-fraction 0 to train on everything." if empty == "train" else "."), err=True)
+        click.echo(
+            f"  warning: the {empty} split is empty: all {sessions} kept session(s) fell on the other side of "
+            f"the --eval-fraction {eval_fraction} split. Try another --seed"
+            + (", or --eval-fraction 0 to train on everything." if empty == "train" else "."),
+            err=True,
+        )
 
 
 def _sync_transcripts(db):
@@ -155,20 +270,45 @@ def _sync_transcripts(db):
 
 @dataset_group.command(name="pairs")
 @database_option
-@click.option("-o", "--out", type=click.Path(file_okay=False), help="Output directory [default: $CRA_HOME/datasets/NAME]")
+@click.option(
+    "-o", "--out", type=click.Path(file_okay=False), help="Output directory [default: $CRA_HOME/datasets/NAME]"
+)
 @click.option("--name", help="Dataset name [default: pairs-<timestamp>]")
-@click.option("--perturbed-per-turn", type=click.IntRange(0), default=1, show_default=True,
-              help="Pairs of Claude's real next action against a perturbed one (wrong tool, malformed arguments), per turn.")
-@click.option("--max-tool-output-chars", type=click.IntRange(200), default=4000, show_default=True,
-              help="Longer tool outputs in the prompt keep their head and tail.")
+@click.option(
+    "--perturbed-per-turn",
+    type=click.IntRange(0),
+    default=1,
+    show_default=True,
+    help="Pairs of Claude's real next action against a perturbed one (wrong tool, malformed arguments), per turn.",
+)
+@click.option(
+    "--max-tool-output-chars",
+    type=click.IntRange(200),
+    default=4000,
+    show_default=True,
+    help="Longer tool outputs in the prompt keep their head and tail.",
+)
 @click.option("--eval-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--no-redact", is_flag=True, help="Write secrets and home paths exactly as recorded. Never share the result.")
+@click.option(
+    "--no-redact", is_flag=True, help="Write secrets and home paths exactly as recorded. Never share the result."
+)
 @click.option("--no-mine", is_flag=True, help="Only export the pairs already stored (imported, mined before).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def pairs_command(database, out, name, perturbed_per_turn, max_tool_output_chars, eval_fraction, seed, no_redact,
-                  no_mine, force, as_json):
+def pairs_command(
+    database,
+    out,
+    name,
+    perturbed_per_turn,
+    max_tool_output_chars,
+    eval_fraction,
+    seed,
+    no_redact,
+    no_mine,
+    force,
+    as_json,
+):
     """Preference pairs (chosen/rejected) for DPO and reward models.
 
     Mined from sessions: the user's denials (the denied call is rejected, what Claude did instead is
@@ -191,11 +331,22 @@ def pairs_command(database, out, name, perturbed_per_turn, max_tool_output_chars
         )
     name = name or time.strftime("pairs-%Y%m%d-%H%M%S")
     path = _out_dir(out, name, force)
-    summary = export_pairs(db, path, eval_fraction=eval_fraction, seed=seed, redact=not no_redact,
-                           max_tool_output_chars=max_tool_output_chars)
+    summary = export_pairs(
+        db,
+        path,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        redact=not no_redact,
+        max_tool_output_chars=max_tool_output_chars,
+    )
     summary["mined"] = mined
-    params = {"perturbed_per_turn": perturbed_per_turn, "eval_fraction": eval_fraction, "seed": seed,
-              "redact": not no_redact, "max_tool_output_chars": max_tool_output_chars}
+    params = {
+        "perturbed_per_turn": perturbed_per_turn,
+        "eval_fraction": eval_fraction,
+        "seed": seed,
+        "redact": not no_redact,
+        "max_tool_output_chars": max_tool_output_chars,
+    }
     write_card(os.path.join(path, "README.md"), name, None, summary, kind="pairs")
     dataset_id = record_dataset(db, name, "pairs", "dpo", path, params, summary)
     if as_json:
@@ -203,14 +354,21 @@ def pairs_command(database, out, name, perturbed_per_turn, max_tool_output_chars
         return
     click.echo(f"Pairs {name} (#{dataset_id}) in {path}")
     click.echo("  newly mined: " + (", ".join(f"{k} {v}" for k, v in mined.items()) or "nothing new"))
-    click.echo(f"  written: {summary['train_examples']} train, {summary['eval_examples']} eval; by source: "
-               + ", ".join(f"{k} {v}" for k, v in summary["sources"].items()))
+    click.echo(
+        f"  written: {summary['train_examples']} train, {summary['eval_examples']} eval; by source: "
+        + ", ".join(f"{k} {v}" for k, v in summary["sources"].items())
+    )
 
 
 @click.command(name="bootstrap")
 @database_option
-@click.option("--synthetic", "count", type=click.IntRange(1, 100000), required=True,
-              help="How many synthetic workflows to generate.")
+@click.option(
+    "--synthetic",
+    "count",
+    type=click.IntRange(1, 100000),
+    required=True,
+    help="How many synthetic workflows to generate.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def bootstrap_command(database, count, seed):
     """Add synthetic tool-use workflows from templates (code search, file modification, debugging,
@@ -223,8 +381,10 @@ def bootstrap_command(database, count, seed):
 
     db = open_db(database)
     added, by_template = store_synthetic(db, count, seed)
-    click.echo(f"Added {added} synthetic workflows ({', '.join(f'{k} {v}' for k, v in by_template.items())}); "
-               f"{count - added} were already stored.")
+    click.echo(
+        f"Added {added} synthetic workflows ({', '.join(f'{k} {v}' for k, v in by_template.items())}); "
+        f"{count - added} were already stored."
+    )
 
 
 @click.command(name="import-pairs")

@@ -5,6 +5,7 @@ with a real answer (at least 50 words), finished normally (not interrupted, not 
 not incomplete), and did not leave an error unrecovered. Every threshold is a `cra dataset build`
 flag; the build reports how many turns each filter removed (the first filter a turn fails).
 """
+
 from __future__ import annotations
 
 import re
@@ -39,15 +40,15 @@ def unrecovered_failures(calls) -> int:
     statuses = [s for _, s, _ in calls]
     # A call without a category never counts as another's alternative.
     cats = [c if c is not None else ("?", i) for i, (_, _, c) in enumerate(calls)]
-    return sum(
-        1 for i, s in enumerate(statuses) if s in FAILED and recovered_by(i, names, statuses, cats) is None
-    )
+    return sum(1 for i, s in enumerate(statuses) if s in FAILED and recovered_by(i, names, statuses, cats) is None)
 
 
 @dataclass
 class TurnFilters:
     min_tool_calls: int = field(default=3, metadata={"help": "Keep turns with at least this many tool calls."})
-    min_answer_words: int = field(default=50, metadata={"help": "Keep turns whose final answer has at least this many words."})
+    min_answer_words: int = field(
+        default=50, metadata={"help": "Keep turns whose final answer has at least this many words."}
+    )
     skip_failed: bool = field(default=True, metadata={"help": "Skip interrupted, errored and incomplete turns."})
     skip_unrecovered: bool = field(default=True, metadata={"help": "Skip turns with a failed call never recovered."})
 

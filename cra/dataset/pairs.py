@@ -11,6 +11,7 @@ message. Mined sources:
   arguments that are not valid JSON).
 Stored unredacted in `pairs` (the database already holds the raw sessions); redacted when written.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,10 +33,19 @@ from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
 MINER_VERSION = "pairs-v1"
 # Wrong-tool swaps that look plausible: the model must learn why the real one was right.
 _CONFUSABLE = {
-    "Read": ["Bash", "Grep", "Glob"], "Grep": ["Bash", "Glob", "Read"], "Glob": ["Bash", "Grep", "LS"],
-    "Bash": ["Read", "Grep", "Write"], "Edit": ["Write", "Bash", "MultiEdit"], "Write": ["Edit", "Bash"],
-    "MultiEdit": ["Edit", "Write"], "LS": ["Bash", "Glob"], "WebFetch": ["WebSearch", "Bash"],
-    "WebSearch": ["WebFetch"], "Agent": ["Bash", "Grep"], "Task": ["Bash", "Grep"], "TodoWrite": ["Write"],
+    "Read": ["Bash", "Grep", "Glob"],
+    "Grep": ["Bash", "Glob", "Read"],
+    "Glob": ["Bash", "Grep", "LS"],
+    "Bash": ["Read", "Grep", "Write"],
+    "Edit": ["Write", "Bash", "MultiEdit"],
+    "Write": ["Edit", "Bash"],
+    "MultiEdit": ["Edit", "Write"],
+    "LS": ["Bash", "Glob"],
+    "WebFetch": ["WebSearch", "Bash"],
+    "WebSearch": ["WebFetch"],
+    "Agent": ["Bash", "Grep"],
+    "Task": ["Bash", "Grep"],
+    "TodoWrite": ["Write"],
 }
 
 
@@ -52,16 +62,38 @@ def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def store_pair(db, source, prompt, chosen, rejected, tools=None, session_id=None, turn_id=None,
-               tool_use_id=None, is_synthetic=False, origin=MINER_VERSION) -> bool:
+def store_pair(
+    db,
+    source,
+    prompt,
+    chosen,
+    rejected,
+    tools=None,
+    session_id=None,
+    turn_id=None,
+    tool_use_id=None,
+    is_synthetic=False,
+    origin=MINER_VERSION,
+) -> bool:
     """Insert one pair; False when the same pair is already stored."""
     h = _hash(prompt, chosen, rejected)
     cur = db.conn.execute(
         "INSERT OR IGNORE INTO pairs (source, session_id, turn_id, tool_use_id, prompt, chosen, rejected, tools,"
         " is_synthetic, content_hash, origin, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-        [source, session_id, turn_id, tool_use_id, json.dumps(prompt, ensure_ascii=False),
-         json.dumps(chosen, ensure_ascii=False), json.dumps(rejected, ensure_ascii=False), tools,
-         int(is_synthetic), h, origin, _now()],
+        [
+            source,
+            session_id,
+            turn_id,
+            tool_use_id,
+            json.dumps(prompt, ensure_ascii=False),
+            json.dumps(chosen, ensure_ascii=False),
+            json.dumps(rejected, ensure_ascii=False),
+            tools,
+            int(is_synthetic),
+            h,
+            origin,
+            _now(),
+        ],
     )
     return cur.rowcount == 1
 
@@ -86,14 +118,28 @@ class PairMiner:
                     session = turn.session_id
                     self.resolver.set_session(reader.session_tools(session))
                 for source, prompt, chosen, rejected, tool_use_id in self.pairs_for(turn):
-                    used = {tc["function"]["name"] for m in prompt + chosen + rejected for tc in m.get("tool_calls") or ()}
+                    used = {
+                        tc["function"]["name"] for m in prompt + chosen + rejected for tc in m.get("tool_calls") or ()
+                    }
                     offered = self.resolver.offered() or list(CORE_TOOLS)
                     names = offered + sorted(n for n in used if n not in offered)
                     tools = json.dumps([self.resolver.get(n) for n in names], ensure_ascii=False)
-                    system = {"role": "system", "content": DEFAULT_SYSTEM + (
-                        "\nWorking directory: " + turn.cwd if turn.cwd else "")}
-                    if store_pair(self.db, source, [system] + prompt, chosen, rejected, tools, turn.session_id,
-                                  turn.id, tool_use_id, is_synthetic=turn.is_synthetic):
+                    system = {
+                        "role": "system",
+                        "content": DEFAULT_SYSTEM + ("\nWorking directory: " + turn.cwd if turn.cwd else ""),
+                    }
+                    if store_pair(
+                        self.db,
+                        source,
+                        [system] + prompt,
+                        chosen,
+                        rejected,
+                        tools,
+                        turn.session_id,
+                        turn.id,
+                        tool_use_id,
+                        is_synthetic=turn.is_synthetic,
+                    ):
                         added[source] += 1
             self.db.conn.execute("COMMIT")
         except BaseException:
@@ -113,15 +159,22 @@ class PairMiner:
             if not calls:
                 continue
             statuses = [status.get(tc["id"], "success") for tc in calls]
-            later = [chat[j] for j in assistant_idx[pos + 1:]]
+            later = [chat[j] for j in assistant_idx[pos + 1 :]]
             denied = next((tc for tc, st in zip(calls, statuses) if st == "denied"), None)
             failed = next((tc for tc, st in zip(calls, statuses) if st in FAILED), None)
             if denied is not None and later and _differs(later[0], m):
                 yield "denial", chat[:i], [later[0]], [m], denied["id"]
             elif failed is not None:
                 name = failed["function"]["name"]
-                fix = next((n for n in later for tc in n.get("tool_calls") or ()
-                            if tc["function"]["name"] == name and status.get(tc["id"], "success") == "success"), None)
+                fix = next(
+                    (
+                        n
+                        for n in later
+                        for tc in n.get("tool_calls") or ()
+                        if tc["function"]["name"] == name and status.get(tc["id"], "success") == "success"
+                    ),
+                    None,
+                )
                 if fix is not None and _differs(fix, m):
                     yield "correction", chat[:i], [fix], [m], failed["id"]
             elif all(st == "success" for st in statuses):
@@ -138,8 +191,10 @@ class PairMiner:
 
 
 def _differs(a, b) -> bool:
-    key = lambda m: (m.get("content"), [(tc["function"]["name"], tc["function"]["arguments"])
-                                         for tc in m.get("tool_calls") or ()])
+    key = lambda m: (
+        m.get("content"),
+        [(tc["function"]["name"], tc["function"]["arguments"]) for tc in m.get("tool_calls") or ()],
+    )
     return key(a) != key(b)
 
 
@@ -212,8 +267,9 @@ def import_pairs(db, path: str, synthetic: bool = False) -> tuple[int, int]:
         rows.append((prompt, chosen, rejected, tools))
     with db.atomic():
         for prompt, chosen, rejected, tools in rows:
-            if store_pair(db, "imported", prompt, chosen, rejected, tools, is_synthetic=synthetic,
-                          origin=os.path.abspath(path)):
+            if store_pair(
+                db, "imported", prompt, chosen, rejected, tools, is_synthetic=synthetic, origin=os.path.abspath(path)
+            ):
                 added += 1
             else:
                 skipped += 1
@@ -239,9 +295,12 @@ def export_pairs(db, out_dir, eval_fraction=0.1, seed=0, redact=True, max_tool_o
     counts, sources = Counter(), Counter()
     cur = db.conn.execute(
         "SELECT source, session_id, turn_id, prompt, chosen, rejected, tools, is_synthetic, content_hash "
-        "FROM pairs ORDER BY id")
-    with open(os.path.join(out_dir, "train.jsonl"), "w", encoding="utf-8") as tf, \
-            open(os.path.join(out_dir, "eval.jsonl"), "w", encoding="utf-8") as ef:
+        "FROM pairs ORDER BY id"
+    )
+    with (
+        open(os.path.join(out_dir, "train.jsonl"), "w", encoding="utf-8") as tf,
+        open(os.path.join(out_dir, "eval.jsonl"), "w", encoding="utf-8") as ef,
+    ):
         writers = {"train": jsonlines.Writer(tf, compact=True), "eval": jsonlines.Writer(ef, compact=True)}
         for source, session_id, turn_id, prompt, chosen, rejected, tools, synthetic, h in cur:
             split = "train" if synthetic or not in_eval(session_id or h, seed, eval_fraction) else "eval"
@@ -262,6 +321,9 @@ def export_pairs(db, out_dir, eval_fraction=0.1, seed=0, redact=True, max_tool_o
             counts[split] += 1
             sources[source] += 1
     return {
-        "train_examples": counts["train"], "eval_examples": counts["eval"], "sources": dict(sources),
-        "redactions": dict(sorted(redactor.counts.items())), "redaction_enabled": redactor.enabled,
+        "train_examples": counts["train"],
+        "eval_examples": counts["eval"],
+        "sources": dict(sources),
+        "redactions": dict(sorted(redactor.counts.items())),
+        "redaction_enabled": redactor.enabled,
     }

@@ -16,6 +16,7 @@ Two kinds of rules:
 A replacement reads `[REDACTED:<kind>]`, so a model trained on the data sees that something was
 there, and the dataset card can say how much of what was removed.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,24 +57,117 @@ _TOKEN_PATTERNS = [
 
 # Words that make a name secret when they are one of its parts (DB_PASSWORD, clientSecret, api-key).
 _SECRET_PARTS = {
-    "password", "passwd", "passphrase", "pwd", "pass", "secret", "secrets", "token", "tokens",
-    "apikey", "credential", "credentials", "privatekey", "accesskey", "secretkey", "authkey",
-    "sessionkey", "encryptionkey", "signingkey", "masterkey", "clientsecret", "dsn",
+    "password",
+    "passwd",
+    "passphrase",
+    "pwd",
+    "pass",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "apikey",
+    "credential",
+    "credentials",
+    "privatekey",
+    "accesskey",
+    "secretkey",
+    "authkey",
+    "sessionkey",
+    "encryptionkey",
+    "signingkey",
+    "masterkey",
+    "clientsecret",
+    "dsn",
 }
 _SECRET_PAIRS = {
-    ("api", "key"), ("access", "key"), ("private", "key"), ("secret", "key"), ("auth", "key"),
-    ("session", "key"), ("encryption", "key"), ("signing", "key"), ("master", "key"),
-    ("client", "secret"), ("auth", "token"), ("license", "key"),
+    ("api", "key"),
+    ("access", "key"),
+    ("private", "key"),
+    ("secret", "key"),
+    ("auth", "key"),
+    ("session", "key"),
+    ("encryption", "key"),
+    ("signing", "key"),
+    ("master", "key"),
+    ("client", "secret"),
+    ("auth", "token"),
+    ("license", "key"),
 }
 # ...unless another part says the value is about the secret, not the secret (TOKEN_URL, max_tokens).
 _NOT_SECRET_PARTS = {
-    "max", "min", "num", "count", "limit", "len", "length", "size", "ttl", "expiry", "expires",
-    "timeout", "type", "name", "field", "file", "path", "dir", "url", "uri", "endpoint", "header",
-    "prefix", "env", "var", "hint", "label", "placeholder", "regex", "pattern", "format", "policy",
-    "reset", "forgot", "confirm", "input", "widget", "prompt", "error", "message", "msg", "help",
-    "id", "usage", "budget", "estimate", "cache", "class", "cls", "hash", "hashed", "salt", "rounds",
-    "required", "enabled", "strength", "validator", "manager", "store", "provider", "source",
-    "mode", "kind", "param", "arg", "key_id", "keyid", "bytes", "bits", "index", "idx", "out",
+    "max",
+    "min",
+    "num",
+    "count",
+    "limit",
+    "len",
+    "length",
+    "size",
+    "ttl",
+    "expiry",
+    "expires",
+    "timeout",
+    "type",
+    "name",
+    "field",
+    "file",
+    "path",
+    "dir",
+    "url",
+    "uri",
+    "endpoint",
+    "header",
+    "prefix",
+    "env",
+    "var",
+    "hint",
+    "label",
+    "placeholder",
+    "regex",
+    "pattern",
+    "format",
+    "policy",
+    "reset",
+    "forgot",
+    "confirm",
+    "input",
+    "widget",
+    "prompt",
+    "error",
+    "message",
+    "msg",
+    "help",
+    "id",
+    "usage",
+    "budget",
+    "estimate",
+    "cache",
+    "class",
+    "cls",
+    "hash",
+    "hashed",
+    "salt",
+    "rounds",
+    "required",
+    "enabled",
+    "strength",
+    "validator",
+    "manager",
+    "store",
+    "provider",
+    "source",
+    "mode",
+    "kind",
+    "param",
+    "arg",
+    "key_id",
+    "keyid",
+    "bytes",
+    "bits",
+    "index",
+    "idx",
+    "out",
 }
 _PLACEHOLDER = re.compile(
     r"^(?:<[^>]*>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\{\{.*\}\}|%\(.*\)s|\*+|x{3,}|X{3,}|\.\.\.|"
@@ -88,10 +182,52 @@ _NAME = r"(?<![A-Za-z0-9_.\-])[A-Za-z_][A-Za-z0-9_.\-]{0,63}"
 # A quick test before the regex passes (substring search in C is ~100x cheaper than a regex
 # alternation): a string containing none of these, lowercased, matches no rule.
 _TRIGGERS = (
-    "private key", "sk-", "akia", "asia", "abia", "acca", "aroa", "aida", "ghp_", "gho_", "ghu_", "ghs_",
-    "ghr_", "github_pat_", "glpat-", "xox", "hooks.slack", "_live_", "_test_", "whsec_", "aiza", "ya29.",
-    "gocspx-", "hf_", "npm_", "pypi-", "sg.", "_v1_", "shp", "eyj", "://", "bearer", "basic", "token",
-    "auth", "pass", "pwd", "secret", "key", "cred", "dsn", "/home/", "/users/", "\\users\\", "-u ", "--user",
+    "private key",
+    "sk-",
+    "akia",
+    "asia",
+    "abia",
+    "acca",
+    "aroa",
+    "aida",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat_",
+    "glpat-",
+    "xox",
+    "hooks.slack",
+    "_live_",
+    "_test_",
+    "whsec_",
+    "aiza",
+    "ya29.",
+    "gocspx-",
+    "hf_",
+    "npm_",
+    "pypi-",
+    "sg.",
+    "_v1_",
+    "shp",
+    "eyj",
+    "://",
+    "bearer",
+    "basic",
+    "token",
+    "auth",
+    "pass",
+    "pwd",
+    "secret",
+    "key",
+    "cred",
+    "dsn",
+    "/home/",
+    "/users/",
+    "\\users\\",
+    "-u ",
+    "--user",
     "pin code",
 )
 
@@ -142,21 +278,37 @@ class Redactor:
         self._homes = sorted(set(home_list), key=len, reverse=True)
         self._context = [
             # KEY=value in .env files, shell exports and env prefixes (`PGPASSWORD=x psql`)
-            ("env_secret", re.compile(
-                r"(?m)(?P<pre>(?:^|(?<=[\s;&|(`]))(?:export\s+|set\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-                r"\s?=\s?)(?P<q>[\"']?)(?P<val>[^\s\"'`;&|)#]+)(?P=q)")),
+            (
+                "env_secret",
+                re.compile(
+                    r"(?m)(?P<pre>(?:^|(?<=[\s;&|(`]))(?:export\s+|set\s+)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+                    r"\s?=\s?)(?P<q>[\"']?)(?P<val>[^\s\"'`;&|)#]+)(?P=q)"
+                ),
+            ),
             # name = "literal" / name: "literal" / "name": "literal" / name => 'literal' / name := "x"
-            ("config_secret", re.compile(
-                r"(?P<pre>(?P<kq>[\"']?)(?P<name>" + _NAME + r")(?P=kq)\s*(?::=|=>|=|:)\s*"
-                r"(?:[rbuf]{0,2})(?P<q>[\"']))(?P<val>[^\"'\n]{1,400})(?P=q)")),
+            (
+                "config_secret",
+                re.compile(
+                    r"(?P<pre>(?P<kq>[\"']?)(?P<name>" + _NAME + r")(?P=kq)\s*(?::=|=>|=|:)\s*"
+                    r"(?:[rbuf]{0,2})(?P<q>[\"']))(?P<val>[^\"'\n]{1,400})(?P=q)"
+                ),
+            ),
             # YAML / INI / TOML without quotes: `  password: hunter2`, `password = hunter2`
-            ("config_secret", re.compile(
-                r"(?m)(?P<pre>^[ \t-]*(?P<name>" + _NAME + r")[ \t]*(?::|=)[ \t]+)(?P<q>)"
-                r"(?P<val>[^\s\"'{\[&*!|>#][^\s#]*)[ \t]*$")),
+            (
+                "config_secret",
+                re.compile(
+                    r"(?m)(?P<pre>^[ \t-]*(?P<name>" + _NAME + r")[ \t]*(?::|=)[ \t]+)(?P<q>)"
+                    r"(?P<val>[^\s\"'{\[&*!|>#][^\s#]*)[ \t]*$"
+                ),
+            ),
             # --password hunter2, --api-key=xyz, -p'secret' is too ambiguous to touch
-            ("cli_secret", re.compile(
-                r"(?P<pre>--(?P<name>[A-Za-z][A-Za-z0-9\-_]*)(?:=|\s+))(?P<q>[\"']?)"
-                r"(?P<val>[^\s\"'-][^\s\"']*)(?P=q)")),
+            (
+                "cli_secret",
+                re.compile(
+                    r"(?P<pre>--(?P<name>[A-Za-z][A-Za-z0-9\-_]*)(?:=|\s+))(?P<q>[\"']?)"
+                    r"(?P<val>[^\s\"'-][^\s\"']*)(?P=q)"
+                ),
+            ),
         ]
         self._auth_header = re.compile(
             r"(?i)(?P<pre>\b(?:authorization|proxy-authorization)[\"']?\s*[:=]\s*[\"']?(?:bearer|basic|token|digest)\s+)"
@@ -233,8 +385,12 @@ class Redactor:
 
     def _prose_sub(self, m):
         v = m["val"]
-        random_looking = re.search(r"\d", v) or re.search(r"[^A-Za-z]", v) or (
-            v != v.lower() and v != v.upper() and v != v.capitalize()) or len(v) >= 12
+        random_looking = (
+            re.search(r"\d", v)
+            or re.search(r"[^A-Za-z]", v)
+            or (v != v.lower() and v != v.upper() and v != v.capitalize())
+            or len(v) >= 12
+        )
         if v.startswith("[REDACTED") or _PLACEHOLDER.match(v) or not random_looking:
             return m.group(0)
         return m["pre"] + self._mark("password")
@@ -250,9 +406,13 @@ class Redactor:
             return m.group(0)
         if kind == "env_secret" and not m["q"] and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*\(.*", value):
             return m.group(0)  # a call, not a value
-        if kind == "config_secret" and not m["q"] and (
-            re.search(r"[()\[\]{}$;]", value)
-            or (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", value) and not re.search(r"\d", value))
+        if (
+            kind == "config_secret"
+            and not m["q"]
+            and (
+                re.search(r"[()\[\]{}$;]", value)
+                or (re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", value) and not re.search(r"\d", value))
+            )
         ):
             # unquoted code (`password: str`, `token = uuid.uuid4().hex`, `password: string;`)
             return m.group(0)

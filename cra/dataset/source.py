@@ -11,6 +11,7 @@ A turn becomes `[user, assistant(text, tool_calls, reasoning), tool, ..., assist
   with the text the model saw; calls only the hooks saw (no transcript) fall back to
   `tool_calls.response_text`, then the error.
 """
+
 from __future__ import annotations
 
 import json
@@ -104,8 +105,9 @@ def _hook_result_text(call: dict) -> str:
     return NO_RESULT
 
 
-def turn_chat(message_rows: list[dict], call_rows: list[dict], prompt_text: str, final_answer: str | None,
-              thinking: bool = True) -> list[dict]:
+def turn_chat(
+    message_rows: list[dict], call_rows: list[dict], prompt_text: str, final_answer: str | None, thinking: bool = True
+) -> list[dict]:
     """The turn as chat messages (user first, no system). See the module docstring."""
     chat: list[dict] = [{"role": "user", "content": prompt_text or ""}]
     calls_by_id = {c["tool_use_id"]: c for c in call_rows}
@@ -156,8 +158,11 @@ def turn_chat(message_rows: list[dict], call_rows: list[dict], prompt_text: str,
             msg["reasoning"] = "\n\n".join(step["thinking"])
         if step["calls"]:
             msg["tool_calls"] = [
-                {"id": cid, "type": "function",
-                 "function": {"name": name, "arguments": json.dumps(inp, ensure_ascii=False)}}
+                {
+                    "id": cid,
+                    "type": "function",
+                    "function": {"name": name, "arguments": json.dumps(inp, ensure_ascii=False)},
+                }
                 for cid, name, inp in step["calls"]
             ]
         elif not msg["content"] and "reasoning" not in msg:
@@ -199,16 +204,21 @@ class TurnReader:
     def session_tools(self, session_id: str) -> list[str]:
         if not self.has_shapes:
             return []
-        return [r[0] for r in self.db.execute(
-            "SELECT tools FROM api_shapes WHERE session_id = ? AND tools IS NOT NULL ORDER BY timestamp",
-            [session_id])]
+        return [
+            r[0]
+            for r in self.db.execute(
+                "SELECT tools FROM api_shapes WHERE session_id = ? AND tools IS NOT NULL ORDER BY timestamp",
+                [session_id],
+            )
+        ]
 
     def session_system(self, session_id: str) -> str | None:
         if not self.has_shapes:
             return None
         row = self.db.execute(
             "SELECT system FROM api_shapes WHERE session_id = ? AND system IS NOT NULL ORDER BY timestamp LIMIT 1",
-            [session_id]).fetchone()
+            [session_id],
+        ).fetchone()
         return row[0] if row else None
 
     def __iter__(self):
@@ -227,24 +237,40 @@ class TurnReader:
     def load(self, t: dict) -> TurnData:
         call_rows = self._rows(
             "SELECT tool_use_id, tool_name, tool_input, tool_response, response_text, status, error "
-            "FROM tool_calls WHERE turn_id = ? ORDER BY seq", [t["id"]])
+            "FROM tool_calls WHERE turn_id = ? ORDER BY seq",
+            [t["id"]],
+        )
         message_rows = []
         if self.has_messages:
             message_rows = self._rows(
                 "SELECT role, content, api_message_id, is_meta, is_compact_summary, is_api_error, cwd "
-                "FROM messages WHERE turn_id = ? ORDER BY entry_seq", [t["id"]])
+                "FROM messages WHERE turn_id = ? ORDER BY entry_seq",
+                [t["id"]],
+            )
         chat = turn_chat(message_rows, call_rows, t["prompt_text"], t["final_answer"], self.thinking)
         # Call order and statuses: tool_calls when recorded, else the chat's own calls.
-        calls = [(c["tool_name"], c["status"], c["tool_use_id"], _loads(c["tool_input"], {}), c["error"])
-                 for c in call_rows]
+        calls = [
+            (c["tool_name"], c["status"], c["tool_use_id"], _loads(c["tool_input"], {}), c["error"]) for c in call_rows
+        ]
         if not calls:
-            calls = [(tc["function"]["name"], "success", tc["id"], _loads(tc["function"]["arguments"], {}), None)
-                     for m in chat for tc in m.get("tool_calls", [])]
+            calls = [
+                (tc["function"]["name"], "success", tc["id"], _loads(tc["function"]["arguments"], {}), None)
+                for m in chat
+                for tc in m.get("tool_calls", [])
+            ]
         cwd = next((m["cwd"] for m in message_rows if m.get("cwd")), None) or t.get("cwd")
         return TurnData(
-            id=t["id"], session_id=t["session_id"], agent_id=t["agent_id"], turn_index=t["turn_index"],
-            prompt_text=t["prompt_text"] or "", final_answer=t["final_answer"], outcome=t["outcome"],
-            is_synthetic=bool(t["is_synthetic"]), cwd=cwd, messages=chat, calls=calls,
+            id=t["id"],
+            session_id=t["session_id"],
+            agent_id=t["agent_id"],
+            turn_index=t["turn_index"],
+            prompt_text=t["prompt_text"] or "",
+            final_answer=t["final_answer"],
+            outcome=t["outcome"],
+            is_synthetic=bool(t["is_synthetic"]),
+            cwd=cwd,
+            messages=chat,
+            calls=calls,
             tool_call_count=max(t["tool_call_count"] or 0, len(calls)),
             source="transcript" if message_rows else "hooks",
         )

@@ -1,7 +1,7 @@
 """cra's database: where it lives, how to open it, and its schema (one source: migrations.py)."""
+
 import os
 import sqlite3
-
 import sys
 
 import click

@@ -2,6 +2,7 @@
 
 Each table's owner (the stage that writes it) is named in its migration's docstring.
 """
+
 from sqlite_utils import Database, Migrations
 
 migrations = Migrations("cra")
@@ -195,9 +196,7 @@ def m002_transcripts(db: Database):
         )
         """
     )
-    db.execute(
-        "CREATE UNIQUE INDEX idx_turns_key ON turns (session_id, coalesce(agent_id, ''), turn_index)"
-    )
+    db.execute("CREATE UNIQUE INDEX idx_turns_key ON turns (session_id, coalesce(agent_id, ''), turn_index)")
     db.execute(
         """
         CREATE TABLE subagents (

@@ -4,6 +4,7 @@ Both backends render the prompt with the same tokenizer and chat template the ru
 (cra/train/templates.py picks it), decode greedily, and stop at the end of the assistant turn, so a
 difference between them is a difference in the weights, not in the prompt.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -113,14 +114,14 @@ class HFBackend:
         pad = self.tokenizer.pad_token_id
         size = max(1, self.settings.batch_size)
         for start in range(0, len(order), size):
-            batch = order[start:start + size]
+            batch = order[start : start + size]
             width = max(len(prompts[i]) for i in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, i in enumerate(batch):
                 p = prompts[i]
-                ids[row, width - len(p):] = torch.tensor(p)
-                mask[row, width - len(p):] = 1
+                ids[row, width - len(p) :] = torch.tensor(p)
+                mask[row, width - len(p) :] = 1
             with torch.no_grad():
                 generated = self.model.generate(
                     input_ids=ids.to(self.device),
@@ -205,7 +206,9 @@ class LlamaCppBackend:
 def gguf_files(db, run_id: int) -> dict[str, Path]:
     """The run's exported GGUF files by type (merged, adapter, base), newest of each."""
     found: dict[str, Path] = {}
-    for row in db.query("SELECT path, meta FROM artifacts WHERE run_id = ? AND kind = 'gguf' ORDER BY id DESC", [run_id]):
+    for row in db.query(
+        "SELECT path, meta FROM artifacts WHERE run_id = ? AND kind = 'gguf' ORDER BY id DESC", [run_id]
+    ):
         meta = json.loads(row["meta"] or "{}")
         kind = meta.get("type")
         if kind and kind not in found and Path(row["path"]).is_file():

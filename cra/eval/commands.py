@@ -1,11 +1,12 @@
 """`cra eval`: thin Click wrappers over cra.eval (heavy imports happen on use).
 
-    cra eval 3                        # run 3 and its base model, on the dataset's held-out steps
-    cra eval last --limit 200 --backend llama.cpp
-    cra eval --compare 3 5
-    cra eval pack 3 -o ab.html        # blind A/B page for people
-    cra eval judge judgements-....json
+cra eval 3                        # run 3 and its base model, on the dataset's held-out steps
+cra eval last --limit 200 --backend llama.cpp
+cra eval --compare 3 5
+cra eval pack 3 -o ab.html        # blind A/B page for people
+cra eval judge judgements-....json
 """
+
 from __future__ import annotations
 
 import json
@@ -40,24 +41,64 @@ def eval_group():
 @eval_group.command(name="run")
 @click.argument("run_ref", metavar="RUN", required=False)
 @click.option("--base-only", is_flag=True, help="Evaluate only the run's base model (no adapter).")
-@click.option("--split", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
-              help="Dataset split to replay: eval is held out (never trained on); train measures fit.")
+@click.option(
+    "--split",
+    type=click.Choice(["eval", "train"]),
+    default="eval",
+    show_default=True,
+    help="Dataset split to replay: eval is held out (never trained on); train measures fit.",
+)
 @click.option("--limit", type=click.IntRange(1), help="Evaluate the first N steps only.")
-@click.option("--backend", type=click.Choice(["hf", "llama.cpp"]), default="hf", show_default=True,
-              help="hf: transformers + the PEFT adapter; llama.cpp: the run's exported GGUF (`cra export gguf`).")
+@click.option(
+    "--backend",
+    type=click.Choice(["hf", "llama.cpp"]),
+    default="hf",
+    show_default=True,
+    help="hf: transformers + the PEFT adapter; llama.cpp: the run's exported GGUF (`cra export gguf`).",
+)
 @click.option("--dataset", help="Dataset name or path [default: the one the run trained on].")
-@click.option("--max-new-tokens", type=click.IntRange(1), default=256, show_default=True, help="Longest generated action.")
-@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Steps generated together (hf).")
-@click.option("--max-context-tokens", type=click.IntRange(0), default=0, show_default=True,
-              help="Keep only the last N prompt tokens (0: all); for models with a short context.")
-@click.option("--cpu-threads", type=click.IntRange(0), default=0, show_default=True,
-              help="Torch/llama.cpp CPU threads (0: default).")
+@click.option(
+    "--max-new-tokens", type=click.IntRange(1), default=256, show_default=True, help="Longest generated action."
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=8, show_default=True, help="Steps generated together (hf)."
+)
+@click.option(
+    "--max-context-tokens",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Keep only the last N prompt tokens (0: all); for models with a short context.",
+)
+@click.option(
+    "--cpu-threads",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    help="Torch/llama.cpp CPU threads (0: default).",
+)
 @click.option("--fresh", is_flag=True, help="Generate again even if this model was already evaluated on these steps.")
-@click.option("--compare", nargs=2, metavar="RUN1 RUN2", help="Show two runs' latest evals side by side (no generation).")
+@click.option(
+    "--compare", nargs=2, metavar="RUN1 RUN2", help="Show two runs' latest evals side by side (no generation)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the evals as JSON.")
 @database_option
-def run_command(run_ref, base_only, split, limit, backend, dataset, max_new_tokens, batch_size, max_context_tokens,
-                cpu_threads, fresh, compare, as_json, database):
+def run_command(
+    run_ref,
+    base_only,
+    split,
+    limit,
+    backend,
+    dataset,
+    max_new_tokens,
+    batch_size,
+    max_context_tokens,
+    cpu_threads,
+    fresh,
+    compare,
+    as_json,
+    database,
+):
     """Evaluate RUN (an id, or 'last') side by side with its base model (and its parent, for RL runs).
 
     Every step of the held-out split is replayed: the model gets the conversation up to where Claude
@@ -71,30 +112,54 @@ def run_command(run_ref, base_only, split, limit, backend, dataset, max_new_toke
             raise click.UsageError("give RUN or --compare RUN1 RUN2, not both")
         evals = [_latest(db, runner.find_run(db, ref)) for ref in compare]
         if evals[0]["steps_hash"] != evals[1]["steps_hash"]:
-            click.echo("Warning: the two evals did not see the same steps (different dataset, split or --limit): "
-                       "compare with care.", err=True)
+            click.echo(
+                "Warning: the two evals did not see the same steps (different dataset, split or --limit): "
+                "compare with care.",
+                err=True,
+            )
         if as_json:
             click.echo(json.dumps(evals, indent=2, default=str))
             return
-        click.echo(report.side_by_side(evals, f"Runs {evals[0]['run_id']} and {evals[1]['run_id']} "
-                                              f"(evals {evals[0]['id']} and {evals[1]['id']})"))
+        click.echo(
+            report.side_by_side(
+                evals,
+                f"Runs {evals[0]['run_id']} and {evals[1]['run_id']} (evals {evals[0]['id']} and {evals[1]['id']})",
+            )
+        )
         return
     if not run_ref:
         raise click.UsageError("name a RUN (an id, or 'last'), or pass --compare RUN1 RUN2")
     from .backends import GenerationSettings
 
-    settings = GenerationSettings(max_new_tokens=max_new_tokens, batch_size=batch_size, cpu_threads=cpu_threads,
-                                  max_context_tokens=max_context_tokens)
-    rows = runner.evaluate_run(db, run_ref, base_only=base_only, split=split, limit=limit, backend=backend,
-                               dataset=dataset, settings=settings, fresh=fresh,
-                               echo=lambda m, err=False: click.echo(m, err=err))
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        cpu_threads=cpu_threads,
+        max_context_tokens=max_context_tokens,
+    )
+    rows = runner.evaluate_run(
+        db,
+        run_ref,
+        base_only=base_only,
+        split=split,
+        limit=limit,
+        backend=backend,
+        dataset=dataset,
+        settings=settings,
+        fresh=fresh,
+        echo=lambda m, err=False: click.echo(m, err=err),
+    )
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     first = rows[0]
-    click.echo(report.side_by_side(
-        rows, f"Run {first['run_id']} on the {first['split']} split of {first['dataset']} ({first['backend']}); "
-              f"evals {', '.join(str(r['id']) for r in rows)}"))
+    click.echo(
+        report.side_by_side(
+            rows,
+            f"Run {first['run_id']} on the {first['split']} split of {first['dataset']} ({first['backend']}); "
+            f"evals {', '.join(str(r['id']) for r in rows)}",
+        )
+    )
 
 
 def _latest(db, run):
@@ -126,16 +191,32 @@ def list_command(run_id, limit, as_json, database):
     for r in rows:
         m = r["metrics"]
         acc = m["tool_name_accuracy"]
-        table.append((str(r["id"]), str(r["run_id"]), report.column_title(r), r["backend"], r["split"], str(r["step_count"]),
-                      f"{100 * acc['rate']:.1f}%" if acc.get("rate") is not None else "-", r["created_at"]))
-    click.echo(report.table(["id", "run", "model", "backend", "split", "steps", "tool acc", "created"],
-                            [(row[0], list(row[1:])) for row in table]))
+        table.append(
+            (
+                str(r["id"]),
+                str(r["run_id"]),
+                report.column_title(r),
+                r["backend"],
+                r["split"],
+                str(r["step_count"]),
+                f"{100 * acc['rate']:.1f}%" if acc.get("rate") is not None else "-",
+                r["created_at"],
+            )
+        )
+    click.echo(
+        report.table(
+            ["id", "run", "model", "backend", "split", "steps", "tool acc", "created"],
+            [(row[0], list(row[1:])) for row in table],
+        )
+    )
 
 
 @eval_group.command(name="pack")
 @click.argument("run_ref", metavar="RUN")
 @click.option("--eval", "eval_id", type=int, help="Use this eval's predictions [default: the run's latest eval].")
-@click.option("-o", "--out", type=click.Path(dir_okay=False), help="HTML file [default: $CRA_HOME/evals/pack-<id>.html].")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False), help="HTML file [default: $CRA_HOME/evals/pack-<id>.html]."
+)
 @click.option("--items", type=click.IntRange(1), default=40, show_default=True, help="Steps to show (sampled).")
 @click.option("--seed", type=int, help="Sampling and A/B order seed [default: random].")
 @database_option
@@ -153,8 +234,10 @@ def pack_command(run_ref, eval_id, out, items, seed, database):
         row = _latest(db, runner.find_run(db, run_ref))
     target = Path(out) if out else store.evals_dir() / f"pack-eval{row['id']:04d}.html"
     info = pack.make_pack(db, row, target, items=items, seed=seed)
-    click.echo(f"Wrote {info['items']} items to {info['path']} (pack {info['pack_id']}; "
-               f"{info['identical']} items show the same action on both sides).")
+    click.echo(
+        f"Wrote {info['items']} items to {info['path']} (pack {info['pack_id']}; "
+        f"{info['identical']} items show the same action on both sides)."
+    )
     click.echo("Open it in a browser, judge, export, then: cra eval judge FILE")
 
 
@@ -169,8 +252,10 @@ def judge_command(files, database):
     for path in files:
         result = pack.record_judgements(db, Path(path))
         every, differing = result["all"], result["differing"]
-        click.echo(f"{path}: {result['recorded']} judgements by {result['judge']} (pack {result['pack_id']}, "
-                   f"eval {result['eval_id']}).")
+        click.echo(
+            f"{path}: {result['recorded']} judgements by {result['judge']} (pack {result['pack_id']}, "
+            f"eval {result['eval_id']})."
+        )
         if every["rate"] is None:
             continue
         verdict = "meets" if every["rate"] > 0.45 else "below"
@@ -179,5 +264,7 @@ def judge_command(files, database):
             f"{every['n']} judgements by {result['judges']} judge(s) took the model for Claude ({verdict} the 45% target)."
         )
         if differing["n"] and differing["n"] != every["n"]:
-            click.echo(f"  where the two actions differ: {100 * differing['rate']:.1f}% "
-                       f"[{100 * differing['low']:.0f}-{100 * differing['high']:.0f}] of {differing['n']}")
+            click.echo(
+                f"  where the two actions differ: {100 * differing['rate']:.1f}% "
+                f"[{100 * differing['low']:.0f}-{100 * differing['high']:.0f}] of {differing['n']}"
+            )

@@ -5,11 +5,13 @@ Pure functions over plain data: `score_step` compares one prediction with Claude
 t interval). Sequence metrics are teacher-forced: at every step the model saw Claude's real history
 (its calls and their results), and the names it predicted step after step form its rollout.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .. import toolcalls
 from ..signals import ToolCall, Turn, extract
@@ -99,9 +101,11 @@ def normalized_edit_distance(a: list, b: list) -> float:
 
 def _depth(calls: list[dict]) -> tuple[str | None, int]:
     """Exploration depth label and exploring calls before the first change, by cra/signals' rules."""
-    turn = Turn(tool_calls=[
-        ToolCall(tool_use_id=str(i), name=c["name"] or "?", input=c["arguments"] or {}) for i, c in enumerate(calls)
-    ])
+    turn = Turn(
+        tool_calls=[
+            ToolCall(tool_use_id=str(i), name=c["name"] or "?", input=c["arguments"] or {}) for i, c in enumerate(calls)
+        ]
+    )
     signals = extract(turn)
     return signals.exploration_depth, signals.exploration_calls
 
@@ -137,8 +141,19 @@ def score_turns(scores: list[StepScore]) -> list[TurnScore]:
         model = [n or "?" for s in steps for n in (s.pred_names or [STOP])]
         claude_depth, claude_explore = _depth([c for s in steps for c in s.target_calls])
         model_depth, model_explore = _depth([c for s in steps for c in s.pred_calls])
-        out.append(TurnScore(key, claude, model, edit_distance(claude, model), normalized_edit_distance(claude, model),
-                             claude_depth, model_depth, claude_explore, model_explore))
+        out.append(
+            TurnScore(
+                key,
+                claude,
+                model,
+                edit_distance(claude, model),
+                normalized_edit_distance(claude, model),
+                claude_depth,
+                model_depth,
+                claude_explore,
+                model_explore,
+            )
+        )
     return out
 
 

@@ -9,6 +9,7 @@ Claude's and export their choices as a JSON file from the page; `record_judgemen
 The indistinguishability rate is the share of judgements in which the person took the model's
 action for Claude's: 50% when they cannot tell at all, the original design's target is > 45%.
 """
+
 from __future__ import annotations
 
 import html
@@ -47,7 +48,7 @@ def render_action(action: toolcalls.ParsedAction) -> str:
 def render_context(context: list[dict]) -> list[dict[str, str]]:
     shown = [m for m in context if m.get("role") != "system"]
     prompt_at = max((i for i, m in enumerate(shown) if m.get("role") == "user"), default=0)
-    tail = shown[max(prompt_at + 1, len(shown) - CONTEXT_MESSAGES):]
+    tail = shown[max(prompt_at + 1, len(shown) - CONTEXT_MESSAGES) :]
     out = []
     for m in ([shown[prompt_at]] if shown else []) + tail:
         role = m.get("role", "?")
@@ -89,7 +90,15 @@ def make_pack(db, eval_row: dict[str, Any], out: Path, *, items: int = 40, seed:
     with db.conn:
         db.conn.execute(
             "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (pack_id, eval_row["id"], str(out), json.dumps(key), json.dumps(identical), len(page_items), store.now_iso()),
+            (
+                pack_id,
+                eval_row["id"],
+                str(out),
+                json.dumps(key),
+                json.dumps(identical),
+                len(page_items),
+                store.now_iso(),
+            ),
         )
     return {"pack_id": pack_id, "path": str(out), "items": len(page_items), "identical": len(identical)}
 
@@ -183,7 +192,9 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
     except ValueError as exc:
         raise click.ClickException(f"{path} is not JSON: export it again from the pack page ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("choices"), dict) or not data.get("pack_id"):
-        raise click.ClickException(f"{path} is not a judgements file (it needs pack_id and choices): export it from the pack page")
+        raise click.ClickException(
+            f"{path} is not a judgements file (it needs pack_id and choices): export it from the pack page"
+        )
     rows = list(db.query("SELECT * FROM eval_packs WHERE id = ?", [data["pack_id"]]))
     if not rows:
         raise click.ClickException(
@@ -196,7 +207,8 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
     bad = [c for c in data["choices"].values() if c not in ("A", "B")]
     if unknown or bad:
         raise click.ClickException(
-            f"{path} does not match pack {pack['id']}: " + (f"unknown items {unknown[:3]}" if unknown else f"choices {bad[:3]} are not A or B")
+            f"{path} does not match pack {pack['id']}: "
+            + (f"unknown items {unknown[:3]}" if unknown else f"choices {bad[:3]} are not A or B")
         )
     with db.conn:
         for item_id, choice in data["choices"].items():
@@ -204,11 +216,24 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
                 "INSERT INTO eval_judgements (pack_id, judge, item_id, choice, fooled, identical, source, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pack_id, judge, item_id) DO UPDATE SET "
                 "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source, recorded_at = excluded.recorded_at",
-                (pack["id"], judge, item_id, choice, int(choice != key[item_id]), int(item_id in identical),
-                 str(Path(path).resolve()), store.now_iso()),
+                (
+                    pack["id"],
+                    judge,
+                    item_id,
+                    choice,
+                    int(choice != key[item_id]),
+                    int(item_id in identical),
+                    str(Path(path).resolve()),
+                    store.now_iso(),
+                ),
             )
-    return {"pack_id": pack["id"], "eval_id": pack["eval_id"], "judge": judge, "recorded": len(data["choices"]),
-            **indistinguishability(db, pack["id"])}
+    return {
+        "pack_id": pack["id"],
+        "eval_id": pack["eval_id"],
+        "judge": judge,
+        "recorded": len(data["choices"]),
+        **indistinguishability(db, pack["id"]),
+    }
 
 
 def indistinguishability(db, pack_id: str) -> dict[str, Any]:

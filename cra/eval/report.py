@@ -1,4 +1,5 @@
 """Evaluations side by side, as text: one column per model, every number with its 95% interval."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -69,7 +70,10 @@ def side_by_side(evals: list[dict[str, Any]], title: str) -> str:
         if run.get("rate") is not None and base.get("rate") is not None:
             diff = 100 * (run["rate"] - base["rate"])
             verdict = "beats" if run["low"] > base["high"] else ("ahead of" if diff > 0 else "not ahead of")
-            lines += ["", f"Tool-name accuracy: run {100 * run['rate']:.1f}% vs base {100 * base['rate']:.1f}% "
-                      f"({diff:+.1f} points): the adapter {verdict} its base"
-                      + (" (intervals do not overlap)." if verdict == "beats" else ".")]
+            lines += [
+                "",
+                f"Tool-name accuracy: run {100 * run['rate']:.1f}% vs base {100 * base['rate']:.1f}% "
+                f"({diff:+.1f} points): the adapter {verdict} its base"
+                + (" (intervals do not overlap)." if verdict == "beats" else "."),
+            ]
     return "\n".join(lines)

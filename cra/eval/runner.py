@@ -4,14 +4,16 @@ Every evaluation of one `cra eval` sees exactly the same steps (same contexts, s
 model already evaluated on those steps with the same settings is not generated again: its stored
 result stands (`--fresh` regenerates).
 """
+
 from __future__ import annotations
 
 import gc
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 
@@ -46,8 +48,12 @@ def find_run(db, ref: str) -> dict[str, Any]:
 
 
 def adapter_dir(db, run: dict[str, Any]) -> str | None:
-    candidates = [r["path"] for r in db.query(
-        "SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]])]
+    candidates = [
+        r["path"]
+        for r in db.query(
+            "SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]]
+        )
+    ]
     candidates.append(str(Path(run["output_dir"]) / "adapter"))
     for c in candidates:
         if (Path(c) / "adapter_config.json").is_file():
@@ -110,7 +116,10 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
     if "merged" in files:
         return {"model_path": str(files["merged"]), "lora_path": None}, str(files["merged"])
     if "adapter" in files and "base" in files:
-        return {"model_path": str(files["base"]), "lora_path": str(files["adapter"])}, f"{files['base']}+{files['adapter']}"
+        return {
+            "model_path": str(files["base"]),
+            "lora_path": str(files["adapter"]),
+        }, f"{files['base']}+{files['adapter']}"
     raise click.ClickException(
         f"run {owner} has no exported GGUF to evaluate with llama.cpp: run `cra export gguf {owner}` (merged) "
         f"or `cra export gguf {owner} --adapter` (adapter and base)"
@@ -175,17 +184,53 @@ def evaluate_run(
     echo(f"Evaluating run {run['id']} on {len(steps)} {split} steps of {dataset_ref} ({backend}).", err=True)
     rows = []
     for subject in subjects:
-        rows.append(_evaluate_subject(db, run, subject, steps, digest, skipped, backend, dataset_ref, split, limit,
-                                      settings, tokenizer_path, fresh, echo))
+        rows.append(
+            _evaluate_subject(
+                db,
+                run,
+                subject,
+                steps,
+                digest,
+                skipped,
+                backend,
+                dataset_ref,
+                split,
+                limit,
+                settings,
+                tokenizer_path,
+                fresh,
+                echo,
+            )
+        )
     return rows
 
 
-def _evaluate_subject(db, run, subject, steps: list[Step], digest, skipped, backend, dataset_ref, split, limit,
-                      settings, tokenizer_path, fresh, echo) -> dict[str, Any]:
+def _evaluate_subject(
+    db,
+    run,
+    subject,
+    steps: list[Step],
+    digest,
+    skipped,
+    backend,
+    dataset_ref,
+    split,
+    limit,
+    settings,
+    tokenizer_path,
+    fresh,
+    echo,
+) -> dict[str, Any]:
     spec, adapter_label = model_spec(db, backend, run, subject)
     if not fresh:
-        cached = store.find_cached(db, base_model=subject.base_model, adapter=adapter_label, backend=backend,
-                                   steps_hash=digest, settings=settings.as_dict())
+        cached = store.find_cached(
+            db,
+            base_model=subject.base_model,
+            adapter=adapter_label,
+            backend=backend,
+            steps_hash=digest,
+            settings=settings.as_dict(),
+        )
         if cached:
             echo(f"  {subject.label}: eval {cached['id']} already measured these steps (--fresh redoes it)", err=True)
             return _copy_for(db, cached, run, subject)
@@ -224,13 +269,29 @@ def _copy_for(db, cached: dict[str, Any], run, subject: Subject) -> dict[str, An
     """A cached result recorded again under this run (the same numbers, the same predictions file)."""
     if cached["run_id"] == run["id"] and cached["subject"] == subject.label:
         return cached
-    row = {k: cached[k] for k in ("base_model", "adapter", "backend", "dataset", "split", "step_limit", "steps_hash",
-                                   "step_count", "settings", "metrics", "predictions", "seconds")}
+    row = {
+        k: cached[k]
+        for k in (
+            "base_model",
+            "adapter",
+            "backend",
+            "dataset",
+            "split",
+            "step_limit",
+            "steps_hash",
+            "step_count",
+            "settings",
+            "metrics",
+            "predictions",
+            "seconds",
+        )
+    }
     row.update(run_id=run["id"], subject=subject.label, model_run_id=subject.model_run_id)
     row["settings"] = json.dumps(row["settings"], sort_keys=True)
     row["metrics"] = json.dumps(row["metrics"], sort_keys=True)
     row["created_at"] = store.now_iso()
     with db.conn:
         cursor = db.conn.execute(
-            f"INSERT INTO evals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values()))
+            f"INSERT INTO evals ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", list(row.values())
+        )
     return store.get_eval(db, cursor.lastrowid)

@@ -5,13 +5,15 @@ A step is (context, target): the messages up to an assistant message of the turn
 format, per turn or per step (a per-step dataset repeats each turn's prefix; identical steps are
 kept once). Synthetic examples (`cra bootstrap`) are never evaluated.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import click
 
@@ -42,15 +44,17 @@ class Step:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Step":
+    def from_dict(cls, d: dict[str, Any]) -> Step:
         return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
 
 
 def _is_synthetic(example: dict) -> bool:
     meta = example.get("meta") or {}
-    return bool(meta.get("synthetic")) or meta.get("source") == "bootstrap" or str(
-        meta.get("session_id") or ""
-    ).startswith("synthetic-")
+    return (
+        bool(meta.get("synthetic"))
+        or meta.get("source") == "bootstrap"
+        or str(meta.get("session_id") or "").startswith("synthetic-")
+    )
 
 
 def _digest(context: list[dict], target: dict, tools: str | None) -> str:
@@ -92,7 +96,9 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
                 skipped["duplicate_steps"] += 1
             else:
                 seen.add(step_id)
-                steps.append(Step(step_id, turn_key, index, 0, context, target, example.get("tools"), meta.get("session_id")))
+                steps.append(
+                    Step(step_id, turn_key, index, 0, context, target, example.get("tools"), meta.get("session_id"))
+                )
             index += 1
         if not found:
             skipped["examples_without_steps"] += 1

@@ -1,4 +1,5 @@
 """The `evals` table and the files beside it ($CRA_HOME/evals/): steps once per step set, predictions per eval."""
+
 from __future__ import annotations
 
 import json
@@ -78,7 +79,9 @@ def get_eval(db, eval_id: int) -> dict[str, Any]:
     return _decode(rows[0])
 
 
-def find_cached(db, *, base_model: str, adapter: str | None, backend: str, steps_hash: str, settings: dict) -> dict | None:
+def find_cached(
+    db, *, base_model: str, adapter: str | None, backend: str, steps_hash: str, settings: dict
+) -> dict | None:
     """An earlier eval of the same model on the same steps with the same settings: its result stands."""
     rows = db.query(
         "SELECT * FROM evals WHERE base_model = ? AND adapter IS ? AND backend = ? AND steps_hash = ? AND settings = ? "
@@ -92,7 +95,9 @@ def find_cached(db, *, base_model: str, adapter: str | None, backend: str, steps
 
 
 def latest_for_run(db, run_id: int, subject: str = "run") -> dict[str, Any] | None:
-    rows = list(db.query("SELECT * FROM evals WHERE run_id = ? AND subject = ? ORDER BY id DESC LIMIT 1", [run_id, subject]))
+    rows = list(
+        db.query("SELECT * FROM evals WHERE run_id = ? AND subject = ? ORDER BY id DESC LIMIT 1", [run_id, subject])
+    )
     return _decode(rows[0]) if rows else None
 
 

@@ -9,6 +9,7 @@ Everything an export reads is checked before the first file is written; files ar
 temporary name and renamed when complete; an export that fails part-way removes the files it had
 already written. Each file is recorded in `artifacts` against its run (`cra runs show RUN`).
 """
+
 from __future__ import annotations
 
 import json
@@ -93,21 +94,44 @@ def export_gguf(
         writer.check_outtype(outtype, adapter=True)
     writer.check_outtype(outtype, adapter=False)
     if verify and not writer.llama_cpp_available():
-        raise ExportError("--verify runs the files in llama.cpp: pip install 'cra[llama]' (builds llama.cpp, ~7 minutes)")
+        raise ExportError(
+            "--verify runs the files in llama.cpp: pip install 'cra[llama]' (builds llama.cpp, ~7 minutes)"
+        )
 
     jobs = []  # (type, file name, prepared, write function)
     if merged:
         prepared = writer.prepare_model(source.base, source.adapter, outtype)
-        jobs.append(("merged", f"merged-{outtype}.gguf", lambda p, prep=prepared: writer.write_model(
-            source.base, source.adapter, outtype, p, name=source.label(), prepared=prep)))
+        jobs.append(
+            (
+                "merged",
+                f"merged-{outtype}.gguf",
+                lambda p, prep=prepared: writer.write_model(
+                    source.base, source.adapter, outtype, p, name=source.label(), prepared=prep
+                ),
+            )
+        )
     if adapter:
         plan = writer.plan_adapter(source.base, source.adapter, outtype)
-        jobs.append(("adapter", f"adapter-{outtype}.gguf", lambda p, plan=plan: writer.write_adapter(
-            source.base, source.adapter, outtype, p, name=source.label(), plan=plan)))
+        jobs.append(
+            (
+                "adapter",
+                f"adapter-{outtype}.gguf",
+                lambda p, plan=plan: writer.write_adapter(
+                    source.base, source.adapter, outtype, p, name=source.label(), plan=plan
+                ),
+            )
+        )
         if with_base:
             prepared_base = writer.prepare_model(source.base, None, outtype)
-            jobs.append(("base", f"base-{outtype}.gguf", lambda p, prep=prepared_base: writer.write_model(
-                source.base, None, outtype, p, name=Path(source.base.ref.rstrip("/")).name, prepared=prep)))
+            jobs.append(
+                (
+                    "base",
+                    f"base-{outtype}.gguf",
+                    lambda p, prep=prepared_base: writer.write_model(
+                        source.base, None, outtype, p, name=Path(source.base.ref.rstrip("/")).name, prepared=prep
+                    ),
+                )
+            )
 
     if out and out.endswith(".gguf"):
         if len(jobs) != 1:
@@ -129,7 +153,9 @@ def export_gguf(
         for info in written:
             Path(info["path"]).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ExportError(f"writing {target} failed: {exc}. Nothing was left behind; free space or pick --out") from exc
+            raise ExportError(
+                f"writing {target} failed: {exc}. Nothing was left behind; free space or pick --out"
+            ) from exc
         raise
     for info in written:
         info.update(
@@ -173,11 +199,26 @@ def export_group():
 
 _source_options = [
     click.argument("run", required=False),
-    click.option("--adapter-dir", type=click.Path(exists=True, file_okay=False), help="Export this PEFT adapter directory instead of a run."),
-    click.option("--base", "base_ref", help="Base model (hub id or directory) [default: the run's, or the adapter's base_model_name_or_path]."),
-    click.option("--outtype", type=click.Choice(OUTTYPES), default="f16", show_default=True,
-                 help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; q4_k_m uses llama.cpp's quantizer (llama-cpp-python)."),
-    click.option("--out", help="Output directory (or a .gguf file when one file is written) [default: <run dir>/gguf]."),
+    click.option(
+        "--adapter-dir",
+        type=click.Path(exists=True, file_okay=False),
+        help="Export this PEFT adapter directory instead of a run.",
+    ),
+    click.option(
+        "--base",
+        "base_ref",
+        help="Base model (hub id or directory) [default: the run's, or the adapter's base_model_name_or_path].",
+    ),
+    click.option(
+        "--outtype",
+        type=click.Choice(OUTTYPES),
+        default="f16",
+        show_default=True,
+        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
+    ),
+    click.option(
+        "--out", help="Output directory (or a .gguf file when one file is written) [default: <run dir>/gguf]."
+    ),
     database_option,
 ]
 
@@ -191,9 +232,18 @@ def _with_source_options(func):
 @export_group.command(name="gguf")
 @_with_source_options
 @click.option("--merged", is_flag=True, help="Write the base with the adapter merged in (the default).")
-@click.option("--adapter", "as_adapter", is_flag=True, help="Write the LoRA adapter GGUF (llama.cpp --lora) and the base it applies to.")
+@click.option(
+    "--adapter",
+    "as_adapter",
+    is_flag=True,
+    help="Write the LoRA adapter GGUF (llama.cpp --lora) and the base it applies to.",
+)
 @click.option("--no-base", is_flag=True, help="With --adapter: skip the base model GGUF (you have one already).")
-@click.option("--verify", is_flag=True, help="Run the files in llama.cpp (llama-cpp-python) and compare logits with transformers'.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Run the files in llama.cpp (llama-cpp-python) and compare logits with transformers'.",
+)
 def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_adapter, no_base, verify):
     """Export RUN (an id, or 'last') as GGUF: a merged model and/or a LoRA adapter file.
 
@@ -222,12 +272,18 @@ def _reusable(db, source: Source, kind: str, outtype: str) -> str | None:
     if source.run is None:
         return None
     rows = db.query(
-        "SELECT path, bytes, meta FROM artifacts WHERE run_id = ? AND kind = 'gguf' ORDER BY id DESC", [source.run["id"]]
+        "SELECT path, bytes, meta FROM artifacts WHERE run_id = ? AND kind = 'gguf' ORDER BY id DESC",
+        [source.run["id"]],
     )
     for row in rows:
         meta = json.loads(row["meta"] or "{}")
         path = Path(row["path"])
-        if meta.get("type") == kind and meta.get("outtype") == outtype and path.is_file() and path.stat().st_size == row["bytes"]:
+        if (
+            meta.get("type") == kind
+            and meta.get("outtype") == outtype
+            and path.is_file()
+            and path.stat().st_size == row["bytes"]
+        ):
             return str(path)
     return None
 
@@ -243,10 +299,21 @@ def _chat_template_of(path: str) -> str | None:
 @export_group.command(name="ollama")
 @_with_source_options
 @click.option("--name", required=True, help="The Ollama model name (e.g. my-agent or my-agent:v2).")
-@click.option("--adapter", "as_adapter", is_flag=True, help="FROM the base GGUF with the adapter as ADAPTER, instead of FROM the merged model.")
-@click.option("--template", "template_file", type=click.Path(exists=True, dir_okay=False),
-              help="A Go template for TEMPLATE, for chat templates cra has no Ollama form for.")
-@click.option("--create/--no-create", default=True, show_default=True, help="Run `ollama create` when Ollama is installed.")
+@click.option(
+    "--adapter",
+    "as_adapter",
+    is_flag=True,
+    help="FROM the base GGUF with the adapter as ADAPTER, instead of FROM the merged model.",
+)
+@click.option(
+    "--template",
+    "template_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A Go template for TEMPLATE, for chat templates cra has no Ollama form for.",
+)
+@click.option(
+    "--create/--no-create", default=True, show_default=True, help="Run `ollama create` when Ollama is installed."
+)
 def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_adapter, template_file, create):
     """Write an Ollama Modelfile for RUN and run `ollama create NAME` (or print the command).
 
@@ -282,7 +349,9 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
         template = ollama.OllamaTemplate("custom", text, [])
     else:
         template = ollama.template_for(_chat_template_of(str(model_path)))
-    comment = f"Written by cra export ollama: {source.label()} ({outtype}, {'base + adapter' if as_adapter else 'merged'})"
+    comment = (
+        f"Written by cra export ollama: {source.label()} ({outtype}, {'base + adapter' if as_adapter else 'merged'})"
+    )
     text = ollama.modelfile_text(
         model=model_path,
         adapter=Path(paths["adapter"]) if as_adapter else None,
@@ -308,8 +377,14 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
             source.run["id"],
             "modelfile",
             modelfile,
-            {"name": name, "template": template.family, "created": created, "from": str(model_path),
-             "adapter": paths.get("adapter") if as_adapter else None, "outtype": outtype},
+            {
+                "name": name,
+                "template": template.family,
+                "created": created,
+                "from": str(model_path),
+                "adapter": paths.get("adapter") if as_adapter else None,
+                "outtype": outtype,
+            },
         )
     if created:
         click.echo(output)

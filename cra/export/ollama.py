@@ -6,6 +6,7 @@ ChatML, Llama 3), each rendering the same prompt text as the Jinja template for 
 tools, plus `stop` parameters for the template's end-of-turn tokens. Any other template: pass
 `--template FILE` with your own Go template.
 """
+
 from __future__ import annotations
 
 import shlex
@@ -223,7 +224,9 @@ def run_create(name: str, modelfile: Path) -> tuple[bool, str]:
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=3600)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ExportError(f"`{shlex.join(command)}` failed: {exc}. Is the Ollama server running (`ollama serve`)?") from exc
+        raise ExportError(
+            f"`{shlex.join(command)}` failed: {exc}. Is the Ollama server running (`ollama serve`)?"
+        ) from exc
     if done.returncode != 0:
         raise ExportError(
             f"`{shlex.join(command)}` failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()[-800:]}. "

@@ -3,6 +3,7 @@
 Every check that can refuse an export lives here and runs before anything is written: an unsupported
 architecture, a tokenizer llama.cpp would split differently, rsLoRA/DoRA, tokens the adapter added.
 """
+
 from __future__ import annotations
 
 import json
@@ -162,10 +163,17 @@ def _pattern_value(patterns: dict[str, Any] | None, module: str, default):
 # (adapter_config key, is it set?, why cra refuses it)
 _REFUSED = [
     ("use_dora", bool, "DoRA adapters have no GGUF form in llama.cpp; retrain without --use-dora"),
-    ("use_rslora", bool, "rsLoRA scales by alpha/sqrt(r), which llama.cpp's alpha/r adapter format cannot express; "
-     "retrain without use_rslora"),
-    ("modules_to_save", bool, "the adapter saves full copies of {value} (new tokens or a retrained head): "
-     "not an adapter llama.cpp can apply"),
+    (
+        "use_rslora",
+        bool,
+        "rsLoRA scales by alpha/sqrt(r), which llama.cpp's alpha/r adapter format cannot express; "
+        "retrain without use_rslora",
+    ),
+    (
+        "modules_to_save",
+        bool,
+        "the adapter saves full copies of {value} (new tokens or a retrained head): not an adapter llama.cpp can apply",
+    ),
     ("trainable_token_indices", bool, "the adapter trains token embeddings (new tokens): not supported"),
     ("fan_in_fan_out", bool, "fan_in_fan_out adapters (GPT-2 style Conv1D) are not supported"),
     ("lora_bias", bool, "adapters with LoRA biases are not supported"),
@@ -180,13 +188,17 @@ def load_adapter(adapter_dir: str | Path, base: BaseModel) -> LoraAdapter:
         raise ExportError(f"{path} has no adapter_config.json: it is not a PEFT adapter directory")
     config = _read_json(config_file)
     if config.get("peft_type", "LORA") != "LORA":
-        raise ExportError(f"the adapter in {path} is {config.get('peft_type')}, not LoRA: cra exports LoRA adapters only")
+        raise ExportError(
+            f"the adapter in {path} is {config.get('peft_type')}, not LoRA: cra exports LoRA adapters only"
+        )
     for key, is_set, why in _REFUSED:
         value = config.get(key)
         if value and is_set(value):
             raise ExportError(f"cannot export {path}: {why.format(value=value)}")
     if config.get("bias", "none") != "none":
-        raise ExportError(f"cannot export {path}: the adapter trains biases (bias={config['bias']!r}); retrain with bias='none'")
+        raise ExportError(
+            f"cannot export {path}: the adapter trains biases (bias={config['bias']!r}); retrain with bias='none'"
+        )
     file = path / "adapter_model.safetensors"
     if not file.is_file():
         raise ExportError(f"{path} has no adapter_model.safetensors (cra export reads safetensors adapters only)")

@@ -6,6 +6,7 @@ The reference is computed in float32: the base as saved, and the base with the a
 (merge_and_unload). That means loading the base model in float32 on the CPU: cheap for small models,
 about 4 bytes per parameter of memory for large ones.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,7 +35,9 @@ SAMPLE_CONVERSATION = [
     {
         "role": "assistant",
         "content": "Let me run them.",
-        "tool_calls": [{"type": "function", "function": {"name": "Bash", "arguments": {"command": "pytest -q tests/"}}}],
+        "tool_calls": [
+            {"type": "function", "function": {"name": "Bash", "arguments": {"command": "pytest -q tests/"}}}
+        ],
     },
     {"role": "tool", "content": "FAILED tests/test_parser.py::test_empty - IndexError: list index out of range"},
 ]
@@ -42,7 +45,9 @@ SAMPLE_CONVERSATION = [
 
 def sample_ids(tokenizer) -> tuple[str, list[int]]:
     if tokenizer.chat_template:
-        text = tokenizer.apply_chat_template(SAMPLE_CONVERSATION, tools=SAMPLE_TOOLS, tokenize=False, add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(
+            SAMPLE_CONVERSATION, tools=SAMPLE_TOOLS, tokenize=False, add_generation_prompt=True
+        )
     else:
         text = "\n".join(m["content"] for m in SAMPLE_CONVERSATION)
     return text, tokenizer(text, add_special_tokens=False)["input_ids"][:MAX_TOKENS]
@@ -75,7 +80,9 @@ def verify_files(base, adapter, written: list[dict[str, Any]], echo) -> None:
     from .writer import llama_cpp_available
 
     if not llama_cpp_available():
-        raise ExportError("--verify runs the files in llama.cpp: pip install 'cra[llama]' (builds llama.cpp, ~7 minutes)")
+        raise ExportError(
+            "--verify runs the files in llama.cpp: pip install 'cra[llama]' (builds llama.cpp, ~7 minutes)"
+        )
     import numpy as np
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -113,7 +120,13 @@ def verify_files(base, adapter, written: list[dict[str, Any]], echo) -> None:
         diff = float(np.abs(logits - expected).max())
         scale = float(np.abs(expected).max())
         ok = same_tokens and diff <= RELATIVE_TOLERANCE[info["outtype"]] * max(scale, 1.0)
-        info["verified"] = {"max_abs_diff": diff, "logit_scale": scale, "tokens": len(ids), "same_tokens": same_tokens, "ok": ok}
+        info["verified"] = {
+            "max_abs_diff": diff,
+            "logit_scale": scale,
+            "tokens": len(ids),
+            "same_tokens": same_tokens,
+            "ok": ok,
+        }
         what = "base + adapter" if info["type"] == "adapter" else info["type"]
         echo(
             f"  {what}: max |logit difference| {diff:.2e} (logits up to {scale:.1f})"
@@ -124,6 +137,7 @@ def verify_files(base, adapter, written: list[dict[str, Any]], echo) -> None:
             failures.append(f"{Path(info['path']).name} ({diff:.3g}{'' if same_tokens else ', tokenization differs'})")
     if failures:
         raise ExportError(
-            "llama.cpp does not reproduce transformers for " + ", ".join(failures)
+            "llama.cpp does not reproduce transformers for "
+            + ", ".join(failures)
             + ": the files were written but should not be trusted; please report this with the base model's config.json"
         )

@@ -18,6 +18,7 @@ Files are streamed: header and tensor table first, then one tensor at a time, so
 model needs one tensor's worth of memory, not the model's. Every file is written under a temporary
 name and renamed when complete: a failed export leaves nothing behind.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -147,7 +148,9 @@ def read_vocab(directory: Path, n_vocab: int) -> Vocab:
 
     path = directory / "tokenizer.json"
     if not path.is_file():
-        raise ExportError(f"{directory} has no tokenizer.json (a fast tokenizer): cra exports byte-level BPE tokenizers")
+        raise ExportError(
+            f"{directory} has no tokenizer.json (a fast tokenizer): cra exports byte-level BPE tokenizers"
+        )
     data = json.loads(path.read_text(encoding="utf-8"))
     model = data.get("model") or {}
     if model.get("type") != "BPE" or model.get("byte_fallback"):
@@ -242,7 +245,9 @@ def head_dim(config: dict[str, Any]) -> int:
 def _check_rope(config: dict[str, Any]) -> dict[str, Any]:
     rope = _rope(config)
     if rope["rope_type"] not in ("default", "linear", "llama3"):
-        raise ExportError(f"RoPE scaling {rope['rope_type']!r} is not supported by cra export (default, linear, llama3 are)")
+        raise ExportError(
+            f"RoPE scaling {rope['rope_type']!r} is not supported by cra export (default, linear, llama3 are)"
+        )
     return rope
 
 
@@ -365,7 +370,13 @@ def tensor_qtype(gguf_name: str, shape: tuple[int, ...], outtype: str):
     return T.Q8_0
 
 
-FILE_TYPES = {"f32": "ALL_F32", "f16": "MOSTLY_F16", "bf16": "MOSTLY_BF16", "q8_0": "MOSTLY_Q8_0", "q4_0": "MOSTLY_Q4_0"}
+FILE_TYPES = {
+    "f32": "ALL_F32",
+    "f16": "MOSTLY_F16",
+    "bf16": "MOSTLY_BF16",
+    "q8_0": "MOSTLY_Q8_0",
+    "q4_0": "MOSTLY_Q4_0",
+}
 
 
 def _name_map(base: BaseModel):
@@ -527,7 +538,9 @@ def write_model(
     return {**info, "path": str(path), "bytes": path.stat().st_size, "outtype": outtype}
 
 
-def write_adapter(base: BaseModel, adapter: LoraAdapter, outtype: str, path: Path, *, name: str, plan=None) -> dict[str, Any]:
+def write_adapter(
+    base: BaseModel, adapter: LoraAdapter, outtype: str, path: Path, *, name: str, plan=None
+) -> dict[str, Any]:
     """The LoRA adapter as llama.cpp's adapter GGUF, for the base exported by `write_model(base, None, ...)`."""
     import gguf
 

@@ -1,4 +1,5 @@
 """`cra stats`: a summary of what was recorded, as text, JSON, or an HTML report with charts."""
+
 import json
 from pathlib import Path
 
@@ -10,8 +11,12 @@ from ..cli import database_option
 @click.command(name="stats")
 @database_option
 @click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
-@click.option("--html", "html_path", type=click.Path(dir_okay=False, writable=True),
-              help="Also write a self-contained HTML report with charts to this file.")
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write a self-contained HTML report with charts to this file.",
+)
 @click.option("--project", help="Only projects whose directory contains this text.")
 @click.option("--since", metavar="DATE", help="From this date (YYYY-MM-DD or ISO datetime, UTC).")
 @click.option("--until", metavar="DATE", help="Up to this date (a bare date includes the whole day).")

@@ -1,6 +1,7 @@
 """`cra stats --html FILE`: one self-contained page (inline CSS and SVG, no scripts, nothing
 fetched) with the charts a person would rather look at: tools over time, sequence patterns,
 exploration depth, workflows, and tool failure rates."""
+
 from html import escape
 
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
@@ -37,9 +38,16 @@ def render(stats: dict) -> str:
         "<h1>How Claude worked</h1>",
         f'<p class="sub">cra stats &middot; {escape(filters)}</p>',
         '<div class="cards">',
-        *(f'<div class="card"><b>{v}</b>{escape(k)}</div>' for k, v in (
-            ("sessions", t["sessions"]), ("turns", t["turns"]), ("subagent turns", t["subagent_turns"]),
-            ("tool calls", t["tool_calls"]), ("qualifying turns", rd["qualifying"]))),
+        *(
+            f'<div class="card"><b>{v}</b>{escape(k)}</div>'
+            for k, v in (
+                ("sessions", t["sessions"]),
+                ("turns", t["turns"]),
+                ("subagent turns", t["subagent_turns"]),
+                ("tool calls", t["tool_calls"]),
+                ("qualifying turns", rd["qualifying"]),
+            )
+        ),
         "</div>",
         "<h2>Tools over time</h2>",
         timeline_chart(stats["timeline"]),
@@ -55,12 +63,25 @@ def render(stats: dict) -> str:
         failure_chart(stats["tools"]),
         _tools_table(stats["tools"]),
         "<h2>Tokens by model</h2>",
-        _table(["model", "turns", "input", "output", "cache read", "cache write"],
-               [[r["model"], r["turns"], r["input_tokens"], r["output_tokens"], r["cache_read_tokens"],
-                 r["cache_creation_tokens"]] for r in stats["tokens_by_model"]]),
+        _table(
+            ["model", "turns", "input", "output", "cache read", "cache write"],
+            [
+                [
+                    r["model"],
+                    r["turns"],
+                    r["input_tokens"],
+                    r["output_tokens"],
+                    r["cache_read_tokens"],
+                    r["cache_creation_tokens"],
+                ]
+                for r in stats["tokens_by_model"]
+            ],
+        ),
         "<h2>Busiest projects</h2>",
-        _table(["project", "sessions", "turns", "tool calls"],
-               [[r["project"], r["sessions"], r["turns"], r["tool_calls"]] for r in stats["projects"]]),
+        _table(
+            ["project", "sessions", "turns", "tool calls"],
+            [[r["project"], r["sessions"], r["turns"], r["tool_calls"]] for r in stats["projects"]],
+        ),
         "<h2>Training readiness</h2>",
         _readiness(rd),
         "</body></html>",
@@ -69,8 +90,10 @@ def render(stats: dict) -> str:
 
 
 def _empty(chart_id, what="no data"):
-    return (f'<svg class="chart" id="{chart_id}" width="600" height="40" role="img">'
-            f'<text x="8" y="24" class="empty">{escape(what)}</text></svg>')
+    return (
+        f'<svg class="chart" id="{chart_id}" width="600" height="40" role="img">'
+        f'<text x="8" y="24" class="empty">{escape(what)}</text></svg>'
+    )
 
 
 def timeline_chart(timeline, width=960, height=260):
@@ -88,8 +111,10 @@ def timeline_chart(timeline, width=960, height=260):
     peak = max(d["total"] for d in timeline) or 1
     step = plot_w / len(timeline)
     bar_w = max(2.0, min(48.0, step * 0.8))
-    out = [f'<svg class="chart" id="chart-timeline" width="{width}" height="{height}" role="img" '
-           f'viewBox="0 0 {width} {height}"><title>Tool calls per day</title>']
+    out = [
+        f'<svg class="chart" id="chart-timeline" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}"><title>Tool calls per day</title>'
+    ]
     out += _y_axis(left, top_pad, plot_h, plot_w, peak)
     label_every = max(1, len(timeline) // 10)
     for i, day in enumerate(timeline):
@@ -100,11 +125,15 @@ def timeline_chart(timeline, width=960, height=260):
         for tool, n in sorted(segments, key=lambda s: top.index(s[0])) + ([("other", other)] if other else []):
             h = plot_h * n / peak
             y -= h
-            out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
-                       f'fill="{colors.get(tool, OTHER_COLOR)}"><title>{escape(day["day"])} {escape(tool)}: {n}</title></rect>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                f'fill="{colors.get(tool, OTHER_COLOR)}"><title>{escape(day["day"])} {escape(tool)}: {n}</title></rect>'
+            )
         if i % label_every == 0:
-            out.append(f'<text x="{x + bar_w / 2:.1f}" y="{top_pad + plot_h + 16}" text-anchor="middle">'
-                       f'{escape(day["day"][5:])}</text>')
+            out.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{top_pad + plot_h + 16}" text-anchor="middle">'
+                f"{escape(day['day'][5:])}</text>"
+            )
     legend = top + (["other"] if len(totals) > len(top) else [])
     for i, tool in enumerate(legend):
         y = top_pad + 4 + i * 18
@@ -115,8 +144,10 @@ def timeline_chart(timeline, width=960, height=260):
 
 
 def _y_axis(left, top_pad, plot_h, plot_w, peak):
-    out = [f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="#999"/>',
-           f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" stroke="#999"/>']
+    out = [
+        f'<line x1="{left}" y1="{top_pad}" x2="{left}" y2="{top_pad + plot_h}" stroke="#999"/>',
+        f'<line x1="{left}" y1="{top_pad + plot_h}" x2="{left + plot_w}" y2="{top_pad + plot_h}" stroke="#999"/>',
+    ]
     for frac in (0.5, 1.0):
         y = top_pad + plot_h * (1 - frac)
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{round(peak * frac)}</text>')
@@ -132,14 +163,20 @@ def hbar_chart(chart_id, items, unit, width=960):
     height = row_h * len(items) + 10
     peak = max(n for _, n in items) or 1
     bar_max = width - label_w - 70
-    out = [f'<svg class="chart" id="{chart_id}" width="{width}" height="{height}" role="img" '
-           f'viewBox="0 0 {width} {height}"><title>{escape(chart_id)}</title>']
+    out = [
+        f'<svg class="chart" id="{chart_id}" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(chart_id)}</title>'
+    ]
     for i, (label, n) in enumerate(items):
         y = 5 + i * row_h
         w = max(1.0, bar_max * n / peak)
-        out.append(f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(_clip(label, 50))}<title>{escape(label)}</title></text>')
-        out.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{PALETTE[i % len(PALETTE)]}">'
-                   f'<title>{escape(label)}: {n} {unit}</title></rect>')
+        out.append(
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(_clip(label, 50))}<title>{escape(label)}</title></text>'
+        )
+        out.append(
+            f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{PALETTE[i % len(PALETTE)]}">'
+            f"<title>{escape(label)}: {n} {unit}</title></rect>"
+        )
         out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 15}">{n}</text>')
     out.append("</svg>")
     return "\n".join(out)
@@ -153,17 +190,23 @@ def column_chart(chart_id, items, width=520, height=240):
     plot_w, plot_h = width - left - 10, height - bottom - top_pad
     peak = max(n for _, n in items) or 1
     step = plot_w / len(items)
-    out = [f'<svg class="chart" id="{chart_id}" width="{width}" height="{height}" role="img" '
-           f'viewBox="0 0 {width} {height}"><title>{escape(chart_id)}</title>']
+    out = [
+        f'<svg class="chart" id="{chart_id}" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}"><title>{escape(chart_id)}</title>'
+    ]
     out += _y_axis(left, top_pad, plot_h, plot_w, peak)
     for i, (label, n) in enumerate(items):
         h = plot_h * n / peak
         x = left + i * step + step * 0.15
         y = top_pad + plot_h - h
-        out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
-                   f'<title>{escape(label)}: {n}</title></rect>')
+        out.append(
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
+            f"<title>{escape(label)}: {n}</title></rect>"
+        )
         out.append(f'<text x="{x + step * 0.35:.1f}" y="{y - 3:.1f}" text-anchor="middle">{n}</text>')
-        out.append(f'<text x="{x + step * 0.35:.1f}" y="{top_pad + plot_h + 18}" text-anchor="middle">{escape(label)}</text>')
+        out.append(
+            f'<text x="{x + step * 0.35:.1f}" y="{top_pad + plot_h + 18}" text-anchor="middle">{escape(label)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -177,8 +220,10 @@ def failure_chart(tools, width=960, n=12):
     height = row_h * len(tools) + 10
     peak = max(r["calls"] for r in tools) or 1
     bar_max = width - label_w - 160
-    out = [f'<svg class="chart" id="chart-failures" width="{width}" height="{height}" role="img" '
-           f'viewBox="0 0 {width} {height}"><title>Tool calls and failures</title>']
+    out = [
+        f'<svg class="chart" id="chart-failures" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}"><title>Tool calls and failures</title>'
+    ]
     for i, r in enumerate(tools):
         y = 5 + i * row_h
         w = max(1.0, bar_max * r["calls"] / peak)
@@ -186,8 +231,10 @@ def failure_chart(tools, width=960, n=12):
         out.append(f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end">{escape(_clip(r["tool"], 22))}</text>')
         out.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{OK_COLOR}"/>')
         if r["failures"]:
-            out.append(f'<rect x="{label_w}" y="{y + 3}" width="{fw:.1f}" height="{row_h - 8}" fill="{FAIL_COLOR}">'
-                       f'<title>{escape(r["tool"])}: {r["failures"]} failed</title></rect>')
+            out.append(
+                f'<rect x="{label_w}" y="{y + 3}" width="{fw:.1f}" height="{row_h - 8}" fill="{FAIL_COLOR}">'
+                f"<title>{escape(r['tool'])}: {r['failures']} failed</title></rect>"
+            )
         rate = "" if r["failure_rate"] is None else f" ({100 * r['failure_rate']:.0f}% failed)"
         out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 14}">{r["calls"]}{rate}</text>')
     out.append("</svg>")
@@ -197,8 +244,17 @@ def failure_chart(tools, width=960, n=12):
 def _tools_table(tools):
     return _table(
         ["tool", "calls", "failed", "denied", "failure rate", "median ms"],
-        [[r["tool"], r["calls"], r["failures"], r["denials"],
-          "" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f}%", r["median_ms"]] for r in tools],
+        [
+            [
+                r["tool"],
+                r["calls"],
+                r["failures"],
+                r["denials"],
+                "" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f}%",
+                r["median_ms"],
+            ]
+            for r in tools
+        ],
     )
 
 
@@ -217,14 +273,19 @@ def _table(headers, rows):
 
 
 def _readiness(rd):
-    status = ('<span class="ready">ready for a training cycle</span>' if rd["ready"] else
-              f'<span class="notready">{rd["threshold"] - rd["qualifying"]} more qualifying turns needed</span>')
+    status = (
+        '<span class="ready">ready for a training cycle</span>'
+        if rd["ready"]
+        else f'<span class="notready">{rd["threshold"] - rd["qualifying"]} more qualifying turns needed</span>'
+    )
     f = rd["filters"]
     rows = [[k.replace("_", " "), v] for k, v in rd["excluded"].items()]
-    return (f"<p>{rd['qualifying']} of {rd['candidates']} turns pass the dataset filters "
-            f"(&ge; {f['min_tool_calls']} tool calls, final answer &ge; {f['min_answer_words']} words, "
-            f"completed, no unrecovered error); a cycle needs {rd['threshold']}: {status}.</p>"
-            + _table(["excluded by", "turns"], rows))
+    return (
+        f"<p>{rd['qualifying']} of {rd['candidates']} turns pass the dataset filters "
+        f"(&ge; {f['min_tool_calls']} tool calls, final answer &ge; {f['min_answer_words']} words, "
+        f"completed, no unrecovered error); a cycle needs {rd['threshold']}: {status}.</p>"
+        + _table(["excluded by", "turns"], rows)
+    )
 
 
 def _clip(s, n):

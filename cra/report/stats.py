@@ -1,6 +1,7 @@
 """What `cra stats` reports, as one JSON-ready dict: computed from the database with plain SQL over
 the views (tool_calls_with_turns, turns_with_signals), filtered by project, dates and model.
 """
+
 import datetime as dt
 import json
 import statistics
@@ -63,8 +64,9 @@ def _where(filters: StatsFilters, when: str, project: str, model: str):
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
 
 
-def compute(db, filters: StatsFilters | None = None, turn_filters: TurnFilters | None = None,
-            ready_turns: int | None = None) -> dict:
+def compute(
+    db, filters: StatsFilters | None = None, turn_filters: TurnFilters | None = None, ready_turns: int | None = None
+) -> dict:
     filters = filters or StatsFilters()
     if ready_turns is None or turn_filters is None:
         from ..auto.config import thresholds
@@ -84,13 +86,30 @@ def compute(db, filters: StatsFilters | None = None, turn_filters: TurnFilters |
         "SELECT * FROM (SELECT v.tool_use_id, v.session_id, v.agent_id, v.turn_id, v.tool_name, v.tool_input,"
         " v.status, v.duration_ms, v.pre_at, v.post_at, v.turn_started_at, v.project_dir, v.session_cwd, v.cwd,"
         " v.model, s.first_event_at AS s_first, v.seq"
-        " FROM tool_calls_with_turns v LEFT JOIN sessions s ON s.id = v.session_id)" + call_where
+        " FROM tool_calls_with_turns v LEFT JOIN sessions s ON s.id = v.session_id)"
+        + call_where
         + " ORDER BY session_id, seq",
         call_args,
     ).fetchall()
-    cols = ("tool_use_id", "session_id", "agent_id", "turn_id", "tool_name", "tool_input", "status",
-            "duration_ms", "pre_at", "post_at", "turn_started_at", "project_dir", "session_cwd", "cwd",
-            "model", "s_first", "seq")
+    cols = (
+        "tool_use_id",
+        "session_id",
+        "agent_id",
+        "turn_id",
+        "tool_name",
+        "tool_input",
+        "status",
+        "duration_ms",
+        "pre_at",
+        "post_at",
+        "turn_started_at",
+        "project_dir",
+        "session_cwd",
+        "cwd",
+        "model",
+        "s_first",
+        "seq",
+    )
     calls = [dict(zip(cols, r)) for r in calls]
 
     # Turns, each with its signals.
@@ -167,21 +186,24 @@ def _tools(calls):
         durations = [c["duration_ms"] for c in items if c["duration_ms"] is not None]
         failures = sum(c["status"] in FAILED for c in items)
         finished = sum(c["status"] != "pending" for c in items)
-        rows.append({
-            "tool": name,
-            "calls": len(items),
-            "failures": failures,
-            "denials": sum(c["status"] == "denied" for c in items),
-            "failure_rate": round(failures / finished, 4) if finished else None,
-            "median_ms": int(statistics.median(durations)) if durations else None,
-        })
+        rows.append(
+            {
+                "tool": name,
+                "calls": len(items),
+                "failures": failures,
+                "denials": sum(c["status"] == "denied" for c in items),
+                "failure_rate": round(failures / finished, 4) if finished else None,
+                "median_ms": int(statistics.median(durations)) if durations else None,
+            }
+        )
     rows.sort(key=lambda r: (-r["calls"], r["tool"]))
     return rows
 
 
 def _tokens(turns):
-    by_model = defaultdict(lambda: {"turns": 0, "input_tokens": 0, "output_tokens": 0,
-                                    "cache_read_tokens": 0, "cache_creation_tokens": 0})
+    by_model = defaultdict(
+        lambda: {"turns": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
+    )
     for t in turns:
         row = by_model[t["model"] or "unknown"]
         row["turns"] += 1
@@ -203,8 +225,10 @@ def _projects(calls, turns, n=TOP):
         p["sessions"].add(t["session_id"])
         if t["agent_id"] is None:
             p["turns"] += 1
-    rows = [{"project": k, "sessions": len(v["sessions"]), "turns": v["turns"], "tool_calls": v["tool_calls"]}
-            for k, v in stats.items()]
+    rows = [
+        {"project": k, "sessions": len(v["sessions"]), "turns": v["turns"], "tool_calls": v["tool_calls"]}
+        for k, v in stats.items()
+    ]
     rows.sort(key=lambda r: (-r["tool_calls"], -r["turns"], r["project"]))
     return rows[:n]
 
@@ -225,7 +249,7 @@ def _readiness(db, main_turns, turn_filters, ready_turns):
     ids = [t["id"] for t in candidates]
     calls = defaultdict(list)
     for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
+        chunk = ids[start : start + 500]
         for turn_id, name, status, tool_input, agent_id in db.execute(
             "SELECT turn_id, tool_name, status, tool_input, agent_id FROM tool_calls WHERE turn_id IN (%s)"
             " ORDER BY seq" % ",".join("?" * len(chunk)),
@@ -236,8 +260,12 @@ def _readiness(db, main_turns, turn_filters, ready_turns):
     excluded = Counter()
     qualifying = 0
     for t in candidates:
-        facts = TurnFacts(tool_call_count=t["tool_call_count"] or 0, final_answer=t["final_answer"],
-                          outcome=t["outcome"], calls=calls.get(t["id"], []))
+        facts = TurnFacts(
+            tool_call_count=t["tool_call_count"] or 0,
+            final_answer=t["final_answer"],
+            outcome=t["outcome"],
+            calls=calls.get(t["id"], []),
+        )
         reason = turn_filters.evaluate(facts)
         if reason is None:
             qualifying += 1

@@ -32,26 +32,37 @@ def render(stats: dict) -> str:
     )
     if stats["tools"]:
         out.append("\nTool calls by tool")
-        out.append(_table(
-            ["tool", "calls", "failed", "denied", "fail rate", "median ms"],
-            [[r["tool"], r["calls"], r["failures"], r["denials"], _pct(r["failure_rate"]), r["median_ms"]]
-             for r in stats["tools"]],
-        ))
+        out.append(
+            _table(
+                ["tool", "calls", "failed", "denied", "fail rate", "median ms"],
+                [
+                    [r["tool"], r["calls"], r["failures"], r["denials"], _pct(r["failure_rate"]), r["median_ms"]]
+                    for r in stats["tools"]
+                ],
+            )
+        )
     if stats["sequences"]:
         out.append("\nTop tool sequences (per turn; `X+` = repeated, `[A|B]` = in parallel)")
-        out.append(_table(["turns", "sequence"], [[r["turns"], r["pattern"]] for r in stats["sequences"]],
-                          align=[">", "<"]))
+        out.append(
+            _table(["turns", "sequence"], [[r["turns"], r["pattern"]] for r in stats["sequences"]], align=[">", "<"])
+        )
     if stats["workflows"]:
         total = sum(r["turns"] for r in stats["workflows"])
         out.append("\nWorkflow patterns")
-        out.append(_table(["workflow", "turns", ""], [[r["workflow"], r["turns"], _bar(r["turns"], total)]
-                                                      for r in stats["workflows"]], align=["<", ">", "<"]))
+        out.append(
+            _table(
+                ["workflow", "turns", ""],
+                [[r["workflow"], r["turns"], _bar(r["turns"], total)] for r in stats["workflows"]],
+                align=["<", ">", "<"],
+            )
+        )
     depth = stats["depth"]
     if any(depth.values()):
         total = sum(depth.values())
         out.append("\nExploration depth (reads and searches before the first change)")
-        out.append(_table(["depth", "turns", ""], [[k, v, _bar(v, total)] for k, v in depth.items()],
-                          align=["<", ">", "<"]))
+        out.append(
+            _table(["depth", "turns", ""], [[k, v, _bar(v, total)] for k, v in depth.items()], align=["<", ">", "<"])
+        )
     if stats["outcomes"]:
         out.append("\nOutcomes: " + ", ".join(f"{k} {v}" for k, v in stats["outcomes"].items()))
         r = stats["reasoning"]
@@ -62,15 +73,30 @@ def render(stats: dict) -> str:
         )
     if stats["tokens_by_model"]:
         out.append("\nTokens by model")
-        out.append(_table(
-            ["model", "turns", "input", "output", "cache read", "cache write"],
-            [[r["model"], r["turns"], r["input_tokens"], r["output_tokens"], r["cache_read_tokens"],
-              r["cache_creation_tokens"]] for r in stats["tokens_by_model"]],
-        ))
+        out.append(
+            _table(
+                ["model", "turns", "input", "output", "cache read", "cache write"],
+                [
+                    [
+                        r["model"],
+                        r["turns"],
+                        r["input_tokens"],
+                        r["output_tokens"],
+                        r["cache_read_tokens"],
+                        r["cache_creation_tokens"],
+                    ]
+                    for r in stats["tokens_by_model"]
+                ],
+            )
+        )
     if stats["projects"]:
         out.append("\nBusiest projects")
-        out.append(_table(["project", "sessions", "turns", "tool calls"],
-                          [[r["project"], r["sessions"], r["turns"], r["tool_calls"]] for r in stats["projects"]]))
+        out.append(
+            _table(
+                ["project", "sessions", "turns", "tool calls"],
+                [[r["project"], r["sessions"], r["turns"], r["tool_calls"]] for r in stats["projects"]],
+            )
+        )
     rd = stats["readiness"]
     out.append("\nTraining readiness")
     out.append(

@@ -5,6 +5,7 @@ Shared by RL training (`cra train grpo`) and evaluation. Pure Python over plain 
 generated message; `score_text` returns the total and every component with its reason.
 docs/rl.md describes the components and the weights.
 """
+
 from .components import (
     BEHAVIOR_COMPONENTS,
     Component,
@@ -21,7 +22,22 @@ from .context import Context, contexts_from_example
 from .score import COMPONENTS, RewardScorer, Score, score_action, score_text
 
 __all__ = [
-    "BEHAVIOR_COMPONENTS", "COMPONENTS", "Component", "Context", "RewardScorer", "RewardWeights", "Score",
-    "agreement", "constraint_adherence", "contexts_from_example", "exploration_fit", "format_validity",
-    "parse_weights", "reasoning_depth", "score_action", "score_text", "self_correction", "tool_efficiency",
+    "BEHAVIOR_COMPONENTS",
+    "COMPONENTS",
+    "Component",
+    "Context",
+    "RewardScorer",
+    "RewardWeights",
+    "Score",
+    "agreement",
+    "constraint_adherence",
+    "contexts_from_example",
+    "exploration_fit",
+    "format_validity",
+    "parse_weights",
+    "reasoning_depth",
+    "score_action",
+    "score_text",
+    "self_correction",
+    "tool_efficiency",
 ]

@@ -1,4 +1,5 @@
 """`cra reward score`: score completions against their context and show every component's reason."""
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,13 @@ def _rows_from_dataset(db, ref: str, limit: int):
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--dataset", help="Take contexts from a training dataset instead (name, directory or JSONL).")
 @click.option("-n", "--limit", type=click.IntRange(1), default=5, show_default=True, help="Contexts from --dataset.")
-@click.option("-c", "--completion", "completions", multiple=True,
-              help="A completion to score at every context (repeatable). Default: the file's own, else Claude's.")
+@click.option(
+    "-c",
+    "--completion",
+    "completions",
+    multiple=True,
+    help="A completion to score at every context (repeatable). Default: the file's own, else Claude's.",
+)
 @click.option("--weights", help="name=value,... or a .json/.toml file (see docs/rl.md).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per scored completion.")
 @database_option

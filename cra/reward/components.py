@@ -15,6 +15,7 @@ that contradicts Claude's real choice. docs/rl.md explains each with examples.
   repeat the failing call.
 - exploration_fit: explore where Claude explored, act where Claude acted (signals' tool categories).
 """
+
 from __future__ import annotations
 
 import math
@@ -154,7 +155,9 @@ def agreement(ctx: Context, action: ParsedAction) -> Component:
         score = total / max(len(ref.calls), len(action.calls))
         same = sorted(set(n for n in action.names if n) & set(ref.names))
         reason = f"Claude called {', '.join(ref.names)}; " + (
-            f"same tool ({', '.join(same)}), arguments {score:.2f}" if same else f"this called {', '.join(n or '?' for n in action.names)}"
+            f"same tool ({', '.join(same)}), arguments {score:.2f}"
+            if same
+            else f"this called {', '.join(n or '?' for n in action.names)}"
         )
         return Component(score, reason)
     if not action.calls:
@@ -343,7 +346,11 @@ _ACKNOWLEDGE = re.compile(
     re.I,
 )
 _RESPONSE_CREDIT = {  # (this action's response, Claude's) -> score, when they differ
-    "retry": 0.8, "alternative": 0.8, "other": 0.4, "answer": 0.2, "repeat": 0.0,
+    "retry": 0.8,
+    "alternative": 0.8,
+    "other": 0.4,
+    "answer": 0.2,
+    "repeat": 0.0,
 }
 
 

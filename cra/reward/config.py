@@ -8,13 +8,14 @@ efficiency 20%, self-correction 15%, exploration fit 20%. The block weights (for
 or malformed action, or one of a different kind than Claude's, from collecting behavioural credit.
 Each group is normalised to sum to 1, so a weights file may give any positive numbers.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BEHAVIOR_DEFAULTS = {
     "constraint_adherence": 0.25,

@@ -5,6 +5,7 @@ with `tool_calls`, tool), the tools offered there, and that message itself: Clau
 action, the reference every reward component compares with. `contexts_from_example` cuts a training
 conversation (`cra dataset build`'s rows) at each assistant message. Pure standard library.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,7 +71,7 @@ class Context:
     reference: dict = field(default_factory=dict)
 
     @classmethod
-    def build(cls, messages, tools=None, reference=None) -> "Context":
+    def build(cls, messages, tools=None, reference=None) -> Context:
         if isinstance(messages, str):
             messages = json.loads(messages)
         if isinstance(tools, str):
@@ -119,7 +120,7 @@ class Context:
         """Tool calls made in this turn before the action, in order, with their results."""
         results: dict[str, tuple[str, dict]] = {}
         unnamed: list[tuple[str, dict]] = []
-        for m in self.messages[self.turn_start:]:
+        for m in self.messages[self.turn_start :]:
             if m.get("role") == "tool":
                 entry = (_text(m.get("content")), m)
                 if m.get("tool_call_id"):
@@ -127,13 +128,15 @@ class Context:
                 else:
                     unnamed.append(entry)
         calls = []
-        for m in self.messages[self.turn_start:]:
+        for m in self.messages[self.turn_start :]:
             if m.get("role") != "assistant":
                 continue
             action = action_from_message(m)
             for tc, parsed in zip(m.get("tool_calls") or (), action.calls):
                 entry = results.get(tc.get("id")) or (unnamed.pop(0) if unnamed else ("", None))
-                calls.append(PriorCall(parsed.name or "", parsed.arguments, entry[0], result_failed(entry[0], entry[1])))
+                calls.append(
+                    PriorCall(parsed.name or "", parsed.arguments, entry[0], result_failed(entry[0], entry[1]))
+                )
         return calls
 
     @cached_property

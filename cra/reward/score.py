@@ -1,12 +1,13 @@
 """Combining the components into one reward, and the same reward as TRL reward functions.
 
-    >>> from cra.reward import Context, score_text
-    >>> ctx = Context.build([{"role": "user", "content": "What is in a.py?"}], [],
-    ...                    {"role": "assistant", "content": "", "tool_calls": [
-    ...                        {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}]})
-    >>> round(score_text(ctx, '<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>').total, 3)
-    1.0
+>>> from cra.reward import Context, score_text
+>>> ctx = Context.build([{"role": "user", "content": "What is in a.py?"}], [],
+...                    {"role": "assistant", "content": "", "tool_calls": [
+...                        {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}]})
+>>> round(score_text(ctx, '<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>').total, 3)
+1.0
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,12 @@ class Score:
             "total": self.total,
             "gate": self.gate,
             "components": {
-                k: {"score": c.score, "weight": self.weights[k], "contribution": self.contributions[k], "reason": c.reason}
+                k: {
+                    "score": c.score,
+                    "weight": self.weights[k],
+                    "contribution": self.contributions[k],
+                    "reason": c.reason,
+                }
                 for k, c in self.components.items()
             },
         }
@@ -159,7 +165,9 @@ class RewardScorer:
         def reward(prompts=None, completions=None, context=None, **kwargs):
             if context is None:
                 raise ValueError("the behavioral reward needs the dataset's `context` column")
-            scores = self.batch(completions, context) if first else [self.score(c, t) for c, t in zip(context, completions)]
+            scores = (
+                self.batch(completions, context) if first else [self.score(c, t) for c, t in zip(context, completions)]
+            )
             out = []
             for s in scores:
                 factor = 1.0 if name in ("format_validity", "agreement") else s.gate

@@ -4,6 +4,7 @@ reasoned (plans, constraints, pruning, self-corrections), each with its evidence
 `extract` is pure (plain data in, `TurnSignals` out); `store` reads turns from the database and
 keeps the `signals` table current; `cra signals` runs it.
 """
+
 from .config import DepthThresholds, SignalConfig
 from .extract import Message, ToolCall, Turn, TurnSignals, extract
 

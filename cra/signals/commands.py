@@ -1,4 +1,5 @@
 """`cra signals`: compute per-turn signals for new and changed turns, or show one turn's."""
+
 import json
 
 import click
@@ -21,8 +22,9 @@ def _load_config(config_path, depth):
                     f"(exploration calls before the first change), e.g. 2,5,10; got {depth!r}"
                 )
             moderate, thorough, exhaustive = map(int, parts)
-            config = config.model_copy(update={"depth": DepthThresholds(
-                moderate=moderate, thorough=thorough, exhaustive=exhaustive)})
+            config = config.model_copy(
+                update={"depth": DepthThresholds(moderate=moderate, thorough=thorough, exhaustive=exhaustive)}
+            )
     except ValidationError as exc:
         raise click.ClickException(f"invalid signals config: {exc}") from exc
     except (OSError, ValueError) as exc:
@@ -34,10 +36,18 @@ def _load_config(config_path, depth):
 @database_option
 @click.option("--all", "force", is_flag=True, help="Recompute every turn, not only new and changed ones.")
 @click.option("--session", help="Only this session's turns.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="JSON or TOML file with signal thresholds (see docs/signals.md).")
-@click.option("--depth-thresholds", "depth", metavar="M,T,E",
-              help="Exploration calls before the first change for moderate, thorough, exhaustive [2,5,10].")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="JSON or TOML file with signal thresholds (see docs/signals.md).",
+)
+@click.option(
+    "--depth-thresholds",
+    "depth",
+    metavar="M,T,E",
+    help="Exploration calls before the first change for moderate, thorough, exhaustive [2,5,10].",
+)
 @click.option("--show", "show_turn", type=int, metavar="TURN_ID", help="Print one turn's signals and evidence as JSON.")
 def signals_command(database, force, session, config_path, depth, show_turn):
     """Compute reasoning signals for each turn (incremental: only turns without signals, or changed
@@ -60,7 +70,7 @@ def signals_command(database, force, session, config_path, depth, show_turn):
         if row is None:
             raise click.ClickException(
                 f"no turn {show_turn}: list turns with "
-                f"`sqlite-utils query \"$(cra path)\" \"select id, prompt_text from turns\"`"
+                f'`sqlite-utils query "$(cra path)" "select id, prompt_text from turns"`'
             )
         cols = [d[0] for d in db.execute("SELECT * FROM signals LIMIT 0").description]
         out = dict(zip(cols, row))
@@ -72,5 +82,8 @@ def signals_command(database, force, session, config_path, depth, show_turn):
     if total == 0:
         click.echo("No turns yet: import transcripts with `cra import` (or let the hooks record a session).")
         return
-    click.echo(f"Signals: {result.computed} computed, {result.unchanged} unchanged"
-               + (f", {result.removed} removed" if result.removed else "") + f" ({total} turns).")
+    click.echo(
+        f"Signals: {result.computed} computed, {result.unchanged} unchanged"
+        + (f", {result.removed} removed" if result.removed else "")
+        + f" ({total} turns)."
+    )

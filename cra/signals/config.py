@@ -3,6 +3,7 @@
 A stored signals row remembers the fingerprint of the config it was computed with: changing a
 threshold makes `cra signals` recompute every turn.
 """
+
 import hashlib
 import json
 from pathlib import Path

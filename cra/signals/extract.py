@@ -5,6 +5,7 @@ order. `extract(turn)` returns a `TurnSignals`; every text-based signal carries 
 (message uuid, field, character span, matched words, the sentence around them), every tool-based
 one the tool_use ids involved. docs/signals.md defines each signal.
 """
+
 import json
 import re
 from dataclasses import dataclass, field, fields
@@ -111,16 +112,28 @@ def extract(turn: Turn, config: SignalConfig | None = None) -> TurnSignals:
     change_calls = sum(tools.is_change(cat) for cat in cats)
     depth = config.depth.label(exploration) if calls else None
     if first_change is not None:
-        evidence.append({"kind": "first_change", "tool_use_id": calls[first_change].tool_use_id,
-                         "tool": calls[first_change].name, "exploration_before": exploration})
+        evidence.append(
+            {
+                "kind": "first_change",
+                "tool_use_id": calls[first_change].tool_use_id,
+                "tool": calls[first_change].name,
+                "exploration_before": exploration,
+            }
+        )
 
     tags = _workflow_tags(calls, cats, parallel, config, evidence)
     workflow = tags[0] if tags else "none"
 
     plan_source = _plan(turn, calls, config, evidence)
-    constraints = _phrases(turn, phrases.CONSTRAINT_PATTERNS, "constraint", config, evidence, prompt=True,
-                           assistant_patterns=[p for p in phrases.CONSTRAINT_PATTERNS
-                                               if p[0] in phrases.ASSISTANT_CONSTRAINT_LABELS])
+    constraints = _phrases(
+        turn,
+        phrases.CONSTRAINT_PATTERNS,
+        "constraint",
+        config,
+        evidence,
+        prompt=True,
+        assistant_patterns=[p for p in phrases.CONSTRAINT_PATTERNS if p[0] in phrases.ASSISTANT_CONSTRAINT_LABELS],
+    )
     prunings = _phrases(turn, phrases.PRUNING_PATTERNS, "pruning", config, evidence)
     corrections = _phrases(turn, phrases.SELF_CORRECTION_PATTERNS, "self_correction", config, evidence)
     corrections += _tool_corrections(calls, evidence)
@@ -172,8 +185,13 @@ def pattern(sequence) -> str:
     `*2`: that tool twice in the group)."""
     parts = []
     for group in sequence:
-        token = group[0] if len(group) == 1 else "[" + "|".join(
-            name if group.count(name) == 1 else f"{name}*{group.count(name)}" for name in sorted(set(group))) + "]"
+        token = (
+            group[0]
+            if len(group) == 1
+            else "["
+            + "|".join(name if group.count(name) == 1 else f"{name}*{group.count(name)}" for name in sorted(set(group)))
+            + "]"
+        )
         if parts and parts[-1].rstrip("+") == token:
             parts[-1] = token + "+"
         else:
@@ -202,13 +220,26 @@ def _failures_and_recoveries(calls, cats, evidence):
             failures += 1
         fix = recovered_by(i, names, statuses, cats)
         if c.status in FAILED:
-            evidence.append({"kind": "failure", "tool_use_id": c.tool_use_id, "tool": c.name,
-                             "status": c.status, "error": _short(c.error)})
+            evidence.append(
+                {
+                    "kind": "failure",
+                    "tool_use_id": c.tool_use_id,
+                    "tool": c.name,
+                    "status": c.status,
+                    "error": _short(c.error),
+                }
+            )
         if fix is not None:
             recoveries += 1
-            evidence.append({"kind": "recovery", "failed": c.tool_use_id, "by": calls[fix].tool_use_id,
-                             "how": "retry" if calls[fix].name == c.name else "alternative",
-                             "tool": calls[fix].name})
+            evidence.append(
+                {
+                    "kind": "recovery",
+                    "failed": c.tool_use_id,
+                    "by": calls[fix].tool_use_id,
+                    "how": "retry" if calls[fix].name == c.name else "alternative",
+                    "tool": calls[fix].name,
+                }
+            )
         elif c.status in FAILED:
             unrecovered += 1
     return failures, recoveries, unrecovered
@@ -262,9 +293,18 @@ def _plan(turn, calls, config, evidence):
             hit = phrases.announced_plan(body, config.excerpt_chars)
             if hit:
                 label, start, end, match, ex = hit
-                evidence.append({"kind": "plan", "source": field_name, "message_uuid": m.uuid,
-                                 "field": field_name, "span": [start, end], "match": _short(match, 200),
-                                 "pattern": label, "excerpt": ex})
+                evidence.append(
+                    {
+                        "kind": "plan",
+                        "source": field_name,
+                        "message_uuid": m.uuid,
+                        "field": field_name,
+                        "span": [start, end],
+                        "match": _short(match, 200),
+                        "pattern": label,
+                        "excerpt": ex,
+                    }
+                )
                 return field_name
     return None
 
@@ -285,8 +325,17 @@ def _phrases(turn, patterns, kind, config, evidence, prompt=False, assistant_pat
         use = patterns if field_name == "prompt" or assistant_patterns is None else assistant_patterns
         for label, start, end, match, ex in phrases.find(use, body, config.excerpt_chars):
             count += 1
-            evidence.append({"kind": kind, "message_uuid": uuid, "field": field_name, "span": [start, end],
-                             "match": match, "pattern": label, "excerpt": ex})
+            evidence.append(
+                {
+                    "kind": kind,
+                    "message_uuid": uuid,
+                    "field": field_name,
+                    "span": [start, end],
+                    "match": match,
+                    "pattern": label,
+                    "excerpt": ex,
+                }
+            )
     return count
 
 
@@ -301,27 +350,48 @@ def _tool_corrections(calls, evidence):
             retry = next((j for j in range(i + 1, len(calls)) if calls[j].name == c.name), None)
             if retry is not None:
                 count += 1
-                evidence.append({"kind": "self_correction", "source": "tool", "pattern": "retry after error",
-                                 "tool_use_ids": [c.tool_use_id, calls[retry].tool_use_id]})
+                evidence.append(
+                    {
+                        "kind": "self_correction",
+                        "source": "tool",
+                        "pattern": "retry after error",
+                        "tool_use_ids": [c.tool_use_id, calls[retry].tool_use_id],
+                    }
+                )
     edits = []
     for c in calls:
         inp = c.input if isinstance(c.input, dict) else {}
         if c.name == "Edit" and c.status == "success":
             for prev in edits:
                 pin = prev.input
-                if (pin.get("file_path") == inp.get("file_path") and pin.get("new_string")
-                        and pin.get("new_string") == inp.get("old_string")
-                        and pin.get("old_string") == inp.get("new_string")):
+                if (
+                    pin.get("file_path") == inp.get("file_path")
+                    and pin.get("new_string")
+                    and pin.get("new_string") == inp.get("old_string")
+                    and pin.get("old_string") == inp.get("new_string")
+                ):
                     count += 1
-                    evidence.append({"kind": "self_correction", "source": "tool", "pattern": "revert of own edit",
-                                     "tool_use_ids": [prev.tool_use_id, c.tool_use_id]})
+                    evidence.append(
+                        {
+                            "kind": "self_correction",
+                            "source": "tool",
+                            "pattern": "revert of own edit",
+                            "tool_use_ids": [prev.tool_use_id, c.tool_use_id],
+                        }
+                    )
                     break
         if c.name in ("Edit", "Write", "MultiEdit") and c.status == "success":
             edits.append(c)
         elif c.name in tools.SHELL_TOOLS and edits and _GIT_REVERT.search(str(inp.get("command") or "")):
             count += 1
-            evidence.append({"kind": "self_correction", "source": "tool", "pattern": "revert of own edit",
-                             "tool_use_ids": [edits[-1].tool_use_id, c.tool_use_id]})
+            evidence.append(
+                {
+                    "kind": "self_correction",
+                    "source": "tool",
+                    "pattern": "revert of own edit",
+                    "tool_use_ids": [edits[-1].tool_use_id, c.tool_use_id],
+                }
+            )
     return count
 
 

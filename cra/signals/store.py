@@ -2,6 +2,7 @@
 recomputed only when it has no row yet, or its input key changed (new messages or tool calls,
 a different outcome, or a different config / extraction version).
 """
+
 import hashlib
 import json
 from dataclasses import dataclass
@@ -75,16 +76,33 @@ def load_turn(db, turn_id: int) -> Turn:
         tool_use_id, name, tool_input, status, error, batch_id, agent_id, message_uuid, duration, api_id = row
         # Blocks of one API response were issued together; hook-only calls have their batch event.
         batch = f"m:{api_id}" if api_id else (f"b:{batch_id}" if batch_id is not None else None)
-        calls.append(ToolCall(
-            tool_use_id=tool_use_id, name=name or "?", input=_json_dict(tool_input), status=status,
-            error=error, batch=batch, agent_id=agent_id, message_uuid=message_uuid, duration_ms=duration,
-        ))
-    return Turn(id=t[0], prompt_text=t[2] or "", prompt_uuid=t[3], messages=messages, tool_calls=calls,
-                final_answer=t[4], outcome=t[5])
+        calls.append(
+            ToolCall(
+                tool_use_id=tool_use_id,
+                name=name or "?",
+                input=_json_dict(tool_input),
+                status=status,
+                error=error,
+                batch=batch,
+                agent_id=agent_id,
+                message_uuid=message_uuid,
+                duration_ms=duration,
+            )
+        )
+    return Turn(
+        id=t[0],
+        prompt_text=t[2] or "",
+        prompt_uuid=t[3],
+        messages=messages,
+        tool_calls=calls,
+        final_answer=t[4],
+        outcome=t[5],
+    )
 
 
-def update_signals(db, config: SignalConfig | None = None, *, force: bool = False,
-                   session_id: str | None = None, batch_size: int = 200) -> UpdateResult:
+def update_signals(
+    db, config: SignalConfig | None = None, *, force: bool = False, session_id: str | None = None, batch_size: int = 200
+) -> UpdateResult:
     """Compute signals for new and changed turns (all turns with force). Returns the counts."""
     config = config or SignalConfig()
     keys = input_keys(db, config, session_id)
@@ -96,18 +114,19 @@ def update_signals(db, config: SignalConfig | None = None, *, force: bool = Fals
     gone = [tid for tid in stored if tid not in keys]
     for start in range(0, len(todo), batch_size):
         rows = []
-        for tid in todo[start:start + batch_size]:
+        for tid in todo[start : start + batch_size]:
             sig = extract(load_turn(db, tid), config)
             session, key = keys[tid]
-            rows.append({"turn_id": tid, "session_id": session, "input_key": key, "computed_at": now_iso(),
-                         **sig.as_row()})
+            rows.append(
+                {"turn_id": tid, "session_id": session, "input_key": key, "computed_at": now_iso(), **sig.as_row()}
+            )
         with db.atomic():
             db["signals"].upsert_all(rows, pk="turn_id")
         result.computed += len(rows)
     if gone:
         with db.atomic():
             for start in range(0, len(gone), 500):
-                chunk = gone[start:start + 500]
+                chunk = gone[start : start + 500]
                 db.execute(f"DELETE FROM signals WHERE turn_id IN ({','.join('?' * len(chunk))})", chunk)
         result.removed = len(gone)
     return result

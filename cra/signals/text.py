@@ -5,6 +5,7 @@ phrases).
 Code is masked before matching (fenced blocks and `inline code` become spaces, offsets unchanged):
 `must` in a code sample is not a constraint.
 """
+
 import re
 
 _FENCED = re.compile(r"```.*?(?:```|\Z)", re.S)
@@ -33,7 +34,13 @@ CONSTRAINT_PATTERNS = [
             _I,
         ),
     ),
-    ("keep", re.compile(r"\bkeep (?:it|the|this|them|all|everything)\b[^.\n]{0,40}\b(?:unchanged|intact|as is|backward[s]? compatible|under|below|short|small)\b", _I)),
+    (
+        "keep",
+        re.compile(
+            r"\bkeep (?:it|the|this|them|all|everything)\b[^.\n]{0,40}\b(?:unchanged|intact|as is|backward[s]? compatible|under|below|short|small)\b",
+            _I,
+        ),
+    ),
 ]
 
 # In the assistant's own words "only" and "without" mostly describe ("only one test failed"); there
@@ -54,11 +61,28 @@ PRUNING_PATTERNS = [
             _I,
         ),
     ),
-    ("not worth", re.compile(r"\b(?:not|isn't|is not|wouldn't be|not really) (?:worth|necessary|needed|the right (?:approach|fix|way|place))\b", _I)),
+    (
+        "not worth",
+        re.compile(
+            r"\b(?:not|isn't|is not|wouldn't be|not really) (?:worth|necessary|needed|the right (?:approach|fix|way|place))\b",
+            _I,
+        ),
+    ),
     ("overkill", re.compile(r"\bover(?:kill|-?engineer(?:ed|ing)?|-?complicat(?:ed|ing))\b", _I)),
-    ("would not work", re.compile(r"\b(?:that|this|it) (?:won't|wouldn't|will not|would not|doesn't|does not) (?:work|fit|apply|help)\b", _I)),
+    (
+        "would not work",
+        re.compile(
+            r"\b(?:that|this|it) (?:won't|wouldn't|will not|would not|doesn't|does not) (?:work|fit|apply|help)\b", _I
+        ),
+    ),
     ("discard", re.compile(r"\b(?:reject|discard|abandon)(?:ed|ing)? (?:that|this|the|it|my)\b", _I)),
-    ("better option", re.compile(r"\b(?:a |the )?(?:better|simpler|cleaner|safer) (?:approach|option|way|fix|idea) (?:is|would be|here)\b", _I)),
+    (
+        "better option",
+        re.compile(
+            r"\b(?:a |the )?(?:better|simpler|cleaner|safer) (?:approach|option|way|fix|idea) (?:is|would be|here)\b",
+            _I,
+        ),
+    ),
 ]
 
 SELF_CORRECTION_PATTERNS = [
@@ -67,10 +91,19 @@ SELF_CORRECTION_PATTERNS = [
     ("I was wrong", re.compile(r"\bI (?:was|am) wrong\b|\bI was mistaken\b", _I)),
     ("my mistake", re.compile(r"\bmy (?:mistake|bad|error)\b|\bI made (?:a|an) (?:mistake|error|typo)\b", _I)),
     ("misread", re.compile(r"\bI (?:misread|misunderstood|mistyped|overlooked|missed that|forgot)\b", _I)),
-    ("correct that", re.compile(r"\blet me (?:correct|redo|undo|revert) (?:that|this|my|the (?:previous|last|earlier))\b", _I)),
+    (
+        "correct that",
+        re.compile(r"\blet me (?:correct|redo|undo|revert) (?:that|this|my|the (?:previous|last|earlier))\b", _I),
+    ),
     ("on second thought", re.compile(r"\bon second thought\b|\bcorrection:", _I)),
     ("that is wrong", re.compile(r"\b(?:that|this|it)(?:'s| is| was) (?:not right|wrong|incorrect|a mistake)\b", _I)),
-    ("revert", re.compile(r"\b(?:revert|undo|roll back)(?:ing)? (?:my|the|that|this) (?:previous |last |earlier )?(?:edit|change|fix)\b", _I)),
+    (
+        "revert",
+        re.compile(
+            r"\b(?:revert|undo|roll back)(?:ing)? (?:my|the|that|this) (?:previous |last |earlier )?(?:edit|change|fix)\b",
+            _I,
+        ),
+    ),
 ]
 
 # "instead of" and "rather than" also describe ("notes play together instead of in turn"): they are
@@ -83,8 +116,14 @@ _DECISION = re.compile(
 NEEDS_DECISION = {"instead of", "rather than"}
 
 PLAN_ANNOUNCEMENT = [
-    ("plan:", re.compile(r"\b(?:my |the |here(?:'s| is) (?:my |the )?)?plan\b\s*(?:is\s*)?:|\bsteps?\s*:|\bapproach\s*:", _I)),
-    ("first ... then", re.compile(r"\bfirst(?:ly)?,?\b[^\n]{0,300}?\b(?:then|next|after that|finally|afterwards)\b", _I)),
+    (
+        "plan:",
+        re.compile(r"\b(?:my |the |here(?:'s| is) (?:my |the )?)?plan\b\s*(?:is\s*)?:|\bsteps?\s*:|\bapproach\s*:", _I),
+    ),
+    (
+        "first ... then",
+        re.compile(r"\bfirst(?:ly)?,?\b[^\n]{0,300}?\b(?:then|next|after that|finally|afterwards)\b", _I),
+    ),
     ("I will:", re.compile(r"\b(?:I'll|I will|let me|I'm going to)\b[^\n.]{0,60}:\s*$", _I)),
 ]
 _LIST_ITEM = re.compile(r"^[ \t]*(?:\d+[.)]|[-*\u2022]|step \d+:?)[ \t]+\S", _I)
@@ -108,7 +147,9 @@ def excerpt(text: str, start: int, end: int, width: int = 160) -> str:
     """The sentence (or line) around a match, at most `width` characters."""
     left = max(text.rfind("\n", 0, start), max(text.rfind(p, 0, start) for p in (". ", "! ", "? ")) + 1)
     left = max(left + 1 if left >= 0 else 0, start - width // 2)
-    right_candidates = [i for i in (text.find("\n", end), text.find(". ", end), text.find("! ", end), text.find("? ", end)) if i >= 0]
+    right_candidates = [
+        i for i in (text.find("\n", end), text.find(". ", end), text.find("! ", end), text.find("? ", end)) if i >= 0
+    ]
     right = min(right_candidates + [len(text)])
     right = min(right + 1, end + width // 2, len(text))
     return " ".join(text[left:right].split())
@@ -138,7 +179,7 @@ def find(patterns, text: str, width: int = 160):
 def _sentence(text, start, end):
     left = max(text.rfind(p, 0, start) for p in (". ", "! ", "? ", "\n"))
     rights = [i for i in (text.find(p, end) for p in (". ", "! ", "? ", "\n")) if i >= 0]
-    return text[left + 1: min(rights) if rights else len(text)]
+    return text[left + 1 : min(rights) if rights else len(text)]
 
 
 def announced_plan(text: str, width: int = 160):

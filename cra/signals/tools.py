@@ -4,6 +4,7 @@ Bash is classified by its command: read-only when every command in it is a known
 grep, git status, ...) and nothing is redirected into a file. Anything we cannot prove read-only
 counts as a change, so exploration depth is never overstated.
 """
+
 import functools
 import re
 import shlex
@@ -26,17 +27,104 @@ PLAN = "plan"
 OTHER = "other"
 
 READ_ONLY_COMMANDS = {
-    "ls", "cat", "head", "tail", "less", "more", "grep", "egrep", "fgrep", "rg", "ag", "ack", "find",
-    "fd", "wc", "pwd", "echo", "printf", "tree", "file", "stat", "which", "whereis", "type", "du",
-    "df", "env", "printenv", "whoami", "id", "date", "uname", "hostname", "sort", "uniq", "cut", "tr",
-    "diff", "cmp", "comm", "jq", "yq", "awk", "sed", "realpath", "dirname", "basename", "readlink",
-    "md5sum", "sha1sum", "sha256sum", "nl", "column", "ps", "free", "uptime", "test", "[", "true",
-    "false", "cd", "tac", "rev", "od", "xxd", "hexdump", "strings", "lsof", "zcat", "bat", "exa",
-    "eza", "command", "ldd", "nproc", "locate", "exit", "sleep",
+    "ls",
+    "cat",
+    "head",
+    "tail",
+    "less",
+    "more",
+    "grep",
+    "egrep",
+    "fgrep",
+    "rg",
+    "ag",
+    "ack",
+    "find",
+    "fd",
+    "wc",
+    "pwd",
+    "echo",
+    "printf",
+    "tree",
+    "file",
+    "stat",
+    "which",
+    "whereis",
+    "type",
+    "du",
+    "df",
+    "env",
+    "printenv",
+    "whoami",
+    "id",
+    "date",
+    "uname",
+    "hostname",
+    "sort",
+    "uniq",
+    "cut",
+    "tr",
+    "diff",
+    "cmp",
+    "comm",
+    "jq",
+    "yq",
+    "awk",
+    "sed",
+    "realpath",
+    "dirname",
+    "basename",
+    "readlink",
+    "md5sum",
+    "sha1sum",
+    "sha256sum",
+    "nl",
+    "column",
+    "ps",
+    "free",
+    "uptime",
+    "test",
+    "[",
+    "true",
+    "false",
+    "cd",
+    "tac",
+    "rev",
+    "od",
+    "xxd",
+    "hexdump",
+    "strings",
+    "lsof",
+    "zcat",
+    "bat",
+    "exa",
+    "eza",
+    "command",
+    "ldd",
+    "nproc",
+    "locate",
+    "exit",
+    "sleep",
 }
 GIT_READ_SUBCOMMANDS = {
-    "status", "log", "diff", "show", "branch", "remote", "rev-parse", "ls-files", "ls-tree", "blame",
-    "grep", "describe", "shortlog", "reflog", "cat-file", "rev-list", "merge-base", "whatchanged",
+    "status",
+    "log",
+    "diff",
+    "show",
+    "branch",
+    "remote",
+    "rev-parse",
+    "ls-files",
+    "ls-tree",
+    "blame",
+    "grep",
+    "describe",
+    "shortlog",
+    "reflog",
+    "cat-file",
+    "rev-list",
+    "merge-base",
+    "whatchanged",
 }
 # Prefixes that run the next word as the command.
 _WRAPPERS = {"time", "nice", "nohup", "builtin", "xargs", "timeout", "stdbuf"}
@@ -113,8 +201,9 @@ def _line_is_read_only(line):
 
 def _segment_is_read_only(words):
     words = list(words)
-    while words and (_ASSIGNMENT.match(words[0]) or words[0] in _WRAPPERS or words[0].startswith("-")
-                     or (words[0].isdigit())):
+    while words and (
+        _ASSIGNMENT.match(words[0]) or words[0] in _WRAPPERS or words[0].startswith("-") or (words[0].isdigit())
+    ):
         words.pop(0)
     if not words:
         return True
@@ -122,7 +211,9 @@ def _segment_is_read_only(words):
     args = words[1:]
     if name == "git":
         sub = _git_subcommand(args)
-        return sub in GIT_READ_SUBCOMMANDS and not (sub == "branch" and any(a in ("-d", "-D", "-m", "-M") for a in args))
+        return sub in GIT_READ_SUBCOMMANDS and not (
+            sub == "branch" and any(a in ("-d", "-D", "-m", "-M") for a in args)
+        )
     if name not in READ_ONLY_COMMANDS:
         return False
     if name == "sed" and any(a == "-i" or a.startswith("-i") or a.startswith("--in-place") for a in args):

@@ -15,6 +15,7 @@ the model to ignore the request, and a short LoRA run then barely recovers: meas
 
     python -m cra.testing.prefit MODEL_DIR OUT_DIR [--steps 100]
 """
+
 from __future__ import annotations
 
 import json
@@ -25,19 +26,75 @@ import sys
 from pathlib import Path
 
 TOOLS = [
-    {"type": "function", "function": {"name": "Read", "parameters": {
-        "type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]}}},
-    {"type": "function", "function": {"name": "Grep", "parameters": {
-        "type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}}},
-    {"type": "function", "function": {"name": "Glob", "parameters": {
-        "type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}}},
-    {"type": "function", "function": {"name": "Bash", "parameters": {
-        "type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "Read",
+            "parameters": {
+                "type": "object",
+                "properties": {"file_path": {"type": "string"}},
+                "required": ["file_path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "Grep",
+            "parameters": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "Glob",
+            "parameters": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]},
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "Bash",
+            "parameters": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+        },
+    },
 ]
-_FILES = ["app.py", "main.py", "config.py", "utils.py", "parser.py", "cli.py", "models.py", "views.py",
-          "setup.py", "server.py", "client.py", "db.py", "api.py", "core.py", "io.py", "log.py"]
-_SYMBOLS = ["main", "parse", "load", "save", "render", "connect", "handle", "run", "build", "check", "close",
-            "open", "read", "write", "start", "stop"]
+_FILES = [
+    "app.py",
+    "main.py",
+    "config.py",
+    "utils.py",
+    "parser.py",
+    "cli.py",
+    "models.py",
+    "views.py",
+    "setup.py",
+    "server.py",
+    "client.py",
+    "db.py",
+    "api.py",
+    "core.py",
+    "io.py",
+    "log.py",
+]
+_SYMBOLS = [
+    "main",
+    "parse",
+    "load",
+    "save",
+    "render",
+    "connect",
+    "handle",
+    "run",
+    "build",
+    "check",
+    "close",
+    "open",
+    "read",
+    "write",
+    "start",
+    "stop",
+]
 _EXTS = ["py", "md", "txt", "json", "toml", "yaml", "cfg", "html", "css", "js", "sh", "ini"]
 _SUITES = ["unit", "parser", "api", "db", "cli", "smoke", "models", "views", "io", "core", "auth", "cache"]
 
@@ -78,17 +135,34 @@ def keyword_conversations(n: int, seed: int = 0, start: int = 0, phrasing: str =
         request, word = _request(kind, rng, phrasing)
         name, args, result = _call(kind, word)
         call_id = f"call_{i}"
-        rows.append({
-            "messages": [
-                                {"role": "user", "content": request},
-                {"role": "assistant", "content": "", "tool_calls": [
-                    {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}]},
-                {"role": "tool", "tool_call_id": call_id, "content": result},
-                {"role": "assistant", "content": "Done."},
-            ],
-            "tools": tools,
-            "meta": {"session_id": f"task-{seed}-{i}", "turn_id": i, "step": 5, "source": "handmade", "synthetic": False},
-        })
+        rows.append(
+            {
+                "messages": [
+                    {"role": "user", "content": request},
+                    {
+                        "role": "assistant",
+                        "content": "",
+                        "tool_calls": [
+                            {
+                                "id": call_id,
+                                "type": "function",
+                                "function": {"name": name, "arguments": json.dumps(args)},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": call_id, "content": result},
+                    {"role": "assistant", "content": "Done."},
+                ],
+                "tools": tools,
+                "meta": {
+                    "session_id": f"task-{seed}-{i}",
+                    "turn_id": i,
+                    "step": 5,
+                    "source": "handmade",
+                    "synthetic": False,
+                },
+            }
+        )
     return rows
 
 
@@ -104,7 +178,7 @@ def write_toolless_template(path: str | os.PathLike) -> Path:
     marker = "{%- if tools %}"
     assert CHATML_TEMPLATE.startswith(marker)
     path = Path(path)
-    path.write_text("{%- if false %}" + CHATML_TEMPLATE[len(marker):], encoding="utf-8")
+    path.write_text("{%- if false %}" + CHATML_TEMPLATE[len(marker) :], encoding="utf-8")
     return path
 
 
@@ -115,9 +189,17 @@ def write_keyword_dataset(out_dir: str | os.PathLike, n_train: int = 96, n_eval:
     return write_splits(out_dir, keyword_conversations(n_train + n_eval, seed=seed), n_train)
 
 
-def prefit(model_dir: str | os.PathLike, out_dir: str | os.PathLike, *, steps: int = 100, batch_size: int = 16,
-           learning_rate: float = 3e-3, seed: int = 0, conversations: list[dict] | None = None,
-           chat_template: str = "auto") -> Path:
+def prefit(
+    model_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    steps: int = 100,
+    batch_size: int = 16,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    conversations: list[dict] | None = None,
+    chat_template: str = "auto",
+) -> Path:
     """Full-parameter training of a (tiny) causal LM on assistant tokens; saves model + tokenizer to out_dir.
 
     Default data: 400 conversations in the "general" phrasing. A plain torch loop: on a 0.36 M

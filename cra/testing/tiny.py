@@ -8,6 +8,7 @@ output size is a multiple of 32, which bitsandbytes' 4-bit CPU path needs.
 
     python -m cra.testing.tiny OUT_DIR [--arch llama|qwen2]
 """
+
 from __future__ import annotations
 
 import json
@@ -68,11 +69,17 @@ def synthetic_conversations(n: int, seed: int = 0) -> list[dict]:
                     "role": "assistant",
                     "content": f"I will use {name} on {arg}.",
                     "tool_calls": [
-                        {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps({"arg": arg})}}
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": json.dumps({"arg": arg})},
+                        }
                     ],
                 }
             )
-            messages.append({"role": "tool", "tool_call_id": call_id, "content": f"ok: {arg} ({rng.randint(1, 99)} lines)"})
+            messages.append(
+                {"role": "tool", "tool_call_id": call_id, "content": f"ok: {arg} ({rng.randint(1, 99)} lines)"}
+            )
         messages.append({"role": "assistant", "content": f"Done: {' '.join(words[:4])}."})
         used = {m["tool_calls"][0]["function"]["name"] for m in messages if m.get("tool_calls")}
         # Only the tools an example can use are listed, as `cra dataset build` does.

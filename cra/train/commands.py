@@ -1,4 +1,5 @@
 """`cra train ...` and `cra runs`: thin Click wrappers over cra.train (heavy imports happen on use)."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def train_group():
     help="Continue an interrupted run from its last checkpoint (the newest unfinished one if no id).",
 )
 @click.option(
-    "--print-config", is_flag=True, help="Print the settings this command would train with (JSON, usable as --config) and exit."
+    "--print-config",
+    is_flag=True,
+    help="Print the settings this command would train with (JSON, usable as --config) and exit.",
 )
 @settings_options(SFTSettings)
 @database_option
@@ -50,7 +53,9 @@ def sft_command(config_file, resume, print_config, database, **options):
             from .config import read_config_file
 
             base_values.update(read_config_file(config_file))
-        settings = build_settings(SFTSettings, None, {**base_values, **{k: v for k, v in options.items() if v is not None}})
+        settings = build_settings(
+            SFTSettings, None, {**base_values, **{k: v for k, v in options.items() if v is not None}}
+        )
     else:
         settings = build_settings(SFTSettings, config_file, options)
     if print_config:

@@ -3,6 +3,7 @@
 Precedence: the defaults here < a `--config` file (YAML, JSON or TOML) < options on the command line.
 Nothing heavy is imported: `cra train sft --help` builds its options from these models alone.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,7 +25,8 @@ class SFTSettings(BaseModel):
 
     base: str = Field(DEFAULT_BASE, description="Base model: a hub id or a local directory.")
     dataset: str | None = Field(
-        None, description="Dataset: a name from `cra dataset build`, a directory with train/eval JSONL, or a JSONL file."
+        None,
+        description="Dataset: a name from `cra dataset build`, a directory with train/eval JSONL, or a JSONL file.",
     )
     backend: Literal["auto", "unsloth", "trl"] = Field(
         "auto", description="unsloth (CUDA only), trl (TRL SFTTrainer + PEFT), or auto: unsloth when usable."
@@ -56,7 +58,9 @@ class SFTSettings(BaseModel):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 where the GPU supports it, else fp16; fp32 on CPU."
     )
-    optim: str = Field("auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name.")
+    optim: str = Field(
+        "auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name."
+    )
     gradient_checkpointing: Literal["auto", "on", "off"] = Field(
         "auto", description="Trade compute for memory: auto = on with CUDA, off on CPU."
     )

@@ -13,6 +13,7 @@ completions on training contexts before and after.
     cra train grpo --sft-run 3 --max-steps 200 --beta 0.04 --num-generations 8
     cra train grpo --resume              # after Ctrl-C or a crash
 """
+
 from __future__ import annotations
 
 import time
@@ -162,7 +163,9 @@ def train_grpo(
         if stop.requested:
             metrics["wall_seconds"] = time.time() - started
             runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}")
+            echo(
+                f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}"
+            )
             return runs.get_run(db, run_id)
         if eval_rows:
             metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
@@ -179,8 +182,16 @@ def train_grpo(
 
 def _expected_reward(model, tokenizer, rows, scorer, settings: GRPOSettings) -> dict:
     """What GRPO maximises, measured the same way before and after: seeded samples per context."""
-    return rl.mean_reward(model, tokenizer, rows, scorer, settings.max_completion_length,
-                          samples=settings.num_generations, temperature=settings.temperature, seed=settings.seed)
+    return rl.mean_reward(
+        model,
+        tokenizer,
+        rows,
+        scorer,
+        settings.max_completion_length,
+        samples=settings.num_generations,
+        temperature=settings.temperature,
+        seed=settings.seed,
+    )
 
 
 def _decoding(func, tokenizer):

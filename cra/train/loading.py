@@ -4,6 +4,7 @@ Every heavy import happens inside a function. unsloth patches transformers, trl 
 imported, so on the unsloth path it must be imported before any of them (`import_backend` does that
 first thing).
 """
+
 from __future__ import annotations
 
 import importlib.util

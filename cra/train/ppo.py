@@ -12,6 +12,7 @@ dependencies"): cra pins trl to 1.12.x, where SFT, GRPO, the reward model and PP
 PPOTrainer cannot resume its optimizer: `--resume` restarts from the last checkpoint's policy adapter
 (value model from the reward model again) and trains the remaining steps.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,7 +37,9 @@ class PPOSettings(RLSettings):
     num_mini_batches: int = Field(1, ge=1, description="Minibatches per batch of episodes.")
     cliprange: float = Field(0.2, gt=0, description="Policy ratio clip range.")
     vf_coef: float = Field(0.1, gt=0, description="Value loss coefficient.")
-    missing_eos_penalty: float = Field(1.0, ge=0, description="Subtracted from the score of a response that never ends.")
+    missing_eos_penalty: float = Field(
+        1.0, ge=0, description="Subtracted from the score of a response that never ends."
+    )
     value_lora_r: int = Field(16, ge=1, description="LoRA rank on the value model's backbone.")
     eval_samples: int = Field(8, ge=1, description="Seeded samples per context when scoring before and after.")
 
@@ -99,18 +102,32 @@ def _value_model(reward_model, settings: PPOSettings):
     from peft import LoraConfig, inject_adapter_in_model
 
     value = copy.deepcopy(reward_model)
-    targets = loading._target_modules(value, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
-    value = inject_adapter_in_model(LoraConfig(r=settings.value_lora_r, lora_alpha=2 * settings.value_lora_r,
-                                               target_modules=targets), value)
+    targets = loading._target_modules(
+        value, ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    value = inject_adapter_in_model(
+        LoraConfig(r=settings.value_lora_r, lora_alpha=2 * settings.value_lora_r, target_modules=targets), value
+    )
     for name, param in value.named_parameters():
         param.requires_grad_("lora_" in name or name.startswith("score"))
     value.train()
     return value
 
 
-def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, scorer=None, batch_size=8, *,
-                        samples: int = 4, temperature: float = 0.7, seed: int = 0,
-                        missing_eos_penalty: float = 0.0) -> dict:
+def reward_model_scores(
+    model,
+    tokenizer,
+    reward_model,
+    rows,
+    max_new_tokens,
+    scorer=None,
+    batch_size=8,
+    *,
+    samples: int = 4,
+    temperature: float = 0.7,
+    seed: int = 0,
+    missing_eos_penalty: float = 0.0,
+) -> dict:
     """Responses to `rows` scored by the reward model (and the behavioral reward, when given), measured
     alike before and after: `samples` seeded samples per context at the episode temperature, generated
     and scored as PPOTrainer does (top_k 0, cut after the end-of-turn token, score read there);
@@ -131,10 +148,16 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
             chunk = rows[i : i + batch_size]
             enc = tokenizer([r["prompt"] for r in chunk], return_tensors="pt", padding=True, add_special_tokens=False)
             with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=samples > 0,
-                                     num_return_sequences=n, temperature=temperature if samples > 0 else None,
-                                     top_k=0 if samples > 0 else None,
-                                     pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+                out = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=samples > 0,
+                    num_return_sequences=n,
+                    temperature=temperature if samples > 0 else None,
+                    top_k=0 if samples > 0 else None,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
+                )
                 width = enc["input_ids"].shape[1]
                 chunk = [row for row in chunk for _ in range(n)]  # generate() repeats each prompt n times
                 texts = [rl.decode_completion(tokenizer, ids) for ids in out[:, width:]]
@@ -156,8 +179,14 @@ def reward_model_scores(model, tokenizer, reward_model, rows, max_new_tokens, sc
     finally:
         tokenizer.padding_side = side
     rewards = [s - (0 if e else missing_eos_penalty) for s, e in zip(scores, ended)]
-    out = {"reward_model": statistics.fmean(scores), "reward": statistics.fmean(rewards),
-           "ended": statistics.fmean(ended), "n": len(scores), "contexts": len(rows), "sampled": samples > 0}
+    out = {
+        "reward_model": statistics.fmean(scores),
+        "reward": statistics.fmean(rewards),
+        "ended": statistics.fmean(ended),
+        "n": len(scores),
+        "contexts": len(rows),
+        "sampled": samples > 0,
+    }
     if behavioral:
         out["behavioral"] = statistics.fmean(behavioral)
     return out
@@ -233,17 +262,27 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         if parent:
             before = (parent.get("metrics") or {}).get("reward_before")
         elif eval_rows:
-            before = reward_model_scores(policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer,
-                                         samples=settings.eval_samples, temperature=settings.temperature,
-                                         seed=settings.seed, missing_eos_penalty=settings.missing_eos_penalty)
+            before = reward_model_scores(
+                policy,
+                tokenizer,
+                reward_model,
+                eval_rows,
+                settings.response_length,
+                scorer,
+                samples=settings.eval_samples,
+                temperature=settings.temperature,
+                seed=settings.seed,
+                missing_eos_penalty=settings.missing_eos_penalty,
+            )
         policy.train()
 
         from datasets import Dataset
         from trl.experimental.ppo import PPOTrainer
 
         def tokenized(part):
-            return Dataset.from_list([{"input_ids": tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]}
-                                      for r in part])
+            return Dataset.from_list(
+                [{"input_ids": tokenizer(r["prompt"], add_special_tokens=False)["input_ids"]} for r in part]
+            )
 
         stop = _stop_after_save()
         trainer = PPOTrainer(
@@ -287,20 +326,34 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         if interrupted:
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
             runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train ppo --resume {run_id}")
+            echo(
+                f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train ppo --resume {run_id}"
+            )
             return runs.get_run(db, run_id)
         if eval_rows:
             metrics["reward_after"] = reward_model_scores(
-                trainer.model.policy, tokenizer, reward_model, eval_rows, settings.response_length, scorer,
-                samples=settings.eval_samples, temperature=settings.temperature, seed=settings.seed,
+                trainer.model.policy,
+                tokenizer,
+                reward_model,
+                eval_rows,
+                settings.response_length,
+                scorer,
+                samples=settings.eval_samples,
+                temperature=settings.temperature,
+                seed=settings.seed,
                 missing_eos_penalty=settings.missing_eos_penalty,
             )
         adapter_dir = rl.save_adapter(trainer.model.policy, tokenizer, output_dir / "adapter")
         metrics["adapter"] = str(adapter_dir)
         metrics["wall_seconds"] = time.time() - started
         rl.write_summary(output_dir, metrics)
-        runs.record_artifact(db, run_id, "adapter", adapter_dir,
-                             {"base": settings.base, "sft_run": sft["id"], "reward_run": rm_run["id"]})
+        runs.record_artifact(
+            db,
+            run_id,
+            "adapter",
+            adapter_dir,
+            {"base": settings.base, "sft_run": sft["id"], "reward_run": rm_run["id"]},
+        )
         runs.finish_run(db, run_id, "completed", metrics=metrics)
         final = runs.get_run(db, run_id)
         echo(rl.summary_text(final))

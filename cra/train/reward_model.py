@@ -7,6 +7,7 @@ the SFT run's chat template exactly as PPO renders a context and its completion,
 asks for is the score the model learned. The run directory's `adapter/` holds the LoRA weights and
 the trained score head; `runs` records accuracy and margin before and after on the eval split.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,7 +28,9 @@ class RewardModelSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     pairs: str | None = Field(None, description="Pairs from `cra dataset pairs`: a name, a directory or a JSONL file.")
-    sft_run: str = Field("last", description="SFT run whose base (and adapter) the reward model starts from: id or last.")
+    sft_run: str = Field(
+        "last", description="SFT run whose base (and adapter) the reward model starts from: id or last."
+    )
     from_sft: bool = Field(True, description="Merge the SFT adapter into the base before adding the score head.")
     base: str | None = Field(None, description="Base model (none: the SFT run's base).")
     load_in_4bit: bool = Field(True, description="Load the base in 4-bit NF4 through bitsandbytes.")
@@ -43,8 +46,12 @@ class RewardModelSettings(BaseModel):
     batch_size: int = Field(4, ge=1, description="Pairs per device per step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps.")
     max_length: int = Field(2048, ge=16, description="Pairs whose longer side exceeds this (tokens) are skipped.")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="auto: bf16/fp16 on GPU, fp32 on CPU.")
-    optim: str = Field("auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto", description="auto: bf16/fp16 on GPU, fp32 on CPU."
+    )
+    optim: str = Field(
+        "auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name."
+    )
     gradient_checkpointing: Literal["auto", "on", "off"] = Field("auto", description="auto = on with CUDA, off on CPU.")
     chat_template: str = Field("auto", description="auto: the SFT adapter's (or model's) template, or a Jinja file.")
     eval_steps: int = Field(50, ge=1, description="Evaluate and save a checkpoint every N steps.")
@@ -68,7 +75,9 @@ def resolve_pairs(db, ref: str) -> tuple[Path, Path | None]:
     try:
         return resolve_dataset(db, ref)
     except click.ClickException as exc:
-        raise click.ClickException(f"no pairs {ref!r}: give a name from `cra dataset pairs`, a directory or a JSONL file") from exc
+        raise click.ClickException(
+            f"no pairs {ref!r}: give a name from `cra dataset pairs`, a directory or a JSONL file"
+        ) from exc
 
 
 def _messages(value, role):
@@ -103,7 +112,9 @@ def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], 
                 text = tokenizer.apply_chat_template(
                     prompt + _messages(pair[side], "assistant"), tools=tools, tokenize=False
                 )
-                ids.append(_through_last_eos(tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id))
+                ids.append(
+                    _through_last_eos(tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)
+                )
             if max(len(i) for i in ids) > max_length or ids[0] == ids[1]:
                 skipped += 1
                 continue
@@ -121,7 +132,9 @@ def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_ada
     if load_in_4bit:
         loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=precision.torch_dtype,
         )
         kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
@@ -145,7 +158,9 @@ def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_ada
 def reward_run(db, run_ref: str) -> dict:
     """The completed `reward` run `run_ref` names (an id or 'last')."""
     if run_ref == "last":
-        rows = list(db.query("SELECT id FROM runs WHERE kind = 'reward' AND status = 'completed' ORDER BY id DESC LIMIT 1"))
+        rows = list(
+            db.query("SELECT id FROM runs WHERE kind = 'reward' AND status = 'completed' ORDER BY id DESC LIMIT 1")
+        )
         if not rows:
             raise click.ClickException("no completed reward run: train one with `cra train reward --pairs NAME`")
         return runs.get_run(db, rows[0]["id"])
@@ -190,7 +205,7 @@ def pair_accuracy(model, rows: list[dict], pad_id: int, batch_size: int = 8) -> 
             mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], device=model.device)
             with torch.no_grad():
                 scores = model(input_ids=ids, attention_mask=mask).logits[:, 0].float()
-            chosen, rejected = scores[: len(chunk)], scores[len(chunk):]
+            chosen, rejected = scores[: len(chunk)], scores[len(chunk) :]
             wins += int((chosen > rejected).sum())
             margins.extend((chosen - rejected).tolist())
     finally:
@@ -228,8 +243,9 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
     sft_adapter = sft["metrics"]["adapter"]
     train_path, eval_path = resolve_pairs(db, settings.pairs)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
-    run_id, output_dir = rl.start_run(db, "reward", settings, sft, parent, echo, dataset=settings.pairs,
-                                      label="reward model")
+    run_id, output_dir = rl.start_run(
+        db, "reward", settings, sft, parent, echo, dataset=settings.pairs, label="reward model"
+    )
     started = time.time()
     with runs.recorded_end(db, run_id, "reward", output_dir, resumable=False):
         runs.set_cpu_threads(settings.cpu_threads)
@@ -250,10 +266,17 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         )
         model.config.pad_token_id = tokenizer.pad_token_id
         targets = loading._target_modules(model, settings.target_modules)
-        model = get_peft_model(model, LoraConfig(
-            r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-            target_modules=targets, task_type="SEQ_CLS", bias="none",
-        ))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=settings.lora_r,
+                lora_alpha=settings.lora_alpha,
+                lora_dropout=settings.lora_dropout,
+                target_modules=targets,
+                task_type="SEQ_CLS",
+                bias="none",
+            ),
+        )
         scored = eval_rows or train_rows  # before/after accuracy: the eval split, else the training pairs
         before = pair_accuracy(model, scored, tokenizer.pad_token_id)
 
@@ -272,17 +295,26 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
             callbacks=[stop, *callbacks],
         )
         result = stop.train(trainer, resume_from)
-        steps = rl.step_log(trainer.state.log_history, {
-            "loss": "loss", "accuracy": "accuracy", "margin": "margin", "mean_reward": "reward_mean",
-            "eval_loss": "eval_loss", "eval_accuracy": "eval_accuracy", "eval_margin": "eval_margin",
-        })
+        steps = rl.step_log(
+            trainer.state.log_history,
+            {
+                "loss": "loss",
+                "accuracy": "accuracy",
+                "margin": "margin",
+                "mean_reward": "reward_mean",
+                "eval_loss": "eval_loss",
+                "eval_accuracy": "eval_accuracy",
+                "eval_margin": "eval_margin",
+            },
+        )
         metrics: dict[str, Any] = {
             "steps": trainer.state.global_step,
             "sft_run": sft["id"],
             "sft_adapter": sft_adapter if settings.from_sft else None,
             "train_loss": result.training_loss,
             "train_seconds": result.metrics.get("train_runtime"),
-            "train_pairs": len(train_rows), "eval_pairs": len(eval_rows),
+            "train_pairs": len(train_rows),
+            "eval_pairs": len(eval_rows),
             "skipped_pairs": skipped + eval_skipped,
             "target_modules": targets,
             "step_log": steps,

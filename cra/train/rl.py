@@ -5,6 +5,7 @@ assistant messages, rendered with the chat template (generation prompt appended)
 the next assistant message and the behavioral reward (cra/reward) compares it with what Claude did
 there. Nothing is executed. Heavy imports stay inside functions.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,7 @@ class RLSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    sft_run: str = Field(
-        "last", description="SFT run to start from: a run id, or last (the newest completed sft run)."
-    )
+    sft_run: str = Field("last", description="SFT run to start from: a run id, or last (the newest completed sft run).")
     base: str | None = Field(None, description="Base model (none: the SFT run's base).")
     dataset: str | None = Field(None, description="Dataset of conversations (none: the SFT run's dataset).")
     load_in_4bit: bool = Field(True, description="Load the base in 4-bit NF4 through bitsandbytes (QLoRA).")
@@ -50,7 +49,9 @@ class RLSettings(BaseModel):
     precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
         "auto", description="auto: bf16 where the GPU supports it, else fp16; fp32 on CPU."
     )
-    optim: str = Field("auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name.")
+    optim: str = Field(
+        "auto", description="Optimizer: auto = 8-bit AdamW on CUDA, AdamW on CPU; or a transformers name."
+    )
     gradient_checkpointing: Literal["auto", "on", "off"] = Field(
         "auto", description="Trade compute for memory: auto = on with CUDA, off on CPU."
     )
@@ -74,7 +75,9 @@ class RLSettings(BaseModel):
 def sft_parent(db, ref: str) -> dict[str, Any]:
     """The completed SFT run an RL stage starts from, with its adapter directory checked."""
     if ref == "last":
-        rows = list(db.query("SELECT id FROM runs WHERE kind = 'sft' AND status = 'completed' ORDER BY id DESC LIMIT 1"))
+        rows = list(
+            db.query("SELECT id FROM runs WHERE kind = 'sft' AND status = 'completed' ORDER BY id DESC LIMIT 1")
+        )
         if not rows:
             raise click.ClickException(
                 "no completed SFT run to start from: train one with `cra train sft` (RL starts from its adapter)"
@@ -105,12 +108,26 @@ def fill_from_parent(settings, parent: dict[str, Any]):
     return settings
 
 
-def start_run(db, kind: str, settings, sft: dict[str, Any], parent: dict[str, Any] | None, echo, *,
-              dataset: str | None = None, label: str | None = None) -> tuple[int, Path]:
+def start_run(
+    db,
+    kind: str,
+    settings,
+    sft: dict[str, Any],
+    parent: dict[str, Any] | None,
+    echo,
+    *,
+    dataset: str | None = None,
+    label: str | None = None,
+) -> tuple[int, Path]:
     """Register an RL-stage run (its parent: the run it resumes, else the SFT run) and say where it goes."""
     run = runs.start_run(
-        db, kind=kind, base_model=settings.base, dataset=dataset or settings.dataset, config=settings.model_dump(),
-        runs_dir=settings.runs_dir, parent_run=parent["id"] if parent else sft["id"],
+        db,
+        kind=kind,
+        base_model=settings.base,
+        dataset=dataset or settings.dataset,
+        config=settings.model_dump(),
+        runs_dir=settings.runs_dir,
+        parent_run=parent["id"] if parent else sft["id"],
     )
     run_id, output_dir = run["id"], Path(run["output_dir"])
     echo(f"Run {run_id} ({label or kind} from sft run {sft['id']}) -> {output_dir}")
@@ -147,7 +164,9 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
     if settings.load_in_4bit:
         loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=precision.torch_dtype,
         )
         kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
@@ -228,8 +247,18 @@ def decode_completion(tokenizer, ids) -> str:
     return text.strip()
 
 
-def mean_reward(model, tokenizer, rows: list[dict], scorer, max_new_tokens: int, *, samples: int = 4,
-                temperature: float = 1.0, seed: int = 0, batch_size: int = 8) -> dict:
+def mean_reward(
+    model,
+    tokenizer,
+    rows: list[dict],
+    scorer,
+    max_new_tokens: int,
+    *,
+    samples: int = 4,
+    temperature: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 8,
+) -> dict:
     """The policy's expected behavioral reward on `rows`: `samples` sampled completions per context
     (at the training temperature, seeded, so two adapters are compared on equal terms), scored;
     mean total and mean of each component. With samples=0, one greedy completion per context."""
@@ -250,11 +279,16 @@ def mean_reward(model, tokenizer, rows: list[dict], scorer, max_new_tokens: int,
             n = samples if sampling else 1
             with torch.no_grad():
                 out = model.generate(
-                    **enc, max_new_tokens=max_new_tokens, do_sample=sampling, num_return_sequences=n,
-                    temperature=temperature if sampling else None, top_k=0 if sampling else None,
-                    pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=sampling,
+                    num_return_sequences=n,
+                    temperature=temperature if sampling else None,
+                    top_k=0 if sampling else None,
+                    pad_token_id=tokenizer.pad_token_id,
+                    eos_token_id=tokenizer.eos_token_id,
                 )
-            for j, ids in enumerate(out[:, enc["input_ids"].shape[1]:]):
+            for j, ids in enumerate(out[:, enc["input_ids"].shape[1] :]):
                 s = scorer.score(chunk[j // n]["context"], decode_completion(tokenizer, ids))
                 totals.append(s.total)
                 for name, comp in s.components.items():
@@ -297,28 +331,38 @@ def _fmt(value, spec=".3f") -> str:
 def summary_text(run: dict[str, Any]) -> str:
     """An RL run in a few lines: rewards over training, KL, the before/after check, the adapter."""
     m = run.get("metrics") or {}
-    lines = [f"Run {run['id']} ({run['kind']}) {run['status']}: {m.get('steps', '-')} steps in "
-             f"{_fmt(m.get('train_seconds'), '.1f')} s (from sft run {m.get('sft_run', '-')})"]
+    lines = [
+        f"Run {run['id']} ({run['kind']}) {run['status']}: {m.get('steps', '-')} steps in "
+        f"{_fmt(m.get('train_seconds'), '.1f')} s (from sft run {m.get('sft_run', '-')})"
+    ]
     if m.get("reward_first") is not None:
         lines.append(f"  reward       {_fmt(m.get('reward_first'))} -> {_fmt(m.get('reward_last'))} (batch means)")
     if m.get("kl_last") is not None:
         lines.append(f"  kl           {_fmt(m.get('kl_last'), '.4f')} (last step)")
     before, after = m.get("reward_before") or {}, m.get("reward_after") or {}
     if before.get("reward_model") is not None and after.get("reward_model") is not None:  # ppo
-        lines.append(f"  reward-model score of {after['n']} sampled responses on {after.get('contexts')} training contexts: "
-                     f"{before['reward_model']:.3f} -> {after['reward_model']:.3f}")
+        lines.append(
+            f"  reward-model score of {after['n']} sampled responses on {after.get('contexts')} training contexts: "
+            f"{before['reward_model']:.3f} -> {after['reward_model']:.3f}"
+        )
         if before.get("reward") is not None and after.get("reward") is not None:
-            lines.append(f"  less the missing-EOS penalty (what PPO maximises): {before['reward']:.3f} -> "
-                         f"{after['reward']:.3f}; ended {before['ended']:.0%} -> {after['ended']:.0%}")
+            lines.append(
+                f"  less the missing-EOS penalty (what PPO maximises): {before['reward']:.3f} -> "
+                f"{after['reward']:.3f}; ended {before['ended']:.0%} -> {after['ended']:.0%}"
+            )
     if before.get("mean") is not None and after.get("mean") is not None:
         how = f"{after['n']} sampled completions" if after.get("sampled") else f"{after['n']} greedy completions"
-        lines.append(f"  mean reward of the starting -> trained adapter ({how}, {after.get('contexts', after['n'])} "
-                     f"training contexts): {before['mean']:.3f} -> {after['mean']:.3f}")
+        lines.append(
+            f"  mean reward of the starting -> trained adapter ({how}, {after.get('contexts', after['n'])} "
+            f"training contexts): {before['mean']:.3f} -> {after['mean']:.3f}"
+        )
     acc_before, acc_after = m.get("accuracy_before") or {}, m.get("accuracy_after") or {}
     if acc_after:  # reward model
-        lines.append(f"  pair accuracy ({m.get('pairs_scored_on')}, {acc_after['n']} pairs) "
-                     f"{_fmt(acc_before.get('accuracy'))} -> {_fmt(acc_after['accuracy'])}, "
-                     f"margin {_fmt(acc_before.get('margin'))} -> {_fmt(acc_after['margin'])}")
+        lines.append(
+            f"  pair accuracy ({m.get('pairs_scored_on')}, {acc_after['n']} pairs) "
+            f"{_fmt(acc_before.get('accuracy'))} -> {_fmt(acc_after['accuracy'])}, "
+            f"margin {_fmt(acc_before.get('margin'))} -> {_fmt(acc_after['margin'])}"
+        )
     if m.get("adapter"):
         lines.append(f"  adapter      {m['adapter']}")
     return "\n".join(lines)

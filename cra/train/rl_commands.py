@@ -3,6 +3,7 @@
 Same conventions as `cra train sft`: defaults < `--config` file < options; `--resume [RUN_ID]`
 continues an interrupted run from its last checkpoint with the parent's settings.
 """
+
 from __future__ import annotations
 
 import click

@@ -3,6 +3,7 @@
 Status moves running -> completed | failed | interrupted. A run left `running` by a killed process is
 reported as such: `cra runs` shows it, and `--resume` can continue it from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -116,8 +117,17 @@ class recorded_end:
     traceback. `finish` is what writes the row (a no-op on ranks other than 0).
     """
 
-    def __init__(self, db, run_id: int, kind: str, output_dir: Path, *, started: float | None = None,
-                 resumable: bool = True, finish=finish_run):
+    def __init__(
+        self,
+        db,
+        run_id: int,
+        kind: str,
+        output_dir: Path,
+        *,
+        started: float | None = None,
+        resumable: bool = True,
+        finish=finish_run,
+    ):
         self.db, self.run_id, self.kind, self.output_dir = db, run_id, kind, output_dir
         self.started, self.resumable, self.finish = started, resumable, finish
 
@@ -137,7 +147,11 @@ class recorded_end:
             if self.started is not None:
                 metrics["wall_seconds"] = time.time() - self.started
             self.finish(db, run_id, "interrupted", metrics=metrics, error="aborted by a second Ctrl-C")
-            hint = f"cra train {self.kind} --resume {run_id}" if checkpoint else "no checkpoint was saved yet: start a new run"
+            hint = (
+                f"cra train {self.kind} --resume {run_id}"
+                if checkpoint
+                else "no checkpoint was saved yet: start a new run"
+            )
             raise click.ClickException(f"run {run_id} aborted; {hint}") from None
         if issubclass(exc_type, Exception):
             error = f"{exc_type.__name__}: {exc}"

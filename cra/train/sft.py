@@ -7,6 +7,7 @@ best checkpoint by eval loss, loadable with PEFT) and `summary.json`.
 
 Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed path; see docs/training.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ import click
 from . import loading, runs, templates
 from .config import SFTSettings
 
-
 # -- data --------------------------------------------------------------------------------------------------
 
 
@@ -35,7 +35,9 @@ def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
     if path.is_dir():
         train = path / "train.jsonl"
         if not train.is_file():
-            raise click.ClickException(f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`")
+            raise click.ClickException(
+                f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`"
+            )
         evals = [path / name for name in ("eval.jsonl", "validation.jsonl", "test.jsonl") if (path / name).is_file()]
         return train, evals[0] if evals else None
     if path.is_file():
@@ -271,8 +273,10 @@ def train_sft(
             train_ds = _prepare(train_ds, tokenizer, mode, settings, "train", data_stats)
             eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
             if data_stats["train_truncated"]:
-                echo(f"{data_stats['train_truncated']} training examples are longer than "
-                     f"--max-length {settings.max_length}.")
+                echo(
+                    f"{data_stats['train_truncated']} training examples are longer than "
+                    f"--max-length {settings.max_length}."
+                )
             packing = loading.use_packing(settings.packing, loaded.model, backend)
             args = _trl_config(settings, output_dir, eval_ds is not None, packing)
 
@@ -327,7 +331,11 @@ def train_sft(
             metrics["wall_seconds"] = time.time() - started
             summarize(output_dir, metrics)
             record(
-                db, run_id, "adapter", adapter_dir, {"best_checkpoint": metrics["best_checkpoint"], "base": settings.base}
+                db,
+                run_id,
+                "adapter",
+                adapter_dir,
+                {"best_checkpoint": metrics["best_checkpoint"], "base": settings.base},
             )
             finish(db, run_id, "completed", metrics=metrics)
             echo(summary_text(runs.get_run(db, run_id)))

@@ -13,6 +13,7 @@ Three cases, in order (docs/training.md explains them):
    which supports tools and has generation markers. Its `<|im_start|>`/`<|im_end|>` are plain text to
    such a tokenizer (several tokens each), which trains fine but is not what an instruct model expects.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ CHATML_TEMPLATE = (
     "{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}"
     "{{- '# Tools\\n\\nYou may call one or more functions. Function signatures:\\n<tools>' }}"
     "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
-    "{{- '\\n</tools>\\n\\nFor each call, return <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>.<|im_end|>\\n' }}"
+    '{{- \'\\n</tools>\\n\\nFor each call, return <tool_call>{"name": ..., "arguments": ...}</tool_call>.<|im_end|>\\n\' }}'
     "{%- elif messages[0].role == 'system' %}"
     "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
     "{%- endif %}"
@@ -45,7 +46,7 @@ CHATML_TEMPLATE = (
     "{%- for call in message.tool_calls or [] %}"
     "{%- if message.content or not loop.first %}{{- '\\n' }}{%- endif %}"
     "{%- set fn = call.function if call.function is defined else call %}"
-    "{{- '<tool_call>\\n{\"name\": \"' + fn.name + '\", \"arguments\": ' }}"
+    '{{- \'<tool_call>\\n{"name": "\' + fn.name + \'", "arguments": \' }}'
     "{%- if fn.arguments is string %}{{- fn.arguments }}{%- else %}{{- fn.arguments | tojson }}{%- endif %}"
     "{{- '}\\n</tool_call>' }}"
     "{%- endfor %}"

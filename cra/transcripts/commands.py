@@ -1,4 +1,5 @@
 """`cra import`, `cra sync`, `cra sessions`, `cra show`."""
+
 import json
 import os
 import sys
@@ -54,9 +55,13 @@ def import_command(paths, database, as_json):
             sizes[f] = 0
     result = importer.ImportResult()
     with click.progressbar(
-        length=max(sum(sizes.values()), 1), label=f"Importing {len(files)} files", file=sys.stderr,
-        show_eta=True, item_show_func=lambda p: os.path.basename(p) if p else None,
+        length=max(sum(sizes.values()), 1),
+        label=f"Importing {len(files)} files",
+        file=sys.stderr,
+        show_eta=True,
+        item_show_func=lambda p: os.path.basename(p) if p else None,
     ) as bar:
+
         def progress(path):
             bar.update(sizes.get(path, 0), path)
 
@@ -147,7 +152,9 @@ def sessions_command(database, limit, as_json, project, since, until, no_sync):
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     if not rows:
-        click.echo("No sessions" + (" match" if len(where) > 1 else " yet: run `cra install`, or `cra import` your history."))
+        click.echo(
+            "No sessions" + (" match" if len(where) > 1 else " yet: run `cra install`, or `cra import` your history.")
+        )
         return
     for r in rows:
         started = (r["started"] or "")[:16].replace("T", " ")

@@ -8,6 +8,7 @@ about BATCH_BYTES of input each), which also rebuilds the turns of the streams i
 interrupting an import loses at most the batch in progress, which the rerun reads again, and a
 rerun adds nothing. A file that fails leaves nothing behind and the others go on.
 """
+
 import gc
 import json
 import os
@@ -162,11 +163,20 @@ def _ingest_json_array(con, path, on_lines, savepoints):
             raw = json.dumps(entry, ensure_ascii=False)
             e = entry if isinstance(entry, dict) else None
             line_id = next_id + len(params)
-            params.append((
-                line_id, path, i, i, (e or {}).get("sessionId") or session_id, (e or {}).get("agentId"),
-                (e or {}).get("type"), (e or {}).get("uuid"), raw,
-                None if e is not None else "element is %s, not an object" % type(entry).__name__,
-            ))
+            params.append(
+                (
+                    line_id,
+                    path,
+                    i,
+                    i,
+                    (e or {}).get("sessionId") or session_id,
+                    (e or {}).get("agentId"),
+                    (e or {}).get("type"),
+                    (e or {}).get("uuid"),
+                    raw,
+                    None if e is not None else "element is %s, not an object" % type(entry).__name__,
+                )
+            )
             rows.append((line_id, i, e))
         con.executemany(
             "INSERT INTO transcript_lines (id, path, line_no, byte_offset, session_id, agent_id, entry_type, uuid,"
@@ -178,8 +188,15 @@ def _ingest_json_array(con, path, on_lines, savepoints):
         con.execute(
             "UPDATE transcript_files SET byte_offset = ?, size = ?, mtime = ?, inode = ?, line_count = ?,"
             " updated_at = ? WHERE path = ?",
-            (st.st_size, st.st_size, st.st_mtime, st.st_ino, len(data),
-             time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), path),
+            (
+                st.st_size,
+                st.st_size,
+                st.st_mtime,
+                st.st_ino,
+                len(data),
+                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                path,
+            ),
         )
         transcript_tail.end(con, opened, commit=True)
     except BaseException:
@@ -200,8 +217,12 @@ def _ingest_all(con, files, ingest, progress=None):
     file that cannot be read or parsed is recorded in result.errors, and the others go on."""
     result = ImportResult()
     normalizer = Normalizer()
-    with _collector_paused(), _plain_binding(), _page_cache(con, IMPORT_CACHE_KIB), \
-            _Batches(con, normalizer, result, ingest) as batches:
+    with (
+        _collector_paused(),
+        _plain_binding(),
+        _page_cache(con, IMPORT_CACHE_KIB),
+        _Batches(con, normalizer, result, ingest) as batches,
+    ):
         for path in files:
             result.files += 1
             batches.add(path)
@@ -462,11 +483,14 @@ def sync(con, session_id=None):
     Files that vanished are skipped quietly (their lines are already stored)."""
     files = known_files(con)
     if session_id is not None:
-        mine = {r[0] for r in con.execute(
-            "SELECT path FROM transcript_files WHERE session_id = ? UNION"
-            " SELECT transcript_path FROM sessions WHERE id = ? AND transcript_path IS NOT NULL",
-            (session_id, session_id),
-        )}
+        mine = {
+            r[0]
+            for r in con.execute(
+                "SELECT path FROM transcript_files WHERE session_id = ? UNION"
+                " SELECT transcript_path FROM sessions WHERE id = ? AND transcript_path IS NOT NULL",
+                (session_id, session_id),
+            )
+        }
         extra = [s for p in mine if p.endswith(".jsonl") for s in transcript_tail.subagent_files(p)]
         files = [p for p in files if p in mine] + [p for p in extra if p not in mine]
     return _ingest_all(con, files, _catch_up)

@@ -12,8 +12,8 @@ Entry shapes handled (unknown types and fields are left in `transcript_lines.raw
 - `api-request-shape` (2.1.3xx): the system prompt and tool schemas sent to the API: `request_shapes`,
   once per shape, and `session_request_shapes` (both seen through the `api_shapes` view).
 """
+
 import json
-import os
 
 from claude_hooks import capture, transcript_tail
 
@@ -40,6 +40,7 @@ def _json(obj):
         except TypeError:  # orjson.JSONEncodeError
             pass
     return capture._json(obj)
+
 
 INTERRUPT_MARK = "[Request interrupted by user"
 # User entries that are the output of a local command, not something the model answers.
@@ -82,9 +83,7 @@ def block_text(content):
 def result_status(block, entry, text):
     """A tool call's status from its transcript tool_result (for calls no hook saw end)."""
     decision = entry.get("permissionDecision")
-    if entry.get("toolDenialKind") or (
-        isinstance(decision, dict) and decision.get("decision") in ("reject", "deny")
-    ):
+    if entry.get("toolDenialKind") or (isinstance(decision, dict) and decision.get("decision") in ("reject", "deny")):
         return "denied"
     tur = entry.get("toolUseResult")
     if isinstance(tur, dict) and tur.get("interrupted") is True:
@@ -209,7 +208,11 @@ class Normalizer:
                     con.execute(
                         "INSERT OR IGNORE INTO compactions (session_id, uuid, trigger, summary)"
                         " VALUES (?,?,'summary-entry',?)",
-                        (_str(entry.get("sessionId")) or file_sid, _str(entry.get("leafUuid")), _safe(entry["summary"])),
+                        (
+                            _str(entry.get("sessionId")) or file_sid,
+                            _str(entry.get("leafUuid")),
+                            _safe(entry["summary"]),
+                        ),
                     )
             elif etype == "api-request-shape":
                 _api_shape(con, entry, file_sid)
@@ -233,8 +236,9 @@ class Normalizer:
 
     # -- entries ----------------------------------------------------------------------------------
 
-    def _message(self, messages, calls, entry, path, line_id, line_no, file_sid, file_aid, agent_id=None,
-                 sidechain=None):
+    def _message(
+        self, messages, calls, entry, path, line_id, line_no, file_sid, file_aid, agent_id=None, sidechain=None
+    ):
         get = entry.get
         uuid = _str(get("uuid"))
         msg = get("message")
@@ -315,8 +319,9 @@ class Normalizer:
         nested.setdefault("sessionId", session_id)
         nested.setdefault("cwd", entry.get("cwd"))
         nested.setdefault("version", entry.get("version"))
-        self._message(messages, calls, nested, path, line_id, line_no, file_sid, None, agent_id=agent_id,
-                      sidechain=True)
+        self._message(
+            messages, calls, nested, path, line_id, line_no, file_sid, None, agent_id=agent_id, sidechain=True
+        )
         con.execute(
             "INSERT INTO subagents (agent_id, session_id, parent_tool_use_id) VALUES (?,?,?)"
             " ON CONFLICT(agent_id) DO UPDATE SET session_id = coalesce(subagents.session_id, excluded.session_id),"
@@ -330,10 +335,19 @@ class Normalizer:
         tool_use_id = block["id"]
         source = known.get(tool_use_id)
         if source is not None:
-            statements.append((_CALL_UPDATE_SQL, (
-                message_uuid, _str(block.get("name")), _json(block.get("input")), agent_id,
-                _str(entry.get("promptId")), tool_use_id,
-            )))
+            statements.append(
+                (
+                    _CALL_UPDATE_SQL,
+                    (
+                        message_uuid,
+                        _str(block.get("name")),
+                        _json(block.get("input")),
+                        agent_id,
+                        _str(entry.get("promptId")),
+                        tool_use_id,
+                    ),
+                )
+            )
             if source != "transcript":
                 self.counts["tool_calls_linked"] += 1
                 known[tool_use_id] = "both"
@@ -346,10 +360,23 @@ class Normalizer:
         seq += 1
         self._seq[session_id] = seq
         unanswered[tool_use_id] = len(statements)
-        statements.append((_CALL_INSERT_SQL, (
-            tool_use_id, session_id, agent_id, _str(entry.get("promptId")), _str(block.get("name")),
-            _json(block.get("input")), seq, _str(entry.get("cwd")), _str(entry.get("timestamp")), message_uuid,
-        )))
+        statements.append(
+            (
+                _CALL_INSERT_SQL,
+                (
+                    tool_use_id,
+                    session_id,
+                    agent_id,
+                    _str(entry.get("promptId")),
+                    _str(block.get("name")),
+                    _json(block.get("input")),
+                    seq,
+                    _str(entry.get("cwd")),
+                    _str(entry.get("timestamp")),
+                    message_uuid,
+                ),
+            )
+        )
         known[tool_use_id] = "transcript"
         self.counts["tool_calls_new"] += 1
 
@@ -359,10 +386,12 @@ def _known_calls(con, ids):
     known = {}
     ids = list(dict.fromkeys(ids))
     for i in range(0, len(ids), 500):
-        part = ids[i:i + 500]
-        known.update(con.execute(
-            "SELECT tool_use_id, source FROM tool_calls WHERE tool_use_id IN (%s)" % ",".join("?" * len(part)), part
-        ).fetchall())
+        part = ids[i : i + 500]
+        known.update(
+            con.execute(
+                "SELECT tool_use_id, source FROM tool_calls WHERE tool_use_id IN (%s)" % ",".join("?" * len(part)), part
+            ).fetchall()
+        )
     return known
 
 
@@ -391,8 +420,14 @@ def _subagent_meta(con, path, session_id, agent_id):
         " agent_type = coalesce(subagents.agent_type, excluded.agent_type),"
         " description = coalesce(subagents.description, excluded.description),"
         " transcript_path = excluded.transcript_path",
-        (agent_id, session_id, _str(meta.get("toolUseId")), _str(meta.get("agentType")),
-         _str(meta.get("description")), path),
+        (
+            agent_id,
+            session_id,
+            _str(meta.get("toolUseId")),
+            _str(meta.get("agentType")),
+            _str(meta.get("description")),
+            path,
+        ),
     )
 
 
@@ -420,8 +455,13 @@ def _compaction(con, entry, session_id):
     meta = entry.get("compactMetadata") if isinstance(entry.get("compactMetadata"), dict) else {}
     con.execute(
         "INSERT OR IGNORE INTO compactions (session_id, uuid, timestamp, trigger, pre_tokens) VALUES (?,?,?,?,?)",
-        (_str(entry.get("sessionId")) or session_id, _str(entry.get("uuid")), _str(entry.get("timestamp")),
-         _str(meta.get("trigger")), _int(meta.get("preTokens"))),
+        (
+            _str(entry.get("sessionId")) or session_id,
+            _str(entry.get("uuid")),
+            _str(entry.get("timestamp")),
+            _str(meta.get("trigger")),
+            _int(meta.get("preTokens")),
+        ),
     )
 
 
@@ -459,17 +499,24 @@ def normalise_pending(con, path, normalizer, batch=2000, savepoints=True):
     while True:
         # A cheap look first: most files have nothing pending, and need no write lock.
         row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
-        if row is None or not con.execute(
-            "SELECT 1 FROM transcript_lines WHERE path = ? AND id > ? LIMIT 1", (path, row[0])
-        ).fetchone():
+        if (
+            row is None
+            or not con.execute(
+                "SELECT 1 FROM transcript_lines WHERE path = ? AND id > ? LIMIT 1", (path, row[0])
+            ).fetchone()
+        ):
             return
         opened = transcript_tail.begin(con, savepoints)  # (nested in `cra import`'s batch)
         try:
             row = con.execute("SELECT norm_line_id FROM transcript_files WHERE path = ?", (path,)).fetchone()
-            lines = [] if row is None else con.execute(
-                "SELECT id, line_no, raw FROM transcript_lines WHERE path = ? AND id > ? ORDER BY id LIMIT ?",
-                (path, row[0], batch),
-            ).fetchall()
+            lines = (
+                []
+                if row is None
+                else con.execute(
+                    "SELECT id, line_no, raw FROM transcript_lines WHERE path = ? AND id > ? ORDER BY id LIMIT ?",
+                    (path, row[0], batch),
+                ).fetchall()
+            )
             if not lines:
                 transcript_tail.end(con, opened, commit=True)
                 return

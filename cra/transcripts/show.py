@@ -1,4 +1,5 @@
 """`cra show`: one session as a readable timeline."""
+
 import json
 
 import click
@@ -68,8 +69,7 @@ class _Renderer:
         self.max_lines = max_lines
         self.thinking = thinking
         self.calls = {
-            r["tool_use_id"]: r
-            for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
+            r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
         }
         self.agents_by_call = {}
         self.agents = list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id]))
@@ -77,13 +77,12 @@ class _Renderer:
             if a["parent_tool_use_id"]:
                 self.agents_by_call.setdefault(a["parent_tool_use_id"], []).append(a)
         self.shown_agents = set()
-        self.turns = {
-            r["prompt_uuid"]: r
-            for r in db.query("SELECT * FROM turns WHERE session_id = ?", [session_id])
-        }
+        self.turns = {r["prompt_uuid"]: r for r in db.query("SELECT * FROM turns WHERE session_id = ?", [session_id])}
         self.compactions = {
             r["summary_uuid"]: r
-            for r in db.query("SELECT * FROM compactions WHERE session_id = ? AND summary_uuid IS NOT NULL", [session_id])
+            for r in db.query(
+                "SELECT * FROM compactions WHERE session_id = ? AND summary_uuid IS NOT NULL", [session_id]
+            )
         }
 
     def header(self):
@@ -100,7 +99,8 @@ class _Renderer:
         yield "  " + " · ".join(facts)
         n_turns = sum(1 for t in self.turns.values() if t["agent_id"] is None)
         yield (
-            f"  started {s[4] or '?'}" + (f", ended {s[5]} ({s[6]})" if s[5] else "")
+            f"  started {s[4] or '?'}"
+            + (f", ended {s[5]} ({s[6]})" if s[5] else "")
             + f" · {n_turns} turn{'s' if n_turns != 1 else ''} · {len(self.calls)} tool calls"
             + (f" · {len(self.agents)} subagents" if self.agents else "")
         )

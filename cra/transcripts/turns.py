@@ -3,6 +3,7 @@
 Rebuilt from `messages` whenever a stream got new messages. Rows are updated in place keyed by
 (session_id, agent_id, turn_index), so `turns.id` stays stable for the tables that point at it.
 """
+
 import json
 
 from .normalize import INTERRUPT_MARK, LOCAL_OUTPUT_PREFIXES, SYNTHETIC_PREFIXES
@@ -94,7 +95,9 @@ def _summarise(t):
         last = assistants[-1]
         real = [r for r in assistants if r["model"] and r["model"] != "<synthetic>"]
         model = real[-1]["model"] if real else last["model"]
-        group = [r for r in assistants if last["api_message_id"] and r["api_message_id"] == last["api_message_id"]] or [last]
+        group = [r for r in assistants if last["api_message_id"] and r["api_message_id"] == last["api_message_id"]] or [
+            last
+        ]
         if not any(r["tool_uses"] for r in group):
             final_answer = "\n".join(r["text"] for r in group if r["text"] is not None) or None
             outcome = "error" if last["is_api_error"] else "completed"
@@ -175,9 +178,23 @@ def _reconcile_with_stop(con, session_id, agent_id, built):
 
 
 _FIELDS = (
-    "prompt_id", "prompt_uuid", "prompt_text", "started_at", "ended_at", "final_answer", "final_answer_source",
-    "tool_call_count", "duration_ms", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_creation_tokens", "model", "outcome", "is_synthetic", "message_count",
+    "prompt_id",
+    "prompt_uuid",
+    "prompt_text",
+    "started_at",
+    "ended_at",
+    "final_answer",
+    "final_answer_source",
+    "tool_call_count",
+    "duration_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_creation_tokens",
+    "model",
+    "outcome",
+    "is_synthetic",
+    "message_count",
 )
 
 
@@ -206,10 +223,12 @@ def _write(con, session_id, agent_id, built, where):
             % (", ".join(_FIELDS), ",".join("?" * len(_FIELDS))),
             inserts,
         )
-        ids = dict(con.execute(
-            "SELECT turn_index, id FROM turns WHERE session_id = ? AND agent_id IS ? AND turn_index >= ?",
-            (session_id, agent_id, inserts[0][2]),
-        ).fetchall())
+        ids = dict(
+            con.execute(
+                "SELECT turn_index, id FROM turns WHERE session_id = ? AND agent_id IS ? AND turn_index >= ?",
+                (session_id, agent_id, inserts[0][2]),
+            ).fetchall()
+        )
         for _, _, index, *_ in inserts:
             built[index]["id"] = ids[index]
     # A turn is a contiguous run of its stream's lines.

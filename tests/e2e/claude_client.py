@@ -8,6 +8,7 @@ Each run gets a fresh mock API (mock_api.MockAPI) on 127.0.0.1, which is also th
 proxy, and an environment built from scratch (HOME, TMPDIR and friends inside the scratch dir), so
 nothing leaves loopback and nothing of the caller's Claude setup leaks in.
 """
+
 import contextlib
 import fcntl
 import json
@@ -64,7 +65,10 @@ def _working_binary(prefix: Path, version: str):
             continue
         try:
             out = subprocess.run(
-                [str(candidate), "--version"], capture_output=True, text=True, timeout=60,
+                [str(candidate), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=60,
                 env={"PATH": os.environ.get("PATH", ""), "HOME": str(prefix), "DISABLE_AUTOUPDATER": "1"},
             )
         except (OSError, subprocess.TimeoutExpired):
@@ -91,9 +95,19 @@ def ensure_claude_code(version: str = PINNED_VERSION) -> Path:
             return found
         try:
             proc = subprocess.run(
-                [npm, "install", "--prefix", str(prefix), "%s@%s" % (PACKAGE, version),
-                 "--no-audit", "--no-fund", "--loglevel=error"],
-                capture_output=True, text=True, timeout=NPM_TIMEOUT_S,
+                [
+                    npm,
+                    "install",
+                    "--prefix",
+                    str(prefix),
+                    "%s@%s" % (PACKAGE, version),
+                    "--no-audit",
+                    "--no-fund",
+                    "--loglevel=error",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=NPM_TIMEOUT_S,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ClaudeCodeUnavailable("npm install %s@%s failed: %s" % (PACKAGE, version, exc)) from exc
@@ -120,7 +134,11 @@ def install_cra_hooks(home, cra_home) -> subprocess.CompletedProcess:
     env.pop("CRA_DB", None)
     proc = subprocess.run(
         [sys.executable, "-m", "cra", "install", "--settings", str(settings_file(home))],
-        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(REPO),
+        timeout=120,
     )
     if proc.returncode != 0:
         raise RuntimeError("cra install failed: %s%s" % (proc.stdout, proc.stderr))
@@ -231,8 +249,16 @@ LEAN_ARGS = ["--system-prompt-snapshot", "off", "--tools", ",".join(DEFAULT_TOOL
 
 
 def claude_args(scenario, prompt, resume=None, lean=False):
-    args = ["-p", prompt, "--output-format", "stream-json", "--verbose", "--include-hook-events",
-            "--allowedTools", scenario.allowed_tools]
+    args = [
+        "-p",
+        prompt,
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-hook-events",
+        "--allowedTools",
+        scenario.allowed_tools,
+    ]
     if lean:
         args += LEAN_ARGS
         if not any(p.startswith("/") for p in scenario.followups):
@@ -244,8 +270,7 @@ def claude_args(scenario, prompt, resume=None, lean=False):
     return args
 
 
-def run_scenario(name, workdir, home, env_extra=None, resume=None, prompt=None, claude=None, timeout=180,
-                 lean=False):
+def run_scenario(name, workdir, home, env_extra=None, resume=None, prompt=None, claude=None, timeout=180, lean=False):
     """Run `claude -p` for scenario NAME in WORKDIR with HOME=home, against a fresh mock. -> RunResult.
 
     With `resume` (a session id) and `prompt`, continues that session (e.g. prompt="/compact").
@@ -265,8 +290,14 @@ def run_scenario(name, workdir, home, env_extra=None, resume=None, prompt=None, 
         env = offline_env(home, mock.base_url, env_extra)
         started = time.monotonic()
         proc = subprocess.Popen(
-            [str(claude)] + args, cwd=str(workdir), env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [str(claude)] + args,
+            cwd=str(workdir),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
@@ -293,9 +324,19 @@ def run_scenario(name, workdir, home, env_extra=None, resume=None, prompt=None, 
         if m.get("type") == "result":
             result = m
     return RunResult(
-        scenario=name, args=args, returncode=proc.returncode, stdout=stdout, stderr=stderr,
-        messages=messages, session_id=session_id, result=result, home=home, workdir=workdir,
-        requests=requests, expected=expected, wall_s=wall,
+        scenario=name,
+        args=args,
+        returncode=proc.returncode,
+        stdout=stdout,
+        stderr=stderr,
+        messages=messages,
+        session_id=session_id,
+        result=result,
+        home=home,
+        workdir=workdir,
+        requests=requests,
+        expected=expected,
+        wall_s=wall,
     )
 
 
@@ -306,6 +347,17 @@ def run_session(name, workdir, home, env_extra=None, claude=None, timeout=180, l
     for prompt in SCENARIOS[name].followups:
         if first.session_id is None:
             break
-        runs.append(run_scenario(name, workdir, home, env_extra, resume=first.session_id, prompt=prompt,
-                                 claude=claude, timeout=timeout, lean=lean))
+        runs.append(
+            run_scenario(
+                name,
+                workdir,
+                home,
+                env_extra,
+                resume=first.session_id,
+                prompt=prompt,
+                claude=claude,
+                timeout=timeout,
+                lean=lean,
+            )
+        )
     return runs

@@ -14,6 +14,7 @@ block may carry `"_expect": "<status>"`: the status cra should record for that c
 Requests that are not scenario steps still get a sensible answer: compaction summary requests get an
 `<analysis>`/`<summary>` reply, token counting gets a count, anything else a short text.
 """
+
 import http.server
 import itertools
 import json
@@ -155,7 +156,13 @@ class MockAPI:
                 with self._lock:
                     self.expected[block["id"]] = expect or "success"
                     self.tool_uses.append(
-                        {"id": block["id"], "scenario": scenario, "step": step, "name": block["name"], "input": block["input"]}
+                        {
+                            "id": block["id"],
+                            "scenario": scenario,
+                            "step": step,
+                            "name": block["name"],
+                            "input": block["input"],
+                        }
                     )
             elif block["type"] == "thinking":
                 block.setdefault("signature", "mock-signature-" + uuid.uuid4().hex)
@@ -187,7 +194,9 @@ class MockAPI:
             self.requests.append(entry)
 
     def scenario_requests(self, scenario=None):
-        return [r for r in self.requests if r.get("kind") == "scenario" and (scenario is None or r["scenario"] == scenario)]
+        return [
+            r for r in self.requests if r.get("kind") == "scenario" and (scenario is None or r["scenario"] == scenario)
+        ]
 
 
 def _summary_text(messages):
@@ -216,38 +225,70 @@ def sse_events(message):
     for index, block in enumerate(message["content"]):
         kind = block["type"]
         if kind == "text":
-            yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+            yield (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            )
             for piece in _chunks(block["text"], 48):
-                yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}
+                yield (
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+                )
         elif kind == "thinking":
-            yield "content_block_start", {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
-            }
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+            )
             for piece in _chunks(block["thinking"], 48):
-                yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": piece}}
-            yield "content_block_delta", {
-                "type": "content_block_delta",
-                "index": index,
-                "delta": {"type": "signature_delta", "signature": block["signature"]},
-            }
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": piece},
+                    },
+                )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "signature_delta", "signature": block["signature"]},
+                },
+            )
         elif kind == "tool_use":
-            yield "content_block_start", {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
-            }
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}},
+                },
+            )
             for piece in _chunks(json.dumps(block["input"]), 32):
-                yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}}
+                yield (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
         else:
             raise ValueError("mock cannot stream a %r block" % kind)
         yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield "message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-        "usage": {"output_tokens": message["usage"]["output_tokens"]},
-    }
+    yield (
+        "message_delta",
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+            "usage": {"output_tokens": message["usage"]["output_tokens"]},
+        },
+    )
     yield "message_stop", {"type": "message_stop"}
 
 
@@ -289,9 +330,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self._json(status, {"type": "error", "error": {"type": kind, "message": message}})
 
     def _entry(self, kind, body=None, **extra):
-        entry = {"t": time.time(), "method": self.command, "path": self.path, "kind": kind,
-                 "headers": {k: v for k, v in self.headers.items() if k.lower() not in ("x-api-key", "authorization")},
-                 "body": body}
+        entry = {
+            "t": time.time(),
+            "method": self.command,
+            "path": self.path,
+            "kind": kind,
+            "headers": {k: v for k, v in self.headers.items() if k.lower() not in ("x-api-key", "authorization")},
+            "body": body,
+        }
         entry.update(extra)
         self.mock._log(entry)
         return entry

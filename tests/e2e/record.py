@@ -11,6 +11,7 @@ For each scenario, OUTDIR/<scenario>/ gets
 Paths inside are the scratch paths the client really used; they are kept as written. Runs use
 claude_client.LEAN_ARGS to keep the transcripts small.
 """
+
 import json
 import shutil
 import sys

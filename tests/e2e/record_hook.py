@@ -5,6 +5,7 @@
 Prints nothing and exits 0 (anything on stdout could change what Claude Code does). One write per
 line with O_APPEND, so parallel hooks never interleave lines.
 """
+
 import json
 import os
 import sys

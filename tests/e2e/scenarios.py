@@ -7,6 +7,7 @@ is the status cra must record for that call; it defaults to success.
 Every scenario's prompt starts with its `[[scenario:NAME]]` tag; a subagent's prompt carries the tag
 of its own script.
 """
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +128,9 @@ _add(
             "tools": [
                 [text("I'll start by listing the directory."), bash("ls -la", "List files in the working directory")],
                 [
-                    thinking("The user wants an overview. I will read hello.txt, grep for 'hello' and glob the Python files at once."),
+                    thinking(
+                        "The user wants an overview. I will read hello.txt, grep for 'hello' and glob the Python files at once."
+                    ),
                     text("Reading, searching and globbing in parallel."),
                     tool("Read", file_path="@WORK@/hello.txt"),
                     tool("Grep", pattern="hello", path="@WORK@", output_mode="content", **{"-n": True}),
@@ -176,7 +179,10 @@ _add(
         must_not_exist=("created_by_write.txt", "created_by_bash.txt"),
         scripts={
             "denied": [
-                [text("Creating the first file."), tool("Write", "denied", file_path="@WORK@/created_by_write.txt", content="x\n")],
+                [
+                    text("Creating the first file."),
+                    tool("Write", "denied", file_path="@WORK@/created_by_write.txt", content="x\n"),
+                ],
                 [bash("touch created_by_bash.txt", "Create a file", expect="denied")],
                 [tool("Read", file_path="@WORK@/hello.txt")],
                 [text(DENIED_FINAL)],
