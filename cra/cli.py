@@ -1,4 +1,5 @@
 """The `cra` command line. Nothing heavy here: each subcommand's module loads only when it runs."""
+
 import importlib
 
 import click
@@ -62,6 +63,15 @@ SHORT_HELP = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx):
+        # The CLI edge: the library raises cra.errors, a person sees one line and exit status 1.
+        from .errors import CraError
+
+        try:
+            return super().invoke(ctx)
+        except CraError as exc:
+            raise click.ClickException(str(exc)) from exc
+
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 
