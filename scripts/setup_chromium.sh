@@ -21,6 +21,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
   fi
 fi
+echo "setup_chromium: installing Debian's chromium with apt-get${sudo_cmd:+ (via sudo)} for the HTML report tests" \
+  "(CRA_NO_SYSTEM_PACKAGES=1 skips this)" >&2
 export DEBIAN_FRONTEND=noninteractive
 $sudo_cmd apt-get update -qq
 $sudo_cmd apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
