@@ -2,28 +2,33 @@
 
     .venv/bin/python scripts/demo.py                 # a fresh scratch dir under $TMPDIR
     .venv/bin/python scripts/demo.py --dir /tmp/d    # or this one (must be empty or absent)
-    .venv/bin/python scripts/demo.py --sessions 4    # sessions per scenario (default 10)
+    .venv/bin/python scripts/demo.py --sessions 28   # fewer sessions (default 63)
+    .venv/bin/python scripts/demo.py --base DIR --chat-template FILE   # another base model
     .venv/bin/python scripts/demo.py --replay        # skip the client: replay recorded hook calls
 
 Stages, each a real `cra` command on the scratch CRA_HOME (a failing stage stops the demo, exit 1):
 
 1. capture: `cra install` into a scratch HOME's settings.json, then the real Claude Code client
-   (installed from npm once, cached in ~/.cache/cra/claude-code) runs each scenario of
-   tests/e2e/scenarios.py several times, with differently worded prompts, against a local mock of the
-   Messages API; nothing leaves 127.0.0.1 but the npm install. Without node/npm it replays
-   tests/fixtures/recorded/*/hooks.jsonl through the installed hook command instead (one session per
-   scenario: too few to learn from, so the demo stops after showing them).
+   (installed from npm once, cached in ~/.cache/cra/claude-code) works on generated tasks
+   (tests/e2e/scenarios.py: task_scenario) against a local mock of the Messages API; nothing leaves
+   127.0.0.1 but the npm install. Seven kinds of task (explain a file, find a definition, fix a bug
+   and run it, list files, run a script that may crash, compare two files, recover from a missing
+   file) on projects whose files and names vary, with prompts worded differently and carrying no
+   tag: what Claude does next must be read from the prompt and the tool results. Without node/npm it
+   replays tests/fixtures/recorded/*/hooks.jsonl through the installed hook command instead (one
+   session per scenario: too few to learn from, so the demo stops after showing them).
 2. `cra sync` (transcripts -> messages and turns), `cra status` and `cra stats`.
-3. `cra dataset build`, holding out a quarter of the sessions as the eval split.
-4. `cra train sft`: a LoRA adapter on a tiny local model (no hub downloads). The base is the tiny
-   model pre-fitted on general tool use (cra/testing/prefit.py), so that, like an instruct model, it
-   writes tool calls but has never seen these sessions; the adapter is trained from that base.
+3. `cra dataset build --split-by session`, holding out a quarter of the sessions.
+4. `cra train sft`: a LoRA adapter on the base (--base; by default a tiny local model pre-fitted on
+   general tool use, cra/testing/prefit.py: it writes tool calls but has never seen these tasks).
 5. `cra train grpo`: a short GRPO stage from the SFT adapter (behavioral reward, KL to SFT).
 6. `cra export gguf --verify`: the GRPO run as GGUF, loaded in llama.cpp and checked against
    transformers, then one chat completion with tools through llama-cpp-python (skipped, saying so,
    when llama_cpp is not installed).
-7. `cra eval`: the GRPO adapter, its SFT parent and the untrained base, side by side on the held-out
-   sessions' steps.
+7. `cra eval`: the GRPO adapter, its SFT parent, the untrained base and two baselines fitted on the
+   training split (the most frequent tool; the most frequent next tool after the previous one), side
+   by side on the held-out steps, strict metrics first; then `cra eval gaps`. The summary says
+   plainly whether the model beats the best baseline.
 """
 
 import argparse
@@ -43,78 +48,13 @@ from tests.e2e.claude_client import (  # noqa: E402
     ClaudeCodeUnavailable,
     ensure_claude_code,
     run_scenario,
-    run_session,
     settings_file,
 )
-from tests.e2e.scenarios import SCENARIOS  # noqa: E402
+from tests.e2e.scenarios import TASK_KINDS, task_scenario  # noqa: E402
 
-DEFAULT_SCENARIOS = ("tools", "failures", "denied", "parallel", "subagent")
 RECORDED = REPO / "tests" / "fixtures" / "recorded"
-
-# The same requests worded differently, one per session: the mock picks its script by the
-# [[scenario:NAME]] tag, so every run of a scenario acts the same while its prompt varies.
-PROMPTS = {
-    "tools": [
-        "Explore this project, take notes, and report.",
-        "Look around this repo, write down some notes, and tell me what is here.",
-        "Give me an overview of the project and keep notes in a file.",
-        "Survey the code base, jot notes as you go, then summarise.",
-        "What is in this directory? Take notes while you look.",
-        "Walk through the project files, record notes, and report back.",
-        "Inspect this project and draft some notes about it.",
-        "Have a look at the workspace, note what you find, and give me a summary.",
-        "Read through this codebase and keep a notes file on it.",
-        "Tour the project, take notes, and report what you learn.",
-    ],
-    "failures": [
-        "Try some things that fail.",
-        "Run a few operations that are expected to error out.",
-        "Exercise some failing commands and reads, then explain what broke.",
-        "Show me what happens when tools fail here.",
-        "Attempt some calls that will not work and report the errors.",
-        "Poke at things that should fail and tell me why they did.",
-        "Trigger a handful of tool errors and summarise them.",
-        "Do some operations that cannot succeed, then report.",
-        "Break a few things on purpose and report each failure.",
-        "Run some commands that error and walk me through the failures.",
-    ],
-    "denied": [
-        "Create two files.",
-        "Please make two new files in this project.",
-        "Add a couple of files here.",
-        "Write two files into the working directory.",
-        "I need two files created in this folder.",
-        "Make a pair of new files for me.",
-        "Set up two empty files in the project.",
-        "Create a couple of files, one with a tool and one from the shell.",
-        "Generate two new files here, please.",
-        "Put two fresh files in the working directory.",
-    ],
-    "parallel": [
-        "Look at everything at once.",
-        "Check all the files in parallel.",
-        "Read and search the project all in one go.",
-        "Take a quick parallel look at the whole project.",
-        "Inspect everything simultaneously and report.",
-        "Gather all the project facts at the same time.",
-        "Scan the project with several tools at once.",
-        "Look over every file together, in parallel.",
-        "Read several things at once and summarise.",
-        "Do a parallel sweep of the project.",
-    ],
-    "subagent": [
-        "Delegate a look-around to a subagent and wait for it.",
-        "Have a subagent explore the project and report back.",
-        "Ask a helper agent to look around, then tell me what it found.",
-        "Send a subagent to inspect the files and wait for its report.",
-        "Let an agent survey the project for you and summarise its findings.",
-        "Hand the exploration to a subagent and relay what it saw.",
-        "Spin up a subagent to check the project, then report.",
-        "Use an agent to look through the workspace and wait for the result.",
-        "Get a subagent to explore the files and report back to me.",
-        "Dispatch an agent to examine the project and wait for it.",
-    ],
-}
+REPLAYED = ("tools", "failures", "denied", "parallel", "subagent")  # without node/npm: recorded hook calls
+SESSIONS = 63  # nine sessions of each of the seven task kinds (tests/e2e/scenarios.py: task_scenario)
 
 # The tiny model's settings. One torch thread: on a shared 2-core machine two threads spin and run
 # far slower. The template leaves the tool schemas out of the prompt (Claude Code's are thousands of
@@ -223,29 +163,27 @@ def installed_hook_commands(settings):
     return commands
 
 
-def run_client(names, sessions, scratch, claude):
-    """Each scenario `sessions` times, round robin, each run with its own prompt and working directory."""
+def run_client(sessions, seed, scratch, claude):
+    """`sessions` generated tasks, the seven kinds in turn, each in its own project and working directory."""
     home = scratch / "home"
     started_all = time.monotonic()
-    count = 0
     for i in range(sessions):
-        for name in names:
-            started = time.monotonic()
-            workdir = scratch / "work" / ("session-%02d" % count)
-            if SCENARIOS[name].followups or name not in PROMPTS:
-                runs = run_session(name, workdir, home, claude=claude)
-                prompt = SCENARIOS[name].prompt
-            else:
-                prompt = "[[scenario:%s]] %s" % (name, PROMPTS[name][i % len(PROMPTS[name])])
-                runs = [run_scenario(name, workdir, home, prompt=prompt, claude=claude)]
-            bad = [r for r in runs if r.returncode != 0]
-            if bad:
-                raise StageFailed(
-                    "claude exited %d on scenario %s:\n%s" % (bad[0].returncode, name, bad[0].stderr[-3000:])
-                )
-            count += 1
-            print("  %-9s %s  %4.1fs  %s" % (name, runs[0].session_id, time.monotonic() - started, prompt), flush=True)
-    print("%d sessions in %.0fs" % (count, time.monotonic() - started_all))
+        scenario = task_scenario(i, seed)
+        started = time.monotonic()
+        workdir = scratch / "work" / ("session-%02d" % i)
+        run = run_scenario(scenario, workdir, home, claude=claude)
+        off_script = [r["kind"] for r in run.requests if r["kind"] not in ("scenario", "count_tokens")]
+        if run.returncode != 0 or off_script:
+            raise StageFailed(
+                "claude exited %d on %s (requests off script: %s):\n%s"
+                % (run.returncode, scenario.name, off_script, run.stderr[-3000:])
+            )
+        print(
+            "  %-8s %s  %4.1fs  %s"
+            % (TASK_KINDS[i % len(TASK_KINDS)], run.session_id, time.monotonic() - started, scenario.prompt),
+            flush=True,
+        )
+    print("%d sessions in %.0fs" % (sessions, time.monotonic() - started_all))
 
 
 def replay(names, scratch, settings):
@@ -365,9 +303,12 @@ def cra_command():
     return str(script) if script.exists() else "%s -m cra" % sys.executable
 
 
-def eval_accuracies(cra_home, run_id):
-    """subject -> the newest hf eval's tool-name accuracy ({k, n, rate, low, high}) for RUN."""
+def eval_scores(cra_home, run_id):
+    """[(label, strict tool-call accuracy {k, n, rate, low, high})] for RUN's newest hf evals: the
+    models (run, parent, base), then the baselines stored with them."""
     import sqlite3
+
+    from cra.eval.baselines import NAMES
 
     con = sqlite3.connect(str(Path(cra_home) / "cra.db"))
     try:
@@ -376,8 +317,11 @@ def eval_accuracies(cra_home, run_id):
         ).fetchall()
     finally:
         con.close()
-    acc = {subject: json.loads(metrics)["tool_name_accuracy"] for subject, metrics in rows}
-    return {k: acc[k] for k in ("run", "parent", "base") if k in acc}
+    metrics = {subject: json.loads(m) for subject, m in rows}
+    out = [(k, metrics[k]["strict"]["tool_name_accuracy"]) for k in ("run", "parent", "base") if k in metrics]
+    for kind, report in metrics["run"].get("baselines", {}).items():
+        out.append((NAMES[kind], report["strict"]["tool_name_accuracy"]))
+    return out
 
 
 def export_and_chat(cra_home, run_id, dataset):
@@ -420,16 +364,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dir", help="scratch directory (default: a new one under $TMPDIR)")
     parser.add_argument("--replay", action="store_true", help="replay recorded hook calls; do not run the client")
-    parser.add_argument(
-        "--scenarios", default=",".join(DEFAULT_SCENARIOS), help="comma-separated, from: %s" % ", ".join(SCENARIOS)
-    )
-    parser.add_argument("--sessions", type=int, default=10, help="sessions per scenario (default 10)")
+    parser.add_argument("--sessions", type=int, default=SESSIONS, help="sessions (default %d)" % SESSIONS)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated tasks (default 0)")
     parser.add_argument("--sft-steps", type=int, default=SFT_STEPS, help="SFT optimizer steps (default %d)" % SFT_STEPS)
+    parser.add_argument(
+        "--base",
+        help="base model to train from: a local directory (default: a tiny model pre-fitted on tool use, built here)",
+    )
+    parser.add_argument(
+        "--chat-template", help="chat template file for --base (default: the model's own, or cra's ChatML)"
+    )
     args = parser.parse_args(argv)
-    names = [n for n in args.scenarios.split(",") if n]
-    unknown = [n for n in names if n not in SCENARIOS]
-    if unknown:
-        parser.error("unknown scenario(s) %s; choose from %s" % (", ".join(unknown), ", ".join(SCENARIOS)))
+    if args.sessions < len(TASK_KINDS):
+        parser.error("--sessions must be at least %d (one of each kind of task)" % len(TASK_KINDS))
     if args.dir:
         scratch = Path(args.dir).resolve()
         if scratch.exists() and any(scratch.iterdir()):
@@ -457,11 +404,11 @@ def main(argv=None):
         except ClaudeCodeUnavailable as exc:
             print("Claude Code unavailable (%s): replaying recorded hook calls instead." % exc)
     if claude is not None:
-        print("Running %d scenarios x %d sessions with %s:" % (len(names), args.sessions, claude))
-        run_client(names, args.sessions, scratch, claude)
+        print("Running %d generated tasks (no tag in any prompt) with %s:" % (args.sessions, claude))
+        run_client(args.sessions, args.seed, scratch, claude)
     else:
         print("\nReplaying recorded sessions through the installed hook:")
-        replay(names, scratch, settings)
+        replay(REPLAYED, scratch, settings)
     stage_done("capture", t)
 
     banner("2. What was captured")
@@ -482,8 +429,8 @@ def main(argv=None):
 
     banner("3. Dataset: one example per turn; a quarter of the sessions held out for evaluation")
     t = time.monotonic()
-    # The mock's sessions are short (few calls, short answers) and one scenario fails on purpose, so
-    # the default quality filters (>= 3 calls, >= 50 words, no unrecovered error) are relaxed here.
+    # The tasks are short (few calls, one-sentence answers) and some fail on purpose, so the default
+    # quality filters (>= 3 calls, >= 50 words, no unrecovered error) are relaxed here.
     build = [
         "dataset",
         "build",
@@ -500,6 +447,8 @@ def main(argv=None):
         "300",
         "--eval-fraction",
         "0.25",
+        "--split-by",
+        "session",
     ]
     print(cra(build, cra_home).stdout.rstrip())
     dataset, counts = dataset_summary(cra_home, "demo")
@@ -511,22 +460,15 @@ def main(argv=None):
         raise StageFailed("the dataset needs both splits: run more sessions (--sessions)")
     stage_done("dataset", t)
 
-    banner("4. SFT: a LoRA adapter on a tiny local model (no downloads)")
+    banner("4. SFT: a LoRA adapter on %s" % (args.base or "a tiny local model (no downloads)"))
     t = time.monotonic()
-    base, template = tiny_base(scratch)
+    if args.base:
+        base, template = Path(args.base), args.chat_template
+    else:
+        base, template = tiny_base(scratch)
     cra_live(
-        [
-            "train",
-            "sft",
-            "--base",
-            str(base),
-            "--dataset",
-            "demo",
-            "--chat-template",
-            str(template),
-            "--max-steps",
-            str(args.sft_steps),
-        ]
+        ["train", "sft", "--base", str(base), "--dataset", "demo", "--max-steps", str(args.sft_steps)]
+        + (["--chat-template", str(template)] if template else [])
         + SFT,
         cra_home,
         "train sft",
@@ -550,11 +492,13 @@ def main(argv=None):
     gguf, chat = export_and_chat(cra_home, grpo["id"], dataset)
     stage_done("export", t)
 
-    banner("7. Eval: next actions on the held-out sessions, adapter vs the base it was trained from")
+    banner("7. Eval: held-out next actions; the adapters against their base and two baselines")
     t = time.monotonic()
     proc = cra(["eval", str(grpo["id"])] + EVAL, cra_home)
     print(proc.stdout.rstrip())
-    acc = eval_accuracies(cra_home, grpo["id"])
+    scores = eval_scores(cra_home, grpo["id"])
+    gaps = cra(["eval", "gaps", str(grpo["id"]), "--top", "6"], cra_home)
+    print(gaps.stdout.rstrip())
     stage_done("eval", t)
 
     banner("Summary")
@@ -563,28 +507,47 @@ def main(argv=None):
         "dataset    %s (train %d examples / %d sessions, eval %d / %d held-out sessions)"
         % ((dataset,) + counts["train"] + counts["eval"])
     )
-    print("base       %s (tiny Llama, pre-fitted on general tool use; never saw these sessions)" % base)
+    print("base       %s" % (base if args.base else "%s (tiny Llama pre-fitted on general tool use)" % base))
     print("SFT        run %d: %s" % (sft["id"], Path(sft["output_dir"]) / "adapter"))
     print("GRPO       run %d: %s" % (grpo["id"], Path(grpo["output_dir"]) / "adapter"))
     print("GGUF       %s" % (gguf or "not exported: llama_cpp is not installed"))
     if chat:
         print("llama.cpp  %s" % chat)
-    names = {"run": "GRPO run %d" % grpo["id"], "parent": "SFT run %d" % sft["id"], "base": "base"}
-    print(
-        "tool-name accuracy on %d held-out tool-call steps: %s"
-        % (
-            acc["base"]["n"],
-            ", ".join(
-                "%s %.1f%% [%.0f-%.0f]" % (names[k], 100 * v["rate"], 100 * v["low"], 100 * v["high"])
-                for k, v in acc.items()
-            ),
-        )
-    )
     print("time       %.0fs: %s" % (time.monotonic() - started, ", ".join("%s %.0fs" % kv for kv in timings.items())))
-    if acc["parent"]["rate"] <= acc["base"]["rate"]:
-        raise StageFailed("the SFT adapter does not beat its base on tool-name accuracy on the held-out steps")
+    print(verdict_lines(scores, grpo["id"], sft["id"]))
     print("Explore it:  CRA_HOME=%s %s stats" % (cra_home, cra_command()))
     return 0
+
+
+def verdict_lines(scores, grpo_id, sft_id):
+    """The strict tool-call accuracies side by side, and in one plain sentence whether the better
+    adapter beats the best of the base and the baselines (their 95% intervals do not overlap)."""
+    names = {"run": "GRPO run %d" % grpo_id, "parent": "SFT run %d" % sft_id, "base": "untrained base"}
+    n = scores[0][1]["n"]
+    lines = ["strict tool-call accuracy on %d held-out tool-call steps (95%% intervals):" % n]
+    for key, p in scores:
+        lines.append(
+            "  %-34s %5.1f%% [%.0f-%.0f]" % (names.get(key, key), 100 * p["rate"], 100 * p["low"], 100 * p["high"])
+        )
+    models = [(names[k], p) for k, p in scores if k in ("run", "parent")]
+    others = [(names.get(k, k), p) for k, p in scores if k not in ("run", "parent")]
+    best_name, best = max(models, key=lambda m: m[1]["rate"])
+    rival_name, rival = max(others, key=lambda m: m[1]["rate"])
+    if best["low"] > rival["high"]:
+        result = "the %s BEATS the best baseline (%s): their intervals do not overlap." % (best_name, rival_name)
+    elif best["rate"] > rival["rate"]:
+        result = "the %s is ahead of the best baseline (%s) but NOT shown to beat it: the intervals overlap." % (
+            best_name,
+            rival_name,
+        )
+    else:
+        result = "the model does NOT beat the best baseline: %s %.1f%% vs %s %.1f%%." % (
+            best_name,
+            100 * best["rate"],
+            rival_name,
+            100 * rival["rate"],
+        )
+    return "\n".join(lines + ["RESULT: " + result])
 
 
 if __name__ == "__main__":

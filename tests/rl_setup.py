@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 _BUILT: dict[str, Path] = {}
+SFT_STEPS = 30  # enough for mostly well-formed calls: RL then has behaviour to improve, not only syntax
 
 
 def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int = 8) -> Path:
@@ -40,7 +41,7 @@ def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int
             width = max(len(ids) for ids, _ in rows)
             ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in rows])
             mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in rows])
-            labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in rows])
+            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             opt.step()
@@ -161,8 +162,8 @@ def sft_database(root: Path) -> Path:
             base=str(model),
             dataset=str(data),
             load_in_4bit=False,
-            max_steps=6,
-            eval_steps=6,
+            max_steps=SFT_STEPS,
+            eval_steps=SFT_STEPS,
             batch_size=4,
             grad_accum=1,
             max_length=512,

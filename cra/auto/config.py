@@ -60,6 +60,11 @@ class AutoSettings(BaseModel):
     eval_max_new_tokens: int = Field(256, ge=1, description="Longest generated action during evaluation.")
     eval_batch_size: int = Field(8, ge=1, description="Steps generated together during evaluation.")
     eval_cpu_threads: int = Field(0, ge=0, description="Torch CPU threads during evaluation (0: default).")
+    feed_gaps: bool = Field(
+        True,
+        description="Each cycle's dataset oversamples the situations the previous cycle's model got most wrong "
+        "(`cra eval gaps`; [dataset] focus_factor sets how much).",
+    )
     backoff_minutes: float = Field(
         15.0, ge=0, description="Wait after a failed cycle before retrying; doubles each time."
     )

@@ -1,5 +1,9 @@
 """One learning cycle: sync -> signals -> dataset -> sft -> (rl) -> export -> eval -> promote.
 
+The eval stage also mines the candidate's gaps (`cra eval gaps`: the held-out situations it got most
+wrong) into `gaps.json` in the cycle's directory; the next cycle's dataset oversamples them
+(`cra dataset build --focus`), unless `feed_gaps = false`.
+
 Each cycle is a `runs` row of kind `cycle` (directory `runs/cycle-NNNN/`) and a `cycles` row. Its
 stages are recorded in `cycles.stages` as they go; the training stages are ordinary `sft`/`grpo`
 runs whose directories sit inside the cycle's, and every other stage is a child run
@@ -31,6 +35,7 @@ from typing import Any
 import click
 
 from ..db import cra_home
+from ..errors import CraError
 from . import store
 from .config import AutoSettings
 from .lock import CycleLock, CycleRunning
@@ -91,6 +96,8 @@ def _error_text(exc: BaseException) -> str:
         return "stopped by Ctrl-C"
     if isinstance(exc, click.ClickException):
         return exc.format_message()
+    if isinstance(exc, CraError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -138,9 +145,15 @@ class Cycle:
             skip.add("export")
         return [s for s in STAGES if s not in skip]
 
+    def focus(self) -> str | None:
+        """The gaps file this cycle's dataset oversamples: [dataset] focus, else the last cycle's gaps."""
+        if self.settings.dataset.get("focus"):
+            return self.settings.dataset["focus"]
+        return store.last_gaps(self.db, self.id) if self.settings.feed_gaps else None
+
     def fingerprints(self) -> dict[str, str]:
         s = self.settings
-        data = _fingerprint([s.filters, s.dataset])
+        data = _fingerprint([s.filters, s.dataset, self.focus()])
         sft = _fingerprint([data, s.base, s.sft])
         rl = _fingerprint([sft, s.grpo])
         return {
@@ -296,6 +309,7 @@ class Cycle:
         from ..dataset.build import DatasetBuilder, record_dataset, write_card
 
         options = self.settings.build_options()
+        options.focus = self.focus()
         name = f"cycle-{self.number:04d}-{self.id}"
         path = Path(cra_home()) / "datasets" / name
         summary = DatasetBuilder(self.db, options).build(str(path))
@@ -316,6 +330,8 @@ class Cycle:
             "dataset_id": dataset_id,
             "train_examples": summary["train_examples"],
             "eval_examples": summary["eval_examples"],
+            "focus": options.focus,
+            "focus_examples": (summary.get("focus") or {}).get("examples", 0),
         }
 
     def stage_sft(self, stage) -> dict[str, Any]:
@@ -385,7 +401,10 @@ class Cycle:
             baseline = next(r for r in rows if r["subject"] == "base")  # the first model must beat its base
         if baseline["steps_hash"] != candidate["steps_hash"]:
             raise StageError("the candidate and the promoted model were evaluated on different steps")
+        gaps = _write_gaps(candidate, self.dir / "gaps.json")
         return {
+            "gaps": str(self.dir / "gaps.json"),
+            "gap_situations": len(gaps["focus"]),
             "eval_id": candidate["id"],
             "baseline_eval_id": baseline["id"],
             "baseline_run": current["run_id"] if current else None,
@@ -447,6 +466,18 @@ def _trained(stage: dict[str, Any], kind: str, run: dict[str, Any]) -> dict[str,
     if run["status"] != "completed":
         raise StageError(f"{kind} run {run['id']} ended {run['status']}: {run.get('error') or ''}".strip())
     return run
+
+
+def _write_gaps(eval_row: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The candidate's gaps (cra eval gaps), for the next cycle's dataset to oversample."""
+    from ..eval import gaps
+    from ..eval import store as eval_store
+
+    report = gaps.find_gaps(
+        eval_row, eval_store.read_steps(eval_row["steps_hash"]), eval_store.read_predictions(eval_row)
+    )
+    gaps.write_gaps(report, path)
+    return report
 
 
 def _outputs_exist(outputs: dict[str, Any]) -> bool:

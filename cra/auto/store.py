@@ -77,6 +77,17 @@ def list_cycles(db, limit: int = 10) -> list[dict[str, Any]]:
     return [_decode(r) for r in db.query("SELECT * FROM cycles ORDER BY id DESC LIMIT ?", [limit])]
 
 
+def last_gaps(db, before_id: int) -> str | None:
+    """The gaps file (`cra eval gaps`) of the newest cycle before `before_id` whose eval wrote one that
+    still exists: what the next dataset oversamples."""
+    for row in db.query("SELECT * FROM cycles WHERE id < ? ORDER BY id DESC", [before_id]):
+        for stage in _decode(row)["stages"]:
+            path = (stage.get("outputs") or {}).get("gaps") if stage.get("name") == "eval" else None
+            if path and Path(path).is_file():
+                return path
+    return None
+
+
 def last_completed(db) -> dict[str, Any] | None:
     return _decode(
         next(iter(db.query("SELECT * FROM cycles WHERE status = 'completed' ORDER BY id DESC LIMIT 1")), None)

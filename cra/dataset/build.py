@@ -2,9 +2,11 @@
 
 One pass over the database (streamed: see source.py), in this order per turn: filters (cheap, on
 facts) -> chat -> redaction (before truncation, so a cut never leaves half a secret unmatched) ->
-truncation of long tool outputs -> token budget -> exact-duplicate removal -> split by session ->
-jsonl. Bootstrap workflows (synthetic) come after all real turns, so on a duplicate the real one
-wins, and they only ever go to the train split.
+truncation of long tool outputs -> token budget -> exact-duplicate removal -> split (by session,
+project or time: `split_plan`) -> jsonl. Bootstrap workflows (synthetic) come after all real turns,
+so on a duplicate the real one wins, and they only ever go to the train split. With a focus file
+(`cra eval gaps`), training examples in the situations the last model got wrong are written
+`focus_factor` times (`FocusOversampler`).
 
 Writes `<out>/train.jsonl`, `<out>/eval.jsonl` and `<out>/README.md` (the dataset card), and a
 `datasets` row.
@@ -30,6 +32,7 @@ from .tool_schemas import ObservedSchemas, SchemaResolver
 
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")
+SPLITS = ("session", "project", "time")
 
 DEFAULT_SYSTEM = (
     "You are Claude Code, an AI coding agent working in the user's project through tools. "
@@ -53,7 +56,10 @@ class BuildOptions:
     max_tokens: int = 32768
     tokenizer: str | None = None  # local tokenizer dir: exact token counts (else ~4 characters a token)
     eval_fraction: float = 0.1
+    split_by: str = "session"  # session | project | time (see split_plan)
     seed: int = 0
+    focus: str | None = None  # a gaps file of `cra eval gaps`: oversample the situations it lists
+    focus_factor: int = 3  # each training example in a focus situation is written this many times
     redact: bool = True
     include_subagents: bool = True
     synthetic: bool = True  # include `cra bootstrap` workflows (train split only)
@@ -65,6 +71,10 @@ class BuildOptions:
             raise ValueError(f"format must be one of {', '.join(FORMATS)}")
         if self.unit not in UNITS:
             raise ValueError(f"unit must be one of {', '.join(UNITS)}")
+        if self.split_by not in SPLITS:
+            raise ValueError(f"split_by must be one of {', '.join(SPLITS)}")
+        if self.focus_factor < 1:
+            raise ValueError("focus factor must be at least 1")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError("eval fraction must be in [0, 1)")
         if self.max_tool_output_chars < 200 or self.max_tokens < 256:
@@ -151,6 +161,62 @@ def in_eval(session_id: str, seed: int, fraction: float) -> bool:
         return False
     h = hashlib.sha256(f"{seed}:{session_id}".encode()).digest()
     return int.from_bytes(h[:8], "big") / 2**64 < fraction
+
+
+def split_plan(db, split_by: str, seed: int, fraction: float):
+    """session id -> True when its turns go to the eval split.
+
+    - session: each session on its own side, by a hash of its id with the seed (stable as data grows);
+    - project: every session of a project (its project dir, else its working directory) on the same
+      side, by a hash of the project: the eval split holds projects the model never saw;
+    - time: the newest `fraction` of the sessions (by their first turn) are held out: trained on the
+      past, evaluated on the future (sessions move to train as newer ones are recorded).
+    """
+    if split_by == "session" or fraction <= 0:
+        return lambda session_id: in_eval(session_id, seed, fraction)
+    sessions = [r[0] for r in db.execute("SELECT DISTINCT session_id FROM turns")] if table_exists(db, "turns") else []
+    if split_by == "project":
+        project = {}
+        if table_exists(db, "sessions"):
+            for sid, where in db.execute("SELECT id, coalesce(project_dir, cwd) FROM sessions"):
+                if where:
+                    project[sid] = where
+        return lambda session_id: in_eval(project.get(session_id, session_id), seed, fraction)
+    started = {
+        sid: when or ""
+        for sid, when in db.execute("SELECT session_id, min(started_at) FROM turns WHERE agent_id IS NULL GROUP BY 1")
+    }
+    ordered = sorted(sessions, key=lambda sid: (started.get(sid, ""), sid))
+    held = max(1, round(fraction * len(ordered))) if len(ordered) > 1 else 0
+    newest = set(ordered[len(ordered) - held :])
+    return lambda session_id: session_id in newest
+
+
+class FocusOversampler:
+    """How many times to write a training example: `factor` when one of its steps is in a situation
+    of the focus file (the gaps of the last model), else once. The situation is computed by cra/eval's
+    own function, so build and eval agree on what a situation is."""
+
+    def __init__(self, path: str | None, factor: int):
+        self.factor = factor
+        self.focus: set[str] = set()
+        if path:
+            from ..eval.gaps import read_focus
+
+            self.focus = set(read_focus(path))
+        self.examples = 0
+        self.copies = 0
+
+    def copies_of(self, example: dict) -> int:
+        if not self.focus or self.factor == 1:
+            return 1
+        from ..eval.gaps import example_situations
+
+        if not any(s.key in self.focus for s in example_situations(example)):
+            return 1
+        self.examples += 1
+        self.copies += self.factor - 1
+        return self.factor
 
 
 def _digest(example: dict) -> bytes:
@@ -253,6 +319,7 @@ class DatasetBuilder:
         self._tools_cache: dict = {}
         self._category = _category_function()
         self.sessions = {"train": set(), "eval": set()}
+        self.focus = FocusOversampler(options.focus, options.focus_factor)
 
     # -- the pass -------------------------------------------------------------------------------
 
@@ -260,6 +327,7 @@ class DatasetBuilder:
         os.makedirs(out_dir, exist_ok=True)
         started = time.time()
         self._observe_mcp_inputs()
+        self._held_out = split_plan(self.db, self.o.split_by, self.o.seed, self.o.eval_fraction)
         train_path, eval_path = os.path.join(out_dir, "train.jsonl"), os.path.join(out_dir, "eval.jsonl")
         with open(train_path, "w", encoding="utf-8") as tf, open(eval_path, "w", encoding="utf-8") as ef:
             self.writers = {"train": jsonlines.Writer(tf, compact=True), "eval": jsonlines.Writer(ef, compact=True)}
@@ -302,11 +370,7 @@ class DatasetBuilder:
             self.removed[reason] += 1
             return False
         synthetic = turn.source == "bootstrap" or turn.is_synthetic
-        split = (
-            "train"
-            if turn.source == "bootstrap"
-            else ("eval" if in_eval(turn.session_id, self.o.seed, self.o.eval_fraction) else "train")
-        )
+        split = "train" if turn.source == "bootstrap" else ("eval" if self._held_out(turn.session_id) else "train")
         if split == "eval" and synthetic:
             # No session in two splits, and synthetic turns never in eval: such a turn goes nowhere.
             self.removed["synthetic_in_eval_session"] += 1
@@ -341,8 +405,10 @@ class DatasetBuilder:
                 continue
             self._seen.add(digest)
             out = to_sharegpt(example) if self.o.format == "sharegpt" else example
-            self.writers[split].write(out)
-            self.stats[f"{split}_examples"] += 1
+            copies = self.focus.copies_of(example) if split == "train" else 1
+            for _ in range(copies):
+                self.writers[split].write(out)
+            self.stats[f"{split}_examples"] += copies
             if synthetic:
                 self.stats["synthetic_examples"] += 1
             self.sessions[split].add(turn.session_id)
@@ -466,6 +532,16 @@ class DatasetBuilder:
             "eval_examples": self.stats["eval_examples"],
             "synthetic_examples": self.stats["synthetic_examples"],
             "train_sessions": len(self.sessions["train"]),
+            "split_by": self.o.split_by,
+            "focus": {
+                "file": self.o.focus,
+                "situations": len(self.focus.focus),
+                "examples": self.focus.examples,
+                "copies": self.focus.copies,
+                "factor": self.o.focus_factor,
+            }
+            if self.o.focus
+            else None,
             "eval_sessions": len(self.sessions["eval"]),
             "truncated_tool_outputs": self.stats["truncated_tool_outputs"],
             "shrunk_to_fit_budget": self.stats["shrunk_to_fit_budget"],
@@ -499,12 +575,19 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
     lines = [
         f"# {name}",
         "",
-        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
+        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
         "",
     ]
     if kind == "sft":
         lines += [
-            f"Format: **{options.format}** ({'`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments' if options.format == 'openai' else 'LLaMA-Factory sharegpt: human/gpt/function_call/observation'}), "
+            f"Format: **{options.format}** ("
+            + (
+                "`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments"
+                if options.format == "openai"
+                else "LLaMA-Factory sharegpt: human/gpt/function_call/observation"
+            )
+            + "), "
             f"one example per **{options.unit}**. Load with "
             '`datasets.load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})`.',
             "",
@@ -533,9 +616,10 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
             "",
             f"Thresholds: at least {f.min_tool_calls} tool calls, final answer at least {f.min_answer_words} words, "
             f"failed/interrupted turns {'skipped' if f.skip_failed else 'kept'}, unrecovered errors "
-            f"{'skipped' if f.skip_unrecovered else 'kept'}. Split by session with seed {options.seed}, "
-            f"eval fraction {options.eval_fraction}; exact duplicates removed.",
+            f"{'skipped' if f.skip_unrecovered else 'kept'}. {_split_sentence(options)} "
+            "Exact duplicates removed.",
             "",
+            *_focus_lines(s.get("focus")),
             "## Token lengths",
             "",
             f"Counted with {s['tokens']['counted_with']}, budget {options.max_tokens}: "
@@ -575,6 +659,31 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
     lines.append("")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
+
+
+def _split_sentence(options: BuildOptions) -> str:
+    how = {
+        "session": "each session on one side, by a hash of its id",
+        "project": "every session of a project on the same side, by a hash of the project directory",
+        "time": "the newest sessions held out (trained on the past, evaluated on the future)",
+    }[options.split_by]
+    return (
+        f"Split by **{options.split_by}** ({how}; `--split-by`), seed {options.seed}, "
+        f"eval fraction {options.eval_fraction}."
+    )
+
+
+def _focus_lines(focus: dict | None) -> list[str]:
+    if not focus:
+        return []
+    return [
+        "## Focus",
+        "",
+        f"Oversampled from `{focus['file']}` (`cra eval gaps`): {focus['examples']} training examples in one of its "
+        f"{focus['situations']} focus situations were written {focus['factor']} times ({focus['copies']} extra copies; "
+        "the eval split is never oversampled).",
+        "",
+    ]
 
 
 def record_dataset(db, name, kind, fmt, path, options_dict, summary) -> int:

@@ -10,6 +10,7 @@ import click
 
 from cra.cli import database_option
 from cra.db import cra_home, open_db
+from cra.errors import CraError
 
 from .filters import TurnFilters
 
@@ -142,7 +143,26 @@ def dataset_group():
     show_default=True,
     help="Share of sessions held out for evaluation (split by session).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the session split.")
+@click.option(
+    "--split-by",
+    type=click.Choice(["session", "project", "time"]),
+    default="session",
+    show_default=True,
+    help="Hold out whole sessions, whole projects, or the newest sessions (train on the past, eval on the future).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the session or project split.")
+@click.option(
+    "--focus",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A gaps file from `cra eval gaps`: oversample training examples in the situations it lists.",
+)
+@click.option(
+    "--focus-factor",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="With --focus: how many times each such training example is written.",
+)
 @click.option(
     "--no-redact",
     is_flag=True,
@@ -171,7 +191,10 @@ def build_command(
     keep_failed,
     keep_unrecovered,
     eval_fraction,
+    split_by,
     seed,
+    focus,
+    focus_factor,
     no_redact,
     no_subagents,
     no_synthetic,
@@ -183,6 +206,10 @@ def build_command(
 
     Every string written is redacted (API keys, tokens, private keys, passwords, credentials in
     URLs, auth headers, home directories) unless --no-redact.
+
+    \b
+      cra dataset build --name mine --eval-fraction 0.2 --split-by project
+      cra dataset build --focus ~/.cra/evals/gaps-eval0012.json   # oversample the last model's gaps
     """
     from .build import BuildOptions, DatasetBuilder, record_dataset, write_card
     from .source import table_exists
@@ -198,7 +225,10 @@ def build_command(
         max_tokens=max_tokens,
         tokenizer=tokenizer,
         eval_fraction=eval_fraction,
+        split_by=split_by,
         seed=seed,
+        focus=focus,
+        focus_factor=focus_factor,
         redact=not no_redact,
         include_subagents=not no_subagents,
         synthetic=not no_synthetic,
@@ -218,6 +248,8 @@ def build_command(
     path = _out_dir(out, name, force)
     try:
         summary = DatasetBuilder(db, options).build(path)
+    except CraError as exc:  # an unreadable focus file
+        raise click.ClickException(str(exc)) from exc
     except OSError as exc:
         raise click.ClickException(f"cannot write the dataset to {path}: {exc}") from exc
     write_card(os.path.join(path, "README.md"), name, options, summary)
@@ -230,8 +262,14 @@ def build_command(
     click.echo(f"  turns: {summary['turns_seen']} seen, {summary['turns_kept']} kept; removed: {removed}")
     click.echo(
         f"  examples: {summary['train_examples']} train, {summary['eval_examples']} eval "
-        f"({summary['synthetic_examples']} synthetic, train only)"
+        f"({summary['synthetic_examples']} synthetic, train only); held out by {split_by}"
     )
+    if summary.get("focus"):
+        f = summary["focus"]
+        click.echo(
+            f"  focus: {f['examples']} training examples in {f['situations']} gap situation(s) written "
+            f"{f['factor']} times ({f['copies']} extra copies)"
+        )
     red = sum(summary["redactions"].values())
     click.echo(f"  redaction: {'off (--no-redact)' if not summary['redaction_enabled'] else f'{red} values replaced'}")
     t = summary["tokens"]

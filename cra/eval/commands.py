@@ -1,9 +1,10 @@
 """`cra eval`: thin Click wrappers over cra.eval (heavy imports happen on use).
 
-cra eval 3                        # run 3 and its base model, on the dataset's held-out steps
+cra eval 3                        # run 3, its base and the baselines, on the dataset's held-out steps
 cra eval last --limit 200 --backend llama.cpp
 cra eval --compare 3 5
-cra eval pack 3 -o ab.html        # blind A/B page for people
+cra eval gaps 3                   # where the model disagrees with Claude most, and a --focus file
+cra eval pack -o ab.html          # blind A/B page for people (the newest eval)
 cra eval judge judgements-....json
 """
 
@@ -34,7 +35,8 @@ def eval_group():
     \b
       cra eval RUN [--base-only] [--split eval] [--limit N] [--backend hf|llama.cpp]
       cra eval --compare RUN1 RUN2
-      cra eval pack RUN -o ab.html    /    cra eval judge FILE
+      cra eval gaps RUN               /    cra dataset build --focus FILE
+      cra eval pack [RUN] -o ab.html  /    cra eval judge FILE
     """
 
 
@@ -99,10 +101,19 @@ def run_command(
     as_json,
     database,
 ):
-    """Evaluate RUN (an id, or 'last') side by side with its base model (and its parent, for RL runs).
+    """Evaluate RUN (an id, or 'last') side by side with its base model (and its parent, for RL runs)
+    and two baselines fitted on the training split: Claude's most frequent tool, and the most frequent
+    next action after the previous one.
 
     Every step of the held-out split is replayed: the model gets the conversation up to where Claude
-    acted and writes its next action, which is compared with Claude's. Results go to the `evals` table.
+    acted and writes its next action, which is compared with Claude's, strictly (valid calls only,
+    parallel calls one by one) and leniently. The verdict compares the model with the best baseline.
+    Results go to the `evals` table.
+
+    \b
+      cra eval last
+      cra eval 3 --limit 200 --backend llama.cpp
+      cra eval --compare 3 5
     """
     from . import report, runner
 
@@ -110,22 +121,25 @@ def run_command(
     if compare:
         if run_ref:
             raise click.UsageError("give RUN or --compare RUN1 RUN2, not both")
-        evals = [_latest(db, runner.find_run(db, ref)) for ref in compare]
-        if evals[0]["steps_hash"] != evals[1]["steps_hash"]:
-            click.echo(
-                "Warning: the two evals did not see the same steps (different dataset, split or --limit): "
-                "compare with care.",
-                err=True,
-            )
+        from . import store
+
+        evals = store.comparable_pair(db, *(runner.find_run(db, ref)["id"] for ref in compare))
+        differences = store.differences(*evals)
         if as_json:
-            click.echo(json.dumps(evals, indent=2, default=str))
+            click.echo(json.dumps({"evals": evals, "differences": differences}, indent=2, default=str))
             return
         click.echo(
             report.side_by_side(
                 evals,
-                f"Runs {evals[0]['run_id']} and {evals[1]['run_id']} (evals {evals[0]['id']} and {evals[1]['id']})",
+                f"Runs {compare[0]} and {compare[1]} (evals {evals[0]['id']} and {evals[1]['id']})",
             )
         )
+        if differences:
+            click.echo(
+                "\nWarning: these two evals are NOT comparable as they stand: " + "; ".join(differences) + ". "
+                f"Evaluate both the same way (e.g. `cra eval {compare[1]} --dataset {evals[0]['dataset']}` with "
+                "the same options) before reading a difference into them."
+            )
         return
     if not run_ref:
         raise click.UsageError("name a RUN (an id, or 'last'), or pass --compare RUN1 RUN2")
@@ -165,7 +179,7 @@ def run_command(
 def _latest(db, run):
     from . import store
 
-    row = store.latest_for_run(db, run["id"])
+    row = store.latest_of_model(db, run["id"])
     if row is None:
         raise click.ClickException(f"run {run['id']} has not been evaluated yet: cra eval {run['id']}")
     return row
@@ -211,9 +225,48 @@ def list_command(run_id, limit, as_json, database):
     )
 
 
+@eval_group.command(name="gaps")
+@click.argument("run_ref", metavar="RUN", required=False)
+@click.option("--eval", "eval_id", type=int, help="Mine this eval [default: RUN's latest eval].")
+@click.option(
+    "-o", "--out", type=click.Path(dir_okay=False), help="Gaps file [default: $CRA_HOME/evals/gaps-eval<id>.json]."
+)
+@click.option("-n", "--top", type=click.IntRange(1), default=10, show_default=True, help="Situations listed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@database_option
+def gaps_command(run_ref, eval_id, out, top, as_json, database):
+    """Where the model disagrees with Claude most on the held-out steps, grouped by situation.
+
+    A situation is the tool Claude chose, the action before it, whether it follows a failed call, and
+    how deep the turn had explored. The report is also written as a file whose focus situations
+    `cra dataset build --focus FILE` oversamples in the next round's training split.
+
+    \b
+      cra eval gaps last
+      cra eval gaps 3 -o gaps.json && cra dataset build --focus gaps.json
+    """
+    from . import gaps, runner, store
+
+    db = open_db(database)
+    if eval_id is not None:
+        row = store.get_eval(db, eval_id)
+    elif run_ref:
+        row = _latest(db, runner.find_run(db, run_ref))
+    else:
+        raise click.UsageError("name a RUN (an id, or 'last'), or pass --eval ID")
+    report = gaps.find_gaps(row, store.read_steps(row["steps_hash"]), store.read_predictions(row))
+    target = gaps.write_gaps(report, Path(out) if out else store.evals_dir() / f"gaps-eval{row['id']:04d}.json")
+    if as_json:
+        click.echo(json.dumps({**report, "path": str(target)}, indent=2))
+        return
+    click.echo(gaps.report_text(report, target, top))
+
+
 @eval_group.command(name="pack")
-@click.argument("run_ref", metavar="RUN")
-@click.option("--eval", "eval_id", type=int, help="Use this eval's predictions [default: the run's latest eval].")
+@click.argument("run_ref", metavar="[RUN]", required=False)
+@click.option(
+    "--eval", "eval_id", type=int, help="Use this eval's predictions [default: RUN's latest eval, or the newest]."
+)
 @click.option(
     "-o", "--out", type=click.Path(dir_okay=False), help="HTML file [default: $CRA_HOME/evals/pack-<id>.html]."
 )
@@ -224,14 +277,23 @@ def pack_command(run_ref, eval_id, out, items, seed, database):
     """A blind A/B page: Claude's and the model's next action for the same context, in random order.
 
     Open it in a browser, choose which side is Claude's, export the judgements, then `cra eval judge FILE`.
+    Without RUN or --eval: the newest eval of a trained model.
+
+    \b
+      cra eval pack -o ab.html
+      cra eval pack 3 --items 60 -o ab.html
     """
     from . import pack, runner, store
 
     db = open_db(database)
     if eval_id is not None:
         row = store.get_eval(db, eval_id)
-    else:
+    elif run_ref:
         row = _latest(db, runner.find_run(db, run_ref))
+    else:
+        row = store.newest_model_eval(db)
+        if row is None:
+            raise click.ClickException("no eval of a trained model yet: `cra eval last` makes one")
     target = Path(out) if out else store.evals_dir() / f"pack-eval{row['id']:04d}.html"
     info = pack.make_pack(db, row, target, items=items, seed=seed)
     click.echo(
@@ -261,7 +323,8 @@ def judge_command(files, database):
         verdict = "meets" if every["rate"] > 0.45 else "below"
         click.echo(
             f"Indistinguishability: {100 * every['rate']:.1f}% [{100 * every['low']:.0f}-{100 * every['high']:.0f}] of "
-            f"{every['n']} judgements by {result['judges']} judge(s) took the model for Claude ({verdict} the 45% target)."
+            f"{every['n']} judgements by {result['judges']} judge(s) took the model for Claude "
+            f"({verdict} the 45% target)."
         )
         if differing["n"] and differing["n"] != every["n"]:
             click.echo(

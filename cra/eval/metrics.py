@@ -4,11 +4,17 @@ Pure functions over plain data: `score_step` compares one prediction with Claude
 `aggregate` turns scored steps into the report (every rate with a Wilson interval, every mean with a
 t interval). Sequence metrics are teacher-forced: at every step the model saw Claude's real history
 (its calls and their results), and the names it predicted step after step form its rollout.
+
+Strict metrics come first: a call counts only if it parses, names a tool the step offered and has
+valid arguments, and a step with several calls (Claude's parallel calls) is scored call by call: the
+valid calls' tools against Claude's as a multiset (all of them: set match; each: partial credit).
+The lenient metrics (the first call's tool name, even from a broken call) are kept beside them,
+labelled as such.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +47,33 @@ class StepScore:
     calls_known: int
     calls_valid_args: int
     calls_valid: int
+    # Strict: only valid calls count (parsed, offered tool, valid arguments); parallel steps per call.
+    strict_matched: int = 0  # Claude's calls whose tool a valid call of the model names (multiset)
+    strict_set_match: bool | None = None  # every call valid and the tools are exactly Claude's (call steps)
+    strict_credit: float | None = None  # matched / max(model's calls, Claude's calls) (call steps)
+    strict_exact: bool | None = None  # set match and every call's arguments equal Claude's (call steps)
+    strict_stop_correct: bool = False  # answered where Claude answered, a valid call where Claude called
     reward: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def _multiset_overlap(a: list, b: list) -> int:
+    return sum((Counter(a) & Counter(b)).values())
+
+
+def _exact_calls(valid: list[toolcalls.ParsedCall], target: list[toolcalls.ParsedCall]) -> bool:
+    """Every one of Claude's calls paired with a distinct valid call of the same tool and equal arguments."""
+    left = list(valid)
+    for t in target:
+        match = next(
+            (c for c in left if c.name == t.name and toolcalls.arguments_equal(c.arguments, t.arguments)), None
+        )
+        if match is None:
+            return False
+        left.remove(match)
+    return not left
 
 
 def score_step(step: Step, prediction: str, reward_fn: Callable | None = None) -> StepScore:
@@ -52,6 +81,17 @@ def score_step(step: Step, prediction: str, reward_fn: Callable | None = None) -
     pred = toolcalls.parse_action(prediction)
     schemas = toolcalls.tool_schemas(step.tools)
     validity = [toolcalls.check_call(c, schemas) for c in pred.calls]
+    valid = [c for c, v in zip(pred.calls, validity) if v.valid]
+    all_valid = len(valid) == len(pred.calls)
+    matched = _multiset_overlap([c.name for c in valid], [c.name for c in target.calls])
+    set_match = credit = strict_exact = None
+    if target.kind == "call":
+        set_match = all_valid and sorted(c.name for c in valid) == sorted(c.name for c in target.calls)
+        credit = matched / max(len(pred.calls), len(target.calls))
+        strict_exact = set_match and _exact_calls(valid, target.calls)
+        strict_stop = bool(valid)
+    else:
+        strict_stop = pred.kind == "answer"
     name_correct = exact = similarity = None
     if target.kind == "call":
         t0, p0 = target.calls[0], (pred.calls[0] if pred.calls else None)
@@ -78,6 +118,11 @@ def score_step(step: Step, prediction: str, reward_fn: Callable | None = None) -
         calls_known=sum(v.known_tool for v in validity),
         calls_valid_args=sum(v.valid_arguments for v in validity),
         calls_valid=sum(v.valid for v in validity),
+        strict_matched=matched,
+        strict_set_match=set_match,
+        strict_credit=credit,
+        strict_exact=strict_exact,
+        strict_stop_correct=strict_stop,
         reward=reward_fn(step, prediction) if reward_fn else {},
     )
 
@@ -99,7 +144,7 @@ def normalized_edit_distance(a: list, b: list) -> float:
     return edit_distance(a, b) / longest if longest else 0.0
 
 
-def _depth(calls: list[dict]) -> tuple[str | None, int]:
+def exploration_depth(calls: list[dict]) -> tuple[str | None, int]:
     """Exploration depth label and exploring calls before the first change, by cra/signals' rules."""
     turn = Turn(
         tool_calls=[
@@ -139,8 +184,8 @@ def score_turns(scores: list[StepScore]) -> list[TurnScore]:
             continue
         claude = [n for s in steps for n in (s.target_names or [STOP])]
         model = [n or "?" for s in steps for n in (s.pred_names or [STOP])]
-        claude_depth, claude_explore = _depth([c for s in steps for c in s.target_calls])
-        model_depth, model_explore = _depth([c for s in steps for c in s.pred_calls])
+        claude_depth, claude_explore = exploration_depth([c for s in steps for c in s.target_calls])
+        model_depth, model_explore = exploration_depth([c for s in steps for c in s.pred_calls])
         out.append(
             TurnScore(
                 key,
@@ -172,10 +217,19 @@ def aggregate(scores: list[StepScore]) -> dict[str, Any]:
             by_tool[s.target_names[0]].append(s.arg_similarity)
     turns = score_turns(scores)
     reward_keys = sorted({k for s in scores for k in s.reward})
+    claude_calls = sum(len(s.target_names) for s in calls)
     return {
         "steps": len(scores),
         "call_steps": len(calls),
         "answer_steps": len(scores) - len(calls),
+        "strict": {
+            "tool_name_accuracy": _prop(s.strict_set_match for s in calls),
+            "tool_name_credit": mean_ci([s.strict_credit for s in calls], 0, 1).as_dict(),
+            "exact_action": _prop(s.strict_exact for s in calls),
+            "stop_accuracy": _prop(s.strict_stop_correct for s in scores),
+            "call_recall": wilson(sum(s.strict_matched for s in calls), claude_calls).as_dict(),
+            "call_precision": wilson(sum(s.strict_matched for s in scores), attempted).as_dict(),
+        },
         "tool_name_accuracy": _prop(s.name_correct for s in calls),
         "stop_accuracy": _prop(s.stop_correct for s in scores),
         "exact_args": _prop(s.exact_args for s in calls),

@@ -2,26 +2,32 @@
 
 Every evaluation of one `cra eval` sees exactly the same steps (same contexts, same tools), and a
 model already evaluated on those steps with the same settings is not generated again: its stored
-result stands (`--fresh` regenerates).
+result stands (`--fresh` regenerates). Beside the models, every eval measures the baselines fitted
+on the training split (`baselines`), checks the held-out split for overlaps with training
+(`leakage`) and records how the dataset was split; all three go into each row's `metrics`.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
+from ..errors import ConfigError, NotFoundError, StageError
 from . import metrics, store
 from .backends import GenerationSettings, gguf_files
-from .steps import Step, load_steps, steps_hash
+from .steps import Step, load_steps, read_jsonl, steps_from_examples, steps_hash
 
 RL_KINDS = ("grpo", "ppo", "rl", "dpo")
+
+
+def _progress(message: str, err: bool = True) -> None:
+    print(message, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 @dataclass
@@ -41,9 +47,9 @@ def find_run(db, ref: str) -> dict[str, Any]:
             run = runs.get_run(db, row["id"])
             if adapter_dir(db, run):
                 return run
-        raise click.ClickException("no completed run with an adapter: train one with `cra train sft`")
+        raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
     if not str(ref).isdigit():
-        raise click.ClickException(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
+        raise ConfigError(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
 
 
@@ -69,7 +75,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
     if not base_only:
         adapter = adapter_dir(db, run)
         if adapter is None:
-            raise click.ClickException(
+            raise NotFoundError(
                 f"run {run['id']} ({run['status']}) has no adapter in {run['output_dir']}: evaluate a completed run, "
                 "or pass --base-only to evaluate its base model alone"
             )
@@ -83,21 +89,51 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
     return out
 
 
-def resolve_split(db, run: dict[str, Any], dataset: str | None, split: str) -> tuple[str, Path]:
+def resolve_split(db, run: dict[str, Any], dataset: str | None, split: str) -> tuple[str, Path, Path]:
+    """(dataset reference, its train split, the split to replay)."""
     from ..train.sft import resolve_dataset
 
     ref = dataset or run.get("dataset")
     if not ref:
-        raise click.ClickException(f"run {run['id']} records no dataset: pass --dataset NAME|PATH")
+        raise ConfigError(f"run {run['id']} records no dataset: pass --dataset NAME|PATH")
     train, held_out = resolve_dataset(db, ref)
     if split == "train":
-        return ref, train
+        return ref, train, train
     if held_out is None:
-        raise click.ClickException(
+        raise NotFoundError(
             f"dataset {ref} has no eval split to hold out: rebuild it with `cra dataset build --eval-fraction 0.1` "
             "(or pass --split train to measure fit on the training data)"
         )
-    return ref, held_out
+    return ref, train, held_out
+
+
+def split_method(db, train: Path) -> str | None:
+    """How the dataset was split (`cra dataset build --split-by`), from its `datasets` row; None when
+    the dataset was not built by cra. Datasets built before --split-by existed were split by session."""
+    if "datasets" not in db.table_names():
+        return None
+    rows = list(
+        db.query("SELECT params FROM datasets WHERE path = ? ORDER BY id DESC LIMIT 1", [str(train.parent.resolve())])
+    )
+    if not rows:
+        return None
+    return json.loads(rows[0]["params"] or "{}").get("split_by", "session")
+
+
+def held_out_report(db, train: Path, steps: list[Step], split: str, reward_fn) -> dict[str, Any]:
+    """What every row of this eval stores beside its own metrics: the split method, the baselines
+    fitted on the training split and measured on `steps`, and the overlap check."""
+    from . import baselines, leakage
+
+    train_steps, _ = steps_from_examples(read_jsonl(train))
+    fitted = baselines.Baselines.fit(train_steps)
+    out = {
+        "held_out": {"split": split, "split_by": split_method(db, train), "train_steps": len(train_steps)},
+        "baselines": baselines.evaluate(fitted, steps, reward_fn),
+    }
+    if split != "train":
+        out["leakage"] = leakage.check(steps, train_steps)
+    return out
 
 
 def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[dict[str, Any], str | None]:
@@ -108,9 +144,9 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
     files = gguf_files(db, owner)
     if subject.label == "base":
         if "base" not in files:
-            raise click.ClickException(
-                f"--backend llama.cpp needs the base model as GGUF to compare with: `cra export gguf {owner} --adapter` "
-                "writes it beside the adapter"
+            raise NotFoundError(
+                "--backend llama.cpp needs the base model as GGUF to compare with: "
+                f"`cra export gguf {owner} --adapter` writes it beside the adapter"
             )
         return {"model_path": str(files["base"]), "lora_path": None}, None
     if "merged" in files:
@@ -120,7 +156,7 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
             "model_path": str(files["base"]),
             "lora_path": str(files["adapter"]),
         }, f"{files['base']}+{files['adapter']}"
-    raise click.ClickException(
+    raise NotFoundError(
         f"run {owner} has no exported GGUF to evaluate with llama.cpp: run `cra export gguf {owner}` (merged) "
         f"or `cra export gguf {owner} --adapter` (adapter and base)"
     )
@@ -156,27 +192,30 @@ def evaluate_run(
     dataset: str | None = None,
     settings: GenerationSettings | None = None,
     fresh: bool = False,
-    echo=click.echo,
+    echo=None,
 ) -> list[dict[str, Any]]:
-    """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows."""
+    """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows.
+    `echo(message, err=True)` hears about progress (default: standard error)."""
+    echo = echo or _progress
     run = find_run(db, run_ref)
     if run["kind"] == "reward":
-        raise click.ClickException(
+        raise ConfigError(
             f"run {run['id']} is a reward model: it scores actions, it does not write them. Evaluate its policy "
             "(an sft, grpo or ppo run) instead"
         )
     settings = settings or GenerationSettings()
     settings.chat_template = (run.get("config") or {}).get("chat_template", settings.chat_template)
     subjects = subjects_for(db, run, base_only)
-    dataset_ref, path = resolve_split(db, run, dataset, split)
+    dataset_ref, train, path = resolve_split(db, run, dataset, split)
     steps, skipped = load_steps(path, limit)
     if not steps:
-        raise click.ClickException(
+        raise StageError(
             f"no real steps to evaluate in {path} ({skipped['synthetic_examples']} synthetic examples skipped): "
             "record and build more sessions (`cra dataset build`)"
         )
     digest = steps_hash(steps)
     store.write_steps(steps, digest)
+    shared = held_out_report(db, train, steps, split, reward_function())
     # Every model sees the prompt rendered by the run's own tokenizer (the adapter directory keeps the
     # template it trained with), so base and run differ only in weights.
     own = next((s.adapter for s in subjects if s.label == "run"), None)
@@ -200,6 +239,7 @@ def evaluate_run(
                 tokenizer_path,
                 fresh,
                 echo,
+                shared,
             )
         )
     return rows
@@ -220,6 +260,7 @@ def _evaluate_subject(
     tokenizer_path,
     fresh,
     echo,
+    shared,
 ) -> dict[str, Any]:
     spec, adapter_label = model_spec(db, backend, run, subject)
     if not fresh:
@@ -233,7 +274,7 @@ def _evaluate_subject(
         )
         if cached:
             echo(f"  {subject.label}: eval {cached['id']} already measured these steps (--fresh redoes it)", err=True)
-            return _copy_for(db, cached, run, subject)
+            return _copy_for(db, cached, run, subject, shared)
     started = time.time()
     model = load_backend(backend, spec, settings, tokenizer_path)
     echo(f"  {subject.label}: generating {len(steps)} next actions...", err=True)
@@ -244,6 +285,7 @@ def _evaluate_subject(
     scores = [metrics.score_step(s, p, reward_fn) for s, p in zip(steps, predictions)]
     report = metrics.aggregate(scores)
     report["skipped"] = skipped
+    report.update(shared)
     row = {
         "run_id": run["id"],
         "subject": subject.label,
@@ -265,10 +307,13 @@ def _evaluate_subject(
     return store.get_eval(db, eval_id)
 
 
-def _copy_for(db, cached: dict[str, Any], run, subject: Subject) -> dict[str, Any]:
-    """A cached result recorded again under this run (the same numbers, the same predictions file)."""
+def _copy_for(db, cached: dict[str, Any], run, subject: Subject, shared: dict[str, Any]) -> dict[str, Any]:
+    """A cached result recorded again under this run (the same numbers, the same predictions file), with
+    this eval's baselines and checks (the training split they come from may have changed)."""
+    cached = {**cached, "metrics": {**cached["metrics"], **shared}}
     if cached["run_id"] == run["id"] and cached["subject"] == subject.label:
-        return cached
+        store.update_metrics(db, cached["id"], cached["metrics"])
+        return store.get_eval(db, cached["id"])
     row = {
         k: cached[k]
         for k in (

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
-
 from ..db import cra_home
+from ..errors import NotFoundError
 from .steps import Step
 
 
@@ -39,7 +38,7 @@ def write_steps(steps: list[Step], digest: str) -> Path:
 def read_steps(digest: str) -> dict[str, Step]:
     path = evals_dir() / f"steps-{digest}.jsonl"
     if not path.is_file():
-        raise click.ClickException(f"the steps of this eval ({path}) are gone: run the eval again")
+        raise NotFoundError(f"the steps of this eval ({path}) are gone: run the eval again")
     with open(path, encoding="utf-8") as f:
         steps = [Step.from_dict(json.loads(line)) for line in f if line.strip()]
     return {s.step_id: s for s in steps}
@@ -64,6 +63,11 @@ def insert_eval(db, row: dict[str, Any], predictions: list[dict[str, Any]]) -> i
     return eval_id
 
 
+def update_metrics(db, eval_id: int, metrics: dict[str, Any]) -> None:
+    with db.conn:
+        db.conn.execute("UPDATE evals SET metrics = ? WHERE id = ?", (json.dumps(metrics, sort_keys=True), eval_id))
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     for key in ("settings", "metrics"):
@@ -75,7 +79,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 def get_eval(db, eval_id: int) -> dict[str, Any]:
     rows = list(db.query("SELECT * FROM evals WHERE id = ?", [eval_id]))
     if not rows:
-        raise click.ClickException(f"no eval {eval_id}: `cra eval list` shows the recorded evals")
+        raise NotFoundError(f"no eval {eval_id}: `cra eval list` shows the recorded evals")
     return _decode(rows[0])
 
 
@@ -101,6 +105,64 @@ def latest_for_run(db, run_id: int, subject: str = "run") -> dict[str, Any] | No
     return _decode(rows[0]) if rows else None
 
 
+MODEL_SUBJECTS = ("run", "parent")  # rows that measured a run's own adapter (a parent is an RL run's SFT run)
+
+
+def evals_of_model(db, run_id: int) -> list[dict[str, Any]]:
+    """Every eval of run `run_id`'s adapter, newest first, whether it was asked about that run or
+    measured it as an RL run's parent."""
+    rows = db.query(
+        "SELECT * FROM evals WHERE model_run_id = ? AND subject IN (?, ?) ORDER BY id DESC", [run_id, *MODEL_SUBJECTS]
+    )
+    return [_decode(r) for r in rows]
+
+
+def latest_of_model(db, run_id: int) -> dict[str, Any] | None:
+    rows = evals_of_model(db, run_id)
+    return rows[0] if rows else None
+
+
+def newest_model_eval(db) -> dict[str, Any] | None:
+    rows = list(db.query("SELECT * FROM evals WHERE subject = 'run' ORDER BY id DESC LIMIT 1"))
+    return _decode(rows[0]) if rows else None
+
+
+def _comparable(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a["steps_hash"], a["backend"], a["settings"]) == (b["steps_hash"], b["backend"], b["settings"])
+
+
+def comparable_pair(db, first: int, second: int) -> list[dict[str, Any]]:
+    """The two runs' newest evals made on the same steps with the same backend and settings; when they
+    have none in common, each run's newest eval (`differences` says what differs)."""
+    found = []
+    for run_id in (first, second):
+        rows = evals_of_model(db, run_id)
+        if not rows:
+            raise NotFoundError(f"run {run_id} has not been evaluated yet: cra eval {run_id}")
+        found.append(rows)
+    pairs = [(a, b) for a in found[0] for b in found[1] if _comparable(a, b)]
+    if pairs:
+        return list(max(pairs, key=lambda p: max(p[0]["id"], p[1]["id"])))
+    return [found[0][0], found[1][0]]
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """What makes two evals' numbers incomparable, in words (empty: the same steps, backend, settings)."""
+    out = []
+    if a["steps_hash"] != b["steps_hash"]:
+        seen = [
+            f"{e['step_count']} steps of {e['dataset']} ({e['split']} split, limit {e['step_limit']})" for e in (a, b)
+        ]
+        out.append(f"different steps ({seen[0]} vs {seen[1]})")
+    if a["backend"] != b["backend"]:
+        out.append(f"backend {a['backend']} vs {b['backend']}")
+    sa, sb = a.get("settings") or {}, b.get("settings") or {}
+    changed = [f"{k} {sa.get(k)} vs {sb.get(k)}" for k in sorted(set(sa) | set(sb)) if sa.get(k) != sb.get(k)]
+    if changed:
+        out.append("generation settings " + ", ".join(changed))
+    return out
+
+
 def list_evals(db, run_id: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
     sql = "SELECT * FROM evals" + (" WHERE run_id = ?" if run_id is not None else "") + " ORDER BY id DESC LIMIT ?"
     params = ([run_id] if run_id is not None else []) + [limit]
@@ -110,6 +172,6 @@ def list_evals(db, run_id: int | None = None, limit: int = 20) -> list[dict[str,
 def read_predictions(row: dict[str, Any]) -> list[dict[str, Any]]:
     path = row.get("predictions")
     if not path or not Path(path).is_file():
-        raise click.ClickException(f"eval {row['id']} has no predictions file ({path}): run the eval again")
+        raise NotFoundError(f"eval {row['id']} has no predictions file ({path}): run the eval again")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

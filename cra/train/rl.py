@@ -89,7 +89,8 @@ def sft_parent(db, ref: str) -> dict[str, Any]:
             raise click.ClickException(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
         if run["status"] != "completed":
             raise click.ClickException(
-                f"sft run {run['id']} is {run['status']}, not completed: finish it first (cra train sft --resume {run['id']})"
+                f"sft run {run['id']} is {run['status']}, not completed: "
+                f"finish it first (cra train sft --resume {run['id']})"
             )
     adapter = (run.get("metrics") or {}).get("adapter")
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
@@ -340,11 +341,13 @@ def summary_text(run: dict[str, Any]) -> str:
     if m.get("kl_last") is not None:
         lines.append(f"  kl           {_fmt(m.get('kl_last'), '.4f')} (last step)")
     before, after = m.get("reward_before") or {}, m.get("reward_after") or {}
-    if before.get("reward_model") is not None and after.get("reward_model") is not None:  # ppo
-        lines.append(
-            f"  reward-model score of {after['n']} sampled responses on {after.get('contexts')} training contexts: "
-            f"{before['reward_model']:.3f} -> {after['reward_model']:.3f}"
-        )
+    if "ended" in before and "ended" in after:  # ppo
+        for key, what in (("reward_model", "reward-model score"), ("behavioral", "behavioral reward")):
+            if before.get(key) is not None and after.get(key) is not None:
+                lines.append(
+                    f"  {what} of {after['n']} sampled responses on {after.get('contexts')} training contexts: "
+                    f"{before[key]:.3f} -> {after[key]:.3f}"
+                )
         if before.get("reward") is not None and after.get("reward") is not None:
             lines.append(
                 f"  less the missing-EOS penalty (what PPO maximises): {before['reward']:.3f} -> "

@@ -100,14 +100,16 @@ def reward_command(config_file, resume, database, **options):
 @settings_options(PPOSettings)
 @database_option
 def ppo_command(config_file, resume, database, **options):
-    """PPO from an SFT adapter, scored by a reward model from `cra train reward` (docs/rl.md).
+    """PPO from an SFT adapter, scored by the behavioral reward (default) or a reward model (docs/rl.md).
 
-    Policy: the SFT adapter; value model: initialised from the reward model; a frozen copy of the SFT
-    policy is the reference for the KL penalty. Episodes are real contexts from the dataset.
+    Policy: the SFT adapter; a frozen copy of it is the reference for the KL penalty. Episodes are real
+    contexts from the dataset; `--reward behavioral` scores each sampled message against what Claude
+    did there (the reward GRPO trains on), `--reward model` with a `cra train reward` run's score.
 
     \b
-      cra train ppo                               # newest SFT run and newest reward run
-      cra train ppo --reward-run 5 --episodes 512
+      cra train ppo                               # newest SFT run, behavioral reward
+      cra train ppo --sft-run 3 --max-steps 50 --batch-size 8
+      cra train ppo --reward model --reward-run 5 # the learned reward model instead
     """
     from .ppo import train_ppo
 

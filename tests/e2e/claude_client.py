@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .mock_api import MockAPI
-from .scenarios import DEFAULT_TOOLS, SCENARIOS
+from .scenarios import DEFAULT_TOOLS, SCENARIOS, Scenario
 
 # 2.1.198+ declare Node >= 22 but ship a native binary that runs here (Node 20) after an engine
 # warning; 2.1.330 was the newest release when this was pinned and ran every scenario.
@@ -271,22 +271,22 @@ def claude_args(scenario, prompt, resume=None, lean=False):
 
 
 def run_scenario(name, workdir, home, env_extra=None, resume=None, prompt=None, claude=None, timeout=180, lean=False):
-    """Run `claude -p` for scenario NAME in WORKDIR with HOME=home, against a fresh mock. -> RunResult.
+    """Run `claude -p` for scenario NAME (or a Scenario) in WORKDIR with HOME=home, against a fresh mock.
+    -> RunResult.
 
     With `resume` (a session id) and `prompt`, continues that session (e.g. prompt="/compact").
     `lean` adds LEAN_ARGS (smaller transcripts).
     The project files are created in workdir when it is empty.
     """
-    scenario = SCENARIOS[name]
+    scenario = name if isinstance(name, Scenario) else SCENARIOS[name]
+    name = scenario.name
     claude = claude or ensure_claude_code()
     workdir, home = Path(workdir), Path(home)
     home.mkdir(parents=True, exist_ok=True)
     if not workdir.exists() or not any(workdir.iterdir()):
-        from .scenarios import make_project
-
-        make_project(workdir)
+        scenario.write_project(workdir)
     args = claude_args(scenario, prompt or scenario.prompt, resume, lean)
-    with MockAPI(scenario.scripts, {"@WORK@": str(workdir)}) as mock:
+    with MockAPI(scenario.scripts, {"@WORK@": str(workdir)}, default=scenario.default_script) as mock:
         env = offline_env(home, mock.base_url, env_extra)
         started = time.monotonic()
         proc = subprocess.Popen(

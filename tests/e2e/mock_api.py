@@ -4,8 +4,10 @@ The client is pointed at it with ANTHROPIC_BASE_URL, and HTTP(S)_PROXY point at 
 for any other host is answered here (refused) instead of leaving loopback.
 
 Which reply: the first `[[scenario:NAME]]` tag in the request's user messages picks the script (a
-subagent's own prompt carries its own tag, so it gets its own script); the number of assistant
-messages already in the request picks the step. A script is a list of steps; a step is a list of
+subagent's own prompt carries its own tag, so it gets its own script); a request without a tag gets
+the `default` script when the mock was given one (the main job's prompts carry no tag: one mock per
+client run, playing that run's script); the number of assistant messages already in the request
+picks the step. A script is a list of steps; a step is a list of
 content blocks (`text`, `thinking`, `tool_use`), or `{"content": [...], "delay_s": 1.0}`. A tool_use
 block may carry `"_expect": "<status>"`: the status cra should record for that call (kept in
 `MockAPI.expected`, stripped from the reply). Strings in scripts may contain variables (e.g.
@@ -82,8 +84,9 @@ def is_compaction_request(body):
 class MockAPI:
     """The server. `with MockAPI(scripts, {"@WORK@": path}) as mock: ... mock.base_url ...`"""
 
-    def __init__(self, scripts, variables=None, model_fallback="claude-mock"):
+    def __init__(self, scripts, variables=None, model_fallback="claude-mock", default=None):
         self.scripts = scripts
+        self.default = default  # the script for requests without a [[scenario:...]] tag (None: no script)
         self.variables = dict(variables or {})
         self.model_fallback = model_fallback
         self.requests = []  # one dict per request received, in arrival order
@@ -129,7 +132,7 @@ class MockAPI:
     def reply_for(self, body):
         """(kind, scenario, step, content blocks, delay_s) for a /v1/messages request body."""
         messages = body.get("messages") or []
-        scenario = find_scenario(messages)
+        scenario = find_scenario(messages) or self.default
         step = sum(1 for m in messages if m.get("role") == "assistant")
         if is_compaction_request(body):
             return "compact_summary", scenario, step, [{"type": "text", "text": _summary_text(messages)}], 0

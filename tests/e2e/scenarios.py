@@ -4,10 +4,14 @@ A script is a list of steps (one assistant message each; see mock_api). `@WORK@`
 scenario's working directory (tools that take absolute paths need it). `_expect` on a tool_use block
 is the status cra must record for that call; it defaults to success.
 
-Every scenario's prompt starts with its `[[scenario:NAME]]` tag; a subagent's prompt carries the tag
-of its own script.
+Every scenario here starts its prompt with its `[[scenario:NAME]]` tag; a subagent's prompt carries
+the tag of its own script. The main job's sessions come from `task_scenario` instead: generated tasks
+whose prompts carry no tag (the mock plays the one script it is given, `Scenario.default_script`), and
+whose next action has to be read from the context: which file the prompt names, what a tool
+returned, what the task asks for.
 """
 
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,10 +33,27 @@ class Scenario:
     # Part of the committed recordings (tests/fixtures/recorded)? Other tests count over that set,
     # so a new scenario joins it only together with those counts.
     recorded: bool = True
+    # False: the prompt is the task alone and the mock plays this scenario's script by default.
+    tagged: bool = True
+    # Files written into the project (relative path -> text) besides make_project's.
+    files: dict = field(default_factory=dict)
 
     @property
     def prompt(self):
-        return "[[scenario:%s]] %s" % (self.name, self.task)
+        return "[[scenario:%s]] %s" % (self.name, self.task) if self.tagged else self.task
+
+    @property
+    def default_script(self):
+        """The script the mock plays for a request without a tag (an untagged scenario's own)."""
+        return None if self.tagged else self.name
+
+    def write_project(self, workdir):
+        work = make_project(workdir)
+        for relative, content in self.files.items():
+            path = work / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+        return work
 
 
 def make_project(workdir):
@@ -129,7 +150,8 @@ _add(
                 [text("I'll start by listing the directory."), bash("ls -la", "List files in the working directory")],
                 [
                     thinking(
-                        "The user wants an overview. I will read hello.txt, grep for 'hello' and glob the Python files at once."
+                        "The user wants an overview. I will read hello.txt, grep for 'hello' and glob the Python "
+                        "files at once."
                     ),
                     text("Reading, searching and globbing in parallel."),
                     tool("Read", file_path="@WORK@/hello.txt"),
@@ -330,3 +352,136 @@ def all_scripts():
     for scenario in SCENARIOS.values():
         scripts.update(scenario.scripts)
     return scripts
+
+
+# -- generated tasks without tags (the main job) --------------------------------------------------------
+#
+# Seven kinds of task. What Claude does next depends on what the context says, not on a tag or a step
+# count: the first tool on how the request is phrased (a file named: Read; a function: Grep; an
+# extension: Glob; "run": Bash; two files: two Reads at once), later ones on the task (explain: answer
+# after reading; fix: Edit after reading, then run) and on what a tool returned (a script that crashed
+# is read, one that ran is reported; a missing file is searched for). Names, files and wording vary
+# from session to session.
+
+_MODULES = [
+    ("parser", "parse_line", "splits a line into fields"),
+    ("config", "load_config", "reads the settings"),
+    ("report", "render_report", "formats the summary"),
+    ("cache", "get_cached", "looks a key up in the cache"),
+    ("auth", "check_token", "validates a token"),
+    ("billing", "total_price", "adds up the invoice"),
+    ("search", "find_matches", "filters the matching rows"),
+    ("storage", "save_record", "writes a record to disk"),
+    ("network", "fetch_page", "downloads a page"),
+    ("schedule", "next_run", "computes the next run time"),
+    ("metrics", "count_events", "counts the events"),
+    ("export", "to_csv", "turns rows into CSV"),
+]
+_EXTENSIONS = ["md", "toml", "txt", "json", "cfg"]
+_PHRASES = {
+    "explain": ["What does src/{mod}.py do?", "Explain src/{mod}.py to me.", "Read src/{mod}.py and summarise it."],
+    "find": ["Where is {fn} defined?", "Find the definition of {fn}.", "Which file defines {fn}?"],
+    "fix": [
+        "{fn} in src/{mod}.py should add {k}, not subtract it. Fix it.",
+        "Fix the bug in src/{mod}.py: {fn} must add {k}.",
+        "src/{mod}.py has a sign error in {fn} (it should add {k}); please fix it.",
+    ],
+    "list": ["Which .{ext} files are in this project?", "List the {ext} files here.", "Find all .{ext} files."],
+    "run": ["Run src/{mod}.py and tell me what it prints.", "Execute src/{mod}.py.", "What does src/{mod}.py print?"],
+    "compare": [
+        "Compare src/{mod}.py with src/{mod2}.py.",
+        "How do src/{mod}.py and src/{mod2}.py differ?",
+        "Read src/{mod}.py and src/{mod2}.py side by side.",
+    ],
+    "recover": [
+        "Show me the {mod} settings in conf/{mod}.toml.",
+        "Open conf/{mod}.toml.",
+        "What is in conf/{mod}.toml?",
+    ],
+}
+TASK_KINDS = tuple(_PHRASES)
+
+
+def _module_source(fn, desc, k, op="+", crash=False):
+    main = "    print(%s(None))\n" % fn if crash else "    print(%s(%d))\n" % (fn, 10 + k)
+    return 'def %s(value):\n    """%s."""\n    return value %s %d\n\n\nif __name__ == "__main__":\n%s' % (
+        fn,
+        desc.capitalize(),
+        op,
+        k,
+        main,
+    )
+
+
+def task_scenario(index, seed=0):
+    """Session `index` of the main job: a task of kind TASK_KINDS[index % 7] on a generated project,
+    its prompt without a tag, its script what Claude does for that task on that project."""
+    rng = random.Random("%d:%d" % (seed, index))
+    kind = TASK_KINDS[index % len(TASK_KINDS)]
+    (mod, fn, desc), (mod2, fn2, desc2) = rng.sample(_MODULES, 2)
+    k, ext = rng.randint(2, 9), rng.choice(_EXTENSIONS)
+    crash = kind == "run" and rng.random() < 0.5
+    files = {
+        "src/%s.py" % mod: _module_source(fn, desc, k, "-" if kind == "fix" else "+", crash),
+        "src/%s.py" % mod2: _module_source(fn2, desc2, rng.randint(2, 9)),
+        "notes/todo.%s" % ext: "- check %s\n" % mod,
+        "settings/%s.toml" % mod: '[%s]\nenabled = true\nlevel = "%s"\n' % (mod, rng.choice(["low", "high"])),
+    }
+    prompt = rng.choice(_PHRASES[kind]).format(mod=mod, mod2=mod2, fn=fn, k=k, ext=ext)
+    path = "@WORK@/src/%s.py" % mod
+    if kind == "explain":
+        steps = [[tool("Read", file_path=path)], [text("src/%s.py defines %s, which %s." % (mod, fn, desc))]]
+    elif kind == "find":
+        steps = [
+            [tool("Grep", pattern="def %s" % fn, path="@WORK@", output_mode="files_with_matches")],
+            [tool("Read", file_path=path)],
+            [text("%s is defined in src/%s.py; it %s." % (fn, mod, desc))],
+        ]
+    elif kind == "fix":
+        steps = [
+            [tool("Read", file_path=path)],
+            [tool("Edit", file_path=path, old_string="return value - %d" % k, new_string="return value + %d" % k)],
+            [bash("python3 src/%s.py" % mod, "Run the fixed module")],
+            [text("Fixed: %s in src/%s.py now adds %d, and the module runs." % (fn, mod, k))],
+        ]
+    elif kind == "list":
+        steps = [
+            [tool("Glob", pattern="**/*.%s" % ext, path="@WORK@")],
+            [text("The .%s files here: notes/todo.%s." % (ext, ext))],
+        ]
+    elif kind == "run":
+        steps = [[bash("python3 src/%s.py" % mod, "Run the module", expect="failure" if crash else None)]]
+        if crash:
+            steps += [
+                [tool("Read", file_path=path)],
+                [
+                    text(
+                        "src/%s.py crashed: its main block calls %s(None), which cannot add a number to None."
+                        % (mod, fn)
+                    )
+                ],
+            ]
+        else:
+            steps += [[text("src/%s.py printed %d." % (mod, 10 + 2 * k))]]
+    elif kind == "compare":
+        steps = [
+            [tool("Read", file_path=path), tool("Read", file_path="@WORK@/src/%s.py" % mod2)],
+            [text("src/%s.py has %s (it %s); src/%s.py has %s (it %s)." % (mod, fn, desc, mod2, fn2, desc2))],
+        ]
+    else:  # recover: the named file does not exist; the settings live elsewhere
+        steps = [
+            [tool("Read", "failure", file_path="@WORK@/conf/%s.toml" % mod)],
+            [tool("Glob", pattern="**/%s.toml" % mod, path="@WORK@")],
+            [tool("Read", file_path="@WORK@/settings/%s.toml" % mod)],
+            [text("There is no conf/%s.toml; the %s settings are in settings/%s.toml." % (mod, mod, mod))],
+        ]
+    name = "task-%03d" % index
+    return Scenario(
+        name=name,
+        task=prompt,
+        scripts={name: steps},
+        description="generated %s task" % kind,
+        recorded=False,
+        tagged=False,
+        files=files,
+    )
