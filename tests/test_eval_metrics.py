@@ -279,3 +279,123 @@ def test_steps_skip_synthetic_dedupe_prefixes_and_ignore_context_turns():
     assert all(s.turn_steps == (4 if s.turn_key == "s1:1" else 2) for s in steps)
     # The earlier turn's answer is context, not a step of this turn.
     assert steps[4].context[-1]["content"] == "Run the tests"
+
+
+def test_strict_metrics_count_only_valid_calls(report):
+    """The same six predictions, strictly: Open is no offered tool, the Bash call's JSON is broken, and
+    calling where Claude answered is no valid call either; the lenient name accuracy (3/4) credits both."""
+    strict = report["strict"]
+    assert (strict["tool_name_accuracy"]["k"], strict["tool_name_accuracy"]["n"]) == (2, 4)  # Read, Edit
+    assert strict["tool_name_credit"]["mean"] == pytest.approx(0.5)
+    assert (strict["exact_action"]["k"], strict["exact_action"]["n"]) == (1, 4)  # Read only: Edit's new_string differs
+    # Answered where Claude answered (1 of 2 answer steps), a valid call where Claude called (2 of 4).
+    assert (strict["stop_accuracy"]["k"], strict["stop_accuracy"]["n"]) == (3, 6)
+    assert (strict["call_recall"]["k"], strict["call_recall"]["n"]) == (2, 4)
+    assert (strict["call_precision"]["k"], strict["call_precision"]["n"]) == (2, 5)
+    assert report["tool_name_accuracy"]["k"] == 3  # lenient, beside it
+
+
+def _parallel_step():
+    """Claude read two files at once."""
+    message = {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"id": "p1", "type": "function", "function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}},
+            {"id": "p2", "type": "function", "function": {"name": "Read", "arguments": '{"file_path": "b.py"}'}},
+        ],
+    }
+    example = {"messages": [{"role": "user", "content": "Compare a.py and b.py"}, message], "tools": TOOLS}
+    (step,), _ = steps_from_examples([example])
+    return step
+
+
+@pytest.mark.parametrize(
+    "prediction, set_match, credit, exact",
+    [
+        (tc("Read", {"file_path": "a.py"}) + tc("Read", {"file_path": "b.py"}), True, 1.0, True),
+        (tc("Read", {"file_path": "b.py"}) + tc("Read", {"file_path": "a.py"}), True, 1.0, True),  # any order
+        (tc("Read", {"file_path": "a.py"}) + tc("Read", {"file_path": "c.py"}), True, 1.0, False),  # wrong file
+        (tc("Read", {"file_path": "a.py"}), False, 0.5, False),  # one of the two
+        (tc("Read", {"file_path": "a.py"}) + tc("Grep", {"pattern": "x"}), False, 0.5, False),  # one right, one not
+        (tc("Read", {"file_path": "a.py"}) + tc("Read", {"path": "b.py"}), False, 0.5, False),  # invalid arguments
+        (tc("Read", {"file_path": "a.py"}) + '<tool_call>{"name": "Read"', False, 0.5, False),  # broken JSON
+        (tc("Read", {"file_path": "a.py"}) * 3, False, 2 / 3, False),  # a third call costs credit
+        ("I would read both.", False, 0.0, False),
+    ],
+)
+def test_parallel_steps_are_scored_per_call(prediction, set_match, credit, exact):
+    score = metrics.score_step(_parallel_step(), prediction)
+    assert score.strict_set_match is set_match
+    assert score.strict_credit == pytest.approx(credit)
+    assert score.strict_exact is exact
+    assert score.name_correct is (prediction != "I would read both.")  # lenient: the first call's name
+
+
+def test_baselines_fitted_on_train_predict_held_out_steps():
+    from cra.eval import baselines
+
+    def turn(session, names_per_step, answer="Done."):
+        messages = [{"role": "user", "content": f"task {session}"}]
+        for i, names in enumerate(names_per_step):
+            args = {"Read": {"file_path": "a.py"}, "Grep": {"pattern": "x"}, "Edit": {}, "Bash": {"command": "ls"}}
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": "",
+                    "tool_calls": [
+                        {"id": f"{session}{i}{j}", "function": {"name": n, "arguments": json.dumps(args[n])}}
+                        for j, n in enumerate(names)
+                    ],
+                }
+            )
+            messages += [
+                {"role": "tool", "tool_call_id": f"{session}{i}{j}", "content": "ok"} for j in range(len(names))
+            ]
+        messages.append({"role": "assistant", "content": answer})
+        return {"messages": messages, "tools": TOOLS, "meta": {"session_id": session, "turn_id": 1}}
+
+    # Training: Grep first twice, Read first once; after Grep always Read; after Read: Bash twice, answer once.
+    train, _ = steps_from_examples(
+        [turn("t1", [["Grep"], ["Read"], ["Bash"]]), turn("t2", [["Grep"], ["Read"], ["Bash"]]), turn("t3", [["Read"]])]
+    )
+    fitted = baselines.Baselines.fit(train)
+    assert fitted.majority == ("Read",)  # Read 3 times, Grep 2, Bash 2
+    assert fitted.after[baselines.START] == ("Grep",) and fitted.after[("Grep",)] == ("Read",)
+    assert fitted.after[("Read",)] == ("Bash",) and fitted.arguments["Grep"] == {"pattern": "x"}
+    held, _ = steps_from_examples([turn("e1", [["Grep"], ["Read"]]), turn("e2", [["Bash"], ["Edit"]])])
+    predicted = [
+        baselines.signature({"role": "assistant", **_as_message(fitted.predict("previous_tool", s))}) for s in held
+    ]
+    # e1: start->Grep (right), Grep->Read (right), Read->Bash (Claude answered); e2: start->Grep (Claude ran
+    # Bash), Bash->answer as in training (Claude edited), Edit never seen in training: the majority, Read.
+    assert predicted == [("Grep",), ("Read",), ("Bash",), ("Grep",), (), ("Read",)]
+    reports = baselines.evaluate(fitted, held)
+    assert (reports["previous_tool"]["strict"]["tool_name_accuracy"]["k"], reports["previous_tool"]["call_steps"]) == (
+        2,
+        4,
+    )
+    assert reports["majority"]["strict"]["tool_name_accuracy"]["k"] == 1  # always Read: right once
+    assert reports["majority"]["train_steps"] == len(train) == 10
+
+
+def _as_message(text):
+    action = toolcalls.parse_action(text)
+    return {
+        "content": action.text,
+        "tool_calls": [{"function": {"name": c.name, "arguments": json.dumps(c.arguments)}} for c in action.calls],
+    }
+
+
+def test_leakage_check_warns_about_steps_and_actions_seen_in_training():
+    from cra.eval import leakage
+
+    steps, _ = steps_from_examples(EXAMPLES)
+    renamed = json.loads(json.dumps(EXAMPLES[0]).replace('"c1"', '"other-id"'))  # same step, other call ids
+    renamed["meta"] = {"session_id": "s9", "turn_id": 9}
+    train, _ = steps_from_examples([renamed])
+    result = leakage.check(steps, train)
+    assert result["same_step"]["k"] == 4 and result["same_action"]["k"] == 4 and result["same_step"]["n"] == 6
+    assert any("not held out" in w for w in result["warnings"]) and any("baselines" in w for w in result["warnings"])
+    clean = leakage.check(steps[4:], train)
+    assert clean["same_step"]["k"] == 0 and clean["warnings"] == []
