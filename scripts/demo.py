@@ -34,6 +34,7 @@ Stages, each a real `cra` command on the scratch CRA_HOME (a failing stage stops
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -164,13 +165,16 @@ def installed_hook_commands(settings):
 
 
 def run_client(sessions, seed, scratch, claude):
-    """`sessions` generated tasks, the seven kinds in turn, each in its own project and working directory."""
+    """`sessions` generated tasks, the seven kinds in turn. Every session works in the same directory,
+    as a user's sessions do in their project, its files generated afresh for each task (so a call's
+    paths share one prefix, and what differs is what the task is about)."""
     home = scratch / "home"
+    workdir = scratch / "work" / "project"
     started_all = time.monotonic()
     for i in range(sessions):
         scenario = task_scenario(i, seed)
         started = time.monotonic()
-        workdir = scratch / "work" / ("session-%02d" % i)
+        shutil.rmtree(workdir, ignore_errors=True)
         run = run_scenario(scenario, workdir, home, claude=claude)
         off_script = [r["kind"] for r in run.requests if r["kind"] not in ("scenario", "count_tokens")]
         if run.returncode != 0 or off_script:

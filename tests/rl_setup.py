@@ -53,11 +53,16 @@ def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int
 
 
 def cached_prefit_model(root: Path) -> Path:
-    """The pre-fitted model, from ~/.cache/cra/test-models when an identical one was built before
-    (keyed by the builder's sources and library versions), else built into `root` and cached."""
+    """The pre-fitted model, from ~/.cache/cra/test-models when an identical one was built before, else
+    built into `root` and cached. The key holds everything the build depends on (the builder's sources,
+    the Python whose standard library the tokenizer is trained on, the library versions), so a cached
+    model is the one a fresh machine builds: the learning tests' figures were measured on fresh builds
+    (CRA_TEST_CACHE pointing at an empty directory)."""
     import hashlib
     import os
+    import sys
 
+    import tokenizers
     import torch
     import transformers
 
@@ -67,7 +72,7 @@ def cached_prefit_model(root: Path) -> Path:
     key = hashlib.sha256()
     for source in (tiny.__file__, templates.__file__, __file__):
         key.update(Path(source).read_bytes())
-    key.update(f"{torch.__version__} {transformers.__version__}".encode())
+    key.update(f"{sys.version} {torch.__version__} {transformers.__version__} {tokenizers.__version__}".encode())
     cache_root = Path(os.environ.get("CRA_TEST_CACHE", Path.home() / ".cache" / "cra" / "test-models"))
     cached = cache_root / f"prefit-{key.hexdigest()[:16]}"
     if (cached / "config.json").is_file():

@@ -120,6 +120,8 @@ def test_first_cycle_at_the_threshold_and_rl_on_the_second(tiny_model, cra_home)
     sft = runs.get_run(db, first["model_run_id"])
     assert sft["kind"] == "sft" and sft["status"] == "completed"
     assert first["decision"] == "promoted" and first["baseline_run_id"] is None  # compared with the base
+    first_eval_id = next(s for s in first["stages"] if s["name"] == "eval")["outputs"]["eval_id"]
+    assert next(s for s in first["stages"] if s["name"] == "dataset")["outputs"]["focus"] is None  # no gaps yet
     assert abs(first["score"] - first["baseline_score"]) <= 1.0
     # Every stage is in the run history: the cycle's run, its child runs, the training run inside its directory.
     cycle_run = runs.get_run(db, first["run_id"])
@@ -150,6 +152,12 @@ def test_first_cycle_at_the_threshold_and_rl_on_the_second(tiny_model, cra_home)
     )
     stages = {s["name"]: s for s in second["stages"]}
     assert list(stages) == ["sync", "signals", "dataset", "sft", "rl", "export", "eval", "promote"]
+    # The first cycle's gaps (cra eval gaps on its candidate) were what the second dataset focused on.
+    first_gaps = next(s for s in first["stages"] if s["name"] == "eval")["outputs"]["gaps"]
+    assert json.loads(open(first_gaps).read())["eval_id"] == first_eval_id
+    assert stages["dataset"]["outputs"]["focus"] == first_gaps
+    assert "## Focus" in open(os.path.join(stages["dataset"]["outputs"]["dataset"], "README.md")).read()
+    assert os.path.isfile(stages["eval"]["outputs"]["gaps"])
     grpo = runs.get_run(db, stages["rl"]["run_id"])
     assert grpo["kind"] == "grpo" and grpo["status"] == "completed"
     assert grpo["parent_run"] == stages["sft"]["run_id"] and second["model_run_id"] == grpo["id"]

@@ -188,6 +188,52 @@ def test_pack_command_uses_the_runs_latest_eval(tmp_path):
     assert "Wrote 3 items" in out.output and (tmp_path / "p.html").is_file()
 
 
+def test_pack_without_a_run_takes_the_newest_eval_as_the_readme_shows(tmp_path):
+    db = open_db()
+    empty = CliRunner().invoke(cli, ["eval", "pack", "-o", str(tmp_path / "none.html")])
+    assert empty.exit_code == 1 and "cra eval last" in empty.output
+    older, newer = make_run(db, tmp_path, 1), make_run(db, tmp_path, 2)
+    record_eval(db, older, PREDICTIONS)
+    latest = record_eval(db, newer, PREDICTIONS)
+    record_eval(db, newer, PREDICTIONS, subject="base")  # a base model's eval is not a trained model's
+    out = CliRunner().invoke(cli, ["eval", "pack", "-o", str(tmp_path / "ab.html")], catch_exceptions=False)
+    assert out.exit_code == 0, out.output and (tmp_path / "ab.html").is_file()
+    (pack_row,) = db.query("SELECT eval_id FROM eval_packs")
+    assert pack_row["eval_id"] == latest["id"]
+
+
+def test_compare_finds_a_run_evaluated_as_an_rl_runs_parent_and_says_when_evals_differ(tmp_path):
+    """After the main job, run 1 (SFT) was only ever evaluated as the GRPO run's parent."""
+    db = open_db()
+    sft, grpo = make_run(db, tmp_path, 1), make_run(db, tmp_path, 2)
+    record_eval(db, grpo, PREDICTIONS)
+    as_parent = record_eval(db, grpo, PREDICTIONS, subject="parent")
+    with db.conn:
+        db.conn.execute("UPDATE evals SET model_run_id = ? WHERE id = ?", [sft["id"], as_parent["id"]])
+    out = CliRunner().invoke(cli, ["eval", "--compare", str(sft["id"]), str(grpo["id"])], catch_exceptions=False)
+    assert out.exit_code == 0, out.output
+    assert f"evals {as_parent['id']} and" in out.output and "not been evaluated" not in out.output
+    assert "NOT comparable" not in out.output
+    # A newer eval of the GRPO run with other settings on other steps: the comparable pair is still used...
+    other = record_eval(db, grpo, PREDICTIONS, context_note=" (other steps)")
+    with db.conn:
+        db.conn.execute("UPDATE evals SET settings = ? WHERE id = ?", ['{"max_new_tokens": 64}', other["id"]])
+    again = CliRunner().invoke(cli, ["eval", "--compare", str(sft["id"]), str(grpo["id"])], catch_exceptions=False)
+    assert f"evals {as_parent['id']} and {as_parent['id'] - 1}" in again.output and "NOT comparable" not in again.output
+    # ...and when no pair is comparable, it says plainly what differs.
+    with db.conn:
+        db.conn.execute("DELETE FROM evals WHERE id IN (?, ?)", [as_parent["id"] - 1, as_parent["id"]])
+        db.conn.execute("UPDATE evals SET model_run_id = ?, subject = 'parent' WHERE id = ?", [sft["id"], other["id"]])
+    latest = record_eval(db, grpo, PREDICTIONS)
+    differ = CliRunner().invoke(cli, ["eval", "--compare", str(sft["id"]), str(grpo["id"])], catch_exceptions=False)
+    assert "NOT comparable" in differ.output and "different steps" in differ.output
+    assert "generation settings max_new_tokens 64 vs 8" in differ.output and f"and {latest['id']})" in differ.output
+    report = json.loads(
+        CliRunner().invoke(cli, ["eval", "--compare", str(sft["id"]), str(grpo["id"]), "--json"]).output
+    )
+    assert len(report["differences"]) == 2
+
+
 def test_pack_page_renders_in_a_browser_as_text(tmp_path):
     """The page's script builds every item in a real browser, and hostile context stays text."""
     import shutil

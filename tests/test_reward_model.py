@@ -58,9 +58,12 @@ def test_reward_model_learns_to_prefer_claudes_action_and_records_the_run(sft):
     losses = [s["loss"] for s in m["step_log"] if "loss" in s]
     assert losses[-1] < losses[0]
     assert any("eval_accuracy" in s for s in m["step_log"])
-    # Better than before training at ranking held-out pairs (Claude's action over a perturbed one).
-    assert m["accuracy_after"]["margin"] > m["accuracy_before"]["margin"]
-    assert m["accuracy_after"]["accuracy"] >= m["accuracy_before"]["accuracy"]
+    # Better than before training at ranking held-out pairs (Claude's action over a perturbed one). Measured
+    # from a fresh pre-fit over seeds 42, 1, 5, 7: the mean margin rose from about 0 to 1.19-1.46. The 16
+    # held-out pairs make accuracy coarse (one pair is 6 points; it moved -6 to +12 points), so only the
+    # margin carries a claim of improvement, with room to spare.
+    assert m["accuracy_after"]["margin"] >= m["accuracy_before"]["margin"] + 0.5
+    assert m["accuracy_after"]["accuracy"] >= 0.5
     assert "pair accuracy" in result.output
 
     # The saved reward model (LoRA + score head) loads and scores as it did in training.
