@@ -114,7 +114,7 @@ GRPO = [
     "--logging-steps",
     "2",
 ]
-EVAL = ["--max-new-tokens", "64", "--batch-size", "8", "--cpu-threads", "1"]
+EVAL = ["--max-new-tokens", "96", "--batch-size", "8", "--cpu-threads", "1"]
 
 
 class StageFailed(SystemExit):
@@ -169,7 +169,7 @@ def run_client(sessions, seed, scratch, claude):
     as a user's sessions do in their project, its files generated afresh for each task (so a call's
     paths share one prefix, and what differs is what the task is about)."""
     home = scratch / "home"
-    workdir = scratch / "work" / "project"
+    workdir = scratch / "w"  # short: every Read carries this path
     started_all = time.monotonic()
     for i in range(sessions):
         scenario = task_scenario(i, seed)

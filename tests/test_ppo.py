@@ -153,9 +153,10 @@ def test_behavioral_reward_scores_the_episode_of_its_own_context(sft_db):
     rows, _ = rl.build_prompts(settings, sft_db["db"], tokenizer)
     reward = behavioral_reward_model(tokenizer, rows, RewardScorer())
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
-    queries = [tokenizer(r["prompt"], add_special_tokens=False)["input_ids"] for r in rows[:2]]
+    calls = [r for r in rows if json.loads(r["context"])["reference"].get("tool_calls")][:2]  # Claude called a tool
+    queries = [tokenizer(r["prompt"], add_special_tokens=False)["input_ids"] for r in calls]
     width = max(map(len, queries)) + 1  # one more pad on the left of both
-    claude = json.loads(rows[0]["context"])["reference"]
+    claude = json.loads(calls[0]["context"])["reference"]
     call = claude["tool_calls"][0]["function"]
     right = tokenizer(
         claude["content"]

@@ -130,7 +130,7 @@ def verdict(evals: list[dict[str, Any]]) -> list[str]:
         candidates.append(("the untrained base", _get(subjects["base"]["metrics"], *HEADLINE)))
     for kind, report in (run["metrics"].get("baselines") or {}).items():
         if _get(report, *HEADLINE):
-            candidates.append((f"the {BASELINE_NAMES.get(kind, kind)} baseline", _get(report, *HEADLINE)))
+            candidates.append((BASELINE_NAMES.get(kind, kind), _get(report, *HEADLINE)))
     candidates = [(n, p) for n, p in candidates if p.get("rate") is not None]
     if not candidates:
         return []
@@ -139,7 +139,7 @@ def verdict(evals: list[dict[str, Any]]) -> list[str]:
     if base is not None:
         lines.append("  " + _compare(name, model, "its base", base)[1])
     best_name, best = max(candidates, key=lambda c: c[1]["rate"])
-    word, sentence = _compare(name, model, f"the best baseline ({best_name[4:]})", best)
+    word, sentence = _compare(name, model, f"the best baseline ({best_name})", best)
     lines.append("  " + sentence)
     if word != "beats":
         lines.append(

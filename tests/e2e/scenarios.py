@@ -433,7 +433,7 @@ def task_scenario(index, seed=0):
         steps = [[tool("Read", file_path=path)], [text("src/%s.py defines %s, which %s." % (mod, fn, desc))]]
     elif kind == "find":
         steps = [
-            [tool("Grep", pattern="def %s" % fn, path="@WORK@", output_mode="files_with_matches")],
+            [tool("Grep", pattern="def %s" % fn)],
             [tool("Read", file_path=path)],
             [text("%s is defined in src/%s.py; it %s." % (fn, mod, desc))],
         ]
@@ -441,16 +441,16 @@ def task_scenario(index, seed=0):
         steps = [
             [tool("Read", file_path=path)],
             [tool("Edit", file_path=path, old_string="return value - %d" % k, new_string="return value + %d" % k)],
-            [bash("python3 src/%s.py" % mod, "Run the fixed module")],
+            [tool("Bash", command="python3 src/%s.py" % mod)],
             [text("Fixed: %s in src/%s.py now adds %d, and the module runs." % (fn, mod, k))],
         ]
     elif kind == "list":
         steps = [
-            [tool("Glob", pattern="**/*.%s" % ext, path="@WORK@")],
+            [tool("Glob", pattern="**/*.%s" % ext)],
             [text("The .%s files here: notes/todo.%s." % (ext, ext))],
         ]
     elif kind == "run":
-        steps = [[bash("python3 src/%s.py" % mod, "Run the module", expect="failure" if crash else None)]]
+        steps = [[tool("Bash", "failure" if crash else None, command="python3 src/%s.py" % mod)]]
         if crash:
             steps += [
                 [tool("Read", file_path=path)],
@@ -471,7 +471,7 @@ def task_scenario(index, seed=0):
     else:  # recover: the named file does not exist; the settings live elsewhere
         steps = [
             [tool("Read", "failure", file_path="@WORK@/conf/%s.toml" % mod)],
-            [tool("Glob", pattern="**/%s.toml" % mod, path="@WORK@")],
+            [tool("Glob", pattern="**/%s.toml" % mod)],
             [tool("Read", file_path="@WORK@/settings/%s.toml" % mod)],
             [text("There is no conf/%s.toml; the %s settings are in settings/%s.toml." % (mod, mod, mod))],
         ]
