@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/demo.py                 # a fresh scratch dir under $TMPDIR
     .venv/bin/python scripts/demo.py --dir /tmp/d    # or this one (must be empty or absent)
-    .venv/bin/python scripts/demo.py --sessions 28   # fewer sessions (default 63)
+    .venv/bin/python scripts/demo.py --sessions 28   # fewer sessions (default 70)
     .venv/bin/python scripts/demo.py --base DIR --chat-template FILE   # another base model
     .venv/bin/python scripts/demo.py --replay        # skip the client: replay recorded hook calls
 
@@ -18,7 +18,7 @@ Stages, each a real `cra` command on the scratch CRA_HOME (a failing stage stops
    replays tests/fixtures/recorded/*/hooks.jsonl through the installed hook command instead (one
    session per scenario: too few to learn from, so the demo stops after showing them).
 2. `cra sync` (transcripts -> messages and turns), `cra status` and `cra stats`.
-3. `cra dataset build --split-by session`, holding out a quarter of the sessions.
+3. `cra dataset build --split-by time`, holding out the newest 30% of the sessions.
 4. `cra train sft`: a LoRA adapter on the base (--base; by default a tiny local model pre-fitted on
    general tool use, cra/testing/prefit.py: it writes tool calls but has never seen these tasks).
 5. `cra train grpo`: a short GRPO stage from the SFT adapter (behavioral reward, KL to SFT).
@@ -55,7 +55,7 @@ from tests.e2e.scenarios import TASK_KINDS, task_scenario  # noqa: E402
 
 RECORDED = REPO / "tests" / "fixtures" / "recorded"
 REPLAYED = ("tools", "failures", "denied", "parallel", "subagent")  # without node/npm: recorded hook calls
-SESSIONS = 63  # nine sessions of each of the seven task kinds (tests/e2e/scenarios.py: task_scenario)
+SESSIONS = 70  # ten sessions of each of the seven task kinds (tests/e2e/scenarios.py: task_scenario)
 
 # The tiny model's settings. One torch thread: on a shared 2-core machine two threads spin and run
 # far slower. The template leaves the tool schemas out of the prompt (Claude Code's are thousands of
@@ -431,7 +431,7 @@ def main(argv=None):
         print("\nCRA_HOME=%s" % cra_home)
         return 0
 
-    banner("3. Dataset: one example per turn; a quarter of the sessions held out for evaluation")
+    banner("3. Dataset: one example per turn; the newest 30% of the sessions held out for evaluation")
     t = time.monotonic()
     # The tasks are short (few calls, one-sentence answers) and some fail on purpose, so the default
     # quality filters (>= 3 calls, >= 50 words, no unrecovered error) are relaxed here.
@@ -450,9 +450,9 @@ def main(argv=None):
         "--max-tool-output-chars",
         "300",
         "--eval-fraction",
-        "0.25",
+        "0.3",
         "--split-by",
-        "session",
+        "time",
     ]
     print(cra(build, cra_home).stdout.rstrip())
     dataset, counts = dataset_summary(cra_home, "demo")

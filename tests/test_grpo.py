@@ -16,20 +16,20 @@ from rl_setup import use_sft_database  # noqa: E402
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 
-# 4 contexts x 4 samples per step at temperature 0.7: enough signal per step for 8 steps to move the
-# policy reliably on the tiny model (fewer contexts per step made the direction noise).
+# 4 contexts x 8 samples per step at temperature 0.7, 12 steps: enough signal for the policy to move
+# reliably on the tiny model (4 samples per context and 8 steps moved it up on some seeds, down on others).
 FAST = [
     "--no-load-in-4bit",
     "--batch-size",
-    "16",
+    "32",
     "--num-generations",
-    "4",
+    "8",
     "--temperature",
     "0.7",
     "--max-completion-length",
     "48",
     "--learning-rate",
-    "1e-3",
+    "2e-3",
     "--cpu-threads",
     "1",
     "--max-prompts",
@@ -51,7 +51,7 @@ def sft(rl_root, cra_home):
 
 def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
     result = CliRunner().invoke(
-        cli, ["train", "grpo", "--max-steps", "8", "--eval-prompts", "12", *FAST], catch_exceptions=False
+        cli, ["train", "grpo", "--max-steps", "12", "--eval-prompts", "16", *FAST], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     db = sft["db"]
@@ -60,7 +60,7 @@ def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
     assert run["base_model"] == sft["model"] and run["dataset"] == sft["data"]  # taken from the SFT run
     config, m = json.loads(run["config"]), json.loads(run["metrics"])
     assert config["beta"] > 0 and config["sft_run"] == str(sft["sft"]["id"])
-    assert m["steps"] == 8 and len(m["step_log"]) == 8
+    assert m["steps"] == 12 and len(m["step_log"]) == 12
 
     # Per-step reward statistics: mean, std, each component, and the KL to the SFT policy.
     components = [
@@ -81,10 +81,12 @@ def test_grpo_trains_from_the_sft_adapter_with_kl_and_records_the_run(sft):
     assert all(s["groups_without_variance"] < 1 for s in m["step_log"])
     assert all(s["reward_std"] > 0 for s in m["step_log"])
 
-    # The trained adapter is not worse than the SFT adapter it started from, measured alike.
+    # The trained adapter earns more behavioral reward than the SFT adapter it started from, measured
+    # alike (8 seeded samples on each of 16 training contexts). From a fresh pre-fit, over seeds 42, 1, 5
+    # and 7, the mean rose by 0.025 to 0.062 (e.g. 0.44 -> 0.51), mostly in format validity.
     before, after = m["reward_before"], m["reward_after"]
-    assert before["n"] == after["n"] == 48 and after["sampled"]
-    assert after["mean"] >= before["mean"], (before, after)
+    assert before["n"] == after["n"] == 128 and after["sampled"]
+    assert after["mean"] >= before["mean"] + 0.012, (before, after)
 
     # The adapter: same shape as SFT's, for the same base, without TRL's reference copy; weights moved.
     adapter = Path(m["adapter"])
