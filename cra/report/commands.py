@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 
 @click.command(name="stats")
