@@ -66,7 +66,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         # The CLI edge: the library raises cra.errors, a person sees one line and exit status 1.
         from .errors import CraError
+        from .quiet import quiet_libraries
 
+        quiet_libraries()
         try:
             return super().invoke(ctx)
         except CraError as exc:
