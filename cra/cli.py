@@ -23,6 +23,7 @@ COMMANDS = {
     "show": "cra.transcripts.commands:show_command",
     "signals": "cra.signals.commands:signals_command",
     "stats": "cra.report.commands:stats_command",
+    "browse": "cra.report.commands:browse_command",
     "train": "cra.train.commands:train_group",
     "runs": "cra.train.commands:runs_group",
     "dataset": "cra.dataset.commands:dataset_group",
@@ -49,6 +50,7 @@ SHORT_HELP = {
     "sessions": "List sessions, newest first (-n, --json, --project, --since/--until).",
     "show": "Print one session as a timeline: prompts, text, tool calls, subagents.",
     "signals": "Compute per-turn reasoning signals (incremental).",
+    "browse": "Browse the database in Datasette, tables and columns described, with canned queries.",
     "stats": "What Claude did: tools, sequences, depth, tokens, training readiness (--json, --html).",
     "train": "Train a LoRA adapter on recorded sessions (`cra train sft`).",
     "dataset": "Build tool-calling training data (`build`) and preference pairs (`pairs`), redacted.",
@@ -66,7 +68,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         # The CLI edge: the library raises cra.errors, a person sees one line and exit status 1.
         from .errors import CraError
+        from .quiet import quiet_libraries
 
+        quiet_libraries()
         try:
             return super().invoke(ctx)
         except CraError as exc:
