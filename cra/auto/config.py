@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..dataset.qualifying import MIN_TRAINING_TURNS
 from ..errors import ConfigError, CraError, MissingDependencyError
 from ..train.config import DEFAULT_BASE
 
@@ -38,7 +39,9 @@ class AutoSettings(BaseModel):
         50, ge=1, description="A cycle when this many new qualifying turns accumulated since the last one."
     )
     min_total_turns: int = Field(
-        50, ge=1, description="Qualifying turns needed before the first cycle (and for the time trigger)."
+        MIN_TRAINING_TURNS,
+        ge=1,
+        description="Qualifying turns needed before the first cycle (and for the time trigger).",
     )
     max_interval_hours: float = Field(
         24.0, gt=0, description="Or a cycle this long after the last one, given min_total_turns..."
