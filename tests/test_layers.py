@@ -131,15 +131,11 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(found)
 
 
-# Known and being removed (issue 22, item 3): reward imports train's dataset lookup, train imports the reward.
-KNOWN_CYCLES = [["reward", "train"]]
-
-
 def test_no_import_cycles_between_packages():
     graph = package_graph()
     assert {"db", "train", "eval", "dataset", "errors"} <= set(graph)  # the walk saw the packages
     assert "errors" in graph["train"] and "db" in graph["eval"]
-    assert [c for c in cycles(graph) if c not in KNOWN_CYCLES] == []
+    assert cycles(graph) == []
 
 
 def test_cycles_finds_a_loop_around_several_packages():

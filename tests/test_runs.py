@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -40,6 +41,36 @@ def test_migration_creates_runs_and_artifacts():
         "created_at": str,
         "meta": str,
     }
+
+
+def test_adapter_lookup_and_last_are_one_rule_for_eval_export_and_auto(cra_home, tmp_path):
+    """runs.adapter_dir: the newest recorded adapter still on disk, else <output_dir>/adapter;
+    runs.newest_with_adapter ('last'): the newest completed run that has one."""
+    db = open_db()
+
+    def adapter(path):
+        path.mkdir(parents=True)
+        (path / "adapter_config.json").write_text("{}")
+        return path
+
+    a = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    b = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    c = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    assert runs.adapter_dir(db, a) is None and runs.newest_with_adapter(db) is None
+
+    own = adapter(Path(a["output_dir"]) / "adapter")
+    assert runs.adapter_dir(db, a) == str(own)
+    moved = adapter(tmp_path / "elsewhere")
+    runs.record_artifact(db, a["id"], "adapter", moved)
+    assert runs.adapter_dir(db, a) == str(moved.resolve())  # the recorded one wins while it exists
+    (moved / "adapter_config.json").unlink()
+    assert runs.adapter_dir(db, a) == str(own)
+
+    adapter(Path(c["output_dir"]) / "adapter")
+    runs.finish_run(db, a["id"], "completed")
+    runs.finish_run(db, b["id"], "completed")  # newer than a, but without an adapter
+    runs.finish_run(db, c["id"], "failed")  # has one, but failed
+    assert runs.newest_with_adapter(db)["id"] == a["id"]
 
 
 def test_runs_get_versioned_directories_and_a_lifecycle(cra_home):

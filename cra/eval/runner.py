@@ -37,28 +37,13 @@ def find_run(db, ref: str) -> dict[str, Any]:
     from ..train import runs
 
     if ref == "last":
-        for row in db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"):
-            run = runs.get_run(db, row["id"])
-            if adapter_dir(db, run):
-                return run
-        raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
+        run = runs.newest_with_adapter(db)
+        if run is None:
+            raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
+        return run
     if not str(ref).isdigit():
         raise ConfigError(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
-
-
-def adapter_dir(db, run: dict[str, Any]) -> str | None:
-    candidates = [
-        r["path"]
-        for r in db.query(
-            "SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]]
-        )
-    ]
-    candidates.append(str(Path(run["output_dir"]) / "adapter"))
-    for c in candidates:
-        if (Path(c) / "adapter_config.json").is_file():
-            return c
-    return None
 
 
 def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
@@ -67,7 +52,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
 
     out = []
     if not base_only:
-        adapter = adapter_dir(db, run)
+        adapter = runs.adapter_dir(db, run)
         if adapter is None:
             raise NotFoundError(
                 f"run {run['id']} ({run['status']}) has no adapter in {run['output_dir']}: evaluate a completed run, "
@@ -76,7 +61,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
         out.append(Subject("run", run["id"], run["base_model"], adapter))
         if run.get("parent_run") and run["kind"] in RL_KINDS:
             parent = runs.get_run(db, run["parent_run"])
-            parent_adapter = adapter_dir(db, parent)
+            parent_adapter = runs.adapter_dir(db, parent)
             if parent_adapter:
                 out.append(Subject("parent", parent["id"], parent["base_model"], parent_adapter))
     out.append(Subject("base", None, run["base_model"], None))
@@ -84,7 +69,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
 
 
 def resolve_split(db, run: dict[str, Any], dataset: str | None, split: str) -> tuple[str, Path]:
-    from ..train.sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
 
     ref = dataset or run.get("dataset")
     if not ref:

@@ -12,6 +12,7 @@ from typing import Any
 
 from .. import progress
 from ..progress import Echo
+from ..train import runs
 from .source import ExportError
 
 
@@ -28,13 +29,13 @@ class Source:
             if adapter_dir:
                 raise ExportError("give RUN or --adapter-dir, not both")
             self.run = source.find_run(db, run_ref)
-            found = source.run_adapter_dir(db, self.run)
+            found = runs.adapter_dir(db, self.run)
             if found is None:
                 raise ExportError(
                     f"run {self.run['id']} ({self.run['status']}) has no adapter in {self.run['output_dir']}: "
                     "only a completed training run can be exported"
                 )
-            adapter_path = found
+            adapter_path = Path(found)
             base_ref = base_ref or self.run["base_model"]
         elif adapter_dir:
             adapter_path = Path(adapter_dir).expanduser().resolve()
@@ -164,8 +165,6 @@ def _record(db, source: Source, kind: str, infos: list[dict[str, Any]], echo: Ec
     if source.run is None:
         echo("Not recorded in the database: this adapter directory belongs to no recorded run.", err=True)
         return
-    from ..train import runs
-
     for info in infos:
         meta = {k: v for k, v in info.items() if k not in ("path", "bytes")}
         info["artifact_id"] = runs.record_artifact(db, source.run["id"], kind, info["path"], meta)

@@ -126,7 +126,7 @@ def train_grpo(
         from datasets import Dataset
         from trl import GRPOTrainer
 
-        from .sft import make_graceful_stop
+        from .lifecycle import make_graceful_stop
 
         stop = make_graceful_stop()
         trainer = GRPOTrainer(

@@ -82,7 +82,7 @@ class _Interrupted(Exception):
 
 def _stop_after_save():
     """PPOTrainer's loop ignores should_training_stop: after Ctrl-C, stop once the checkpoint is saved."""
-    from .sft import make_graceful_stop
+    from .lifecycle import make_graceful_stop
 
     stop = make_graceful_stop()
     cls = type(stop)

@@ -71,7 +71,7 @@ class RewardModelSettings(BaseModel):
 
 
 def resolve_pairs(db, ref: str) -> tuple[Path, Path | None]:
-    from .sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
 
     try:
         return resolve_dataset(db, ref)
@@ -284,7 +284,7 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         from datasets import Dataset
         from trl import RewardTrainer
 
-        from .sft import make_graceful_stop
+        from .lifecycle import make_graceful_stop
 
         stop = make_graceful_stop()
         trainer = RewardTrainer(

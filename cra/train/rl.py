@@ -205,8 +205,8 @@ def save_adapter(model, tokenizer, out_dir: Path) -> Path:
 
 def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
     """[{prompt, context}] from the dataset's train split: one per assistant message that fits."""
+    from ..dataset.files import resolve_dataset
     from ..reward import contexts_from_example
-    from .sft import resolve_dataset
 
     train_path, _ = resolve_dataset(db, settings.dataset)
     rows, stats = [], {"contexts": 0, "too_long": 0}

@@ -242,6 +242,23 @@ def run_artifacts(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]
     return [_decode(r) for r in db.query("SELECT * FROM artifacts WHERE run_id = ? ORDER BY id", [run_id])]
 
 
+def adapter_dir(db: sqlite_utils.Database, run: dict[str, Any]) -> str | None:
+    """The run's PEFT adapter directory: the newest recorded `adapter` artifact still on disk, else
+    <output_dir>/adapter; None when neither holds an adapter (a failed or unfinished run)."""
+    rows = db.query("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]])
+    candidates = [r["path"] for r in rows] + [str(Path(run["output_dir"]) / "adapter")]
+    return next((c for c in candidates if (Path(c) / "adapter_config.json").is_file()), None)
+
+
+def newest_with_adapter(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """RUN 'last' for eval, export and auto: the newest completed run whose adapter is on disk."""
+    for row in db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"):
+        run = get_run(db, row["id"])
+        if adapter_dir(db, run) is not None:
+            return run
+    return None
+
+
 def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     """The newest `checkpoint-N` directory of a run (Trainer's layout), or None."""
     root = Path(output_dir) / "checkpoints"

@@ -11,39 +11,18 @@ Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed p
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from .. import progress
-from ..errors import ConfigError, InputFormatError, NotFoundError
+from ..dataset.files import resolve_dataset
+from ..errors import ConfigError, InputFormatError
 from . import loading, runs, templates
 from .config import SFTSettings
+from .lifecycle import make_graceful_stop
 
 # -- data --------------------------------------------------------------------------------------------------
-
-
-def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
-    """(train.jsonl, eval.jsonl or None) for a dataset name, a directory, or a JSONL file."""
-    path = Path(ref).expanduser()
-    if not path.exists() and "datasets" in db.table_names():
-        rows = list(db.query("SELECT path FROM datasets WHERE name = ? ORDER BY id DESC LIMIT 1", [ref]))
-        if rows:
-            path = Path(rows[0]["path"])
-    if path.is_dir():
-        train = path / "train.jsonl"
-        if not train.is_file():
-            raise NotFoundError(f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`")
-        evals = [path / name for name in ("eval.jsonl", "validation.jsonl", "test.jsonl") if (path / name).is_file()]
-        return train, evals[0] if evals else None
-    if path.is_file():
-        sibling = path.with_name(path.name.replace("train", "eval")) if "train" in path.name else None
-        return path, sibling if sibling and sibling.is_file() else None
-    raise NotFoundError(
-        f"no dataset {ref!r}: give a name from `cra dataset build`, a directory with train.jsonl, or a JSONL file"
-    )
 
 
 def _has_rows(path: Path) -> bool:
@@ -76,51 +55,6 @@ def load_splits(train_path: Path, eval_path: Path | None):
 
 
 # -- callbacks ---------------------------------------------------------------------------------------------
-
-
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-def make_graceful_stop():
-    """Ctrl-C once: finish the current step, save a resumable checkpoint, stop. Twice: abort at once."""
-
-    class GracefulStop(_callback_base()):
-        def __init__(self):
-            self.requested = False
-            self._previous = None
-
-        def request(self, *_):
-            self.requested = True
-            progress.echo("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort now)...", err=True)
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-        def install(self):
-            if threading.current_thread() is threading.main_thread():
-                self._previous = signal.signal(signal.SIGINT, self.request)
-
-        def uninstall(self):
-            if self._previous is not None:
-                signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
-
-        def train(self, trainer, resume_from=None):
-            """trainer.train() with Ctrl-C handled by this callback (which must be among its callbacks)."""
-            self.install()
-            try:
-                return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            finally:
-                self.uninstall()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.requested:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    return GracefulStop()
 
 
 class TokenCounter:
