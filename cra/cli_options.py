@@ -15,6 +15,19 @@ database_option = click.option(
     help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
 )
 
+# The trainers' shared options (`cra train sft|grpo|reward|ppo`).
+config_option = click.option(
+    "--config", "config_file", type=click.Path(dir_okay=False), help="Settings file (.yaml, .json, .toml)."
+)
+resume_option = click.option(
+    "--resume",
+    default=None,
+    is_flag=False,
+    flag_value="last",
+    metavar="[RUN_ID]",
+    help="Continue an interrupted run from its last checkpoint (the newest unfinished one if no id).",
+)
+
 
 def _default_text(field) -> str:
     default = field.get_default(call_default_factory=True)

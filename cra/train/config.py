@@ -170,3 +170,24 @@ def build_settings(model: type[BaseModel], config_file: str | None, overrides: d
     except ValidationError as exc:
         where = f"{config_file} and command-line options" if config_file else source
         raise ConfigError(_format_errors(exc, where)) from exc
+
+
+def resolve_settings(model: type[BaseModel], kind: str, db, config_file: str | None, resume: str | None, options):
+    """(settings, the run to resume or None) for `cra train KIND`: defaults < the resumed run's
+    settings < the config file (or its [KIND] section) < options given on the command line."""
+    from . import runs
+
+    values: dict[str, Any] = {}
+    parent = None
+    if resume:
+        parent = runs.resumable_run(db, kind, resume)
+        # The parent's settings, with anything given now on top (e.g. a larger --max-steps).
+        values.update({k: v for k, v in parent["config"].items() if k in model.model_fields})
+    if config_file:
+        data = read_config_file(config_file)
+        if set(data) == {kind} and isinstance(data[kind], dict):  # a [grpo] / [ppo] / [reward] section
+            data = data[kind]
+        values.update(data)
+    values.update({k: v for k, v in options.items() if v is not None})
+    source = f"{config_file} and command-line options" if config_file else "options"
+    return build_settings(model, None, values, source=source), parent

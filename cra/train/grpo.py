@@ -16,7 +16,6 @@ completions on training contexts before and after.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from pydantic import Field, model_validator
 
 from .. import progress
 from . import loading, rl, runs
+from .lifecycle import RLRun, make_graceful_stop
 from .rl import RLSettings
 
 
@@ -101,11 +101,11 @@ def train_grpo(
     sft_adapter = sft["metrics"]["adapter"]
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    run_id, output_dir = rl.start_run(db, "grpo", settings, sft, parent, echo)
+    run = RLRun.start(db, "grpo", settings, sft, parent, echo)
+    output_dir = run.output_dir
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
-    started = time.time()
-    with runs.recorded_end(db, run_id, "grpo", output_dir):
+    with run:
         runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
@@ -125,8 +125,6 @@ def train_grpo(
 
         from datasets import Dataset
         from trl import GRPOTrainer
-
-        from .lifecycle import make_graceful_stop
 
         stop = make_graceful_stop()
         trainer = GRPOTrainer(
@@ -161,23 +159,11 @@ def train_grpo(
             "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
         }
         if stop.requested:
-            metrics["wall_seconds"] = time.time() - started
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(
-                f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}"
-            )
-            return runs.get_run(db, run_id)
+            return run.interrupted(metrics)
         if eval_rows:
             metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
         adapter_dir = rl.save_adapter(trainer.model, tokenizer, output_dir / "adapter")
-        metrics["adapter"] = str(adapter_dir)
-        metrics["wall_seconds"] = time.time() - started
-        rl.write_summary(output_dir, metrics)
-        runs.record_artifact(db, run_id, "adapter", adapter_dir, {"base": settings.base, "sft_run": sft["id"]})
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
-        final = runs.get_run(db, run_id)
-        echo(rl.summary_text(final))
-        return final
+        return run.completed(metrics, adapter_dir, "adapter", {"base": settings.base, "sft_run": sft["id"]})
 
 
 def _expected_reward(model, tokenizer, rows, scorer, settings: GRPOSettings) -> dict:

@@ -129,6 +129,24 @@ class Loaded:
     quantized: bool
 
 
+def quantization_kwargs(precision: Precision) -> dict[str, Any]:
+    """`from_pretrained` arguments that load a base in 4-bit NF4 with double quantization (QLoRA), for
+    every trainer: the quantization config and where the weights live."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=precision.torch_dtype,
+    )
+    # Under accelerate launch each process holds its own 4-bit copy on its own GPU.
+    device = int(os.environ.get("LOCAL_RANK", "0")) if torch.cuda.is_available() else "cpu"
+    return {"quantization_config": config, "device_map": {"": device}}
+
+
 def load_for_lora(settings, backend: str, precision: Precision) -> Loaded:
     """Base model (4-bit NF4 when asked) with fresh LoRA adapters, and its tokenizer."""
     if settings.load_in_4bit:
@@ -165,7 +183,7 @@ def _load_unsloth(settings, precision: Precision) -> Loaded:
 def _load_transformers(settings, precision: Precision) -> Loaded:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cuda = torch.cuda.is_available()
     try:
@@ -177,14 +195,7 @@ def _load_transformers(settings, precision: Precision) -> Loaded:
     if cuda and importlib.util.find_spec("flash_attn") is not None:
         kwargs["attn_implementation"] = "flash_attention_2"  # varlen kernels: packing without padding or mask cost
     if settings.load_in_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.torch_dtype,
-        )
-        # Under accelerate launch each process holds its own 4-bit copy on its own GPU.
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if cuda else {"": "cpu"}
+        kwargs.update(quantization_kwargs(precision))
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:

@@ -108,32 +108,6 @@ def fill_from_parent(settings, parent: dict[str, Any]):
     return settings
 
 
-def start_run(
-    db,
-    kind: str,
-    settings,
-    sft: dict[str, Any],
-    parent: dict[str, Any] | None,
-    echo,
-    *,
-    dataset: str | None = None,
-    label: str | None = None,
-) -> tuple[int, Path]:
-    """Register an RL-stage run (its parent: the run it resumes, else the SFT run) and say where it goes."""
-    run = runs.start_run(
-        db,
-        kind=kind,
-        base_model=settings.base,
-        dataset=dataset or settings.dataset,
-        config=settings.model_dump(),
-        runs_dir=settings.runs_dir,
-        parent_run=parent["id"] if parent else sft["id"],
-    )
-    run_id, output_dir = run["id"], Path(run["output_dir"])
-    echo(f"Run {run_id} ({label or kind} from sft run {sft['id']}) -> {output_dir}")
-    return run_id, output_dir
-
-
 # -- models ------------------------------------------------------------------------------------------------
 
 
@@ -155,21 +129,13 @@ def load_tokenizer(settings, adapter_dir: str | None):
 
 def load_causal_lm(settings, precision, *, trainable: bool = True):
     """The base causal LM (4-bit NF4 when asked), ready for adapter training."""
-    import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     from . import loading
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if settings.load_in_4bit:
-        loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.torch_dtype,
-        )
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+        kwargs.update(loading.quantization_kwargs(precision))
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
@@ -318,10 +284,6 @@ def step_log(log_history: list[dict], keys: dict[str, str]) -> list[dict]:
                 row[ours] = entry[theirs]
         out.append(row)
     return out
-
-
-def write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
-    (output_dir / "summary.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _fmt(value, spec=".3f") -> str:

@@ -10,7 +10,6 @@ Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed p
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from ..dataset.files import resolve_dataset
 from ..errors import ConfigError, InputFormatError
 from . import loading, runs, templates
 from .config import SFTSettings
-from .lifecycle import make_graceful_stop
+from .lifecycle import make_graceful_stop, write_summary
 
 # -- data --------------------------------------------------------------------------------------------------
 
@@ -158,7 +157,7 @@ def train_sft(
     callbacks: tuple = (),
     echo=progress.echo,
 ) -> dict[str, Any]:
-    """Train, record the run, return its final `runs` row. Raises ClickException on a failed run."""
+    """Train, record the run, return its final `runs` row. Raises StageError on a failed run."""
     if not settings.dataset:
         raise ConfigError("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
     backend = loading.resolve_backend(settings.backend)
@@ -185,7 +184,7 @@ def train_sft(
             parent_run=parent["id"] if parent else None,
         )
     run_id, output_dir = run["id"], Path(run["output_dir"])
-    finish, record, summarize = (runs.finish_run, runs.record_artifact, _write_summary) if main else (_skip,) * 3
+    finish, record, summarize = (runs.finish_run, runs.record_artifact, write_summary) if main else (_skip,) * 3
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
@@ -277,10 +276,6 @@ def train_sft(
             import torch
 
             torch.set_num_threads(threads_before)
-
-
-def _write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
-    (output_dir / "summary.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _fmt(value, spec=".4f") -> str:
