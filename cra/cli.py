@@ -30,7 +30,7 @@ COMMANDS = {
     "bootstrap": "cra.dataset.commands:bootstrap_command",
     "import-pairs": "cra.dataset.commands:import_pairs_command",
     "export": "cra.export.commands:export_group",
-    "reward": "cra.reward.commands:reward_group",
+    "reward": "cra.behavioral_reward.commands:reward_group",
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
 }

@@ -1,6 +1,6 @@
 """`cra dataset build`: recorded turns -> tool-calling training examples on disk.
 
-One pass over the database (streamed: see source.py), in this order per turn: filters (cheap, on
+One pass over the database (streamed: see turn_chats.py), in this order per turn: filters (cheap, on
 facts) -> chat -> redaction (before truncation, so a cut never leaves half a secret unmatched) ->
 truncation of long tool outputs -> token budget -> exact-duplicate removal -> split by session ->
 jsonl. Bootstrap workflows (synthetic) come after all real turns, so on a duplicate the real one
@@ -25,8 +25,8 @@ import jsonlines
 
 from .filters import TurnFilters
 from .redact import Redactor
-from .source import TurnData, TurnReader, table_exists
 from .tool_schemas import ObservedSchemas, SchemaResolver
+from .turn_chats import TurnData, TurnReader, table_exists
 
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")

@@ -3,7 +3,7 @@ and `cra stats`, so they never disagree.
 
 A turn qualifies when `cra dataset build` keeps it: a main-thread turn (not a subagent's, not
 synthetic) that passes `TurnFilters` (filters.py). `turn_facts` is the one place a turn's facts are
-made: the build calls it turn by turn (source.py), `count_qualifying` in bulk from turns and tool_calls.
+made: the build calls it turn by turn (turn_chats.py), `count_qualifying` in bulk from turns and tool_calls.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from typing import Any
 from .. import toolcalls
 from ..errors import InputFormatError, NotFoundError
 from . import store
-from .stats import wilson
+from .intervals import wilson
 
 CONTEXT_MESSAGES = 6  # the last messages of the context shown (the prompt is always shown)
 MAX_CHARS = 1500  # per shown message or tool result

@@ -120,8 +120,8 @@ def load_backend(kind: str, spec: dict[str, Any], settings: GenerationSettings, 
 
 
 def reward_function() -> Callable:
-    """The behavioral reward (cra/reward, the one RL trains on) for a step: its total and every component."""
-    from ..reward import Context, score_text
+    """The behavioral reward (cra/behavioral_reward, the one RL trains on) for a step: its total and every component."""
+    from ..behavioral_reward import Context, score_text
 
     def components(step: Step, prediction: str) -> dict[str, float]:
         score = score_text(Context.build(step.context, step.tools, step.target), prediction)

@@ -20,7 +20,7 @@ import click
 
 from ..cli_options import database_option
 from .exporter import Source, export_gguf
-from .source import ExportError
+from .model_files import ExportError
 from .writer import OUTTYPES
 
 

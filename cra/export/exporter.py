@@ -13,22 +13,22 @@ from typing import Any
 from .. import progress
 from ..progress import Echo
 from ..train import runs
-from .source import ExportError
+from .model_files import ExportError
 
 
 class Source:
     """The run (if any), base model and adapter an export reads: resolved and validated."""
 
     def __init__(self, db, run_ref: str | None, adapter_dir: str | None, base_ref: str | None):
-        from . import source
+        from . import model_files
 
         self.run = None
-        if not run_ref and not adapter_dir and source.promoted_run_id(db) is not None:
+        if not run_ref and not adapter_dir and model_files.promoted_run_id(db) is not None:
             run_ref = "promoted"  # no RUN named: the model `cra auto` promoted is what users get
         if run_ref:
             if adapter_dir:
                 raise ExportError("give RUN or --adapter-dir, not both")
-            self.run = source.find_run(db, run_ref)
+            self.run = model_files.find_run(db, run_ref)
             found = runs.adapter_dir(db, self.run)
             if found is None:
                 raise ExportError(
@@ -47,11 +47,11 @@ class Source:
                     base_ref = None
                 if not base_ref:
                     raise ExportError(f"which base model does {adapter_path} adapt? Pass --base MODEL")
-            self.run = source.run_for_adapter(db, adapter_path)
+            self.run = model_files.run_for_adapter(db, adapter_path)
         else:
             raise ExportError("name a RUN (an id, 'last' or 'promoted') or pass --adapter-dir DIR [--base MODEL]")
-        self.base = source.load_base(base_ref)
-        self.adapter = source.load_adapter(adapter_path, self.base)
+        self.base = model_files.load_base(base_ref)
+        self.adapter = model_files.load_adapter(adapter_path, self.base)
 
     def default_dir(self) -> Path:
         if self.run is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .source import ExportError, tokenizer_dir
+from .model_files import ExportError, tokenizer_dir
 
 # Largest max-abs logit difference accepted, relative to the largest reference logit. llama.cpp also
 # rounds activations in quantized matmuls, so these are looser than the weights' own error.

@@ -1,4 +1,4 @@
-"""`cra train grpo`: GRPO from an SFT adapter, rewarded by the behavioral reward (cra/reward).
+"""`cra train grpo`: GRPO from an SFT adapter, rewarded by the behavioral reward (cra/behavioral_reward).
 
 For each real context (the conversation before one of Claude's actions) the policy samples
 `num_generations` next messages; each is scored against what Claude did there (no tool runs) and
@@ -46,7 +46,7 @@ class GRPOSettings(RLSettings):
                 f"num_generations ({self.num_generations}): each step scores whole groups"
             )
         if self.weights:
-            from ..reward import parse_weights
+            from ..behavioral_reward import parse_weights
 
             parse_weights(self.weights)  # a typo fails now, not after the model loaded
         return self
@@ -92,7 +92,7 @@ def train_grpo(
     echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. `parent`: an interrupted grpo run to resume."""
-    from ..reward import COMPONENTS, RewardScorer
+    from ..behavioral_reward import COMPONENTS, RewardScorer
 
     loading.require()
     sft = rl.sft_parent(db, settings.sft_run)

@@ -207,7 +207,7 @@ STEP_KEYS = {
 
 def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=progress.echo) -> dict[str, Any]:
     """Train, record the run (kind `ppo`, parent: the SFT run), return its final `runs` row."""
-    from ..reward import RewardScorer
+    from ..behavioral_reward import RewardScorer
 
     loading.require()
     sft = rl.sft_parent(db, settings.sft_run)

@@ -2,7 +2,7 @@
 
 Prompts are real contexts from the SFT dataset: each conversation cut before one of Claude's
 assistant messages, rendered with the chat template (generation prompt appended); the model writes
-the next assistant message and the behavioral reward (cra/reward) compares it with what Claude did
+the next assistant message and the behavioral reward (cra/behavioral_reward) compares it with what Claude did
 there. Nothing is executed. Heavy imports stay inside functions.
 """
 
@@ -171,8 +171,8 @@ def save_adapter(model, tokenizer, out_dir: Path) -> Path:
 
 def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
     """[{prompt, context}] from the dataset's train split: one per assistant message that fits."""
+    from ..behavioral_reward import contexts_from_example
     from ..dataset.files import resolve_dataset
-    from ..reward import contexts_from_example
 
     train_path, _ = resolve_dataset(db, settings.dataset)
     rows, stats = [], {"contexts": 0, "too_long": 0}
