@@ -14,8 +14,8 @@ COMMANDS = {
     "on": "cra.capture.commands:on_command",
     "off": "cra.capture.commands:off_command",
     "ignore": "cra.capture.commands:ignore_group",
-    "install": "cra.capture.install:install_command",
-    "uninstall": "cra.capture.install:uninstall_command",
+    "install": "cra.capture.install_commands:install_command",
+    "uninstall": "cra.capture.install_commands:uninstall_command",
     "ingest": "cra.capture.commands:ingest_command",
     "import": "cra.transcripts.commands:import_command",
     "sync": "cra.transcripts.commands:sync_command",
@@ -100,12 +100,3 @@ def cli():
     Hooks write every tool call into one SQLite database (`cra path`); transcripts add the
     conversation around them.
     """
-
-
-database_option = click.option(
-    "-d",
-    "--database",
-    type=click.Path(dir_okay=False),
-    envvar="CRA_DB",
-    help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
-)

@@ -3,7 +3,6 @@
 import json
 import os
 
-import click
 import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
@@ -11,6 +10,7 @@ from sqlite_utils import Database
 from cra.cli import cli
 from cra.db import open_db
 from cra.db.migrations import migrations
+from cra.errors import ConfigError, NotFoundError, StageError
 from cra.train import runs
 
 
@@ -87,7 +87,7 @@ def test_resume_picks_the_newest_unfinished_run_with_a_checkpoint(cra_home):
     db = open_db()
     a = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
     runs.finish_run(db, a["id"], "interrupted")
-    with pytest.raises(click.ClickException, match="no checkpoint to resume from"):
+    with pytest.raises(NotFoundError, match="no checkpoint to resume from"):
         runs.resumable_run(db, "sft", "last")
     for step in (2, 10, 4):
         ckpt = os.path.join(a["output_dir"], "checkpoints", f"checkpoint-{step}")
@@ -96,12 +96,12 @@ def test_resume_picks_the_newest_unfinished_run_with_a_checkpoint(cra_home):
     assert runs.last_checkpoint(a["output_dir"]).name == "checkpoint-10"
     assert runs.resumable_run(db, "sft", "last")["id"] == a["id"]
     assert runs.resumable_run(db, "sft", str(a["id"]))["id"] == a["id"]
-    with pytest.raises(click.ClickException, match="is a sft run, not grpo"):
+    with pytest.raises(ConfigError, match="is a sft run, not grpo"):
         runs.resumable_run(db, "grpo", str(a["id"]))
-    with pytest.raises(click.ClickException, match="run id or 'last'"):
+    with pytest.raises(ConfigError, match="run id or 'last'"):
         runs.resumable_run(db, "sft", "yesterday")
     runs.start_run(db, kind="sft", base_model="m", dataset="d", config={}, parent_run=a["id"])
-    with pytest.raises(click.ClickException, match="run 2 has no checkpoint"):
+    with pytest.raises(NotFoundError, match="run 2 has no checkpoint"):
         runs.resumable_run(db, "sft", "last")  # run 1 was continued by run 2, the newest unfinished one
 
 
@@ -119,5 +119,5 @@ def test_ranks_of_one_launch_share_the_run_rank_0_registered(monkeypatch):
     assert not runs.is_main_process()
     assert runs.wait_for_launch_run(db, "sft", config, timeout=1)["id"] == registered["id"]
     other = {**config, "launch": {**config["launch"], "master": "127.0.0.1:29501"}}
-    with pytest.raises(click.ClickException, match="no run registered by rank 0"):
+    with pytest.raises(StageError, match="no run registered by rank 0"):
         runs.wait_for_launch_run(db, "sft", other, timeout=0.6)

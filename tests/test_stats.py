@@ -99,6 +99,26 @@ def test_readiness_uses_the_dataset_filters(db):
     assert compute(db, ready_turns=3)["readiness"]["ready"] is True
 
 
+def test_stats_status_and_the_build_count_the_same_turns(db, tmp_path):
+    """One definition of a qualifying turn (cra/dataset/qualifying.py): `cra stats`, `cra status`
+    (through auto's readiness) and the turns a dataset build keeps agree."""
+    from cra.auto.config import AutoSettings
+    from cra.auto.readiness import readiness
+    from cra.dataset.build import BuildOptions, DatasetBuilder
+    from cra.dataset.filters import TurnFilters
+
+    for filters in (TurnFilters(), TurnFilters(min_tool_calls=1, min_answer_words=5, skip_unrecovered=False)):
+        shown = compute(db, turn_filters=filters)["readiness"]
+        status = readiness(db, AutoSettings(filters=filters.as_dict()))
+        # Main-thread turns of real sessions, all in train: the build keeps exactly those that qualify.
+        options = BuildOptions(include_subagents=False, synthetic=False, eval_fraction=0, filters=filters)
+        built = DatasetBuilder(db, options).build(str(tmp_path / "out"))
+        synthetic = db.execute("SELECT count(*) FROM turns WHERE agent_id IS NULL AND is_synthetic").fetchone()[0]
+        assert built["real_turns_seen"] == shown["candidates"] + synthetic
+        assert (status.candidates, status.qualifying) == (shown["candidates"], shown["qualifying"])
+        assert built["turns_kept"] == shown["qualifying"] > 0
+
+
 def test_filters(db):
     s = compute(db, StatsFilters(project="parallel"))
     assert s["totals"]["sessions"] == 1 and s["totals"]["tool_calls"] == 5

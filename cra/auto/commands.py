@@ -13,7 +13,7 @@ import time
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 config_option = click.option(
     "--config",

@@ -251,7 +251,6 @@ class DatasetBuilder:
         self.lengths = array("l")
         self._seen = set()
         self._tools_cache: dict = {}
-        self._category = _category_function()
         self.sessions = {"train": set(), "eval": set()}
 
     # -- the pass -------------------------------------------------------------------------------
@@ -297,7 +296,7 @@ class DatasetBuilder:
         return False
 
     def _one_turn(self, turn: TurnData, context: list) -> bool:
-        reason = self.o.filters.evaluate(turn.facts(self._category))
+        reason = self.o.filters.evaluate(turn.facts())
         if reason:
             self.removed[reason] += 1
             return False
@@ -483,15 +482,6 @@ class DatasetBuilder:
             },
             "seconds": self.stats["seconds"],
         }
-
-
-def _category_function():
-    """The signals stage's tool categories decide what counts as a recovery (same rule as signals)."""
-    try:
-        from cra.signals.tools import category
-    except ImportError:  # signals not installed alongside: exact-tool retries only
-        return None
-    return lambda name, inp: category(name, inp)
 
 
 def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:

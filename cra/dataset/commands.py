@@ -8,7 +8,7 @@ import time
 
 import click
 
-from cra.cli import database_option
+from cra.cli_options import database_option
 from cra.db import cra_home, open_db
 
 from .filters import TurnFilters

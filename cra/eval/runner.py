@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .. import progress
+from ..errors import ConfigError, NotFoundError, StageError
 from . import metrics, store
 from .backends import GenerationSettings, gguf_files
 from .steps import Step, load_steps, steps_hash
@@ -41,9 +41,9 @@ def find_run(db, ref: str) -> dict[str, Any]:
             run = runs.get_run(db, row["id"])
             if adapter_dir(db, run):
                 return run
-        raise click.ClickException("no completed run with an adapter: train one with `cra train sft`")
+        raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
     if not str(ref).isdigit():
-        raise click.ClickException(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
+        raise ConfigError(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
 
 
@@ -69,7 +69,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
     if not base_only:
         adapter = adapter_dir(db, run)
         if adapter is None:
-            raise click.ClickException(
+            raise NotFoundError(
                 f"run {run['id']} ({run['status']}) has no adapter in {run['output_dir']}: evaluate a completed run, "
                 "or pass --base-only to evaluate its base model alone"
             )
@@ -88,12 +88,12 @@ def resolve_split(db, run: dict[str, Any], dataset: str | None, split: str) -> t
 
     ref = dataset or run.get("dataset")
     if not ref:
-        raise click.ClickException(f"run {run['id']} records no dataset: pass --dataset NAME|PATH")
+        raise ConfigError(f"run {run['id']} records no dataset: pass --dataset NAME|PATH")
     train, held_out = resolve_dataset(db, ref)
     if split == "train":
         return ref, train
     if held_out is None:
-        raise click.ClickException(
+        raise NotFoundError(
             f"dataset {ref} has no eval split to hold out: rebuild it with `cra dataset build --eval-fraction 0.1` "
             "(or pass --split train to measure fit on the training data)"
         )
@@ -108,7 +108,7 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
     files = gguf_files(db, owner)
     if subject.label == "base":
         if "base" not in files:
-            raise click.ClickException(
+            raise NotFoundError(
                 f"--backend llama.cpp needs the base model as GGUF to compare with: `cra export gguf {owner} --adapter` "
                 "writes it beside the adapter"
             )
@@ -120,7 +120,7 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
             "model_path": str(files["base"]),
             "lora_path": str(files["adapter"]),
         }, f"{files['base']}+{files['adapter']}"
-    raise click.ClickException(
+    raise NotFoundError(
         f"run {owner} has no exported GGUF to evaluate with llama.cpp: run `cra export gguf {owner}` (merged) "
         f"or `cra export gguf {owner} --adapter` (adapter and base)"
     )
@@ -156,12 +156,12 @@ def evaluate_run(
     dataset: str | None = None,
     settings: GenerationSettings | None = None,
     fresh: bool = False,
-    echo=click.echo,
+    echo=progress.echo,
 ) -> list[dict[str, Any]]:
     """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows."""
     run = find_run(db, run_ref)
     if run["kind"] == "reward":
-        raise click.ClickException(
+        raise ConfigError(
             f"run {run['id']} is a reward model: it scores actions, it does not write them. Evaluate its policy "
             "(an sft, grpo or ppo run) instead"
         )
@@ -171,7 +171,7 @@ def evaluate_run(
     dataset_ref, path = resolve_split(db, run, dataset, split)
     steps, skipped = load_steps(path, limit)
     if not steps:
-        raise click.ClickException(
+        raise StageError(
             f"no real steps to evaluate in {path} ({skipped['synthetic_examples']} synthetic examples skipped): "
             "record and build more sessions (`cra dataset build`)"
         )

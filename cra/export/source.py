@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
+from ..errors import StageError
 
 
-class ExportError(click.ClickException):
+class ExportError(StageError):
     """An export refused (or failed) with a message that says what to do."""
 
 

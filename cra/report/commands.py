@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 
 @click.command(name="stats")
@@ -32,6 +32,7 @@ def stats_command(database, as_json, html_path, project, since, until, model):
       cra stats --project myapp --since 2025-06-01 --json
       cra stats --html report.html
     """
+    from ..auto.config import thresholds
     from ..db import open_db
     from ..signals.store import update_signals
     from . import stats as stats_mod
@@ -46,7 +47,9 @@ def stats_command(database, as_json, html_path, project, since, until, model):
                 raise click.ClickException(f"--{name}: {exc}; e.g. --{name} 2025-06-30") from exc
     db = open_db(database)
     update_signals(db)
-    data = stats_mod.compute(db, filters)
+    # The readiness `cra auto` acts on: its bar and filters ($CRA_HOME/auto.toml), shown as `cra status` does.
+    configured = thresholds()
+    data = stats_mod.compute(db, filters, configured["settings"].turn_filters(), configured["min_total_turns"])
     if html_path:
         from .html import render as render_html
 

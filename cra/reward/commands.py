@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..jsonl import numbered_rows
 
 

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option, settings_options
 from ..db import open_db
-from .config import SFTSettings, build_settings, settings_options
+from .config import SFTSettings, build_settings
 
 
 @click.group(name="train")

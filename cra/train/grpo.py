@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import Field, model_validator
 
+from .. import progress
 from . import loading, rl, runs
 from .rl import RLSettings
 
@@ -89,7 +89,7 @@ def train_grpo(
     *,
     parent: dict[str, Any] | None = None,
     callbacks: tuple = (),
-    echo=click.echo,
+    echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. `parent`: an interrupted grpo run to resume."""
     from ..reward import COMPONENTS, RewardScorer

@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import Field, model_validator
 
+from .. import progress
+from ..errors import ConfigError
 from . import loading, rl, runs
 from .rl import RLSettings
 
@@ -205,7 +206,7 @@ STEP_KEYS = {
 }
 
 
-def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo) -> dict[str, Any]:
+def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=progress.echo) -> dict[str, Any]:
     """Train, record the run (kind `ppo`, parent: the SFT run), return its final `runs` row."""
     from ..reward import RewardScorer
 
@@ -219,7 +220,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
     rm_run = reward_run(db, settings.reward_run)
     settings.reward_run = str(rm_run["id"])
     if rm_run["base_model"] != settings.base:
-        raise click.ClickException(
+        raise ConfigError(
             f"reward run {rm_run['id']} is for base {rm_run['base_model']}, the policy's is {settings.base}: "
             "they must share a tokenizer"
         )
@@ -228,7 +229,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         checkpoint = runs.last_checkpoint(parent["output_dir"])
         start_adapter, steps_done = str(checkpoint), int(checkpoint.name.rsplit("-", 1)[-1])
         if steps_done >= settings.max_steps:
-            raise click.ClickException(
+            raise ConfigError(
                 f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: pass a larger --max-steps"
             )
     run_id, output_dir = rl.start_run(db, "ppo", settings, sft, parent, echo)

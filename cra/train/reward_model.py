@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .. import progress
+from ..errors import ConfigError, NotFoundError, StageError
 from . import loading, rl, runs
 from .config import ALL_PROJECTIONS
 
@@ -74,8 +75,8 @@ def resolve_pairs(db, ref: str) -> tuple[Path, Path | None]:
 
     try:
         return resolve_dataset(db, ref)
-    except click.ClickException as exc:
-        raise click.ClickException(
+    except NotFoundError as exc:
+        raise NotFoundError(
             f"no pairs {ref!r}: give a name from `cra dataset pairs`, a directory or a JSONL file"
         ) from exc
 
@@ -141,7 +142,7 @@ def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_ada
     try:
         model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load {base!r} with a classification head: {exc}") from exc
+        raise StageError(f"cannot load {base!r} with a classification head: {exc}") from exc
     for adapter in merge_adapters:
         # A causal-LM adapter on the same backbone: load it without its task type (which would wrap
         # the model for generation) and fold it into the weights.
@@ -162,11 +163,11 @@ def reward_run(db, run_ref: str) -> dict:
             db.query("SELECT id FROM runs WHERE kind = 'reward' AND status = 'completed' ORDER BY id DESC LIMIT 1")
         )
         if not rows:
-            raise click.ClickException("no completed reward run: train one with `cra train reward --pairs NAME`")
+            raise NotFoundError("no completed reward run: train one with `cra train reward --pairs NAME`")
         return runs.get_run(db, rows[0]["id"])
     run = runs.get_run(db, int(run_ref))
     if run["kind"] != "reward" or run["status"] != "completed":
-        raise click.ClickException(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
+        raise ConfigError(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
     return run
 
 
@@ -231,11 +232,11 @@ def _config(settings: RewardModelSettings, output_dir: Path, has_eval: bool):
     )
 
 
-def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo):
+def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callbacks: tuple = (), echo=progress.echo):
     """Train, record the run (kind `reward`), return its final `runs` row."""
     loading.require()
     if not settings.pairs:
-        raise click.ClickException("no pairs: pass --pairs NAME|PATH (`cra dataset pairs` makes them)")
+        raise ConfigError("no pairs: pass --pairs NAME|PATH (`cra dataset pairs` makes them)")
     sft = rl.sft_parent(db, settings.sft_run)
     settings.sft_run = str(sft["id"])
     if settings.base is None:
@@ -254,7 +255,7 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         train_rows, skipped = tokenize_pairs(train_path, tokenizer, settings.max_length)
         eval_rows, eval_skipped = tokenize_pairs(eval_path, tokenizer, settings.max_length) if eval_path else ([], 0)
         if not train_rows:
-            raise click.ClickException(
+            raise StageError(
                 f"no usable pair in {train_path} ({skipped} longer than --max-length {settings.max_length} or identical)"
             )
         from peft import LoraConfig, get_peft_model

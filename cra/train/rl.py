@@ -13,9 +13,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import ConfigError, NotFoundError, StageError
 from . import runs
 
 
@@ -79,21 +79,21 @@ def sft_parent(db, ref: str) -> dict[str, Any]:
             db.query("SELECT id FROM runs WHERE kind = 'sft' AND status = 'completed' ORDER BY id DESC LIMIT 1")
         )
         if not rows:
-            raise click.ClickException(
+            raise NotFoundError(
                 "no completed SFT run to start from: train one with `cra train sft` (RL starts from its adapter)"
             )
         run = runs.get_run(db, rows[0]["id"])
     else:
         run = runs.get_run(db, int(ref))
         if run["kind"] != "sft":
-            raise click.ClickException(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
+            raise ConfigError(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
         if run["status"] != "completed":
-            raise click.ClickException(
+            raise ConfigError(
                 f"sft run {run['id']} is {run['status']}, not completed: finish it first (cra train sft --resume {run['id']})"
             )
     adapter = (run.get("metrics") or {}).get("adapter")
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
-        raise click.ClickException(f"sft run {run['id']} has no adapter on disk ({adapter}): train a new one")
+        raise NotFoundError(f"sft run {run['id']} has no adapter on disk ({adapter}): train a new one")
     return run
 
 
@@ -104,7 +104,7 @@ def fill_from_parent(settings, parent: dict[str, Any]):
     if settings.dataset is None:
         settings.dataset = parent["dataset"]
     if not settings.dataset:
-        raise click.ClickException("no dataset: pass --dataset (the SFT run recorded none)")
+        raise ConfigError("no dataset: pass --dataset (the SFT run recorded none)")
     return settings
 
 
@@ -147,7 +147,7 @@ def load_tokenizer(settings, adapter_dir: str | None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load a tokenizer from {source!r}: {exc}") from exc
+        raise StageError(f"cannot load a tokenizer from {source!r}: {exc}") from exc
     loading._pad_token(tokenizer)
     templates.choose_template(tokenizer, settings.chat_template)
     return tokenizer
@@ -173,7 +173,7 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load model {settings.base!r}: {exc}") from exc
+        raise StageError(f"cannot load model {settings.base!r}: {exc}") from exc
     if settings.load_in_4bit and trainable:
         from peft import prepare_model_for_kbit_training
 
@@ -231,7 +231,7 @@ def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
                     return rows, stats
     stats["prompts"] = len(rows)
     if not rows:
-        raise click.ClickException(
+        raise StageError(
             f"no usable context in {train_path}: every assistant message's context is longer than "
             f"--max-prompt-length {settings.max_prompt_length} tokens (or the dataset has no assistant messages)"
         )

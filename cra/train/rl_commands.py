@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option, settings_options
 from ..db import open_db
-from .config import build_settings, read_config_file, settings_options
+from .config import build_settings, read_config_file
 from .grpo import GRPOSettings
 from .ppo import PPOSettings
 from .reward_model import RewardModelSettings

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .. import progress
+from ..errors import ConfigError, InputFormatError, NotFoundError
 from . import loading, runs, templates
 from .config import SFTSettings
 
@@ -35,15 +35,13 @@ def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
     if path.is_dir():
         train = path / "train.jsonl"
         if not train.is_file():
-            raise click.ClickException(
-                f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`"
-            )
+            raise NotFoundError(f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`")
         evals = [path / name for name in ("eval.jsonl", "validation.jsonl", "test.jsonl") if (path / name).is_file()]
         return train, evals[0] if evals else None
     if path.is_file():
         sibling = path.with_name(path.name.replace("train", "eval")) if "train" in path.name else None
         return path, sibling if sibling and sibling.is_file() else None
-    raise click.ClickException(
+    raise NotFoundError(
         f"no dataset {ref!r}: give a name from `cra dataset build`, a directory with train.jsonl, or a JSONL file"
     )
 
@@ -57,7 +55,7 @@ def load_splits(train_path: Path, eval_path: Path | None):
     from datasets import load_dataset
 
     if not _has_rows(train_path):
-        raise click.ClickException(f"{train_path} holds no examples: build a dataset with training examples")
+        raise InputFormatError(f"{train_path} holds no examples: build a dataset with training examples")
     if eval_path and not _has_rows(eval_path):
         eval_path = None  # an empty eval split is the same as none
     files = {"train": str(train_path)}
@@ -66,13 +64,13 @@ def load_splits(train_path: Path, eval_path: Path | None):
     try:
         data = load_dataset("json", data_files=files)
     except Exception as exc:  # datasets raises several types for unreadable JSON
-        raise click.ClickException(f"cannot read the dataset ({train_path}): {exc}") from exc
+        raise InputFormatError(f"cannot read the dataset ({train_path}): {exc}") from exc
     if "messages" not in data["train"].column_names:
-        raise click.ClickException(
+        raise InputFormatError(
             f"{train_path} has no 'messages' column: cra trains on openai-format conversations (`cra dataset build`)"
         )
     if len(data["train"]) == 0:
-        raise click.ClickException(f"{train_path} holds no examples")
+        raise InputFormatError(f"{train_path} holds no examples")
     keep = [c for c in ("messages", "tools") if c in data["train"].column_names]
     return data["train"].select_columns(keep), (data["eval"].select_columns(keep) if eval_path else None)
 
@@ -96,7 +94,7 @@ def make_graceful_stop():
 
         def request(self, *_):
             self.requested = True
-            click.echo("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort now)...", err=True)
+            progress.echo("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort now)...", err=True)
             signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
 
         def install(self):
@@ -193,7 +191,7 @@ def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, s
     stats[f"{split}_examples"] = len(dataset)
     stats[f"{split}_dropped"] = total - len(dataset)
     if len(dataset) == 0:
-        raise click.ClickException(
+        raise ConfigError(
             f"no {split} example has an assistant token within --max-length {limit}: raise --max-length "
             "(the system prompt and tool schemas come first)"
         )
@@ -224,11 +222,11 @@ def train_sft(
     *,
     parent: dict[str, Any] | None = None,
     callbacks: tuple = (),
-    echo=click.echo,
+    echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. Raises ClickException on a failed run."""
     if not settings.dataset:
-        raise click.ClickException("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
+        raise ConfigError("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
     backend = loading.resolve_backend(settings.backend)
     loading.import_backend(backend)  # before datasets/trl/transformers/peft
     train_path, eval_path = resolve_dataset(db, settings.dataset)
