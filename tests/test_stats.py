@@ -35,16 +35,26 @@ def test_totals_and_tools(db):
     tools = {r["tool"]: r for r in s["tools"]}
     # Read: missing file (failure) and a bad parameter (invalid) fail; the rest succeed.
     read_total = one("SELECT count(*) FROM tool_calls WHERE tool_name = 'Read'")
-    assert (tools["Read"]["calls"], tools["Read"]["failures"]) == (read_total, 2)
-    assert tools["Read"]["failure_rate"] == round(2 / read_total, 4)
+    assert (tools["Read"]["calls"], tools["Read"]["errored"]) == (read_total, 2)
+    assert tools["Read"]["error_rate"] == round(2 / read_total, 4)
     durations = [
         r[0]
         for r in db.execute("SELECT duration_ms FROM tool_calls WHERE tool_name = 'Read' AND duration_ms IS NOT NULL")
     ]
     assert tools["Read"]["median_ms"] == int(statistics.median(durations))
-    assert (tools["NoSuchTool"]["failures"], tools["NoSuchTool"]["failure_rate"]) == (1, 1.0)
-    assert tools["Write"]["denials"] == 1 and tools["Write"]["failures"] == 0
+    assert (tools["NoSuchTool"]["errored"], tools["NoSuchTool"]["error_rate"]) == (1, 1.0)
+    assert tools["Write"]["denied"] == 1 and tools["Write"]["errored"] == 0
     assert [r["calls"] for r in s["tools"]] == sorted((r["calls"] for r in s["tools"]), reverse=True)
+
+
+def test_the_report_and_the_view_count_outcomes_alike(db):
+    """`cra stats` and SQL over tool_calls_with_turns.call_outcome give the same errored and denied counts."""
+    s = compute(db)
+    by_sql = dict(db.execute("SELECT call_outcome, count(*) FROM tool_calls_with_turns GROUP BY 1").fetchall())
+    assert by_sql.get("errored", 0) == sum(r["errored"] for r in s["tools"]) > 0
+    assert by_sql.get("denied", 0) == sum(r["denied"] for r in s["tools"]) > 0
+    assert sum(by_sql.values()) == s["totals"]["tool_calls"]
+    assert set(by_sql) <= {"succeeded", "errored", "denied", "interrupted", "pending"}
 
 
 def test_sequences_workflows_depth_and_reasoning(db):

@@ -654,3 +654,28 @@ def m013_foreign_keys(db: Database):
         conn.execute(f"PRAGMA schema_version = {version + 1}")
     finally:
         conn.execute("PRAGMA writable_schema = OFF")
+
+
+@migrations()
+def m014_call_outcome(db: Database):
+    """`tool_calls_with_turns.call_outcome`: a call's status grouped the way `cra stats`, its HTML page and
+    the signals count it: succeeded (success), errored (failure, invalid input, or blocked by a hook),
+    denied (by the user or the permission rules), interrupted, pending (no result seen)."""
+    db.execute("DROP VIEW tool_calls_with_turns")
+    db.execute(
+        """
+        CREATE VIEW tool_calls_with_turns AS
+        SELECT tc.*, t.turn_index, t.prompt_text, t.started_at AS turn_started_at, t.outcome AS turn_outcome,
+               s.project_dir, s.cwd AS session_cwd, coalesce(t.model, s.model) AS model,
+               CASE
+                   WHEN tc.status = 'success' THEN 'succeeded'
+                   WHEN tc.status IN ('failure', 'invalid', 'blocked') THEN 'errored'
+                   WHEN tc.status = 'denied' THEN 'denied'
+                   WHEN tc.status = 'interrupted' THEN 'interrupted'
+                   ELSE 'pending'
+               END AS call_outcome
+        FROM tool_calls tc
+        LEFT JOIN turns t ON t.id = tc.turn_id
+        LEFT JOIN sessions s ON s.id = tc.session_id
+        """
+    )

@@ -8,9 +8,17 @@ Datasette (`cra browse`) and this module read one source.
 
 import re
 
-import sqlite_utils
-
-from .migrations import migrations
+# tool_calls.status grouped as the reports, the signals, the dataset filters and the
+# `tool_calls_with_turns.call_outcome` column (m014) count calls: one definition for all of them.
+ERRORED = ("failure", "invalid", "blocked")  # the call errored (invalid input; blocked: a hook refused it)
+DENIED = ("denied",)  # the user or the permission rules said no
+CALL_OUTCOMES = {
+    "succeeded": "the tool ran and returned a result",
+    "errored": "the tool failed, its input was invalid, or a hook blocked it (status failure, invalid, blocked)",
+    "denied": "the user or the permission rules refused it (status denied)",
+    "interrupted": "the user interrupted it",
+    "pending": "no result was recorded",
+}
 
 _CONSTRAINT = re.compile(r"^\s*(PRIMARY KEY|UNIQUE|FOREIGN KEY|CHECK|CONSTRAINT)\b", re.I)
 _COLUMN = re.compile(r"^\s*\[?([A-Za-z_][A-Za-z0-9_]*)\]?\s+[^-]*?(?:--\s*(.*))?$")
@@ -79,6 +87,10 @@ def column_notes(create_sql: str) -> dict:
 def build_schema_db():
     """A fresh in-memory database with every migration applied, and which migration made what:
     {("table" | "view", name): (migration name, its docstring as one line)}."""
+    import sqlite_utils
+
+    from .migrations import migrations
+
     db = sqlite_utils.Database(memory=True)
     origin: dict[tuple[str, str], tuple[str, str]] = {}
     pending = migrations.pending(db)

@@ -7,8 +7,9 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from ..dataset.filters import FAILED, TurnFilters
+from ..dataset.filters import TurnFilters
 from ..dataset.qualifying import MIN_TRAINING_TURNS, count_qualifying
+from ..db.schema import DENIED, ERRORED
 
 # Qualifying turns the training orchestrator waits for before it starts a cycle, when the caller
 # gives no bar; `cra stats` passes the one in effect ($CRA_HOME/auto.toml, read by cra/auto/config.py).
@@ -178,15 +179,17 @@ def _tools(calls):
     rows = []
     for name, items in by_tool.items():
         durations = [c["duration_ms"] for c in items if c["duration_ms"] is not None]
-        failures = sum(c["status"] in FAILED for c in items)
+        errored = sum(c["status"] in ERRORED for c in items)
         finished = sum(c["status"] != "pending" for c in items)
+        # The categories of tool_calls_with_turns.call_outcome (cra/db/schema.py CALL_OUTCOMES).
         rows.append(
             {
                 "tool": name,
                 "calls": len(items),
-                "failures": failures,
-                "denials": sum(c["status"] == "denied" for c in items),
-                "failure_rate": round(failures / finished, 4) if finished else None,
+                "errored": errored,
+                "denied": sum(c["status"] in DENIED for c in items),
+                "interrupted": sum(c["status"] == "interrupted" for c in items),
+                "error_rate": round(errored / finished, 4) if finished else None,
                 "median_ms": int(statistics.median(durations)) if durations else None,
             }
         )
