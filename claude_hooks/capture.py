@@ -45,10 +45,11 @@ AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`
 # The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
 # (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
 BUSY_TIMEOUT_S = 10.0
-# `cra` sets PRAGMA user_version to the number of applied migrations; the SQL below needs at least
-# this many (m002 adds tool_calls.source). An older database keeps events in the spool until a `cra`
-# command upgrades it, instead of half-deriving them.
-MIN_SCHEMA_VERSION = 2
+# The migrations (cra/db/migrations.py) the SQL below needs, by name: m002 adds tool_calls.source.
+# A database `cra` has not migrated that far keeps events in the spool until a `cra` command
+# upgrades it, instead of half-deriving them. By name, not by count: migrations from parallel work
+# are appended in any order, so a position says nothing about which ones a database has.
+REQUIRED_MIGRATIONS = ("m002_transcripts",)
 
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
 # Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
@@ -131,11 +132,11 @@ def drain_into_db(home, env, via="hook"):
             raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
         con = connect(path, timeout=float(env.get("CRA_DRAIN_TIMEOUT") or BUSY_TIMEOUT_S))
         try:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version < MIN_SCHEMA_VERSION:
+            missing = missing_migrations(con)
+            if missing:
                 raise RuntimeError(
-                    "database schema version %d is older than this cra needs (%d): run any cra command"
-                    % (version, MIN_SCHEMA_VERSION)
+                    "the database schema is older than this cra needs (%s not applied): run any cra command"
+                    % ", ".join(missing)
                 )
             return drain_spool(con, home, via=via)
         finally:
@@ -210,6 +211,22 @@ def _maybe_start_cycle(con, home, event):
         )
     except Exception as exc:
         log_error(home, event, exc)
+
+
+def missing_migrations(con, required=REQUIRED_MIGRATIONS):
+    """The required migrations sqlite-utils' log does not list as applied to this database."""
+    try:
+        applied = {
+            row[0]
+            for row in con.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = 'cra' AND name IN (%s)"
+                % ",".join("?" * len(required)),
+                required,
+            )
+        }
+    except sqlite3.OperationalError:  # no migration log: no cra command has opened it yet
+        applied = set()
+    return [name for name in required if name not in applied]
 
 
 def connect(path, timeout=BUSY_TIMEOUT_S):

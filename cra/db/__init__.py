@@ -73,10 +73,6 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
         db = sqlite_utils.Database(conn)
         if migrations.pending(db):
             migrations.apply(db)
-        # The hook's drainer reads this to know the schema is new enough for its SQL.
-        applied = len(migrations.applied(db))
-        if conn.execute("PRAGMA user_version").fetchone()[0] != applied:
-            conn.execute(f"PRAGMA user_version = {applied}")
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(
             f"cannot open the cra database at {path}: {exc}. If the file is corrupt, move it aside "

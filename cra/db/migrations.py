@@ -1,6 +1,13 @@
 """The schema, as an append-only list of migrations. Never edit an applied one: add the next.
 
 Each table's owner (the stage that writes it) is named in its migration's docstring.
+
+Order: pending migrations run in the order they are listed here, and sqlite-utils records each
+applied one by name (`_sqlite_migrations`). A name's number is part of its name, not its position:
+work done in parallel appends its migrations in the order it is merged (m005_runs landed before
+m004_datasets, m013 before m009-m012), so nothing may count positions. Code that needs a migration
+names it (the hook: `claude_hooks.capture.REQUIRED_MIGRATIONS`). tests/test_migrations.py pins the
+order of those already released: append after them, never in between.
 """
 
 from sqlite_utils import Database, Migrations
