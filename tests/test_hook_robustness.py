@@ -431,6 +431,7 @@ def mutated_payloads(draw):
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(raws=st.lists(mutated_payloads(), min_size=1, max_size=6))
+@pytest.mark.slow
 def test_fuzzed_payloads_always_land(raws, tmp_path):
     con = _fuzz_db(tmp_path)
     before = con.execute("SELECT count(*) FROM events").fetchone()[0]

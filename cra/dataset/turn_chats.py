@@ -108,7 +108,7 @@ def turn_chat(
     chat: list[dict] = [{"role": "user", "content": prompt_text or ""}]
     calls_by_id = {c["tool_use_id"]: c for c in call_rows}
     steps: list[dict] = []  # {"api": id, "text": [], "thinking": [], "calls": [], "results": {}}
-    owner: dict[str, dict] = {}  # tool_use_id -> step
+    owner: dict[str | None, dict] = {}  # tool_use_id -> step
 
     for row in message_rows:
         if row.get("is_meta") or row.get("is_compact_summary") or row.get("is_api_error"):
@@ -136,9 +136,9 @@ def turn_chat(
         else:
             for b in blocks:
                 if isinstance(b, dict) and b.get("type") == "tool_result":
-                    step = owner.get(b.get("tool_use_id"))
-                    if step is not None:
-                        step["results"][b.get("tool_use_id")] = result_text(b.get("content"))
+                    called_in = owner.get(b.get("tool_use_id"))
+                    if called_in is not None:
+                        called_in["results"][b.get("tool_use_id")] = result_text(b.get("content"))
 
     if not steps and call_rows:
         # Hook-only turn (no transcript): one assistant step per recorded call, in order.

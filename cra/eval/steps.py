@@ -44,7 +44,8 @@ class Step:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Step:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+        values: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**values)
 
 
 def _is_synthetic(example: dict) -> bool:
@@ -70,7 +71,8 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
     for n, example in enumerate(examples):
         if "messages" not in example:
             raise InputFormatError(
-                "the dataset is not in the openai format (no 'messages'): build it with `cra dataset build --format openai`"
+                "the dataset is not in the openai format (no 'messages'): "
+                "build it with `cra dataset build --format openai`"
             )
         if _is_synthetic(example):
             skipped["synthetic_examples"] += 1

@@ -24,7 +24,7 @@ from .model_files import ExportError
 from .writer import OUTTYPES
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -54,7 +54,8 @@ _source_options = [
         type=click.Choice(OUTTYPES),
         default="f16",
         show_default=True,
-        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
+        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; "
+        "q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
     ),
     click.option(
         "--out", help="Output directory (or a .gguf file when one file is written) [default: <run dir>/gguf]."
@@ -169,8 +170,9 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
     db = open_db(database)
     source = Source(db, run, adapter_dir, base_ref)
     kinds = ("base", "adapter") if as_adapter else ("merged",)
-    paths = {kind: _reusable(db, source, kind, outtype) for kind in kinds}
-    missing = [kind for kind, path in paths.items() if path is None]
+    reusable = {kind: _reusable(db, source, kind, outtype) for kind in kinds}
+    paths = {kind: path for kind, path in reusable.items() if path is not None}
+    missing = [kind for kind in kinds if kind not in paths]
     if missing:
         written = export_gguf(
             db,

@@ -103,7 +103,7 @@ def train_grpo(
 
     run = RLRun.start(db, "grpo", settings, sft, parent, echo)
     output_dir = run.output_dir
-    if resume_from:
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     with run:
         runs.set_cpu_threads(settings.cpu_threads)
@@ -118,7 +118,7 @@ def train_grpo(
         funcs = [_decoding(f, tokenizer) for f in funcs]
         eval_rows = rows[: settings.eval_prompts]
         before = None
-        if resume_from:  # the starting adapter was scored when the interrupted run began
+        if parent and resume_from:  # the starting adapter was scored when the interrupted run began
             before = (parent.get("metrics") or {}).get("reward_before")
         elif eval_rows:
             before = _expected_reward(model, tokenizer, eval_rows, scorer, settings)

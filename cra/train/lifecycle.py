@@ -24,7 +24,7 @@ def _callback_base():
 def make_graceful_stop():
     """Ctrl-C once: finish the current step, save a resumable checkpoint, stop. Twice: abort at once."""
 
-    class GracefulStop(_callback_base()):
+    class GracefulStop(_callback_base()):  # type: ignore[misc]  # transformers' TrainerCallback, imported on use
         def __init__(self):
             self.requested = False
             self._previous = None

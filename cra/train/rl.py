@@ -89,7 +89,8 @@ def sft_parent(db, ref: str) -> dict[str, Any]:
             raise ConfigError(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
         if run["status"] != "completed":
             raise ConfigError(
-                f"sft run {run['id']} is {run['status']}, not completed: finish it first (cra train sft --resume {run['id']})"
+                f"sft run {run['id']} is {run['status']}, not completed: "
+                f"finish it first (cra train sft --resume {run['id']})"
             )
     adapter = (run.get("metrics") or {}).get("adapter")
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
@@ -234,7 +235,8 @@ def mean_reward(
     model.eval()
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    totals, per = [], {}
+    totals: list[float] = []
+    per: dict[str, list[float]] = {}
     sampling = samples > 0
     torch.manual_seed(seed)
     try:

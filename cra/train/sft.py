@@ -186,7 +186,7 @@ def train_sft(
     run_id, output_dir = run["id"], Path(run["output_dir"])
     finish, record, summarize = (runs.finish_run, runs.record_artifact, write_summary) if main else (_skip,) * 3
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
-    if resume_from:
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     threads_before = None
     started = time.time()

@@ -55,7 +55,8 @@ def import_command(paths, database, as_json):
         except OSError:
             sizes[f] = 0
     result = importer.ImportResult()
-    with click.progressbar(
+    # A length and no iterable: click cannot name the item type the bar shows.
+    with click.progressbar(  # type: ignore[var-annotated]
         length=max(sum(sizes.values()), 1),
         label=f"Importing {len(files)} files",
         file=sys.stderr,

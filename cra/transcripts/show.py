@@ -51,7 +51,7 @@ def _bounded(text, max_lines, full, width=160):
     lines = text.splitlines() or [""]
     if full:
         return lines
-    out = [l if len(l) <= width else l[: width - 1] + "…" for l in lines[:max_lines]]
+    out = [line if len(line) <= width else line[: width - 1] + "…" for line in lines[:max_lines]]
     if len(lines) > max_lines:
         out.append(f"… (+{len(lines) - max_lines} more lines)")
     return out
@@ -85,7 +85,7 @@ class _Renderer:
         self.calls = {
             r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
         }
-        self.agents_by_call = {}
+        self.agents_by_call: dict[str, list[dict]] = {}
         self.agents = list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id]))
         for a in self.agents:
             if a["parent_tool_use_id"]:
@@ -205,7 +205,8 @@ class _Renderer:
         for agent in self.agents:
             if agent["agent_id"] not in self.shown_agents:
                 yield ""
-                yield f"┌ subagent {agent['agent_id']} ({agent['agent_type'] or 'subagent'}), its launching call not recorded"
+                kind = agent["agent_type"] or "subagent"
+                yield f"┌ subagent {agent['agent_id']} ({kind}), its launching call not recorded"
                 yield from self.stream(agent["agent_id"], 1)
 
 
