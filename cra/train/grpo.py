@@ -16,6 +16,7 @@ completions on training contexts before and after.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import click
 from pydantic import Field, model_validator
 
 from . import loading, rl, runs
+from .distributed import Launch
 from .rl import RLSettings
 
 
@@ -40,10 +42,11 @@ class GRPOSettings(RLSettings):
 
     @model_validator(mode="after")
     def _groups_fit(self):
-        if (self.batch_size * self.grad_accum) % self.num_generations:
+        processes = int(os.environ.get("WORLD_SIZE", "1"))  # under accelerate launch, a group spans ranks
+        if (self.batch_size * self.grad_accum * processes) % self.num_generations:
             raise ValueError(
-                f"batch_size x grad_accum ({self.batch_size} x {self.grad_accum}) must be a multiple of "
-                f"num_generations ({self.num_generations}): each step scores whole groups"
+                f"batch_size x grad_accum x processes ({self.batch_size} x {self.grad_accum} x {processes}) must "
+                f"be a multiple of num_generations ({self.num_generations}): each step scores whole groups"
             )
         if self.weights:
             from ..reward import parse_weights
@@ -101,11 +104,20 @@ def train_grpo(
     sft_adapter = sft["metrics"]["adapter"]
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    run_id, output_dir = rl.start_run(db, "grpo", settings, sft, parent, echo)
+    # Under accelerate launch every rank trains; rank 0 alone registers, finishes and writes the run.
+    launch = Launch()
+    echo = launch.on_main(echo)
+    finish = launch.on_main(runs.finish_run)
+    run = launch.start_run(
+        db,
+        settings.model_dump(),
+        lambda config: runs.get_run(db, rl.start_run(db, "grpo", settings, sft, parent, echo, config=config)[0]),
+    )
+    run_id, output_dir = run["id"], Path(run["output_dir"])
     if resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     started = time.time()
-    with runs.recorded_end(db, run_id, "grpo", output_dir):
+    with runs.recorded_end(db, run_id, "grpo", output_dir, finish=finish):
         runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
@@ -120,7 +132,7 @@ def train_grpo(
         before = None
         if resume_from:  # the starting adapter was scored when the interrupted run began
             before = (parent.get("metrics") or {}).get("reward_before")
-        elif eval_rows:
+        elif eval_rows and launch.main:  # (a measure for the record: rank 0's)
             before = _expected_reward(model, tokenizer, eval_rows, scorer, settings)
 
         from datasets import Dataset
@@ -159,14 +171,17 @@ def train_grpo(
             "kl_last": next((s["kl"] for s in reversed(steps) if "kl" in s), None),
             "reward_before": before,
             "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
+            "processes": launch.world_size,
         }
         if stop.requested:
             metrics["wall_seconds"] = time.time() - started
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
+            finish(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
             echo(
                 f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}"
             )
             return runs.get_run(db, run_id)
+        if not launch.main:
+            return runs.get_run(db, run_id)  # rank 0 measures, saves and records the result
         if eval_rows:
             metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
         adapter_dir = rl.save_adapter(trainer.model, tokenizer, output_dir / "adapter")

@@ -8,11 +8,12 @@ first thing).
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from typing import Any
 
 import click
+
+from . import distributed
 
 TRAIN_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 
@@ -176,20 +177,23 @@ def _load_transformers(settings, precision: Precision) -> Loaded:
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if cuda and importlib.util.find_spec("flash_attn") is not None:
         kwargs["attn_implementation"] = "flash_attention_2"  # varlen kernels: packing without padding or mask cost
+    sharded = distributed.shards_parameters()
     if settings.load_in_4bit:
+        # Under DDP each process holds its own 4-bit copy on its own GPU; FSDP / ZeRO-3 shard it.
+        quantization, placement = distributed.four_bit_loading(precision.torch_dtype, cuda)
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=precision.torch_dtype,
+            **quantization,
         )
-        # Under accelerate launch each process holds its own 4-bit copy on its own GPU.
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if cuda else {"": "cpu"}
+        kwargs.update(placement)
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {settings.base!r}: {exc}") from exc
-    if settings.load_in_4bit:
+    if settings.load_in_4bit and not sharded:  # (its fp32 upcasts would give FSDP mixed dtypes to flatten)
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing(settings.gradient_checkpointing)
         )

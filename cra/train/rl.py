@@ -118,14 +118,16 @@ def start_run(
     *,
     dataset: str | None = None,
     label: str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> tuple[int, Path]:
-    """Register an RL-stage run (its parent: the run it resumes, else the SFT run) and say where it goes."""
+    """Register an RL-stage run (its parent: the run it resumes, else the SFT run) and say where it goes.
+    config: what to record, when more than the settings (distributed.Launch adds the launch)."""
     run = runs.start_run(
         db,
         kind=kind,
         base_model=settings.base,
         dataset=dataset or settings.dataset,
-        config=settings.model_dump(),
+        config=config if config is not None else settings.model_dump(),
         runs_dir=settings.runs_dir,
         parent_run=parent["id"] if parent else sft["id"],
     )
@@ -158,23 +160,26 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from . import loading
+    from . import distributed, loading
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if settings.load_in_4bit:
         loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
+        # Under DDP each process holds its own 4-bit copy on its own GPU; FSDP / ZeRO-3 shard it.
+        quantization, placement = distributed.four_bit_loading(precision.torch_dtype, torch.cuda.is_available())
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=precision.torch_dtype,
+            **quantization,
         )
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+        kwargs.update(placement)
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
         raise click.ClickException(f"cannot load model {settings.base!r}: {exc}") from exc
-    if settings.load_in_4bit and trainable:
+    if settings.load_in_4bit and trainable and not distributed.shards_parameters():
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
