@@ -146,6 +146,8 @@ def test_record_logs_a_session_straight_into_the_database(tmp_path):
     assert db.execute("SELECT thinking FROM messages WHERE thinking IS NOT NULL").fetchall() == [("Read first.",)]
     # `cra sync` (and every `cra sessions`) leaves trace files to the trace importer.
     assert s.path not in importer.known_files(db.conn)
+    shown = CliRunner().invoke(cli, ["show", s.session_id]).output
+    assert "openai-trace: my-agent/0.3" in shown and "Claude Code" not in shown and "Grep" in shown
 
 
 def test_record_can_write_only_a_file_for_a_later_import(tmp_path):

@@ -408,7 +408,7 @@ def parquet_command(out_dir, tables, database, as_json):
 
     \b
       cra export parquet traces/
-      duckdb -c "SELECT month, count(*) FROM 'traces/events/*/*.parquet' GROUP BY 1"
+      python -c "import duckdb; print(duckdb.sql(\"FROM 'traces/turns/*/*.parquet'\"))"
     """
     from ..db import open_db
     from .parquet import export_parquet
