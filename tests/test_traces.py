@@ -188,29 +188,7 @@ def test_traces_are_filtered_like_claude_code_turns_and_never_evaluated_as_claud
     )
     db = open_db(str(recorded_db), drain=False)
     assert import_traces(db.conn, [str(trace)]).errors == []
-    out = tmp_path / "mixed"
-    result = CliRunner().invoke(
-        cli,
-        [
-            "dataset",
-            "build",
-            "-d",
-            str(recorded_db),
-            "-o",
-            str(out),
-            "--name",
-            "m",
-            "--min-answer-words",
-            "1",
-            "--min-tool-calls",
-            "1",
-            "--eval-fraction",
-            "0",
-            "--json",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    rows = build(recorded_db, tmp_path / "mixed")
     sources = [r["meta"]["source"] for r in rows]
     assert sources.count("openai-trace") == 5 and "transcript" in sources  # the one without tool calls: filtered
     assert not any(r["meta"]["session_id"] == "short" for r in rows)
