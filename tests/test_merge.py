@@ -206,7 +206,7 @@ def test_every_merged_row_knows_its_machine(machines, tmp_path):
 
 
 def test_this_machines_own_database_is_named_and_its_rows_come_home(machines, tmp_path):
-    from cra.merge.machines import this_machine
+    from cra.db.machine import this_machine
 
     db = open_db()  # CRA_HOME's database: the one the hooks write to on this machine
     ((host, user, is_self),) = db.execute("SELECT host, user, is_self FROM machines").fetchall()

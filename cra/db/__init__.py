@@ -4,7 +4,7 @@ import os
 import sqlite3
 import sys
 
-import click
+from .. import errors
 
 
 def _import_sqlite_utils():
@@ -45,8 +45,8 @@ def default_db_path() -> str:
 PAGE_SIZE = 16384
 
 
-class DatabaseError(click.ClickException):
-    pass
+class DatabaseError(errors.DatabaseError):
+    """The cra database cannot be opened (cra.errors.DatabaseError, kept here for `cra.db` callers)."""
 
 
 def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Database:
@@ -85,7 +85,7 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
     # Hooks spool for the database they write to (CRA_HOME's): only that one takes the backlog, and
     # only that one is named after this machine (what `cra merge` credits its rows to elsewhere).
     if os.path.abspath(path) == os.path.abspath(default_db_path()):
-        from ..merge.machines import record_self
+        from .machine import record_self
 
         record_self(conn)
         if drain:

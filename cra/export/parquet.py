@@ -48,7 +48,6 @@ MONTH_OF = {
     "request_shapes": "(SELECT min(r.timestamp) FROM session_request_shapes r WHERE r.shape_hash = t.shape_hash)",
     "session_request_shapes": f"coalesce(t.timestamp, {_SESSION_MONTH})",
     "machines": "t.first_seen",
-    "_sqlite_migrations": "t.applied_at",
 }
 _TIME_COLUMNS = ("created_at", "started_at", "received_at", "timestamp", "recorded_at", "promoted_at", "computed_at")
 
@@ -79,14 +78,14 @@ def arrow_type(declared: str):
 
 
 def exported_tables(con) -> list[str]:
-    """Every table but SQLite's own and the full-text indexes' (rebuilt from the tables they index)."""
-    rows = con.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").fetchall()
-    virtual = [name for name, sql in rows if (sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
-    return [
-        name
-        for name, _ in rows
-        if not name.startswith("sqlite_") and name not in virtual and not any(name.startswith(v + "_") for v in virtual)
-    ]
+    """Every table but SQLite's own and the internal ones (full-text indexes, rebuilt from the tables
+    they index; the migrations' bookkeeping)."""
+    from ..db import sqlite_utils
+    from ..db.schema import internal_tables
+
+    db = sqlite_utils.Database(con)
+    skip = internal_tables(db)
+    return sorted(t for t in db.table_names() if t not in skip and not t.startswith("sqlite_"))
 
 
 def _month_sql(table: str, columns: list[str]) -> str:

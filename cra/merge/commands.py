@@ -4,7 +4,7 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 
 def _counts_text(c) -> str:
