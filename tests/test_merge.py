@@ -365,7 +365,8 @@ def test_cli_text_and_json(machines, tmp_path):
     assert "runs" in data["not_merged"]
 
 
-_values = st.one_of(st.none(), st.integers(-3, 3), st.sampled_from(["a", "b", "pending", "success", "hook", "both"]))
+_present = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "pending", "success", "hook", "both"]))
+_values = st.one_of(st.none(), _present)
 
 
 @pytest.mark.parametrize("table", [t for t in TABLES if t.name in ("sessions", "tool_calls", "messages")])
@@ -376,7 +377,9 @@ def test_keep_is_symmetric_and_idempotent(table, data):
         "tool_calls": ("tool_use_id", "status", "source", "tool_response", "error"),
         "messages": ("uuid", "text", "model"),
     }[table.name]
-    row = st.fixed_dictionaries({c: _values for c in columns})
+    # NOT NULL columns (a call's status and source) never hold NULL, as in the schema.
+    not_null = {"status", "source"}
+    row = st.fixed_dictionaries({c: _present if c in not_null else _values for c in columns})
     a, b = data.draw(row), data.draw(row)
     kept, _ = keep(table, a, b)
     assert keep(table, b, a)[0] == kept
