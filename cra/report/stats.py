@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..auto.config import AutoSettings
 from ..dataset.filters import FAILED, TurnFacts, TurnFilters
 from ..signals.tools import category
+from . import serving
 
 # Qualifying turns the training orchestrator waits for before it starts a cycle: its default here;
 # the value in effect (and the filters) come from cra/auto/config.py ($CRA_HOME/auto.toml), one source.
@@ -170,6 +171,7 @@ def compute(
         "projects": _projects(calls, turns),
         "timeline": _timeline(calls),
         "readiness": _readiness(db, main_turns, turn_filters, ready_turns),
+        "serving": serving.compute(db, filters),
     }
 
 

@@ -1,5 +1,7 @@
 """`cra stats` as readable text: short sections of aligned columns."""
 
+from .serving import render_text as render_serving
+
 
 def _table(headers, rows, align=None):
     rows = [["" if v is None else str(v) for v in r] for r in rows]
@@ -112,4 +114,5 @@ def render(stats: dict) -> str:
     )
     if excluded:
         out.append(f"  excluded: {excluded}")
+    out += render_serving(stats.get("serving"))
     return "\n".join(out)

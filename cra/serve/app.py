@@ -71,6 +71,8 @@ class Server:
         self.share = share  # store.ShareState, or None: config.share, fixed
         self.client = None  # httpx.AsyncClient for the upstream, made at startup
         self.shadow_tasks: set[asyncio.Task] = set()
+        # Run when the server stops (uvicorn re-raises SIGTERM after its shutdown: a caller's `finally` may never run).
+        self.on_shutdown: list = []
 
     # -- the application ------------------------------------------------------------------------
 
@@ -113,6 +115,8 @@ class Server:
         if self.client is not None:
             await self.client.aclose()
             self.client = None
+        for callback in self.on_shutdown:
+            callback()
 
     def current_share(self) -> float:
         return self.share.current() if self.share is not None else self.config.share

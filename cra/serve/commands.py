@@ -141,10 +141,18 @@ def run_command(
     )
     log = store.RequestLog(database, server_id)
     server = app.build(config, local, log, store.ShareState(database, server_id, config.share))
+    stopped = []
+
+    def stop():
+        if not stopped:  # once: from the app's shutdown, or from `finally` when uvicorn never started it
+            stopped.append(True)
+            log.close()
+            store.stop_server(db, server_id)
+
+    server.on_shutdown.append(stop)
     mode = f"share {config.share:g}" + (", fallback" if fallback else "") + (", shadow" if shadow else "")
     click.echo(
-        f"cra serve {server_id}: {spec.label} at http://{host}:{port} ({mode}"
-        + (f", upstream {config.upstream})" if config.upstream else ")"),
+        f"cra serve {server_id}: {spec.label} ({mode}" + (f", upstream {config.upstream})" if config.upstream else ")"),
         err=True,
     )
     click.echo(f"Listening on http://{host}:{port}", err=True)
@@ -154,8 +162,7 @@ def run_command(
         )
         uvicorn.Server(uvicorn_config).run(sockets=[sock])
     finally:
-        log.close()
-        store.stop_server(db, server_id)
+        stop()
         local.close()
         sock.close()
 

@@ -113,19 +113,25 @@ def set_share(db, server_id: int, share: float) -> None:
         )
 
 
-def request_summary(db, server_id: int | None = None) -> dict[str, Any]:
-    """Requests by route and outcome (one server's, or all), for `cra serve status` and `cra stats`."""
-    where, args = ("WHERE server_id = ?", [server_id]) if server_id is not None else ("", [])
+def request_summary(db, server_id: int | None = None, since: str | None = None, until: str | None = None) -> dict:
+    """Requests by route and how they went (one server's or all; received since/until, ISO UTC),
+    for `cra serve status` and `cra stats`."""
     if "serve_requests" not in db.table_names():
         return {"requests": 0}
+    clauses, args = [], []
+    for clause, value in (("server_id = ?", server_id), ("received_at >= ?", since), ("received_at < ?", until)):
+        if value is not None:
+            clauses.append(clause)
+            args.append(value)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     row = db.execute(
         f"""SELECT count(*),
-               sum(route = 'local'), sum(route = 'local' AND fell_back = 0), sum(route = 'upstream'),
+               sum(route = 'local'), sum(route = 'local' AND fell_back = 0 AND outcome = 'ok'), sum(route = 'upstream'),
                sum(route = 'shadow'), sum(parsed = 1), sum(parsed IS NOT NULL), sum(fell_back),
                sum(shadow_agreed), sum(shadow_agreed IS NOT NULL), sum(outcome != 'ok'),
                sum(CASE WHEN route = 'local' AND fell_back = 0 THEN output_tokens END),
                count(DISTINCT session_id), count(DISTINCT CASE WHEN route = 'local' THEN session_id END)
-            FROM serve_requests {where}""",
+            FROM serve_requests{where}""",
         args,
     ).fetchone()
     keys = (
@@ -148,8 +154,8 @@ def request_summary(db, server_id: int | None = None) -> dict[str, Any]:
     latencies = [
         r[0]
         for r in db.execute(
-            f"SELECT latency_ms FROM serve_requests {where} {'AND' if where else 'WHERE'} route = 'local'"
-            " AND fell_back = 0 AND outcome = 'ok' AND latency_ms IS NOT NULL ORDER BY latency_ms",
+            f"SELECT latency_ms FROM serve_requests{where or ' WHERE 1'} AND route = 'local' AND fell_back = 0"
+            " AND outcome = 'ok' AND latency_ms IS NOT NULL ORDER BY latency_ms",
             args,
         )
     ]
