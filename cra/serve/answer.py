@@ -66,9 +66,8 @@ class AnswerStream:
                     self.pos += skipped
                     body = body[skipped:]
                 if end < 0 and not final:
-                    keep = len(body) - len(body.rstrip())
-                    keep = max(keep, held_back(body, (render.THINK_CLOSE,)))
-                    piece = body[: len(body) - keep]
+                    # Whitespace goes out only once more text follows it (the block is stripped at the end).
+                    piece = body[: len(body) - held_back(body, (render.THINK_CLOSE,))].rstrip()
                     self.pos += len(piece)
                     return out + self._send_thinking(piece)
                 piece = body.rstrip()
@@ -96,8 +95,7 @@ class AnswerStream:
                     self.pos += len(body)
                     self.mode = "calls"
                     return out
-                keep = max(len(rest) - len(rest.rstrip()), held_back(rest, (CALL_OPENERS[0],)))
-                piece = rest[: len(rest) - keep]
+                piece = rest[: len(rest) - held_back(rest, (CALL_OPENERS[0],))].rstrip()
                 self.pos += len(piece)
                 return out + self._send_text(piece)
             else:  # calls: held until the end

@@ -323,6 +323,8 @@ class StreamReader:
                 block["text"] = block.get("text", "") + delta.get("text", "")
             elif delta.get("type") == "thinking_delta":
                 block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
+            elif delta.get("type") == "signature_delta":
+                block["signature"] = delta.get("signature", "")
             elif delta.get("type") == "input_json_delta":
                 self._json[index] = self._json.get(index, "") + delta.get("partial_json", "")
         elif kind == "content_block_stop":
