@@ -640,3 +640,19 @@ def test_claude_code_at_share_zero_reaches_the_upstream_unchanged(claude, served
     con = sqlite3.connect(db_path)
     routes = {r[0] for r in con.execute("SELECT route FROM serve_requests")}
     assert routes == {"upstream"}
+
+
+def test_the_hf_backend_answers_as_the_gguf_does(db_path, served, local_model):
+    """transformers + the PEFT adapter: the same rendering, the same greedy answer as llama.cpp."""
+    from cra.db import open_db
+    from cra.serve import model
+
+    hf = model.load(model.resolve(open_db(db_path), str(served["run_id"]), "hf"), threads=1)
+    with serving(db_path, hf) as s:
+        answer = post(s.url, ask()).json()
+        rows = s.rows(wait_for=1)
+    with serving(db_path, local_model) as s2:
+        reference = post(s2.url, ask()).json()
+    strip = lambda content: [{k: v for k, v in b.items() if k != "id"} for b in content]  # noqa: E731
+    assert hf.backend == "hf" and strip(answer["content"]) == strip(reference["content"])
+    assert answer["usage"]["input_tokens"] == reference["usage"]["input_tokens"] and rows[0]["parsed"] == 1
