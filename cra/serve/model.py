@@ -64,10 +64,10 @@ def _dataset_options(db, run: dict[str, Any]) -> BuildOptions:
 
 def _from_run(db, run: dict[str, Any], tokenizer: str | None) -> dict[str, Any]:
     """What every spec of a run shares: its tokenizer (kept beside the adapter), template and dataset options."""
-    from ..export.source import run_adapter_dir
+    from ..train.runs import adapter_dir
 
-    adapter = run_adapter_dir(db, run)
-    own = adapter if adapter and (adapter / "tokenizer_config.json").is_file() else None
+    adapter = adapter_dir(db, run)
+    own = adapter if adapter and (Path(adapter) / "tokenizer_config.json").is_file() else None
     return dict(
         tokenizer_path=tokenizer or str(own or run["base_model"]),
         chat_template=(run.get("config") or {}).get("chat_template", "auto"),
@@ -78,11 +78,11 @@ def _from_run(db, run: dict[str, Any], tokenizer: str | None) -> dict[str, Any]:
 
 def _run_spec(db, run: dict[str, Any], backend: str, tokenizer: str | None) -> ModelSpec:
     from ..eval.backends import gguf_files
-    from ..export.source import run_adapter_dir
+    from ..train.runs import adapter_dir
 
     common = _from_run(db, run, tokenizer)
     if backend == "hf":
-        adapter = run_adapter_dir(db, run)
+        adapter = adapter_dir(db, run)
         if adapter is None:
             raise NotFoundError(f"run {run['id']} has no adapter to serve: serve a completed training run")
         return ModelSpec(
@@ -107,7 +107,7 @@ def _run_spec(db, run: dict[str, Any], backend: str, tokenizer: str | None) -> M
 def resolve(db, ref: str | None, backend: str, tokenizer: str | None = None, chat_template: str | None = None):
     """A ModelSpec for RUN (an id, 'last', 'promoted'; default: the promoted model, else the last run)
     or a GGUF file (its run found through `artifacts`, else --tokenizer names the tokenizer)."""
-    from ..export.source import find_run, promoted_run_id
+    from ..export.model_files import find_run, promoted_run_id
 
     if backend not in BACKENDS:
         raise ConfigError(f"--backend must be one of {', '.join(BACKENDS)}")

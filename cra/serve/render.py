@@ -1,7 +1,7 @@
 """A Messages API request as the model was trained on it, and the model's text back as content blocks.
 
 The one place `cra serve` touches the conversation renderer: the request becomes the example
-`cra dataset build` writes for the same moment of a session (source.turn_chat for each turn, the
+`cra dataset build` writes for the same moment of a session (turn_chats.turn_chat for each turn, the
 builder's system prompt, context turns, tool schemas, truncation and token budget), rendered by the
 tokenizer and chat template the run trained with (eval's loader), and the completion is read by the
 parser eval and the reward use (cra.toolcalls). When the renderer moves to its own room, the imports
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from ..dataset.build import BuildOptions, DatasetBuilder, TokenCounter
 from ..dataset.redact import Redactor
-from ..dataset.source import TurnData, turn_chat
 from ..dataset.tool_schemas import from_anthropic as tool_schema
+from ..dataset.turn_chats import TurnData, turn_chat
 from ..eval.backends import END_OF_TURN, load_tokenizer
 from ..toolcalls import ParsedAction, check_call, parse_action, tool_schemas
 from ..transcripts.normalize import INTERRUPT_MARK, LOCAL_OUTPUT_PREFIXES
