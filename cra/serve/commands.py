@@ -13,7 +13,7 @@ import socket
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..errors import ConfigError, NotFoundError
 
 
