@@ -25,8 +25,13 @@ from .protocol import ApiError
 DROP_REQUEST_HEADERS = {"host", "content-length", "connection", "keep-alive", "transfer-encoding", "accept-encoding"}
 DROP_REQUEST_HEADERS |= {"proxy-authorization", "proxy-connection", "te", "upgrade"}
 DROP_RESPONSE_HEADERS = {"content-length", "content-encoding", "transfer-encoding", "connection", "keep-alive"}
-STOP_REASONS = {"end": "end_turn", "max_tokens": "max_tokens", "stop_sequence": "stop_sequence"}
-STOP_REASONS["cancelled"] = "max_tokens"
+# Why generation stopped -> the API's stop_reason (a cancelled answer was cut short, as by max_tokens).
+STOP_REASONS = {
+    "end": "end_turn",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "cancelled": "max_tokens",
+}
 
 
 @dataclass
@@ -464,7 +469,7 @@ class Server:
                 row["outcome"] = "client_closed"
                 raise
             finally:
-                await upstream.aclose()
+                # The row first: a cancelled relay (the client left) may not get past the await below.
                 answer = reader.message if reader is not None else _json_or_none(bytes(buffered))
                 if reader is not None and reader.error:
                     row.update(outcome="upstream_error", error=json.dumps(reader.error))
@@ -473,6 +478,7 @@ class Server:
                     finish_here = not self._start_shadow(shadow_body, answer, row)
                 if finish_here:
                     self._finish(row)
+                await upstream.aclose()
 
         return StreamingResponse(relay(), status_code=upstream.status_code, headers=response_headers)
 

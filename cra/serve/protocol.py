@@ -148,8 +148,8 @@ def session_of(headers, body: dict | None) -> str | None:
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("session_id"), str):
         return parsed["session_id"]
-    marker = "_session_"
-    return user_id.rsplit(marker, 1)[1] or None if marker in user_id else None
+    _, marker, session = user_id.rpartition("_session_")
+    return session or None if marker else None
 
 
 def new_message_id() -> str:
