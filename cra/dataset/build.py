@@ -497,17 +497,22 @@ class DatasetBuilder:
         }
 
 
+OPENAI_LAYOUT = "`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments"
+SHAREGPT_LAYOUT = "LLaMA-Factory sharegpt: human/gpt/function_call/observation"
+
+
 def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:
     s = summary
     lines = [
         f"# {name}",
         "",
-        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
+        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
         "",
     ]
     if kind == "sft":
         lines += [
-            f"Format: **{options.format}** ({'`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments' if options.format == 'openai' else 'LLaMA-Factory sharegpt: human/gpt/function_call/observation'}), "
+            f"Format: **{options.format}** ({OPENAI_LAYOUT if options.format == 'openai' else SHAREGPT_LAYOUT}), "
             f"one example per **{options.unit}**. Load with "
             '`datasets.load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})`.',
             "",
