@@ -513,7 +513,12 @@ def test_status_and_set_share_change_a_running_server(db_path, served, upstream)
         changed = CliRunner().invoke(cli, ["serve", "set-share", "100%", "-d", db_path], catch_exceptions=False)
         time.sleep(1.5)  # the server reads its share at most once a second
         after = post(url, ask(), headers={"x-claude-code-session-id": "moving", "x-api-key": KEY})
-        status = CliRunner().invoke(cli, ["serve", "status", "-d", db_path, "--json"], catch_exceptions=False)
+        deadline = time.monotonic() + 30
+        while True:  # the server's log thread writes the row a moment after the answer
+            status = CliRunner().invoke(cli, ["serve", "status", "-d", db_path, "--json"], catch_exceptions=False)
+            if json.loads(status.output)[0]["requests"]["requests"] == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         text = CliRunner().invoke(cli, ["serve", "status", "-d", db_path], catch_exceptions=False)
     assert before.json()["id"] == "msg_upstream" and after.json()["id"].startswith("msg_cra")
     assert changed.exit_code == 0 and "share 0 -> 1" in changed.output
