@@ -369,8 +369,9 @@ class DatasetBuilder:
     def _system(self, turn: TurnData) -> str | None:
         if self.o.system == "none":
             return None
-        if self.o.system == "recorded" and getattr(self, "_system_recorded", None):
-            return self.redactor.redact(self._system_recorded)
+        recorded = getattr(self, "_system_recorded", None)
+        if self.o.system == "recorded" and recorded:
+            return self.redactor.redact(recorded)
         text = DEFAULT_SYSTEM
         if turn.cwd:
             text += "\nWorking directory: " + self.redactor.redact(turn.cwd)

@@ -74,7 +74,7 @@ class Server:
         self.model = model
         self.log = log
         self.share = share  # store.ShareState, or None: config.share, fixed
-        self.client = None  # httpx.AsyncClient for the upstream, made at startup
+        self.client: Any = None  # httpx.AsyncClient for the upstream, made at startup
         self.shadow_tasks: set[asyncio.Task] = set()
         # Run when the server stops (uvicorn re-raises SIGTERM after its shutdown: a caller's `finally` may never run).
         self.on_shutdown: list = []

@@ -141,7 +141,7 @@ def run_command(
     )
     log = store.RequestLog(database, server_id)
     server = app.build(config, local, log, store.ShareState(database, server_id, config.share))
-    stopped = []
+    stopped: list[bool] = []
 
     def stop():
         if not stopped:  # once: from the app's shutdown, or from `finally` when uvicorn never started it

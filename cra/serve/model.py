@@ -230,6 +230,8 @@ class HFModel(LocalModel):
         from ..eval.backends import GenerationSettings, HFBackend
 
         super().__init__(spec)
+        if spec.base_model is None:
+            raise ConfigError(f"{spec.label}: the hf backend needs the run's base model (serve a run, not a GGUF)")
         loaded = HFBackend(
             spec.base_model,
             spec.adapter,
@@ -360,7 +362,7 @@ class Generation:
     def _generate(self, prompt: list[int], max_new: int, ids: list[int]) -> None:
         tokenizer = self.model.tokenizer
         prefix = read = 0
-        state = {"text": "", "sent": 0, "stop": None}
+        state: dict[str, Any] = {"text": "", "sent": 0, "stop": None}
 
         def emit(token: int):
             nonlocal prefix, read

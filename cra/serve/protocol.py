@@ -156,7 +156,7 @@ def new_message_id() -> str:
     return "msg_cra" + secrets.token_hex(12)
 
 
-def message(model: str, content: list[dict], stop_reason: str, input_tokens: int, output_tokens: int) -> dict:
+def message(model: str, content: list[dict], stop_reason: str | None, input_tokens: int, output_tokens: int) -> dict:
     return {
         "id": new_message_id(),
         "type": "message",

@@ -218,7 +218,7 @@ class ShareState:
         self.server_id = server_id
         self._share = share
         self._read_at = time.monotonic()
-        self._db = None
+        self._db: Any = None  # a sqlite3 connection, opened on first use
 
     def current(self) -> float:
         now = time.monotonic()
