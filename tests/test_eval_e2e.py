@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from cra.cli import cli
 from cra.db import open_db
 
+pytestmark = pytest.mark.slow  # trains and evaluates a tiny model: the heavy lane
+
 
 def _render(message):
     """Claude's own action written as the model would write it (cra's ChatML tool-call format)."""

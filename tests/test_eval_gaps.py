@@ -9,8 +9,9 @@ from dataset_db import Session, answer
 
 from cra.cli import cli
 from cra.db import open_db
-from cra.eval import gaps, metrics, store
+from cra.eval import metrics, store
 from cra.eval.steps import load_steps, steps_hash
+from cra.signals.situations import situation
 
 BUILD = ["dataset", "build", "--min-tool-calls", "1", "--min-answer-words", "1", "--tools", "used", "--system", "none"]
 
@@ -98,7 +99,7 @@ def _record(db, run_id, dataset, predict):
 
 def _claude_unless_recovering(step):
     """Claude's own action, except after a failed call: there the 'model' answers instead."""
-    if gaps.situation(step.context, step.target).recovering:
+    if situation(step.context, step.target).recovering:
         return "I could not find it."
     return (
         "".join(

@@ -16,6 +16,8 @@ from rl_setup import use_sft_database  # noqa: E402
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains on a tiny model: the heavy lane
+
 # 4 contexts x 8 samples per step at temperature 0.7, 12 steps: enough signal for the policy to move
 # reliably on the tiny model (4 samples per context and 8 steps moved it up on some seeds, down on others).
 FAST = [

@@ -72,6 +72,7 @@ def claude():
         raise
 
 
+@pytest.mark.e2e
 def test_every_kind_of_task_runs_in_the_real_client(claude, tmp_path):
     # Sessions 0-6 are one of each kind; 18 is a run task whose script crashes (seed 0).
     for index in (*range(len(TASK_KINDS)), 18):

@@ -17,6 +17,8 @@ from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains on a tiny model: the heavy lane
+
 FAST = [
     "--no-load-in-4bit",
     "--batch-size",
@@ -142,8 +144,8 @@ def test_behavioral_reward_scores_the_episode_of_its_own_context(sft_db):
     there: Claude's own action scores 1, and a query it was never given is an error, not a guess."""
     import torch
 
+    from cra.behavioral_reward import RewardScorer
     from cra.errors import StageError
-    from cra.reward import RewardScorer
     from cra.train import rl
     from cra.train.ppo import PPOSettings, behavioral_reward_model
 

@@ -1,6 +1,6 @@
 """`cra dataset build`: recorded turns -> tool-calling training examples on disk.
 
-One pass over the database (streamed: see source.py), in this order per turn: filters (cheap, on
+One pass over the database (streamed: see turn_chats.py), in this order per turn: filters (cheap, on
 facts) -> chat -> redaction (before truncation, so a cut never leaves half a secret unmatched) ->
 truncation of long tool outputs -> token budget -> exact-duplicate removal -> split (by session,
 project or time: `split_plan`) -> jsonl. Bootstrap workflows (synthetic) come after all real turns,
@@ -27,8 +27,8 @@ import jsonlines
 
 from .filters import TurnFilters
 from .redact import Redactor
-from .source import TurnData, TurnReader, table_exists
 from .tool_schemas import ObservedSchemas, SchemaResolver
+from .turn_chats import TurnData, TurnReader, table_exists
 
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")
@@ -176,12 +176,12 @@ def split_plan(db, split_by: str, seed: int, fraction: float):
         return lambda session_id: in_eval(session_id, seed, fraction)
     sessions = [r[0] for r in db.execute("SELECT DISTINCT session_id FROM turns")] if table_exists(db, "turns") else []
     if split_by == "project":
-        project = {}
+        project: dict[str, str] = {}
         if table_exists(db, "sessions"):
             for sid, where in db.execute("SELECT id, coalesce(project_dir, cwd) FROM sessions"):
                 if where:
                     project[sid] = where
-        return lambda session_id: in_eval(project.get(session_id, session_id), seed, fraction)
+        return lambda session_id: in_eval(project.get(session_id) or session_id, seed, fraction)
     started = {
         sid: when or ""
         for sid, when in db.execute("SELECT session_id, min(started_at) FROM turns WHERE agent_id IS NULL GROUP BY 1")
@@ -194,14 +194,14 @@ def split_plan(db, split_by: str, seed: int, fraction: float):
 
 class FocusOversampler:
     """How many times to write a training example: `factor` when one of its steps is in a situation
-    of the focus file (the gaps of the last model), else once. The situation is computed by cra/eval's
-    own function, so build and eval agree on what a situation is."""
+    of the focus file (the gaps of the last model), else once. Situations are cra/signals/situations.py's,
+    the ones `cra eval gaps` groups by, so build and eval agree on what a situation is."""
 
     def __init__(self, path: str | None, factor: int):
         self.factor = factor
         self.focus: set[str] = set()
         if path:
-            from ..eval.gaps import read_focus
+            from ..signals.situations import read_focus
 
             self.focus = set(read_focus(path))
         self.examples = 0
@@ -210,7 +210,7 @@ class FocusOversampler:
     def copies_of(self, example: dict) -> int:
         if not self.focus or self.factor == 1:
             return 1
-        from ..eval.gaps import example_situations
+        from ..signals.situations import example_situations
 
         if not any(s.key in self.focus for s in example_situations(example)):
             return 1
@@ -222,7 +222,7 @@ class FocusOversampler:
 def _digest(example: dict) -> bytes:
     """Identity for exact-duplicate removal: the content, with tool call ids replaced by their
     position (the same work recorded twice, or in two sessions, has different ids)."""
-    ids = {}
+    ids: dict[str, str] = {}
     for m in example["messages"]:
         for tc in m.get("tool_calls") or ():
             ids.setdefault(tc["id"], f"call_{len(ids)}")
@@ -306,19 +306,21 @@ def to_sharegpt(example: dict) -> dict:
 
 
 class DatasetBuilder:
-    def __init__(self, db, options: BuildOptions, redactor: Redactor | None = None):
+    def __init__(
+        self, db, options: BuildOptions, redactor: Redactor | None = None, counter: TokenCounter | None = None
+    ):
         self.db = db
         self.o = options
         self.redactor = redactor or Redactor(enabled=options.redact)
-        self.counter = TokenCounter(options.tokenizer)
+        self.counter = counter or TokenCounter(options.tokenizer)
         self.resolver = SchemaResolver(ObservedSchemas())
-        self.stats = Counter()
+        self.stats: Counter[str] = Counter()
+        self.seconds = 0.0
         self.removed = Counter({name: 0 for name in TurnFilters.ORDER})
         self.lengths = array("l")
-        self._seen = set()
+        self._seen: set[bytes] = set()
         self._tools_cache: dict = {}
-        self._category = _category_function()
-        self.sessions = {"train": set(), "eval": set()}
+        self.sessions: dict[str, set[str]] = {"train": set(), "eval": set()}
         self.focus = FocusOversampler(options.focus, options.focus_factor)
 
     # -- the pass -------------------------------------------------------------------------------
@@ -339,21 +341,19 @@ class DatasetBuilder:
                 done = self._run(reader, reader)
             if self.o.synthetic and not done and table_exists(self.db, "synthetic_workflows"):
                 self._run(self._synthetic_turns(), None)
-        self.stats["seconds"] = round(time.time() - started, 3)
+        self.seconds = round(time.time() - started, 3)
         return self.summary()
 
     def _run(self, turns, reader) -> bool:
-        session = context = None
+        session = None
+        context: list[tuple[str, str]] = []
         for turn in turns:
             key = (turn.session_id, turn.agent_id)
             if key != session:
                 if reader is not None and turn.session_id != (session or (None,))[0]:
-                    self.resolver.set_session(reader.session_tools(turn.session_id))
-                    self._tools_cache.clear()
-                    self._system_recorded = reader.session_system(turn.session_id)
+                    self.start_session(reader.session_tools(turn.session_id), reader.session_system(turn.session_id))
                 elif reader is None:
-                    self.resolver.set_session([])
-                    self._system_recorded = None
+                    self.start_session([], None)
                 session, context = key, []
             self.stats["turns_seen"] += 1
             self.stats["synthetic_turns_seen" if turn.source == "bootstrap" else "real_turns_seen"] += 1
@@ -364,8 +364,30 @@ class DatasetBuilder:
                 del context[: -max(self.o.context_turns, 1)]
         return False
 
+    def start_session(self, tools: list[str], system: str | None) -> None:
+        """The tools (Anthropic-format JSON lists) and system prompt the client sent in the session
+        whose turns come next."""
+        self.resolver.set_session(tools)
+        self._tools_cache.clear()
+        self._system_recorded = system
+
+    def example(self, turn: TurnData, context: list) -> dict | None:
+        """The whole turn (or the turn so far) as one example, fitted to the token budget; None when
+        it cannot fit. What `cra serve` asks the model with: the rendering of every training example."""
+        return self._fit(*self._parts(turn, context))
+
+    def _parts(self, turn: TurnData, context: list) -> tuple:
+        """(system, context messages, the turn's chat, tools JSON), redacted: an example's pieces."""
+        r = self.redactor
+        chat = [redact_message(r, precut(m, self.o.max_tool_output_chars)) for m in turn.messages]
+        ctx = []
+        for prompt, answer in context[-self.o.context_turns :] if self.o.context_turns else []:
+            ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
+        used = [tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()]
+        return self._system(turn), ctx, chat, self._tools_json(used, turn.source == "bootstrap")
+
     def _one_turn(self, turn: TurnData, context: list) -> bool:
-        reason = self.o.filters.evaluate(turn.facts(self._category))
+        reason = self.o.filters.evaluate(turn.facts())
         if reason:
             self.removed[reason] += 1
             return False
@@ -377,15 +399,7 @@ class DatasetBuilder:
             return False
         self.stats["turns_kept"] += 1
 
-        r = self.redactor
-        chat = [redact_message(r, precut(m, self.o.max_tool_output_chars)) for m in turn.messages]
-        ctx = []
-        for prompt, answer in context[-self.o.context_turns :] if self.o.context_turns else []:
-            ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
-        system = self._system(turn)
-        used = [tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()]
-        tools_json = self._tools_json(used, turn.source == "bootstrap")
-
+        system, ctx, chat, tools_json = self._parts(turn, context)
         ends = [len(chat)] if self.o.unit == "turn" else [i + 1 for i, m in enumerate(chat) if m["role"] == "assistant"]
         for end in ends:
             example = self._fit(system, ctx, chat[:end], tools_json)
@@ -421,8 +435,9 @@ class DatasetBuilder:
     def _system(self, turn: TurnData) -> str | None:
         if self.o.system == "none":
             return None
-        if self.o.system == "recorded" and getattr(self, "_system_recorded", None):
-            return self.redactor.redact(self._system_recorded)
+        recorded = getattr(self, "_system_recorded", None)
+        if self.o.system == "recorded" and recorded:
+            return self.redactor.redact(recorded)
         text = DEFAULT_SYSTEM
         if turn.cwd:
             text += "\nWorking directory: " + self.redactor.redact(turn.cwd)
@@ -557,20 +572,12 @@ class DatasetBuilder:
                 "max": lengths[-1] if lengths else 0,
                 "total": sum(lengths),
             },
-            "seconds": self.stats["seconds"],
+            "seconds": self.seconds,
         }
 
 
-def _category_function():
-    """The signals stage's tool categories decide what counts as a recovery (same rule as signals)."""
-    try:
-        from cra.signals.tools import category
-    except ImportError:  # signals not installed alongside: exact-tool retries only
-        return None
-    return lambda name, inp: category(name, inp)
-
-
-def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:
+def write_card(path: str, name: str, options: BuildOptions | None, summary: dict, kind: str = "sft") -> None:
+    """The dataset's README.md; `options` are the build's (None for pairs, which have their own)."""
     s = summary
     lines = [
         f"# {name}",
@@ -580,14 +587,14 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
         "",
     ]
     if kind == "sft":
+        assert options is not None
+        rows = (
+            "`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments"
+            if options.format == "openai"
+            else "LLaMA-Factory sharegpt: human/gpt/function_call/observation"
+        )
         lines += [
-            f"Format: **{options.format}** ("
-            + (
-                "`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments"
-                if options.format == "openai"
-                else "LLaMA-Factory sharegpt: human/gpt/function_call/observation"
-            )
-            + "), "
+            f"Format: **{options.format}** ({rows}), "
             f"one example per **{options.unit}**. Load with "
             '`datasets.load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})`.',
             "",
@@ -657,8 +664,8 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
     else:
         lines += ["**Off** (`--no-redact`): examples contain secrets and paths exactly as recorded. Do not share."]
     lines.append("")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines))
 
 
 def _split_sentence(options: BuildOptions) -> str:

@@ -8,7 +8,7 @@ import time
 
 import click
 
-from cra.cli import database_option
+from cra.cli_options import database_option
 from cra.db import cra_home, open_db
 from cra.errors import CraError
 
@@ -212,7 +212,7 @@ def build_command(
       cra dataset build --focus ~/.cra/evals/gaps-eval0012.json   # oversample the last model's gaps
     """
     from .build import BuildOptions, DatasetBuilder, record_dataset, write_card
-    from .source import table_exists
+    from .turn_chats import table_exists
 
     options = BuildOptions(
         format=fmt,

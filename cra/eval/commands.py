@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..db import open_db
 
 
@@ -291,9 +291,10 @@ def pack_command(run_ref, eval_id, out, items, seed, database):
     elif run_ref:
         row = _latest(db, runner.find_run(db, run_ref))
     else:
-        row = store.newest_model_eval(db)
-        if row is None:
+        newest = store.newest_model_eval(db)
+        if newest is None:
             raise click.ClickException("no eval of a trained model yet: `cra eval last` makes one")
+        row = newest
     target = Path(out) if out else store.evals_dir() / f"pack-eval{row['id']:04d}.html"
     info = pack.make_pack(db, row, target, items=items, seed=seed)
     click.echo(

@@ -8,8 +8,8 @@ valid and names exactly Claude's tools; an answer step when the model answered t
 
 The report is printed and written as JSON; its `focus` list (situations where the model disagreed
 on at least half the steps) is what `cra dataset build --focus FILE` oversamples in the training
-split of the next round, and what `cra auto` feeds from one cycle into the next. The situation of a
-training example is computed by the same `situation` function, so the two agree by construction.
+split of the next round, and what `cra auto` feeds from one cycle into the next. What a situation is
+lives in cra/signals/situations.py, which dataset building reads too, so the two agree by construction.
 """
 
 from __future__ import annotations
@@ -17,65 +17,15 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .. import toolcalls
-from ..errors import InputFormatError
-from .stats import mean_ci, wilson
+from ..signals.situations import GAPS_FORMAT, Situation, situation
+from .intervals import mean_ci, wilson
 from .steps import Step
 
 FOCUS_RATE = 0.5  # a situation is a focus when the model disagreed on at least this share of its steps
-FORMAT = "cra-gaps/1"
-
-
-@dataclass(frozen=True)
-class Situation:
-    claude: str  # Claude's tools at this step ("Read", "Read+Grep"), or "answer"
-    after: str  # the turn's previous action the same way, or "start"
-    recovering: bool  # the last tool result before this step reported a failure
-    depth: str  # exploring calls in the turn so far: none, minimal, moderate, thorough, exhaustive
-
-    @property
-    def key(self) -> str:
-        recovery = ", recovering from a failure" if self.recovering else ""
-        return f"{self.claude} after {self.after}{recovery}, explored {self.depth}"
-
-
-def _names(message: dict) -> str:
-    names = [c.name or "?" for c in toolcalls.action_from_message(message).calls]
-    return "+".join(names) if names else "answer"
-
-
-def situation(context: list[dict], target: dict) -> Situation:
-    """The situation of Claude's action `target` after the conversation `context`."""
-    from ..reward.context import result_failed
-    from .metrics import exploration_depth
-
-    start = max((i for i, m in enumerate(context) if m.get("role") == "user"), default=-1) + 1
-    turn = context[start:]
-    assistants = [i for i, m in enumerate(turn) if m.get("role") == "assistant"]
-    after = _names(turn[assistants[-1]]) if assistants else "start"
-    results = turn[assistants[-1] + 1 :] if assistants else []
-    recovering = any(m.get("role") == "tool" and result_failed(m.get("content"), m) for m in results)
-    calls = [
-        {"name": c.name, "arguments": c.arguments}
-        for m in turn
-        if m.get("role") == "assistant"
-        for c in toolcalls.action_from_message(m).calls
-    ]
-    depth, _ = exploration_depth(calls)
-    return Situation(_names(target), after, recovering, depth or "none")
-
-
-def example_situations(example: dict) -> list[Situation]:
-    """The situation of every step of a dataset example (each assistant message after its prompt)."""
-    messages = example.get("messages") or []
-    start = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1) + 1
-    return [
-        situation(messages[:i], messages[i]) for i in range(start, len(messages)) if messages[i]["role"] == "assistant"
-    ]
 
 
 def find_gaps(eval_row: dict[str, Any], steps: dict[str, Step], predictions: list[dict]) -> dict[str, Any]:
@@ -92,7 +42,7 @@ def find_gaps(eval_row: dict[str, Any], steps: dict[str, Step], predictions: lis
         groups[situation(step.context, step.target)].append(
             {"step_id": step.step_id, "agreed": bool(agreed), "reward": (p.get("reward") or {}).get("total")}
         )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for sit, members in groups.items():
         disagree = sum(not m["agreed"] for m in members)
         rewards = [m["reward"] for m in members if m["reward"] is not None]
@@ -110,7 +60,7 @@ def find_gaps(eval_row: dict[str, Any], steps: dict[str, Step], predictions: lis
     total = sum(r["steps"] for r in rows)
     missed = sum(r["disagree"]["k"] for r in rows)
     return {
-        "format": FORMAT,
+        "format": GAPS_FORMAT,
         "eval_id": eval_row["id"],
         "run_id": eval_row["run_id"],
         "dataset": eval_row["dataset"],
@@ -143,21 +93,6 @@ def write_gaps(report: dict[str, Any], path: Path) -> Path:
     tmp.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
-
-
-def read_focus(path: str | os.PathLike) -> list[str]:
-    """The focus situations of a gaps file (`cra eval gaps` wrote it)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputFormatError(f"cannot read the gaps file {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise InputFormatError(f"{path} is not JSON ({exc}): write it with `cra eval gaps RUN -o FILE`") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("focus"), list):
-        raise InputFormatError(
-            f"{path} is not a gaps file (format {FORMAT}): write one with `cra eval gaps RUN -o FILE`"
-        )
-    return [str(k) for k in data["focus"]]
 
 
 def _pct(p: dict) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from .stats import wilson
+from .intervals import wilson
 from .steps import Step
 
 SAME_ACTION_WARNING = 0.5  # warn when at least this share of eval actions appears verbatim in training

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import toolcalls
-from ..signals import ToolCall, Turn, extract
-from .stats import mean_ci, wilson
+from ..signals.situations import exploration_depth
+from .intervals import mean_ci, wilson
 from .steps import Step
 
 STOP = "<answer>"  # the sequence token for "answered instead of calling a tool"
@@ -35,7 +35,7 @@ class StepScore:
     turn_steps: int
     target_kind: str  # 'call' or 'answer'
     pred_kind: str
-    target_names: list[str]
+    target_names: list[str | None]
     pred_names: list[str | None]
     target_calls: list[dict]  # [{name, arguments}] (Claude's)
     pred_calls: list[dict]  # [{name, arguments}] (the model's, arguments None when unparseable)
@@ -86,7 +86,7 @@ def score_step(step: Step, prediction: str, reward_fn: Callable | None = None) -
     matched = _multiset_overlap([c.name for c in valid], [c.name for c in target.calls])
     set_match = credit = strict_exact = None
     if target.kind == "call":
-        set_match = all_valid and sorted(c.name for c in valid) == sorted(c.name for c in target.calls)
+        set_match = all_valid and sorted(c.name or "" for c in valid) == sorted(c.name or "" for c in target.calls)
         credit = matched / max(len(pred.calls), len(target.calls))
         strict_exact = set_match and _exact_calls(valid, target.calls)
         strict_stop = bool(valid)
@@ -96,9 +96,11 @@ def score_step(step: Step, prediction: str, reward_fn: Callable | None = None) -
     if target.kind == "call":
         t0, p0 = target.calls[0], (pred.calls[0] if pred.calls else None)
         name_correct = p0 is not None and p0.name == t0.name
-        exact = name_correct and toolcalls.arguments_equal(p0.arguments, t0.arguments)
-        if name_correct:
+        if p0 is not None and name_correct:
+            exact = toolcalls.arguments_equal(p0.arguments, t0.arguments)
             similarity = toolcalls.argument_similarity(t0.name, p0.arguments, t0.arguments)
+        else:
+            exact = False
     return StepScore(
         step_id=step.step_id,
         turn_key=step.turn_key,
@@ -144,17 +146,6 @@ def normalized_edit_distance(a: list, b: list) -> float:
     return edit_distance(a, b) / longest if longest else 0.0
 
 
-def exploration_depth(calls: list[dict]) -> tuple[str | None, int]:
-    """Exploration depth label and exploring calls before the first change, by cra/signals' rules."""
-    turn = Turn(
-        tool_calls=[
-            ToolCall(tool_use_id=str(i), name=c["name"] or "?", input=c["arguments"] or {}) for i, c in enumerate(calls)
-        ]
-    )
-    signals = extract(turn)
-    return signals.exploration_depth, signals.exploration_calls
-
-
 @dataclass
 class TurnScore:
     turn_key: str
@@ -182,7 +173,7 @@ def score_turns(scores: list[StepScore]) -> list[TurnScore]:
         steps.sort(key=lambda s: s.index)
         if [s.index for s in steps] != list(range(steps[0].turn_steps)):
             continue
-        claude = [n for s in steps for n in (s.target_names or [STOP])]
+        claude = [n or "?" for s in steps for n in (s.target_names or [STOP])]
         model = [n or "?" for s in steps for n in (s.pred_names or [STOP])]
         claude_depth, claude_explore = exploration_depth([c for s in steps for c in s.target_calls])
         model_depth, model_explore = exploration_depth([c for s in steps for c in s.pred_calls])
@@ -214,7 +205,7 @@ def aggregate(scores: list[StepScore]) -> dict[str, Any]:
     by_tool: dict[str, list[float]] = defaultdict(list)
     for s in calls:
         if s.arg_similarity is not None:
-            by_tool[s.target_names[0]].append(s.arg_similarity)
+            by_tool[s.target_names[0] or "?"].append(s.arg_similarity)
     turns = score_turns(scores)
     reward_keys = sorted({k for s in scores for k in s.reward})
     claude_calls = sum(len(s.target_names) for s in calls)

@@ -22,7 +22,7 @@ from typing import Any
 from .. import toolcalls
 from ..errors import InputFormatError, NotFoundError
 from . import store
-from .stats import wilson
+from .intervals import wilson
 
 CONTEXT_MESSAGES = 6  # the last messages of the context shown (the prompt is always shown)
 MAX_CHARS = 1500  # per shown message or tool result
@@ -88,8 +88,8 @@ def make_pack(db, eval_row: dict[str, Any], out: Path, *, items: int = 40, seed:
     out.write_text(page_html(pack_id, page_items), encoding="utf-8")
     with db.conn:
         db.conn.execute(
-            "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 pack_id,
                 eval_row["id"],
@@ -219,8 +219,8 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
             db.conn.execute(
                 "INSERT INTO eval_judgements (pack_id, judge, item_id, choice, fooled, identical, source, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pack_id, judge, item_id) DO UPDATE SET "
-                "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source, "
-                "recorded_at = excluded.recorded_at",
+                "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source,"
+                " recorded_at = excluded.recorded_at",
                 (
                     pack["id"],
                     judge,

@@ -24,12 +24,13 @@ def _mean(m: dict | None, digits: int = 2) -> str:
     return f"{m['mean']:.{digits}f} [{m['low']:.{digits}f}, {m['high']:.{digits}f}] n={m['n']}"
 
 
-def _get(m: dict, *path):
+def _get(m: dict, *path) -> Any:
+    value: Any = m
     for key in path:
-        if not isinstance(m, dict):
+        if not isinstance(value, dict):
             return None
-        m = m.get(key)
-    return m
+        value = value.get(key)
+    return value
 
 
 def column_title(row: dict[str, Any]) -> str:

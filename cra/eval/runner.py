@@ -11,23 +11,19 @@ from __future__ import annotations
 
 import gc
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import progress
 from ..errors import ConfigError, NotFoundError, StageError
 from . import metrics, store
 from .backends import GenerationSettings, gguf_files
 from .steps import Step, load_steps, read_jsonl, steps_from_examples, steps_hash
 
 RL_KINDS = ("grpo", "ppo", "rl", "dpo")
-
-
-def _progress(message: str, err: bool = True) -> None:
-    print(message, file=sys.stderr if err else sys.stdout, flush=True)
 
 
 @dataclass
@@ -43,28 +39,13 @@ def find_run(db, ref: str) -> dict[str, Any]:
     from ..train import runs
 
     if ref == "last":
-        for row in db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"):
-            run = runs.get_run(db, row["id"])
-            if adapter_dir(db, run):
-                return run
-        raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
+        run = runs.newest_with_adapter(db)
+        if run is None:
+            raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
+        return run
     if not str(ref).isdigit():
         raise ConfigError(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
-
-
-def adapter_dir(db, run: dict[str, Any]) -> str | None:
-    candidates = [
-        r["path"]
-        for r in db.query(
-            "SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]]
-        )
-    ]
-    candidates.append(str(Path(run["output_dir"]) / "adapter"))
-    for c in candidates:
-        if (Path(c) / "adapter_config.json").is_file():
-            return c
-    return None
 
 
 def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
@@ -73,7 +54,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
 
     out = []
     if not base_only:
-        adapter = adapter_dir(db, run)
+        adapter = runs.adapter_dir(db, run)
         if adapter is None:
             raise NotFoundError(
                 f"run {run['id']} ({run['status']}) has no adapter in {run['output_dir']}: evaluate a completed run, "
@@ -82,7 +63,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
         out.append(Subject("run", run["id"], run["base_model"], adapter))
         if run.get("parent_run") and run["kind"] in RL_KINDS:
             parent = runs.get_run(db, run["parent_run"])
-            parent_adapter = adapter_dir(db, parent)
+            parent_adapter = runs.adapter_dir(db, parent)
             if parent_adapter:
                 out.append(Subject("parent", parent["id"], parent["base_model"], parent_adapter))
     out.append(Subject("base", None, run["base_model"], None))
@@ -91,7 +72,7 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
 
 def resolve_split(db, run: dict[str, Any], dataset: str | None, split: str) -> tuple[str, Path, Path]:
     """(dataset reference, its train split, the split to replay)."""
-    from ..train.sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
 
     ref = dataset or run.get("dataset")
     if not ref:
@@ -146,7 +127,8 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
         if "base" not in files:
             raise NotFoundError(
                 "--backend llama.cpp needs the base model as GGUF to compare with: "
-                f"`cra export gguf {owner} --adapter` writes it beside the adapter"
+                f"`cra export gguf {owner} --adapter` "
+                "writes it beside the adapter"
             )
         return {"model_path": str(files["base"]), "lora_path": None}, None
     if "merged" in files:
@@ -171,8 +153,8 @@ def load_backend(kind: str, spec: dict[str, Any], settings: GenerationSettings, 
 
 
 def reward_function() -> Callable:
-    """The behavioral reward (cra/reward, the one RL trains on) for a step: its total and every component."""
-    from ..reward import Context, score_text
+    """The behavioral reward (cra/behavioral_reward, the one RL trains on) for a step: its total and every component."""
+    from ..behavioral_reward import Context, score_text
 
     def components(step: Step, prediction: str) -> dict[str, float]:
         score = score_text(Context.build(step.context, step.tools, step.target), prediction)
@@ -192,11 +174,9 @@ def evaluate_run(
     dataset: str | None = None,
     settings: GenerationSettings | None = None,
     fresh: bool = False,
-    echo=None,
+    echo=progress.echo,
 ) -> list[dict[str, Any]]:
-    """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows.
-    `echo(message, err=True)` hears about progress (default: standard error)."""
-    echo = echo or _progress
+    """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows."""
     run = find_run(db, run_ref)
     if run["kind"] == "reward":
         raise ConfigError(

@@ -134,7 +134,7 @@ def _comparable(a: dict[str, Any], b: dict[str, Any]) -> bool:
 def comparable_pair(db, first: int, second: int) -> list[dict[str, Any]]:
     """The two runs' newest evals made on the same steps with the same backend and settings; when they
     have none in common, each run's newest eval (`differences` says what differs)."""
-    found = []
+    found: list[list[dict[str, Any]]] = []
     for run_id in (first, second):
         rows = evals_of_model(db, run_id)
         if not rows:
@@ -142,7 +142,8 @@ def comparable_pair(db, first: int, second: int) -> list[dict[str, Any]]:
         found.append(rows)
     pairs = [(a, b) for a in found[0] for b in found[1] if _comparable(a, b)]
     if pairs:
-        return list(max(pairs, key=lambda p: max(p[0]["id"], p[1]["id"])))
+        newest = max(pairs, key=lambda pair: max(pair[0]["id"], pair[1]["id"]))
+        return [newest[0], newest[1]]
     return [found[0][0], found[1][0]]
 
 

@@ -23,11 +23,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 from pydantic import Field, model_validator
 
+from .. import progress
 from ..errors import ConfigError, StageError
 from . import loading, rl, runs
+from .lifecycle import RLRun, make_graceful_stop
 from .rl import RLSettings
 
 
@@ -64,7 +65,7 @@ class PPOSettings(RLSettings):
         if self.reward_run != "last" and not str(self.reward_run).isdigit():
             raise ValueError("reward_run: give a run id or 'last'")
         if self.weights:
-            from ..reward import parse_weights
+            from ..behavioral_reward import parse_weights
 
             parse_weights(self.weights)  # a typo fails now, not after the models loaded
         return self
@@ -99,8 +100,6 @@ class _Interrupted(Exception):
 
 def _stop_after_save():
     """PPOTrainer's loop ignores should_training_stop: after Ctrl-C, stop once the checkpoint is saved."""
-    from .sft import make_graceful_stop
-
     stop = make_graceful_stop()
     cls = type(stop)
 
@@ -308,6 +307,7 @@ def _reward_and_value(settings: PPOSettings, rm_run, precision, tokenizer, rows,
     if rm_run is not None:
         reward_model, _ = load_reward_run(rm_run, precision, settings.load_in_4bit)
         return reward_model, _value_model(reward_model, settings)
+    assert settings.base is not None  # rl.fill_from_parent set it
     backbone = load_sequence_classifier(
         settings.base, precision, settings.load_in_4bit, (sft_adapter,), trainable=False
     )
@@ -320,9 +320,9 @@ def _reward_and_value(settings: PPOSettings, rm_run, precision, tokenizer, rows,
     return behavioral_reward_model(tokenizer, rows, scorer), _value_model(backbone, settings)
 
 
-def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo) -> dict[str, Any]:
+def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=progress.echo) -> dict[str, Any]:
     """Train, record the run (kind `ppo`, parent: the SFT run), return its final `runs` row."""
-    from ..reward import RewardScorer
+    from ..behavioral_reward import RewardScorer
 
     loading.require()
     sft = rl.sft_parent(db, settings.sft_run)
@@ -333,17 +333,18 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
     start_adapter, steps_done = sft_adapter, 0
     if parent:
         checkpoint = runs.last_checkpoint(parent["output_dir"])
+        assert checkpoint is not None  # runs.resumable_run refuses a run without one
         start_adapter, steps_done = str(checkpoint), int(checkpoint.name.rsplit("-", 1)[-1])
         if steps_done >= settings.max_steps:
             raise ConfigError(
                 f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: "
                 "pass a larger --max-steps"
             )
-    run_id, output_dir = rl.start_run(db, "ppo", settings, sft, parent, echo)
+    run = RLRun.start(db, "ppo", settings, sft, parent, echo)
+    output_dir = run.output_dir
     if parent:
         echo(f"Resuming run {parent['id']} from {start_adapter} (step {steps_done}; optimizer and value model restart)")
-    started = time.time()
-    with runs.recorded_end(db, run_id, "ppo", output_dir):
+    with run:
         runs.set_cpu_threads(settings.cpu_threads)
         from transformers import set_seed
 
@@ -427,7 +428,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
             "reward": settings.reward,
             "reward_run": rm_run["id"] if rm_run else None,
             "resumed_from": start_adapter if parent else None,
-            "train_seconds": time.time() - started,
+            "train_seconds": time.time() - run.started,
             **prompt_stats,
             "kl_coef": settings.kl_coef,
             "step_log": steps,
@@ -438,31 +439,14 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         }
         if interrupted:
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(
-                f"Run {run_id} interrupted at step {metrics['steps']}. "
-                f"Continue it with: cra train ppo --resume {run_id}"
-            )
-            return runs.get_run(db, run_id)
+            return run.interrupted(metrics)
         if eval_rows:
             metrics["reward_after"] = measure(trainer.model.policy)
         adapter_dir = rl.save_adapter(trainer.model.policy, tokenizer, output_dir / "adapter")
-        metrics["adapter"] = str(adapter_dir)
-        metrics["wall_seconds"] = time.time() - started
-        rl.write_summary(output_dir, metrics)
-        runs.record_artifact(
-            db,
-            run_id,
-            "adapter",
-            adapter_dir,
-            {
-                "base": settings.base,
-                "sft_run": sft["id"],
-                "reward": settings.reward,
-                "reward_run": metrics["reward_run"],
-            },
-        )
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
-        final = runs.get_run(db, run_id)
-        echo(rl.summary_text(final))
-        return final
+        meta = {
+            "base": settings.base,
+            "sft_run": sft["id"],
+            "reward": settings.reward,
+            "reward_run": metrics["reward_run"],
+        }
+        return run.completed(metrics, adapter_dir, "adapter", meta)

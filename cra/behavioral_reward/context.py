@@ -9,32 +9,11 @@ conversation (`cra dataset build`'s rows) at each assistant message. Pure standa
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ..signals.situations import result_failed  # one reading of failed results, shared with eval gaps
 from ..toolcalls import ParsedAction, action_from_message, tool_schemas
-
-# How Claude Code reports a failed call in the tool result the model reads (docs/claude-code-hooks.md):
-# input validation, unknown tools, Edit mismatches come wrapped in <tool_use_error>; Bash failures
-# start with their exit code; Read of a missing file says so.
-_FAILURE = re.compile(
-    r"^\s*(?:<tool_use_error>|Exit code [1-9]\d*|Error\b|error:|Traceback \(most recent call last\)|"
-    r"File does not exist|String to replace not found|InputValidationError|No such file or directory|"
-    r"Permission denied|command not found)",
-    re.I,
-)
-_DENIAL = re.compile(r"^\s*(?:The user doesn't want to proceed|Permission to use \S+ has been denied)", re.I)
-
-
-def result_failed(content: str | None, message: dict | None = None) -> bool:
-    """Did this tool result report a failure? An explicit `is_error`/`status` on the message wins."""
-    if message is not None:
-        if "is_error" in message:
-            return bool(message["is_error"])
-        if message.get("status"):
-            return message["status"] in ("failure", "invalid", "blocked", "error")
-    return bool(content) and bool(_FAILURE.match(content)) and not _DENIAL.match(content)
 
 
 @dataclass
@@ -118,8 +97,8 @@ class Context:
     @cached_property
     def turn_calls(self) -> list[PriorCall]:
         """Tool calls made in this turn before the action, in order, with their results."""
-        results: dict[str, tuple[str, dict]] = {}
-        unnamed: list[tuple[str, dict]] = []
+        results: dict[str, tuple[str, dict | None]] = {}
+        unnamed: list[tuple[str, dict | None]] = []
         for m in self.messages[self.turn_start :]:
             if m.get("role") == "tool":
                 entry = (_text(m.get("content")), m)
@@ -133,9 +112,9 @@ class Context:
                 continue
             action = action_from_message(m)
             for tc, parsed in zip(m.get("tool_calls") or (), action.calls):
-                entry = results.get(tc.get("id")) or (unnamed.pop(0) if unnamed else ("", None))
+                result = results.get(tc.get("id")) or (unnamed.pop(0) if unnamed else ("", None))
                 calls.append(
-                    PriorCall(parsed.name or "", parsed.arguments, entry[0], result_failed(entry[0], entry[1]))
+                    PriorCall(parsed.name or "", parsed.arguments, result[0], result_failed(result[0], result[1]))
                 )
         return calls
 
