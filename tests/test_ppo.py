@@ -95,6 +95,7 @@ def test_ppo_on_the_behavioral_reward_raises_it_and_records_the_run(sft_db):
     gives the same numbers under any load."""
     result = _run(
         [
+            *FAST,  # first: the options after it override its batch size and epochs
             "--max-steps",
             "8",
             "--batch-size",
@@ -107,7 +108,6 @@ def test_ppo_on_the_behavioral_reward_raises_it_and_records_the_run(sft_db):
             "16",
             "--eval-samples",
             "8",
-            *FAST,
         ]
     )
     db = sft_db["db"]

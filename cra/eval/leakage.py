@@ -63,8 +63,7 @@ def check(eval_steps: list[Step], train_steps: list[Step]) -> dict:
     if same_step:
         warnings.append(
             f"{same_step} of {n} held-out steps appear in the training split exactly (context and action): "
-            "they are not held out. Rebuild the dataset with --split-by project or time, or record more "
-            "varied sessions."
+            "the same work was recorded in a training session too, so these steps are not held out."
         )
     if n and same_action / n >= SAME_ACTION_WARNING:
         warnings.append(
