@@ -1,13 +1,14 @@
 """Claude Code hook entry point: records one hook event from stdin, prints nothing, exits 0.
 
-The event goes to the spool and a detached drainer writes it to SQLite (see spool.py), so Claude
-Code waits only for an interpreter start-up and one small file write.
+The event goes to the spool and a detached drainer writes it to SQLite (see receive.py), so Claude
+Code waits only for an interpreter start-up and one file write.
 
 Claude Code runs this once per hook event, e.g.
 
     /usr/bin/python3 -S /path/to/claude_hooks/hook.py
 
-Standard library only (a test asserts it): every tool call pays for what this imports.
+Standard library only (a test asserts it): every tool call pays for what this imports. This file
+is compiled on every run (a script's bytecode is never cached): keep it this small.
 """
 
 import os
@@ -17,15 +18,15 @@ if __name__ == "__main__":
     # Run by path: make the package importable without site-packages (-S skips `site`).
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # Keep this package's compiled bytecode fresh even under PYTHONDONTWRITEBYTECODE: otherwise an
-    # updated capture.py is recompiled on every tool call (~20-30 ms) until `cra install` runs again.
+    # updated module is recompiled on every tool call (~20-30 ms) until `cra install` runs again.
     sys.dont_write_bytecode = False
 
 
 def main():
     try:
-        from claude_hooks import spool
+        from claude_hooks import receive
 
-        spool.handle(sys.stdin.buffer.read(), os.environ)
+        receive.handle_stdin(0, os.environ)
     except BaseException:
         # Never break Claude Code: whatever happened, this hook's answer is "nothing to say".
         pass

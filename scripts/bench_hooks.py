@@ -9,7 +9,7 @@ Side by side in one run, interleaved so machine noise hits both alike:
 - the hook, `python -S claude_hooks/hook.py`, with a small PreToolUse payload and a 1 MB PostToolUse
   payload on stdin, as Claude Code waits for it (until the process exits; its drainer then writes
   the event into a real WAL database in the background);
-- 16 concurrent hook processes writing 500 events each through the hook's own code (`spool.handle`),
+- 16 concurrent hook processes writing 500 events each through the hook's own code (`receive.handle`),
   all into one database: events/s, and lost/duplicated after the final drain (must be 0).
 
 Goal (issue 2): median hook time within 1.3x of bare start-up, p99 within 3x, zero lost.
@@ -146,7 +146,7 @@ def bench_latency(python, runs, env, hook=HOOK):
 WORKER = r"""
 import os, sys, json
 sys.path.insert(0, sys.argv[1])
-from claude_hooks import spool
+from claude_hooks import receive
 worker, count = int(sys.argv[2]), int(sys.argv[3])
 env = dict(os.environ)
 for i in range(count):
@@ -154,7 +154,7 @@ for i in range(count):
         "transcript_path": "", "hook_event_name": "PostToolUse", "tool_name": "Read",
         "tool_input": {"file_path": "/f/%d" % i}, "tool_response": {"type": "text"},
         "tool_use_id": "toolu_par_%d_%d" % (worker, i), "duration_ms": 1}).encode()
-    spool.handle(raw, env)
+    receive.handle(raw, env)
 """
 
 
@@ -175,15 +175,15 @@ def bench_parallel(python, workers, events, env, db_path, home, hook=HOOK):
             raise SystemExit(f"parallel worker failed: {err.decode()[-2000:]}")
     elapsed = time.perf_counter() - start
     sys.path.insert(0, str(REPO))
-    from claude_hooks import capture, spool
+    from claude_hooks import drain, spool
 
     # The hooks' background drainers: wait for the last one, then count what they wrote.
     lock = spool.try_drain_lock(str(home), blocking=True)
     drained_at = time.perf_counter() - start
     con = sqlite3.connect(str(db_path), timeout=30)
     in_db = con.execute("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%'").fetchone()[0]
-    drain_con = capture.connect(str(db_path))
-    while capture.drain_spool(drain_con, str(home)):
+    drain_con = drain.connect(str(db_path))
+    while drain.drain_spool(drain_con, str(home)):
         pass
     spool.release_drain_lock(lock)
     rows, distinct = con.execute(
@@ -267,7 +267,7 @@ def render(rows, par, python, runs, load=None):
     lines += [
         "",
         f"Parallel: {par['workers']} concurrent processes x {par['events_each']} events each "
-        f"(`spool.handle`, the hook's code, in a loop, forking drainers as the hook does) into one "
+        f"(`receive.handle`, the hook's code, in a loop, forking drainers as the hook does) into one "
         f"database: the writers finished in {par['seconds']:.1f} s ({par['events_per_s']:.0f} events/s); "
         f"every event was in the database {par['seconds_until_in_db']:.1f} s after the start "
         f"({par['events_in_db_per_s']:.0f} events/s end to end; {par['written_live']} written by the hooks' "

@@ -53,20 +53,20 @@ def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60,
 def wait_for_drainer(env=None):
     """Block until no hook drainer holds the drain lock, then ingest whatever is still spooled, as
     any `cra` command would (a drainer that lost the lock to this waiter leaves that to it)."""
-    from claude_hooks import capture, spool
+    from claude_hooks import drain, paths, spool
 
     env = {**os.environ, **(env or {})}
-    home = spool.cra_home(env)
+    home = paths.cra_home(env)
     if not os.path.isdir(home):
         return
     lock = spool.try_drain_lock(home, blocking=True)
     if lock is not None:
         try:
-            if spool.spool_pending(home) and os.path.exists(spool.db_path(env)):
+            if spool.has_queued(home) and os.path.exists(paths.db_path(env)):
                 try:
-                    con = capture.connect(spool.db_path(env), timeout=0.5)
+                    con = drain.connect(paths.db_path(env), timeout=0.5)
                     try:
-                        capture.drain_spool(con, home, via="cra")
+                        drain.drain_spool(con, home, via="cra")
                     finally:
                         con.close()
                 except Exception:
@@ -87,11 +87,11 @@ def scenario_dirs(root):
 
 def build_fixture_db(path, scenarios, transcript_paths=()):
     """A database as a user would have it: each scenario directory's recorded hook events fed
-    through the hook's own code (capture.record), then its transcripts (and any
+    through the hook's own code (drain.record), then its transcripts (and any
     `transcript_paths`) imported."""
     import json
 
-    from claude_hooks import capture
+    from claude_hooks import drain, spool
     from cra.db import open_db
     from cra.transcripts import importer
 
@@ -101,12 +101,12 @@ def build_fixture_db(path, scenarios, transcript_paths=()):
         with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
             for line in f:
                 rec = json.loads(line)
-                event = capture.Event(
+                event = drain.Event(
                     json.dumps(rec["payload"]).encode(),
                     rec.get("env") or {},
-                    received_at=capture.now_iso(rec["t_start"]),
+                    received_at=spool.now_iso(rec["t_start"]),
                 )
-                capture.record(db.conn, event)
+                drain.record(db.conn, event)
         if (scenario / "transcripts").is_dir():
             imports.append(str(scenario / "transcripts"))
     importer.import_paths(db.conn, imports)
@@ -136,6 +136,6 @@ def recorded_db(_recorded_db_master, tmp_path):
 
 def handle_in_process(raw: bytes, env: dict | None = None):
     """The hook's own code path, in this process: spool, then drain here instead of in a fork."""
-    from claude_hooks import spool
+    from claude_hooks import receive
 
-    spool.handle(raw, {**(env if env is not None else os.environ), spool.SYNC_ENV: "1"})
+    receive.handle(raw, {**(env if env is not None else os.environ), receive.SYNC_ENV: "1"})

@@ -15,7 +15,7 @@ from conftest import run_hook, wait_for_drainer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_hooks import capture
+from claude_hooks import drain, paths, spool
 from cra.cli import cli
 from cra.db import open_db
 
@@ -38,11 +38,11 @@ def payload(event="PreToolUse", **fields):
 def init_db():
     db = open_db()
     db.conn.close()
-    return capture.db_path(os.environ)
+    return paths.db_path(os.environ)
 
 
 def events(path=None):
-    con = sqlite3.connect(path or capture.db_path(os.environ))
+    con = sqlite3.connect(path or paths.db_path(os.environ))
     try:
         return con.execute(
             "SELECT hook_event_name, payload, payload_bytes, parse_error, via FROM events ORDER BY id"
@@ -53,7 +53,7 @@ def events(path=None):
 
 def spooled(home):
     found = []
-    for directory in capture.spool_dirs(str(home)):
+    for directory in paths.spool_dirs(str(home)):
         if os.path.isdir(directory):
             found += [os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".event")]
     return found
@@ -126,7 +126,7 @@ def test_20mb_payload_lands_whole():
     assert_silent_success(proc)
     rows = events()
     assert len(rows) == 1 and rows[0][1] == raw and rows[0][3] is None
-    con = sqlite3.connect(capture.db_path(os.environ))
+    con = sqlite3.connect(paths.db_path(os.environ))
     (response,) = con.execute("SELECT tool_response FROM tool_calls WHERE tool_use_id = 'toolu_big'").fetchone()
     assert json.loads(response) == {"content": big}
 
@@ -164,11 +164,11 @@ def test_uncreatable_cra_home_falls_back_to_tmp_spool(tmp_path, monkeypatch):
     monkeypatch.setenv("CRA_HOME", str(home))
     raw = payload()
     assert_silent_success(run_hook(raw, env={"CRA_HOME": str(home)}))
-    fallback = capture.fallback_spool_dir()
+    fallback = paths.fallback_spool_dir()
     assert fallback.startswith(str(tmp_path))  # conftest points TMPDIR at tmp_path
     files = [n for n in os.listdir(fallback) if n.endswith(".event")]
     assert len(files) == 1
-    event = capture.read_spooled(os.path.join(fallback, files[0]))
+    event = drain.read_spooled(os.path.join(fallback, files[0]))
     assert event.text == raw and event.name == "PreToolUse"
 
 
@@ -196,8 +196,8 @@ def test_read_only_cra_home_spools_to_fallback(cra_home):
     raw = payload()
     with read_only_dir(cra_home):
         assert_silent_success(run_hook(raw))
-        assert not (cra_home / capture.SPOOL_DIR).exists()
-    fallback = capture.fallback_spool_dir()
+        assert not (cra_home / paths.SPOOL_DIR).exists()
+    fallback = paths.fallback_spool_dir()
     assert len([n for n in os.listdir(fallback) if n.endswith(".event")]) == 1
     result = cra("ingest")
     assert result.exit_code == 0, result.output
@@ -223,7 +223,7 @@ def test_locked_database_never_blocks_the_hook_and_loses_nothing(cra_home):
     ids = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls ORDER BY seq")]
     assert ids == ["toolu_lock0", "toolu_lock1", "toolu_lock2"]
     assert spooled(cra_home) == []
-    assert not (cra_home / capture.ERROR_LOG).exists()
+    assert not (cra_home / paths.ERROR_LOG).exists()
 
 
 def test_database_locked_past_the_timeout_keeps_events_spooled(cra_home):
@@ -248,7 +248,7 @@ def test_database_locked_past_the_timeout_keeps_events_spooled(cra_home):
     ids = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls ORDER BY seq")]
     assert ids == ["toolu_lock0", "toolu_lock1", "toolu_lock2"]
     # Each drainer that gave up logged why (what `cra status` counts).
-    assert len((cra_home / capture.ERROR_LOG).read_text().splitlines()) == 3
+    assert len((cra_home / paths.ERROR_LOG).read_text().splitlines()) == 3
 
 
 def test_next_hook_drains_what_an_earlier_one_left(cra_home):
@@ -322,7 +322,7 @@ def test_ignored_project_records_nothing(cra_home, tmp_path):
 def test_junk_in_the_ignore_file_costs_no_event(cra_home, tmp_path):
     init_db()
     project = tmp_path / "secret"
-    (cra_home / capture.IGNORE_FILE).write_bytes(b"/caf\xe9-latin1\n\n" + str(project).encode() + b"\n")
+    (cra_home / paths.IGNORE_FILE).write_bytes(b"/caf\xe9-latin1\n\n" + str(project).encode() + b"\n")
     assert_silent_success(run_hook(payload(cwd=str(project))))
     assert_silent_success(run_hook(payload(cwd="/somewhere/else")))
     assert len(events()) == 1
@@ -435,8 +435,8 @@ def test_fuzzed_payloads_always_land(raws, tmp_path):
     con = _fuzz_db(tmp_path)
     before = con.execute("SELECT count(*) FROM events").fetchone()[0]
     for raw in raws:
-        event = capture.Event(raw, {"CLAUDE_PROJECT_DIR": "/tmp/project"})
-        capture.record(con, event)  # must not raise
+        event = drain.Event(raw, {"CLAUDE_PROJECT_DIR": "/tmp/project"})
+        drain.record(con, event)  # must not raise
         row = con.execute(
             "SELECT payload, payload_bytes, parse_error, derive_error FROM events WHERE event_uid = ?",
             (event.uid,),
@@ -450,7 +450,7 @@ def test_fuzzed_payloads_always_land(raws, tmp_path):
             # Invalid UTF-8 is noted even when the replaced text still parses (and derives).
             assert parse_error is not None
         else:
-            assert raw_bytes is None and text == capture._safe_text(exact)
+            assert raw_bytes is None and text == drain.safe_text(exact)
             assert (parse_error is None) == (event.payload is not None)
         # Odd shapes cost derived rows at worst, and should not even do that.
         assert derive_error is None, derive_error
@@ -474,10 +474,10 @@ def _fuzz_db(tmp_path):
 
 def test_spooled_event_replays_identically(tmp_path):
     raw = b'{"session_id": "s", "hook_event_name": "Stop", "bad": "\xff"}'
-    event = capture.Event(raw, {"CLAUDE_PROJECT_DIR": "/p", "CLAUDE_CODE_MESSAGING_TOKEN": "secret"})
-    directory = capture.spool(str(tmp_path / "home"), event, reason="test")
+    event = drain.Event(raw, {"CLAUDE_PROJECT_DIR": "/p", "CLAUDE_CODE_MESSAGING_TOKEN": "secret"})
+    directory = drain.spool_event(str(tmp_path / "home"), event, reason="test")
     (name,) = [n for n in os.listdir(directory) if n.endswith(".event")]
-    again = capture.read_spooled(os.path.join(directory, name))
+    again = drain.read_spooled(os.path.join(directory, name))
     assert (again.uid, again.received_at, again.text, again.raw_bytes, again.env) == (
         event.uid,
         event.received_at,
@@ -494,18 +494,17 @@ def test_database_older_than_the_hook_keeps_events_spooled_until_upgraded(cra_ho
 
     from cra.db.migrations import migrations
 
-    path = capture.db_path(os.environ)
+    path = paths.db_path(os.environ)
     os.makedirs(cra_home, exist_ok=True)
     old = Database(path)
     migrations.apply(old, stop_before="m002_transcripts")  # a database from before m002
     old.execute("PRAGMA user_version = 1")
     old.conn.close()
     assert_silent_success(run_hook(payload(tool_use_id="toolu_old"), wait=False))
-    from claude_hooks import spool
 
     spool.release_drain_lock(spool.try_drain_lock(str(cra_home), blocking=True))  # its drainer is done
     assert len(spooled(cra_home)) == 1
-    assert "schema version 1" in (cra_home / capture.ERROR_LOG).read_text()
+    assert "schema version 1" in (cra_home / paths.ERROR_LOG).read_text()
     result = cra("ingest")
     assert result.exit_code == 0, result.output
     assert spooled(cra_home) == []
@@ -520,5 +519,5 @@ def test_hook_schema_floor_is_within_the_migrations():
 
     db = open_db()
     applied = [m.name for m in migrations.applied(db)]
-    assert applied[capture.MIN_SCHEMA_VERSION - 1] == "m002_transcripts"
+    assert applied[drain.MIN_SCHEMA_VERSION - 1] == "m002_transcripts"
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(applied)

@@ -10,7 +10,7 @@ import stat
 import pytest
 import sqlite_utils
 
-from claude_hooks import capture
+from claude_hooks import drain
 from cra.db import open_db
 from cra.db.migrations import migrations
 
@@ -128,7 +128,7 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
     # Data captured at that version survives the upgrade.
     had_events = old["events"].exists()
     if had_events:
-        event = capture.Event(
+        event = drain.Event(
             json.dumps(
                 {
                     "session_id": "s",
@@ -141,7 +141,7 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
             ).encode(),
             {},
         )
-        capture.record(old.conn, event)
+        drain.record(old.conn, event)
     old.conn.close()
 
     upgraded = open_db(path, drain=False)  # what users run: any cra command upgrades
@@ -151,5 +151,5 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
         # (Its derived rows may be missing: today's hook derives against today's schema.)
         assert upgraded.execute("SELECT payload FROM events").fetchall() == [(event.text,)]
     # And the upgraded database takes new events as a fresh one would.
-    capture.record(upgraded.conn, capture.Event(b'{"session_id": "s2", "hook_event_name": "Stop"}', {}))
+    drain.record(upgraded.conn, drain.Event(b'{"session_id": "s2", "hook_event_name": "Stop"}', {}))
     assert upgraded.execute("SELECT count(*) FROM sessions WHERE id = 's2'").fetchone()[0] == 1

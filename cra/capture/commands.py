@@ -1,4 +1,4 @@
-"""Small capture commands: path, on/off, ignore, ingest, status."""
+"""Capture commands: install/uninstall, path, on/off, ignore, ingest, status."""
 
 import json
 import os
@@ -7,11 +7,55 @@ from pathlib import Path
 
 import click
 
-from claude_hooks import capture
+from claude_hooks import HOOK_EVENTS, paths, spool
 
 from ..cli import database_option
-from ..db import cra_home, default_db_path, drain_spool, open_db, spool_backlog
-from .install import is_cra_hook, read_settings, settings_path
+from ..db import DatabaseError, cra_home, default_db_path, drain_spool, open_db, spool_backlog
+from . import install as installer
+
+
+def _settings_options(f):
+    f = click.option("--project", is_flag=True, help="Use ./.claude/settings.json (this project only).")(f)
+    f = click.option(
+        "--settings",
+        type=click.Path(dir_okay=False),
+        help="Settings file [default: ~/.claude/settings.json, or $CLAUDE_CONFIG_DIR/settings.json]",
+    )(f)
+    return f
+
+
+@click.command(name="install")
+@_settings_options
+@database_option
+def install_command(settings, project, database):
+    """Add cra's hooks to Claude Code's settings.json (idempotent; keeps everything else).
+
+    The hook command pins this interpreter and, when set, CRA_HOME / the database, so capture
+    keeps writing where this command would read.
+    """
+    env = {k: os.environ[k] for k in ("CRA_HOME",) if os.environ.get(k)}
+    if database:
+        env["CRA_DB"] = os.path.abspath(database)
+    open_db(database).conn.close()  # the hook writes only to an existing, migrated database
+    change = installer.install(installer.settings_path(settings, project), env, cra_home())
+    if not change.changed:
+        click.echo(f"cra's hooks are already in {change.path}")
+        return
+    click.echo(f"Added cra's hooks for {len(HOOK_EVENTS)} events to {change.path}")
+    if change.backup:
+        click.echo(f"Backup of the previous file: {change.backup}")
+    click.echo(f"Hook command: {change.command}")
+
+
+@click.command(name="uninstall")
+@_settings_options
+def uninstall_command(settings, project):
+    """Remove the hooks `cra install` added (and nothing else). The database is kept."""
+    change = installer.uninstall(installer.settings_path(settings, project), cra_home())
+    if not change.changed:
+        click.echo(f"No cra hooks in {change.path}")
+        return
+    click.echo(f"Removed cra's hooks from {change.path} (backup: {change.backup})")
 
 
 @click.command(name="path")
@@ -21,13 +65,17 @@ def path_command():
 
 
 def _flag() -> Path:
-    return Path(cra_home()) / capture.OFF_FLAG
+    return Path(cra_home()) / paths.OFF_FLAG
+
+
+def _make_home():
+    paths.make_private_dir(cra_home(), cra_home())
 
 
 @click.command(name="off")
 def off_command():
     """Pause capture: hooks exit at once and record nothing until `cra on`."""
-    _flag().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_home()
     _flag().touch()
     click.echo("Capture is off. `cra on` resumes it.")
 
@@ -40,7 +88,7 @@ def on_command():
 
 
 def _ignore_file() -> Path:
-    return Path(cra_home()) / capture.IGNORE_FILE
+    return Path(cra_home()) / paths.IGNORE_FILE
 
 
 def _ignored() -> list[str]:
@@ -63,7 +111,7 @@ def ignore_add(directory):
     entries = _ignored()
     if directory not in entries:
         entries.append(directory)
-        _ignore_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _make_home()
         _ignore_file().write_text("\n".join(entries) + "\n", encoding="utf-8")
     click.echo(f"Ignoring {directory}")
 
@@ -74,7 +122,7 @@ def ignore_remove(directory):
     """Record DIRECTORY again."""
     directory = os.path.abspath(directory).rstrip("/") or "/"
     entries = [e for e in _ignored() if e != directory]
-    _ignore_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_home()
     _ignore_file().write_text("".join(e + "\n" for e in entries), encoding="utf-8")
     click.echo(f"Recording {directory} again")
 
@@ -98,7 +146,7 @@ def ingest_command(database):
 def _hook_errors() -> int:
     home = Path(cra_home())
     total = 0
-    for path in (home / capture.ERROR_LOG, home / (capture.ERROR_LOG + ".1")):
+    for path in (home / paths.ERROR_LOG, home / (paths.ERROR_LOG + ".1")):
         try:
             with open(path, "rb") as f:
                 total += sum(1 for _ in f)
@@ -109,15 +157,20 @@ def _hook_errors() -> int:
 
 def status_report(database: str | None) -> dict:
     path = database or default_db_path()
-    settings = settings_path(None, False)
-    installed = False
-    try:
-        for groups in read_settings(settings).get("hooks", {}).values():
-            for group in groups:
-                installed = installed or any(is_cra_hook(h) for h in group.get("hooks", []))
-    except click.ClickException:
-        pass
-    db = open_db(path)
+    settings = installer.settings_path(None, False)
+    installed = installer.installed_in(settings)
+    db = open_db(path, drain=False)
+    # The spool's backlog is taken in first, as any command does; a database busy past the wait still
+    # gets a report (reading works beside another process's write lock), with the backlog it left.
+    drain_error = None
+    if os.path.abspath(path) == os.path.abspath(default_db_path()):
+        try:
+            drain_spool(db)
+        except DatabaseError as exc:
+            drain_error = str(exc)
+    home = cra_home()
+    counts = spool.counts(home)
+    error_log = Path(home) / paths.ERROR_LOG
     today = time.strftime("%Y-%m-%d", time.gmtime())
     row = db.execute(
         "SELECT count(*), max(received_at), sum(received_at >= ?),"
@@ -135,8 +188,13 @@ def status_report(database: str | None) -> dict:
         "events_with_errors": row[3] or 0,
         "sessions": db.execute("SELECT count(*) FROM sessions").fetchone()[0],
         "tool_calls": db.execute("SELECT count(*) FROM tool_calls").fetchone()[0],
-        "spool_backlog": spool_backlog(),
+        "spool_backlog": counts["queued"] + counts["claimed"],
+        "spool_claimed": counts["claimed"],  # being ingested, or by a drainer that died (taken back next drain)
+        "spool_unreadable": counts["unreadable"],
+        "spool_refused": paths.spool_dir_refusal(paths.fallback_spool_dir()),
+        "drain_error": drain_error,
         "hook_errors": _hook_errors(),
+        "hook_errors_log": str(error_log) if error_log.exists() else None,
         "ignored_projects": _ignored(),
         "training": _training_readiness(db),
     }
@@ -174,8 +232,19 @@ def status_command(database, as_json):
     click.echo("Capture:       " + ("on" if r["capture_on"] else "OFF (`cra on` resumes)"))
     click.echo(f"Events:        {r['events']} ({r['events_today']} today), last at {r['last_event_at'] or '-'}")
     click.echo(f"Sessions:      {r['sessions']}, tool calls: {r['tool_calls']}")
-    click.echo(f"Spool backlog: {r['spool_backlog']}")
-    click.echo(f"Hook errors:   {r['hook_errors']} (see {Path(cra_home()) / capture.ERROR_LOG})")
+    backlog = f"Spool backlog: {r['spool_backlog']}"
+    if r["spool_claimed"]:
+        backlog += f" ({r['spool_claimed']} being ingested)"
+    click.echo(backlog)
+    if r["drain_error"]:
+        click.echo(f"Not ingested:  {r['drain_error']}")
+    if r["spool_unreadable"]:
+        click.echo(f"Spool files that are not events, set aside: {r['spool_unreadable']} (*.unreadable in the spool)")
+    if r["spool_refused"]:
+        click.echo(f"Refused spool: {r['spool_refused']}: remove it (hooks can't spool there while it exists)")
+    click.echo(
+        f"Hook errors:   {r['hook_errors']}" + (f" (see {r['hook_errors_log']})" if r["hook_errors_log"] else "")
+    )
     if r["events_with_errors"]:
         click.echo(f"Events kept raw but not parsed/derived: {r['events_with_errors']}")
     if r["ignored_projects"]:

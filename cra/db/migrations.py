@@ -10,7 +10,7 @@ migrations = Migrations("cra")
 
 @migrations()
 def m001_capture(db: Database):
-    """Hook capture (claude_hooks/capture.py writes these)."""
+    """Hook capture (the hooks' drainer, claude_hooks/drain.py, writes these)."""
     db.execute(
         """
         CREATE TABLE events (

@@ -1,47 +1,31 @@
 """Spooled hook events -> rows in cra's SQLite database.
 
-The hook process only spools (claude_hooks/spool.py); the one drainer at a time (a detached child of
+The hook process only spools (receive.py, spool.py); the one drainer at a time (a detached child of
 a hook, or any `cra` command) replays the spool through `record` here, so live capture and catch-up
 share one code path. Standard library only.
 
 The raw payload always lands (in `events`, or in the spool); deriving `sessions` and `tool_calls`
 from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
 derived rows, never the event.
+
+Public (what `cra` uses): Event, record, connect, drain_spool, read_spooled, spool_event, safe_text,
+json_text, classify_unfinished, log_error.
 """
 
 import os
 import time
 
-# The hook pays for every import on every tool call (BENCHMARKS.md): fastjson is json.loads/dumps
-# without importing the json package (re, enum, ...); _sqlite3 is the sqlite3 package's C module
-# without the datetime adapters the package registers and cra never uses.
+# The drainer runs per event too (BENCHMARKS.md): fastjson is json.loads/dumps without importing the
+# json package (re, enum, ...); _sqlite3 is the sqlite3 package's C module without the datetime
+# adapters the package registers and cra never uses.
 from claude_hooks import fastjson as json
+from claude_hooks import paths, spool
 
 try:
     import _sqlite3 as sqlite3
 except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C module
     import sqlite3
 
-from claude_hooks.spool import (  # noqa: F401  (cra reads these names from here)
-    DB_NAME,
-    ENV_KEYS,
-    ERROR_LOG,
-    IGNORE_FILE,
-    OFF_FLAG,
-    SPOOL_DIR,
-    cra_home,
-    db_path,
-    event_header,
-    fallback_spool_dir,
-    now_iso,
-    spool_dirs,
-    write_event,
-)
-from claude_hooks.spool import (
-    log_error as _log_line,
-)
-
-AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
 # The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
 # (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
 BUSY_TIMEOUT_S = 10.0
@@ -49,6 +33,7 @@ BUSY_TIMEOUT_S = 10.0
 # this many (m002 adds tool_calls.source). An older database keeps events in the spool until a `cra`
 # command upgrades it, instead of half-deriving them.
 MIN_SCHEMA_VERSION = 2
+ERROR_LOG_MAX = 1_000_000
 
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
 # Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
@@ -61,9 +46,9 @@ class Event:
     __slots__ = ("uid", "received_at", "text", "raw_bytes", "payload", "parse_error", "env")
 
     def __init__(self, raw, env, uid=None, received_at=None):
-        self.uid = uid or os.urandom(16).hex()  # random like uuid4, without uuid's imports (platform, ...)
-        self.received_at = received_at or now_iso()
-        self.env = {k: env[k] for k in ENV_KEYS if k in env}
+        self.uid = uid or spool.new_uid()
+        self.received_at = received_at or spool.now_iso()
+        self.env = {k: env[k] for k in spool.ENV_KEYS if k in env}
         self.raw_bytes = None
         self.payload = None
         self.parse_error = None
@@ -101,11 +86,11 @@ def _scalar(value):
     """A JSON value as something SQLite binds: numbers and text as they are, anything else as JSON."""
     if value is None or isinstance(value, float) or (isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX):
         return value
-    return _safe_text(value if isinstance(value, str) else json.dumps(value))
+    return safe_text(value if isinstance(value, str) else json.dumps(value))
 
 
-def _safe_text(s):
-    """SQLite rejects lone surrogates (valid in JSON escapes): replace them rather than fail."""
+def safe_text(s):
+    """`s` as SQLite takes it: lone surrogates (valid in JSON escapes, refused by SQLite) replaced."""
     try:
         s.encode("utf-8")
         return s
@@ -113,8 +98,9 @@ def _safe_text(s):
         return s.encode("utf-8", "replace").decode("utf-8")
 
 
-def _json(obj):
-    return None if obj is None else _safe_text(json.dumps(obj, ensure_ascii=False))
+def json_text(obj):
+    """obj as JSON text SQLite takes (None for None): non-ASCII kept as is, lone surrogates replaced."""
+    return None if obj is None else safe_text(json.dumps(obj, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,7 +111,7 @@ def drain_into_db(home, env, via="hook"):
     """Replay the whole spool into the database; the caller holds the drain lock. Returns how many
     events were ingested, or None when the database can't take them (they stay spooled, the error
     is logged)."""
-    path = db_path(env)
+    path = paths.db_path(env)
     try:
         if not os.path.exists(path):
             raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
@@ -141,8 +127,24 @@ def drain_into_db(home, env, via="hook"):
         finally:
             con.close()
     except Exception as exc:
-        _log_line(home, None, None, exc)
+        log_error(home, None, exc)
         return None
+
+
+def drain_until_empty(home, env, lock):
+    """The hook's drainer: drain until the spool is empty, releasing the lock between rounds so that
+    an event written while this process held it is never stranded (its writer saw the lock taken
+    and left)."""
+    while True:
+        try:
+            ingested = drain_into_db(home, env)
+        finally:
+            spool.release_drain_lock(lock)
+        if ingested is None or not spool.has_queued(home):
+            return  # done, or the database refuses: the backlog waits for the next event or `cra`
+        lock = spool.try_drain_lock(home)
+        if lock is None:
+            return  # another drainer took over
 
 
 def _after_record(con, home, event, via):
@@ -174,7 +176,7 @@ def _maybe_start_cycle(con, home, event):
     Off by default: then this costs one failed open(). cra/auto/trigger.py writes the file and
     documents its fields; `cra auto once` makes the real decision under its lock. Never spools the
     event (already committed) and never waits for the child."""
-    path = os.path.join(home, AUTO_TRIGGER)
+    path = os.path.join(home, paths.AUTO_TRIGGER)
     try:
         with open(path, "rb") as f:
             trig = json.loads(f.read())
@@ -236,7 +238,7 @@ def record(con, event, via="hook"):
                 event.field("agent_id"),
                 event.field("tool_use_id"),
                 event.field("prompt_id"),
-                _safe_text(event.text),
+                safe_text(event.text),
                 event.raw_bytes,
                 event.parse_error,
                 json.dumps(event.env) if event.env else None,
@@ -349,7 +351,7 @@ def _ensure_call(con, ev, session_id, tool_use_id, tool_name, tool_input):
             ev.field("agent_type"),
             ev.field("prompt_id"),
             tool_name,
-            _json(tool_input),
+            json_text(tool_input),
             _next_seq(con, session_id),
             ev.field("permission_mode"),
             ev.field("cwd"),
@@ -368,7 +370,7 @@ def _pair_without_id(con, session_id, ev):
     row = con.execute(
         "SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND synthetic_id = 1"
         " AND status = 'pending' AND tool_name IS ? AND tool_input IS ? ORDER BY seq LIMIT 1",
-        (session_id, ev.field("tool_name"), _json(ev.payload.get("tool_input"))),
+        (session_id, ev.field("tool_name"), json_text(ev.payload.get("tool_input"))),
     ).fetchone()
     return row[0] if row else None
 
@@ -394,7 +396,7 @@ def _on_post_tool_use(con, ev, session_id, t, event_id):
     con.execute(
         "UPDATE tool_calls SET status = 'success', tool_response = ?, duration_ms = ?, post_at = ?,"
         " error = NULL WHERE tool_use_id = ?",
-        (_json(ev.payload.get("tool_response")), _duration(ev, con, call, t), t, call),
+        (json_text(ev.payload.get("tool_response")), _duration(ev, con, call, t), t, call),
     )
 
 
@@ -421,7 +423,7 @@ def _on_permission_request(con, ev, session_id, t, event_id):
         "UPDATE tool_calls SET permission_requested = 1 WHERE tool_use_id = ("
         " SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND status = 'pending'"
         " AND tool_name IS ? AND agent_id IS ? ORDER BY (tool_input IS ?) DESC, seq DESC LIMIT 1)",
-        (session_id, ev.field("tool_name"), ev.field("agent_id"), _json(ev.payload.get("tool_input"))),
+        (session_id, ev.field("tool_name"), ev.field("agent_id"), json_text(ev.payload.get("tool_input"))),
     )
 
 
@@ -448,10 +450,10 @@ def _on_post_tool_batch(con, ev, session_id, t, event_id):
         call = _ensure_call(con, ev, session_id, tool_use_id, _scalar(item.get("tool_name")), item.get("tool_input"))
         ids.append(call)
         response = item.get("tool_response")
-        text = response if isinstance(response, str) else _json(response)
+        text = response if isinstance(response, str) else json_text(response)
         con.execute(
             "UPDATE tool_calls SET response_text = ?, batch_id = ? WHERE tool_use_id = ?",
-            (_safe_text(text) if text is not None else None, event_id, call),
+            (safe_text(text) if text is not None else None, event_id, call),
         )
         row = con.execute(
             "SELECT status, permission_requested FROM tool_calls WHERE tool_use_id = ?", (call,)
@@ -536,60 +538,92 @@ _TOOL_HANDLERS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# The spool: one file per event that the database could not take, replayed later.
+# Replaying the spool
 
 
-def spool(home, event, reason):
-    """Put an already-parsed event back in the spool (used by `cra` when it cannot store one)."""
+def spool_event(home, event, reason):
+    """Put an already-parsed event back in the spool (for `cra` when it cannot store one)."""
     raw = event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape")
-    return write_event(home, raw, event_header(event.uid, event.received_at, event.env, reason), fsync=True)
+    header = spool.event_header(event.uid, event.received_at, event.env, reason)
+    return spool.write_event(home, raw, header, fsync=True)
 
 
 def drain_spool(con, home, limit=None, via="cra"):
     """Replay spooled events into the database, oldest first. Returns how many were ingested.
 
     Callers hold the drain lock, so events land in the order they happened; even so a file is
-    claimed by renaming it, and `record` ignores an event uid it already has, so a crash between
-    insert and unlink duplicates nothing.
+    claimed by renaming it, and `record` ignores an event uid it already has, so a crash anywhere
+    duplicates nothing (spool.queued puts an abandoned claim back). Events of a project on the
+    ignore list are dropped unrecorded. A file that is not an event is set aside and counted.
     """
     done = 0
-    for directory in spool_dirs(home):
-        try:
-            names = sorted(n for n in os.listdir(directory) if n.endswith(".event"))
-        except OSError:
-            continue
-        for name in names:
+    ignored = paths.ignored_dirs(home)
+    for directory in spool.usable_dirs(home):
+        for name in spool.queued(directory):
             if limit is not None and done >= limit:
                 return done
-            path = os.path.join(directory, name)
-            claimed = path + ".claimed-%d" % os.getpid()
-            try:
-                os.rename(path, claimed)
-            except OSError:
+            claimed = spool.claim(directory, name)
+            if claimed is None:
                 continue  # another process took it
             try:
                 event = read_spooled(claimed)
-                record(con, event, via=via)
-            except sqlite3.Error:
-                os.rename(claimed, path)  # the database failed again: leave it for later
-                raise
-            except (OSError, ValueError):
-                os.rename(claimed, path + ".unreadable")
+            except spool.UnreadableEvent:
+                spool.set_aside(claimed)
                 continue
-            os.unlink(claimed)
+            except OSError:
+                spool.unclaim(claimed)  # (e.g. EACCES): it stays queued and counted
+                continue
+            if ignored and paths.is_ignored(ignored, event.field("cwd"), event.env.get("CLAUDE_PROJECT_DIR")):
+                spool.done(claimed)  # added to the ignore list after it was spooled
+                continue
+            try:
+                record(con, event, via=via)
+            except BaseException:
+                spool.unclaim(claimed)  # the database failed (again): leave it for later
+                raise
+            spool.done(claimed)
             done += 1
             _after_record(con, home, event, via)
     return done
 
 
 def read_spooled(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    header, _, raw = data.partition(b"\n")
-    meta = json.loads(header)
-    return Event(raw, meta.get("env") or {}, uid=meta["event_uid"], received_at=meta["received_at"])
+    """The Event a spool file holds. A header without an event uid or time (written by hand, or by
+    something else) takes them from the file's name, so replaying it twice still stores it once."""
+    meta, raw = spool.read_event(path)
+    uid = meta.get("event_uid")
+    received_at = meta.get("received_at")
+    base = os.path.basename(path).partition(spool.CLAIM)[0]
+    if not isinstance(uid, str) or not uid:
+        uid = "spool-" + base[: -len(spool.EVENT)] if base.endswith(spool.EVENT) else "spool-" + base
+    if not isinstance(received_at, str) or not received_at:
+        t = spool.name_time(base)
+        received_at = spool.now_iso(t)
+    env = meta.get("env")
+    return Event(raw, env if isinstance(env, dict) else {}, uid=uid, received_at=received_at)
 
 
 def log_error(home, event, exc):
-    """Append one line to hook-errors.log (what `cra status` counts)."""
-    _log_line(home, event.name if event.payload else None, event.uid, exc)
+    """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
+    try:
+        path = os.path.join(home, paths.ERROR_LOG)
+        try:
+            if os.path.getsize(path) > ERROR_LOG_MAX:
+                os.replace(path, path + ".1")
+        except OSError:
+            pass
+        line = json.dumps(
+            {
+                "at": spool.now_iso(),
+                "event": event.name if event is not None and event.payload else None,
+                "uid": event.uid if event is not None else None,
+                "error": repr(exc)[:500],
+            }
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.write(fd, line.encode("utf-8") + b"\n")
+        finally:
+            os.close(fd)
+    except Exception:
+        pass
