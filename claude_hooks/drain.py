@@ -29,10 +29,10 @@ except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C mo
 # The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
 # (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
 BUSY_TIMEOUT_S = 10.0
-# `cra` sets PRAGMA user_version to the number of applied migrations; the SQL below needs at least
-# this many (m002 adds tool_calls.source). An older database keeps events in the spool until a `cra`
-# command upgrades it, instead of half-deriving them.
-MIN_SCHEMA_VERSION = 2
+# `cra` sets PRAGMA user_version to the number of applied migrations; the SQL here and in
+# transcript_tail needs at least this many (m009 adds transcript_files.skip_from). An older database
+# keeps events in the spool until a `cra` command upgrades it, instead of half-deriving them.
+MIN_SCHEMA_VERSION = 9
 ERROR_LOG_MAX = 1_000_000
 
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.

@@ -411,7 +411,8 @@ def name_time(name):
 
 def counts(home):
     """{"queued", "claimed", "unreadable"}: files in every spool directory drainers read (counted
-    without changing anything)."""
+    without changing anything). A hook's temporary file is not counted: it is an event once its
+    hook has finished writing it, or, if the hook was killed, once a drainer salvages it."""
     found = {"queued": 0, "claimed": 0, "unreadable": 0}
     for directory in usable_dirs(home):
         try:
@@ -419,7 +420,7 @@ def counts(home):
         except OSError:
             continue
         for n in names:
-            if n.endswith(EVENT) or (n.startswith(".") and n.endswith(EVENT + TMP)):
+            if n.endswith(EVENT):
                 found["queued"] += 1
             elif CLAIM in n:
                 found["claimed"] += 1

@@ -519,5 +519,5 @@ def test_hook_schema_floor_is_within_the_migrations():
 
     db = open_db()
     applied = [m.name for m in migrations.applied(db)]
-    assert applied[drain.MIN_SCHEMA_VERSION - 1] == "m002_transcripts"
+    assert applied[drain.MIN_SCHEMA_VERSION - 1] == "m009_capture"
     assert db.execute("PRAGMA user_version").fetchone()[0] == len(applied)

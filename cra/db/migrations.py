@@ -280,7 +280,8 @@ def m003_signals(db: Database):
             outcome TEXT,                    -- completed, interrupted, error, incomplete
             final_answer_chars INTEGER,
             final_answer_words INTEGER,
-            evidence TEXT                    -- JSON list: what triggered each signal (message uuid + span, or tool_use ids)
+            evidence TEXT                    -- JSON list: what triggered each signal (message uuid + span, or tool_use
+                                             -- ids)
         )
         """
     )
@@ -437,7 +438,8 @@ def m006_evals(db: Database):
         CREATE TABLE evals (
             id INTEGER PRIMARY KEY,
             run_id INTEGER REFERENCES runs(id),  -- the run `cra eval RUN` was asked about
-            subject TEXT NOT NULL,           -- run (its adapter), base (its base model alone), parent (the run it started from)
+            subject TEXT NOT NULL,           -- run (its adapter), base (its base model alone), parent (the run it
+                                             -- started from)
             model_run_id INTEGER REFERENCES runs(id),  -- whose adapter generated; NULL for the bare base
             base_model TEXT NOT NULL,
             adapter TEXT,                    -- adapter directory or GGUF file(s) used; NULL for the bare base
@@ -462,7 +464,8 @@ def m006_evals(db: Database):
             id TEXT PRIMARY KEY,             -- random token, also written in the page and in judgement files
             eval_id INTEGER NOT NULL REFERENCES evals(id),
             path TEXT NOT NULL,              -- the HTML page written
-            answer_key TEXT NOT NULL,        -- JSON: item id -> the side (A or B) showing Claude's action; never in the page
+            answer_key TEXT NOT NULL,        -- JSON: item id -> the side (A or B) showing Claude's action; never in the
+                                             -- page
             identical TEXT NOT NULL,         -- JSON: item ids where both sides are the same action
             items INTEGER NOT NULL,
             created_at TEXT NOT NULL
@@ -504,7 +507,8 @@ def m007_cycles(db: Database):
             qualifying_turns INTEGER NOT NULL,  -- qualifying turns when it started (the next cycle counts from here)
             new_turns INTEGER NOT NULL,      -- of which new since the last completed cycle
             with_rl INTEGER NOT NULL,        -- 1 when this cycle runs the RL stage
-            stages TEXT NOT NULL,            -- JSON [{name, status, run_id, started_at, ended_at, seconds, error, outputs}]
+            stages TEXT NOT NULL,            -- JSON [{name, status, run_id, started_at, ended_at, seconds, error,
+                                             -- outputs}]
             model_run_id INTEGER REFERENCES runs(id),     -- the candidate: the cycle's sft or grpo run
             baseline_run_id INTEGER REFERENCES runs(id),  -- the promoted model it was compared with (NULL: the base)
             metric TEXT,                     -- the eval key that decided (promote_metric)
@@ -590,3 +594,13 @@ def m008_shared_request_shapes(db: Database):
         END
         """
     )
+
+
+@migrations()
+def m009_capture(db: Database):
+    """Transcripts: a line longer than the reader's limit (transcript_tail.MAX_LINE_BYTES) is skipped
+    and reported instead of held in memory. claude_hooks/transcript_tail.py writes
+    `transcript_files.skip_from`: the byte offset where such a line began while its end has not been
+    read yet (NULL otherwise). The skipped line gets a `transcript_lines` row with an empty `raw`
+    and its size in `parse_error`."""
+    db.execute("ALTER TABLE transcript_files ADD COLUMN skip_from INTEGER")

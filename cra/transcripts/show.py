@@ -1,10 +1,21 @@
 """`cra show`: one session as a readable timeline."""
 
 import json
+import re
 
 import click
 
 INDENT = "    "
+
+# What a terminal would act on instead of print: C0 controls but tab and newline, DEL, C1 controls
+# (escape sequences start with ESC or CSI), and the bidirectional overrides that reorder text.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with control characters shown as escapes (ESC as `\\x1b`): a transcript's escape
+    sequences never reach the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def resolve_session(db, prefix: str) -> str:
@@ -37,7 +48,7 @@ def _bounded(text, max_lines, full, width=160):
     lines = text.splitlines() or [""]
     if full:
         return lines
-    out = [l if len(l) <= width else l[: width - 1] + "…" for l in lines[:max_lines]]
+    out = [line if len(line) <= width else line[: width - 1] + "…" for line in lines[:max_lines]]
     if len(lines) > max_lines:
         out.append(f"… (+{len(lines) - max_lines} more lines)")
     return out
@@ -193,7 +204,8 @@ class _Renderer:
         for agent in self.agents:
             if agent["agent_id"] not in self.shown_agents:
                 yield ""
-                yield f"┌ subagent {agent['agent_id']} ({agent['agent_type'] or 'subagent'}), its launching call not recorded"
+                kind = agent["agent_type"] or "subagent"
+                yield f"┌ subagent {agent['agent_id']} ({kind}), its launching call not recorded"
                 yield from self.stream(agent["agent_id"], 1)
 
 
