@@ -71,6 +71,27 @@ def _claimants(spool_dir):
     return pids
 
 
+LONG_WAIT = {"CRA_DRAIN_TIMEOUT": "60"}  # the hook's drainer waits (holding its claim) for the database
+
+
+def _claim_names(spool_dir):
+    return {n for n in os.listdir(spool_dir) if spool.CLAIM in n} if os.path.isdir(spool_dir) else set()
+
+
+def _strand_next_claim(spool_dir, fire):
+    """Fire a hook while the database is locked and SIGKILL its drainer once it holds a claim."""
+    before = _claim_names(spool_dir)
+    fire()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        new = _claim_names(spool_dir) - before
+        if new:
+            (name,) = new
+            return _kill(int(name.partition(spool.CLAIM)[2].split("-")[0]))
+        time.sleep(0.01)
+    return 0
+
+
 def _logged(log):
     try:
         with open(log, "rb") as f:
@@ -154,17 +175,14 @@ def test_killing_hooks_and_drainers_at_random_loses_and_duplicates_nothing(cra_h
     # The database locked for good; hooks fire and their drainers die while they hold the claim.
     locker_con = sqlite3.connect(db_path, isolation_level=None)
     locker_con.execute("BEGIN IMMEDIATE")
-    stranded = 0
-    for i in range(5):
-        run_hook(_payload(f"toolu_stranded_{i}"), env={"CRA_DRAIN_TIMEOUT": "60"}, wait=False)
-        deadline = time.monotonic() + 30
-        while not _claimants(spool_dir) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        for pid in _claimants(spool_dir):
-            stranded += _kill(pid)
-    assert stranded >= 5
     for pid in _our_processes():
         _kill(pid)
+    stranded = 0
+    for i in range(5):
+        stranded += _strand_next_claim(
+            spool_dir, lambda i=i: run_hook(_payload(f"toolu_stranded_{i}"), env=LONG_WAIT, wait=False)
+        )
+    assert stranded == 5
     time.sleep(0.2)  # (the kernel releases their locks)
 
     logged = {f"toolu_kill_{w}_{i}" for w in range(WRITERS) for i in _logged(logs[w])}
@@ -213,13 +231,8 @@ def test_a_drainer_killed_while_waiting_for_the_database_strands_nothing(cra_hom
     open_db().conn.close()
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")
-    run_hook(_payload("toolu_orphan"), env={"CRA_DRAIN_TIMEOUT": "60"}, wait=False)
     spool_dir = paths.home_spool_dir(str(cra_home))
-    deadline = time.monotonic() + 30
-    while not _claimants(spool_dir) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    (pid,) = _claimants(spool_dir)
-    os.kill(pid, signal.SIGKILL)
+    assert _strand_next_claim(spool_dir, lambda: run_hook(_payload("toolu_orphan"), env=LONG_WAIT, wait=False))
     time.sleep(0.2)
     monkeypatch.setattr("cra.db.LOCK_TIMEOUT_S", 0.5)
     try:
