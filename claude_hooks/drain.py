@@ -1,15 +1,23 @@
-"""Spooled hook events -> rows in cra's SQLite database.
+"""A drainer's work: spooled hook events -> rows in cra's SQLite database.
 
-The hook process only spools (receive.py, spool.py); the one drainer at a time (a detached child of
-a hook, or any `cra` command) replays the spool through `record` here, so live capture and catch-up
-share one code path. Standard library only.
+The hook process only spools (spool.py); the one drainer at a time (a detached child of a hook, or
+any `cra` command) replays the spool through `record` here, so live capture and catch-up share one
+code path. Standard library only.
+
+A drainer claims a spool file by renaming it to `<name>.claimed-<pid>-<time>`, records it, then
+deletes it. Nothing is stranded whatever is killed when:
+- a claim whose drainer died, or older than CLAIM_STALE_S, goes back to the queue (replaying is
+  idempotent: the database ignores an event uid it already has);
+- the temporary file of a hook killed mid-write is taken into the queue once older than
+  TMP_STALE_S (a cut-off payload is then stored raw with its parse error), or deleted when it holds
+  no complete header;
+- a file that is not an event (no header, not a regular file) is renamed `<name>.unreadable`, kept
+  and counted by `cra status`.
+Files are opened without following symbolic links and without blocking; only regular files are read.
 
 The raw payload always lands (in `events`, or in the spool); deriving `sessions` and `tool_calls`
 from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
 derived rows, never the event.
-
-Public (what `cra` uses): Event, record, connect, drain_spool, read_spooled, spool_event, safe_text,
-json_text, classify_unfinished, log_error.
 """
 
 import os
@@ -18,8 +26,22 @@ import time
 # The drainer runs per event too (BENCHMARKS.md): fastjson is json.loads/dumps without importing the
 # json package (re, enum, ...); _sqlite3 is the sqlite3 package's C module without the datetime
 # adapters the package registers and cra never uses.
+from claude_hooks import (
+    AUTO_TRIGGER,
+    ENV_KEYS,
+    ERROR_LOG,
+    EVENT,
+    TMP,
+    db_path,
+    home_spool_dir,
+    new_uid,
+    now_iso,
+    privacy,
+    release_drain_lock,
+    spool_dirs,
+    try_drain_lock,
+)
 from claude_hooks import fastjson as json
-from claude_hooks import paths, spool
 
 try:
     import _sqlite3 as sqlite3
@@ -35,6 +57,17 @@ BUSY_TIMEOUT_S = 10.0
 MIN_SCHEMA_VERSION = 9
 ERROR_LOG_MAX = 1_000_000
 
+CLAIM = ".claimed-"  # <name>.claimed-<pid>-<unix time>
+UNREADABLE = ".unreadable"
+# A claim is released once its drainer is dead, or after this long whatever it is doing (the
+# drainer's longest wait for the database is its busy timeout, 10-30 s): a reused pid can't hold it.
+CLAIM_STALE_S = 600
+# A hook writes its file in milliseconds (Claude Code kills a hook after its timeout, 30 s): a
+# temporary file this old belongs to a hook that was killed.
+TMP_STALE_S = 600
+
+_READ_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
 # Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
 _FINALIZING_EVENTS = ("Stop", "SubagentStop", "SessionEnd")
@@ -46,9 +79,9 @@ class Event:
     __slots__ = ("uid", "received_at", "text", "raw_bytes", "payload", "parse_error", "env")
 
     def __init__(self, raw, env, uid=None, received_at=None):
-        self.uid = uid or spool.new_uid()
-        self.received_at = received_at or spool.now_iso()
-        self.env = {k: env[k] for k in spool.ENV_KEYS if k in env}
+        self.uid = uid or new_uid()
+        self.received_at = received_at or now_iso()
+        self.env = {k: env[k] for k in ENV_KEYS if k in env}
         self.raw_bytes = None
         self.payload = None
         self.parse_error = None
@@ -111,7 +144,7 @@ def drain_into_db(home, env, via="hook"):
     """Replay the whole spool into the database; the caller holds the drain lock. Returns how many
     events were ingested, or None when the database can't take them (they stay spooled, the error
     is logged)."""
-    path = paths.db_path(env)
+    path = db_path(env)
     try:
         if not os.path.exists(path):
             raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
@@ -139,10 +172,10 @@ def drain_until_empty(home, env, lock):
         try:
             ingested = drain_into_db(home, env)
         finally:
-            spool.release_drain_lock(lock)
-        if ingested is None or not spool.has_queued(home):
+            release_drain_lock(lock)
+        if ingested is None or not has_queued(home):
             return  # done, or the database refuses: the backlog waits for the next event or `cra`
-        lock = spool.try_drain_lock(home)
+        lock = try_drain_lock(home)
         if lock is None:
             return  # another drainer took over
 
@@ -176,7 +209,7 @@ def _maybe_start_cycle(con, home, event):
     Off by default: then this costs one failed open(). cra/auto/trigger.py writes the file and
     documents its fields; `cra auto once` makes the real decision under its lock. Never spools the
     event (already committed) and never waits for the child."""
-    path = os.path.join(home, paths.AUTO_TRIGGER)
+    path = os.path.join(home, AUTO_TRIGGER)
     try:
         with open(path, "rb") as f:
             trig = json.loads(f.read())
@@ -541,64 +574,56 @@ _TOOL_HANDLERS = {
 # Replaying the spool
 
 
-def spool_event(home, event, reason):
-    """Put an already-parsed event back in the spool (for `cra` when it cannot store one)."""
-    raw = event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape")
-    header = spool.event_header(event.uid, event.received_at, event.env, reason)
-    return spool.write_event(home, raw, header, fsync=True)
-
-
 def drain_spool(con, home, limit=None, via="cra"):
     """Replay spooled events into the database, oldest first. Returns how many were ingested.
 
     Callers hold the drain lock, so events land in the order they happened; even so a file is
     claimed by renaming it, and `record` ignores an event uid it already has, so a crash anywhere
-    duplicates nothing (spool.queued puts an abandoned claim back). Events of a project on the
+    duplicates nothing (queued() puts an abandoned claim back). Events of a project on the
     ignore list are dropped unrecorded. A file that is not an event is set aside and counted.
     """
-    done = 0
-    ignored = paths.ignored_dirs(home)
-    for directory in spool.usable_dirs(home):
-        for name in spool.queued(directory):
-            if limit is not None and done >= limit:
-                return done
-            claimed = spool.claim(directory, name)
+    ingested = 0
+    ignored = privacy.ignored_dirs(home)
+    for directory in usable_dirs(home):
+        for name in queued(directory):
+            if limit is not None and ingested >= limit:
+                return ingested
+            claimed = claim(directory, name)
             if claimed is None:
                 continue  # another process took it
             try:
                 event = read_spooled(claimed)
-            except spool.UnreadableEvent:
-                spool.set_aside(claimed)
+            except UnreadableEvent:
+                set_aside(claimed)
                 continue
             except OSError:
-                spool.unclaim(claimed)  # (e.g. EACCES): it stays queued and counted
+                unclaim(claimed)  # (e.g. EACCES): it stays queued and counted
                 continue
-            if ignored and paths.is_ignored(ignored, event.field("cwd"), event.env.get("CLAUDE_PROJECT_DIR")):
-                spool.done(claimed)  # added to the ignore list after it was spooled
+            if ignored and privacy.is_ignored(ignored, event.field("cwd"), event.env.get("CLAUDE_PROJECT_DIR")):
+                done(claimed)  # added to the ignore list after it was spooled
                 continue
             try:
                 record(con, event, via=via)
             except BaseException:
-                spool.unclaim(claimed)  # the database failed (again): leave it for later
+                unclaim(claimed)  # the database failed (again): leave it for later
                 raise
-            spool.done(claimed)
-            done += 1
+            done(claimed)
+            ingested += 1
             _after_record(con, home, event, via)
-    return done
+    return ingested
 
 
 def read_spooled(path):
     """The Event a spool file holds. A header without an event uid or time (written by hand, or by
     something else) takes them from the file's name, so replaying it twice still stores it once."""
-    meta, raw = spool.read_event(path)
+    meta, raw = read_event(path)
     uid = meta.get("event_uid")
     received_at = meta.get("received_at")
-    base = os.path.basename(path).partition(spool.CLAIM)[0]
+    base = os.path.basename(path).partition(CLAIM)[0]
     if not isinstance(uid, str) or not uid:
-        uid = "spool-" + base[: -len(spool.EVENT)] if base.endswith(spool.EVENT) else "spool-" + base
+        uid = "spool-" + base[: -len(EVENT)] if base.endswith(EVENT) else "spool-" + base
     if not isinstance(received_at, str) or not received_at:
-        t = spool.name_time(base)
-        received_at = spool.now_iso(t)
+        received_at = now_iso(name_time(base))
     env = meta.get("env")
     return Event(raw, env if isinstance(env, dict) else {}, uid=uid, received_at=received_at)
 
@@ -606,7 +631,7 @@ def read_spooled(path):
 def log_error(home, event, exc):
     """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
     try:
-        path = os.path.join(home, paths.ERROR_LOG)
+        path = os.path.join(home, ERROR_LOG)
         try:
             if os.path.getsize(path) > ERROR_LOG_MAX:
                 os.replace(path, path + ".1")
@@ -614,7 +639,7 @@ def log_error(home, event, exc):
             pass
         line = json.dumps(
             {
-                "at": spool.now_iso(),
+                "at": now_iso(),
                 "event": event.name if event is not None and event.payload else None,
                 "uid": event.uid if event is not None else None,
                 "error": repr(exc)[:500],
@@ -627,3 +652,202 @@ def log_error(home, event, exc):
             os.close(fd)
     except Exception:
         pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The spool as drainers see it
+
+
+class UnreadableEvent(ValueError):
+    """A spool file that is not an event: not a regular file, or no header line."""
+
+
+def usable_dirs(home):
+    """The spool directories a drainer may read: CRA_HOME's, and the fallback when it is trusted."""
+    return [d for d in spool_dirs(home) if d == home_spool_dir(home) or privacy.trusted_dir(d)]
+
+
+def queued(directory, now=None):
+    """The event files waiting in `directory`, oldest first, after putting back what nobody will
+    finish: claims of dead (or stale) drainers, temporary files of killed hooks."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    now = time.time() if now is None else now
+    events = []
+    for name in names:
+        if name.endswith(EVENT):
+            events.append(name)
+        elif CLAIM in name:
+            back = _release_if_abandoned(directory, name, now)
+            if back:
+                events.append(back)
+        elif name.startswith(".") and name.endswith(EVENT + TMP):
+            back = _salvage_tmp(directory, name, now)
+            if back:
+                events.append(back)
+    return sorted(events)
+
+
+def _release_if_abandoned(directory, name, now):
+    """Put a claim back in the queue when its owner is gone. Returns the event's name if it did."""
+    base, _, owner = name.partition(CLAIM)
+    if not base.endswith(EVENT):
+        return None
+    pid, _, claimed_at = owner.partition("-")
+    try:
+        pid = int(pid)
+        claimed_at = int(claimed_at) if claimed_at else None
+    except ValueError:
+        pid, claimed_at = None, None
+    if claimed_at is None:  # (a claim of an older cra: no time in its name)
+        try:
+            claimed_at = os.lstat(os.path.join(directory, name)).st_mtime
+        except OSError:
+            return None
+    if pid is not None and pid != os.getpid() and _alive(pid) and now - claimed_at < CLAIM_STALE_S:
+        return None
+    try:
+        os.rename(os.path.join(directory, name), os.path.join(directory, base))
+    except OSError:
+        return None  # taken back by another drainer first
+    return base
+
+
+def _alive(pid):
+    """Whether process `pid` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[:1]
+        return state not in ([b"Z"], [b"X"])
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self") and _signalable(pid)
+    except OSError:
+        return _signalable(pid)
+
+
+def _signalable(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # (EPERM: it exists)
+    return True
+
+
+def _salvage_tmp(directory, name, now):
+    """A killed hook's temporary file: queued once stale if it holds a header line, else deleted."""
+    path = os.path.join(directory, name)
+    try:
+        if now - os.lstat(path).st_mtime < TMP_STALE_S:
+            return None  # a hook may be writing it
+        with open(path, "rb") as f:
+            has_header = b"\n" in f.read(64 << 10)
+        event = name[1 : -len(TMP)]
+        if has_header:
+            os.rename(path, os.path.join(directory, event))
+            return event
+        os.unlink(path)
+    except OSError:
+        pass
+    return None
+
+
+def claim(directory, name):
+    """Take `name` for this process (rename). Returns the claimed path, or None if another did."""
+    claimed = os.path.join(directory, "%s%s%d-%d" % (name, CLAIM, os.getpid(), int(time.time())))
+    try:
+        os.rename(os.path.join(directory, name), claimed)
+    except OSError:
+        return None
+    return claimed
+
+
+def unclaim(claimed):
+    """Give a claimed file back to the queue (the database refused it for now)."""
+    try:
+        os.rename(claimed, claimed.partition(CLAIM)[0])
+    except OSError:
+        pass  # (already put back by a drainer that took this claim for abandoned)
+
+
+def done(claimed):
+    try:
+        os.unlink(claimed)
+    except FileNotFoundError:
+        pass  # put back and replayed meanwhile by another drainer: the database has the event once
+
+
+def set_aside(claimed):
+    """Keep a file that is not an event out of the queue, where `cra status` counts it."""
+    try:
+        os.rename(claimed, claimed.partition(CLAIM)[0] + UNREADABLE)
+    except OSError:
+        pass
+
+
+def read_event(path):
+    """(header dict, payload bytes) of a spool file. Raises UnreadableEvent for anything that is not
+    one (a FIFO or device is never opened for reading: it would block or consume)."""
+    import errno
+    import stat
+
+    try:
+        fd = os.open(path, _READ_FILE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link (O_NOFOLLOW)
+            raise UnreadableEvent("a symbolic link, not a regular file") from exc
+        raise
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableEvent("not a regular file")
+        data = f.read()
+    header, newline, raw = data.partition(b"\n")
+    if not newline:
+        raise UnreadableEvent("no header line")
+    try:
+        meta = json.loads(header.decode("utf-8", "replace"))
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableEvent("the header line is not JSON") from exc
+    if not isinstance(meta, dict):
+        raise UnreadableEvent("the header line is not a JSON object")
+    return meta, raw
+
+
+def name_time(name):
+    """The time (seconds) in a spool file's name, or None."""
+    stamp = os.path.basename(name).split("-", 1)[0].lstrip(".")
+    return int(stamp) / 1e9 if stamp.isdigit() else None
+
+
+def spool_counts(home):
+    """{"queued", "claimed", "unreadable"}: files in every spool directory drainers read (counted
+    without changing anything). A hook's temporary file is not counted: it is an event once its
+    hook has finished writing it, or, if the hook was killed, once a drainer salvages it."""
+    found = {"queued": 0, "claimed": 0, "unreadable": 0}
+    for directory in usable_dirs(home):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(EVENT):
+                found["queued"] += 1
+            elif CLAIM in n:
+                found["claimed"] += 1
+            elif n.endswith(UNREADABLE):
+                found["unreadable"] += 1
+    return found
+
+
+def has_queued(home):
+    """Whether an event waits in a spool directory drainers read."""
+    for directory in usable_dirs(home):
+        try:
+            if any(n.endswith(EVENT) for n in os.listdir(directory)):
+                return True
+        except OSError:
+            pass
+    return False

@@ -9,7 +9,7 @@ Side by side in one run, interleaved so machine noise hits both alike:
 - the hook, `python -S claude_hooks/hook.py`, with a small PreToolUse payload and a 1 MB PostToolUse
   payload on stdin, as Claude Code waits for it (until the process exits; its drainer then writes
   the event into a real WAL database in the background);
-- 16 concurrent hook processes writing 500 events each through the hook's own code (`receive.handle`),
+- 16 concurrent hook processes writing 500 events each through the hook's own code (`spool.handle`),
   all into one database: events/s, and lost/duplicated after the final drain (must be 0).
 
 Goal (issue 2): median hook time within 1.3x of bare start-up, p99 within 3x, zero lost.
@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -87,23 +88,40 @@ def _children_cpu():
 
 
 def timed(cmd, stdin, env):
-    """(wall ms, CPU ms) of one process. CPU time (user + system) barely moves with machine load."""
+    """(wall ms, CPU ms) of one process. CPU time (user + system) barely moves with machine load.
+
+    stdin is fed the way Claude Code feeds a hook: as much of the payload per write as the pipe
+    takes, from a thread of its own (subprocess's communicate() writes 4 KB per round of select(),
+    which made a 1 MB row measure this harness more than the hook)."""
     cpu = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def feed():
+        try:
+            proc.stdin.write(stdin)  # (unbuffered past the buffer's size: os.write, as much as fits)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait()
+    feeder.join()
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0 or proc.stdout or proc.stderr:
-        raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={proc.stdout[:200]!r} err={proc.stderr[:200]!r}")
+    if proc.returncode != 0 or out or err:
+        raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={out[:200]!r} err={err[:200]!r}")
     return elapsed * 1000, (_children_cpu() - cpu) * 1000
 
 
 def wait_for_drainer(home):
     sys.path.insert(0, str(REPO))
-    from claude_hooks import spool
+    import claude_hooks
 
-    lock = spool.try_drain_lock(str(home), blocking=True)
+    lock = claude_hooks.try_drain_lock(str(home), blocking=True)
     if lock is not None:
-        spool.release_drain_lock(lock)
+        claude_hooks.release_drain_lock(lock)
 
 
 def make_db(home):
@@ -127,7 +145,7 @@ def bench_latency(python, runs, env, hook=HOOK):
     }
     times = {name: [] for name in cases}
     cpu = {name: [] for name in cases}
-    for name, (cmd, make) in cases.items():  # warm the page cache, not counted
+    for cmd, make in cases.values():  # warm the page cache, not counted
         timed(cmd, make(-1), env)
     for n in range(runs):
         order = list(cases)
@@ -146,7 +164,7 @@ def bench_latency(python, runs, env, hook=HOOK):
 WORKER = r"""
 import os, sys, json
 sys.path.insert(0, sys.argv[1])
-from claude_hooks import receive
+from claude_hooks import spool
 worker, count = int(sys.argv[2]), int(sys.argv[3])
 env = dict(os.environ)
 for i in range(count):
@@ -154,7 +172,7 @@ for i in range(count):
         "transcript_path": "", "hook_event_name": "PostToolUse", "tool_name": "Read",
         "tool_input": {"file_path": "/f/%d" % i}, "tool_response": {"type": "text"},
         "tool_use_id": "toolu_par_%d_%d" % (worker, i), "duration_ms": 1}).encode()
-    receive.handle(raw, env)
+    spool.handle(raw, env)
 """
 
 
@@ -175,17 +193,18 @@ def bench_parallel(python, workers, events, env, db_path, home, hook=HOOK):
             raise SystemExit(f"parallel worker failed: {err.decode()[-2000:]}")
     elapsed = time.perf_counter() - start
     sys.path.insert(0, str(REPO))
-    from claude_hooks import drain, spool
+    import claude_hooks
+    from claude_hooks import drain
 
     # The hooks' background drainers: wait for the last one, then count what they wrote.
-    lock = spool.try_drain_lock(str(home), blocking=True)
+    lock = claude_hooks.try_drain_lock(str(home), blocking=True)
     drained_at = time.perf_counter() - start
     con = sqlite3.connect(str(db_path), timeout=30)
     in_db = con.execute("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%'").fetchone()[0]
     drain_con = drain.connect(str(db_path))
     while drain.drain_spool(drain_con, str(home)):
         pass
-    spool.release_drain_lock(lock)
+    claude_hooks.release_drain_lock(lock)
     rows, distinct = con.execute(
         "SELECT count(*), count(DISTINCT tool_use_id) FROM events WHERE tool_use_id LIKE 'toolu_par_%'"
     ).fetchone()
@@ -245,7 +264,8 @@ def render(rows, par, python, runs, load=None):
     ]
     for name, n, med, p99, rmed, rp99, cpu_med, rcpu in rows:
         lines.append(
-            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x | {cpu_med:.1f} | {rcpu:.2f}x |"
+            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x"
+            f" | {cpu_med:.1f} | {rcpu:.2f}x |"
         )
     lines += ["", f"Load average while measuring: {load}."] if load else []
     by = {r[0]: r for r in rows}
@@ -267,7 +287,7 @@ def render(rows, par, python, runs, load=None):
     lines += [
         "",
         f"Parallel: {par['workers']} concurrent processes x {par['events_each']} events each "
-        f"(`receive.handle`, the hook's code, in a loop, forking drainers as the hook does) into one "
+        f"(`spool.handle`, the hook's code, in a loop, forking drainers as the hook does) into one "
         f"database: the writers finished in {par['seconds']:.1f} s ({par['events_per_s']:.0f} events/s); "
         f"every event was in the database {par['seconds_until_in_db']:.1f} s after the start "
         f"({par['events_in_db_per_s']:.0f} events/s end to end; {par['written_live']} written by the hooks' "
@@ -296,7 +316,7 @@ def write_section(text, path=BENCHMARKS):
     """Replace this script's section of BENCHMARKS.md (or add it), leaving every other section alone."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     lines = old.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
     if start is None:
         new = old.rstrip("\n") + "\n\n" + text
     else:

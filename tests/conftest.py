@@ -53,18 +53,19 @@ def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60,
 def wait_for_drainer(env=None):
     """Block until no hook drainer holds the drain lock, then ingest whatever is still spooled, as
     any `cra` command would (a drainer that lost the lock to this waiter leaves that to it)."""
-    from claude_hooks import drain, paths, spool
+    import claude_hooks
+    from claude_hooks import drain
 
     env = {**os.environ, **(env or {})}
-    home = paths.cra_home(env)
+    home = claude_hooks.cra_home(env)
     if not os.path.isdir(home):
         return
-    lock = spool.try_drain_lock(home, blocking=True)
+    lock = claude_hooks.try_drain_lock(home, blocking=True)
     if lock is not None:
         try:
-            if spool.has_queued(home) and os.path.exists(paths.db_path(env)):
+            if drain.has_queued(home) and os.path.exists(claude_hooks.db_path(env)):
                 try:
-                    con = drain.connect(paths.db_path(env), timeout=0.5)
+                    con = drain.connect(claude_hooks.db_path(env), timeout=0.5)
                     try:
                         drain.drain_spool(con, home, via="cra")
                     finally:
@@ -72,7 +73,7 @@ def wait_for_drainer(env=None):
                 except Exception:
                     pass  # the database refuses (locked, corrupt): the events stay spooled
         finally:
-            spool.release_drain_lock(lock)
+            claude_hooks.release_drain_lock(lock)
 
 
 RECORDED = REPO / "tests" / "fixtures" / "recorded"
@@ -91,7 +92,8 @@ def build_fixture_db(path, scenarios, transcript_paths=()):
     `transcript_paths`) imported."""
     import json
 
-    from claude_hooks import drain, spool
+    import claude_hooks
+    from claude_hooks import drain
     from cra.db import open_db
     from cra.transcripts import importer
 
@@ -104,7 +106,7 @@ def build_fixture_db(path, scenarios, transcript_paths=()):
                 event = drain.Event(
                     json.dumps(rec["payload"]).encode(),
                     rec.get("env") or {},
-                    received_at=spool.now_iso(rec["t_start"]),
+                    received_at=claude_hooks.now_iso(rec["t_start"]),
                 )
                 drain.record(db.conn, event)
         if (scenario / "transcripts").is_dir():
@@ -136,6 +138,6 @@ def recorded_db(_recorded_db_master, tmp_path):
 
 def handle_in_process(raw: bytes, env: dict | None = None):
     """The hook's own code path, in this process: spool, then drain here instead of in a fork."""
-    from claude_hooks import receive
+    from claude_hooks import spool
 
-    receive.handle(raw, {**(env if env is not None else os.environ), receive.SYNC_ENV: "1"})
+    spool.handle(raw, {**(env if env is not None else os.environ), spool.SYNC_ENV: "1"})

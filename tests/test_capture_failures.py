@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import HOOK_SCRIPT, REPO, run_hook, wait_for_drainer
 
-from claude_hooks import drain, paths, spool
+import claude_hooks
+from claude_hooks import drain, spool
 from cra.cli import cli
 from cra.db import open_db
 
@@ -23,12 +24,12 @@ WRITERS = 16
 EVENTS = 500
 MARKER = "cra-kill-test-%d" % os.getpid()  # in every writer's (and its drainers') command line
 
-# A hook in a loop: each receive.handle() is one hook run (it spools and may fork a drainer, as the
+# A hook in a loop: each spool.handle() is one hook run (it spools and may fork a drainer, as the
 # hook process does); the index is logged once it returned, i.e. once "the hook exited 0".
 WRITER = r"""
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
-from claude_hooks import receive
+from claude_hooks import spool
 worker, start, count, log = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 env = dict(os.environ)
 out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -36,7 +37,7 @@ for i in range(start, count):
     raw = json.dumps({"session_id": "kill-%d" % (worker % 4), "cwd": "/tmp/project", "transcript_path": "",
         "hook_event_name": "PreToolUse", "tool_name": "Read", "tool_input": {"file_path": "/f/%d/%d" % (worker, i)},
         "tool_use_id": "toolu_kill_%d_%d" % (worker, i)}).encode()
-    receive.handle(raw, env)
+    spool.handle(raw, env)
     os.write(out, b"%d\n" % i)
 """
 
@@ -64,8 +65,8 @@ def _kill(pid):
 def _claimants(spool_dir):
     pids = []
     for name in os.listdir(spool_dir) if os.path.isdir(spool_dir) else []:
-        if spool.CLAIM in name:
-            pid = name.partition(spool.CLAIM)[2].split("-")[0]
+        if drain.CLAIM in name:
+            pid = name.partition(drain.CLAIM)[2].split("-")[0]
             if pid.isdigit():
                 pids.append(int(pid))
     return pids
@@ -75,7 +76,7 @@ LONG_WAIT = {"CRA_DRAIN_TIMEOUT": "60"}  # the hook's drainer waits (holding its
 
 
 def _claim_names(spool_dir):
-    return {n for n in os.listdir(spool_dir) if spool.CLAIM in n} if os.path.isdir(spool_dir) else set()
+    return {n for n in os.listdir(spool_dir) if drain.CLAIM in n} if os.path.isdir(spool_dir) else set()
 
 
 def _strand_next_claim(spool_dir, fire):
@@ -87,7 +88,7 @@ def _strand_next_claim(spool_dir, fire):
         new = _claim_names(spool_dir) - before
         if new:
             (name,) = new
-            return _kill(int(name.partition(spool.CLAIM)[2].split("-")[0]))
+            return _kill(int(name.partition(drain.CLAIM)[2].split("-")[0]))
         time.sleep(0.01)
     return 0
 
@@ -117,7 +118,7 @@ def test_killing_hooks_and_drainers_at_random_loses_and_duplicates_nothing(cra_h
     `cra ingest` stores each event of a hook that exited 0 exactly once."""
     db_path = str(cra_home / "cra.db")
     open_db().conn.close()
-    spool_dir = paths.home_spool_dir(str(cra_home))
+    spool_dir = claude_hooks.home_spool_dir(str(cra_home))
     env = {**os.environ, "CRA_HOME": str(cra_home), "CRA_DRAIN_TIMEOUT": "0.3"}
     done = threading.Event()
     kills = {"drainers": 0, "any": 0, "writers_restarted": 0}
@@ -206,7 +207,7 @@ def test_killing_hooks_and_drainers_at_random_loses_and_duplicates_nothing(cra_h
     calls = {r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls")}
     assert logged <= calls
     names = os.listdir(spool_dir)
-    assert not [n for n in names if n.endswith(spool.EVENT) or spool.CLAIM in n or n.endswith(spool.UNREADABLE)]
+    assert not [n for n in names if n.endswith(spool.EVENT) or drain.CLAIM in n or n.endswith(drain.UNREADABLE)]
     assert json.loads(CliRunner().invoke(cli, ["status", "--json"]).output)["spool_backlog"] == 0
 
 
@@ -231,7 +232,7 @@ def test_a_drainer_killed_while_waiting_for_the_database_strands_nothing(cra_hom
     open_db().conn.close()
     locker = sqlite3.connect(path, isolation_level=None)
     locker.execute("BEGIN IMMEDIATE")
-    spool_dir = paths.home_spool_dir(str(cra_home))
+    spool_dir = claude_hooks.home_spool_dir(str(cra_home))
     assert _strand_next_claim(spool_dir, lambda: run_hook(_payload("toolu_orphan"), env=LONG_WAIT, wait=False))
     time.sleep(0.2)
     monkeypatch.setattr("cra.db.LOCK_TIMEOUT_S", 0.5)
@@ -251,22 +252,22 @@ def test_a_claim_of_a_live_drainer_is_left_alone_until_stale(cra_home, monkeypat
     open_db().conn.close()
     home = str(cra_home)
     event = drain.Event(_payload("toolu_live").encode(), {})
-    directory = drain.spool_event(home, event, reason="test")
+    directory = spool.spool_event(home, event, reason="test")
     (name,) = os.listdir(directory)
     # Claimed by a live process (this test's parent: alive, and not this process).
-    claimed = os.path.join(directory, "%s%s%d-%d" % (name, spool.CLAIM, os.getppid(), int(time.time())))
+    claimed = os.path.join(directory, "%s%s%d-%d" % (name, drain.CLAIM, os.getppid(), int(time.time())))
     os.rename(os.path.join(directory, name), claimed)
-    assert spool.counts(home) == {"queued": 0, "claimed": 1, "unreadable": 0}
+    assert drain.spool_counts(home) == {"queued": 0, "claimed": 1, "unreadable": 0}
     assert open_db().execute("SELECT count(*) FROM events").fetchone()[0] == 0  # not taken from its owner
-    monkeypatch.setattr(spool, "CLAIM_STALE_S", 0)  # past the bound, even a live owner's claim goes back
+    monkeypatch.setattr(drain, "CLAIM_STALE_S", 0)  # past the bound, even a live owner's claim goes back
     assert open_db().execute("SELECT count(*) FROM events").fetchone()[0] == 1
-    assert spool.counts(home) == {"queued": 0, "claimed": 0, "unreadable": 0}
+    assert drain.spool_counts(home) == {"queued": 0, "claimed": 0, "unreadable": 0}
 
 
 def test_claims_of_an_older_cra_are_recovered(cra_home):
     """Claims named `.claimed-<pid>` (no time), as an earlier cra left them, by a dead process."""
     open_db().conn.close()
-    directory = drain.spool_event(str(cra_home), drain.Event(_payload("toolu_old_claim").encode(), {}), "test")
+    directory = spool.spool_event(str(cra_home), drain.Event(_payload("toolu_old_claim").encode(), {}), "test")
     (name,) = os.listdir(directory)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -277,7 +278,7 @@ def test_claims_of_an_older_cra_are_recovered(cra_home):
 
 def test_a_spool_file_without_an_event_uid_is_stored_once(cra_home):
     open_db().conn.close()
-    directory = paths.home_spool_dir(str(cra_home))
+    directory = claude_hooks.home_spool_dir(str(cra_home))
     os.makedirs(directory, exist_ok=True)
     name = "%d-%s.event" % (time.time_ns(), "0" * 16)
     with open(os.path.join(directory, name), "wb") as f:
@@ -293,7 +294,7 @@ def test_a_spool_file_without_an_event_uid_is_stored_once(cra_home):
 @pytest.mark.parametrize("header", [b"not json at all", b"[1, 2]"])
 def test_a_spool_file_that_is_not_an_event_is_set_aside_and_counted(cra_home, header):
     open_db().conn.close()
-    directory = paths.home_spool_dir(str(cra_home))
+    directory = claude_hooks.home_spool_dir(str(cra_home))
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "1-aa.event"), "wb") as f:
         f.write(header + b"\n{}")
@@ -315,7 +316,7 @@ def _unblock(fifo):
 def test_a_fifo_or_symlink_in_the_spool_never_hangs_or_leaks(cra_home, tmp_path):
     open_db().conn.close()
     assert run_hook(_payload("toolu_beside_fifo")).returncode == 0
-    directory = paths.home_spool_dir(str(cra_home))
+    directory = claude_hooks.home_spool_dir(str(cra_home))
     fifo = os.path.join(directory, "1-fifo.event")
     os.mkfifo(fifo)
     secret = tmp_path / "secret.txt"
@@ -325,9 +326,9 @@ def test_a_fifo_or_symlink_in_the_spool_never_hangs_or_leaks(cra_home, tmp_path)
     assert run_hook(_payload("toolu_after_fifo"), wait=False).returncode == 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        lock = spool.try_drain_lock(str(cra_home))
+        lock = claude_hooks.try_drain_lock(str(cra_home))
         if lock is not None:
-            spool.release_drain_lock(lock)
+            claude_hooks.release_drain_lock(lock)
             break
         time.sleep(0.05)
     else:
@@ -356,9 +357,9 @@ def test_a_fifo_or_symlink_in_the_spool_never_hangs_or_leaks(cra_home, tmp_path)
 
 def test_a_killed_hooks_temporary_file_is_taken_in_or_cleaned(cra_home):
     open_db().conn.close()
-    directory = paths.home_spool_dir(str(cra_home))
+    directory = claude_hooks.home_spool_dir(str(cra_home))
     os.makedirs(directory, exist_ok=True)
-    header = spool.event_header(spool.new_uid(), spool.now_iso(), {})
+    header = spool.event_header(claude_hooks.new_uid(), claude_hooks.now_iso(), {})
     cut = os.path.join(directory, ".1-aa.event.tmp")  # killed after its header: salvaged
     with open(cut, "wb") as f:
         f.write(header + b"\n" + _payload("toolu_cut").encode()[:40])
@@ -367,7 +368,7 @@ def test_a_killed_hooks_temporary_file_is_taken_in_or_cleaned(cra_home):
     fresh = os.path.join(directory, ".3-cc.event.tmp")  # a hook writing now: left alone
     with open(fresh, "wb") as f:
         f.write(header)
-    old = time.time() - spool.TMP_STALE_S - 60
+    old = time.time() - drain.TMP_STALE_S - 60
     for p in (cut, empty):
         os.utime(p, (old, old))
     r = CliRunner().invoke(cli, ["ingest"])

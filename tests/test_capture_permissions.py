@@ -16,7 +16,8 @@ import tempfile
 import pytest
 from conftest import REPO, run_hook
 
-from claude_hooks import paths, spool
+import claude_hooks
+from claude_hooks import drain, privacy, spool
 from cra.db import open_db
 
 NOBODY = "nobody"
@@ -102,7 +103,7 @@ def test_a_spool_another_user_created_first_is_refused(shared_tmp, tmp_path, cra
 def test_another_user_cannot_read_plant_or_delete_in_the_victims_spool(shared_tmp, tmp_path, cra_home):
     proc = run_hook(_payload("toolu_private"), env={"CRA_HOME": _unusable_home(tmp_path)})
     assert proc.returncode == 0
-    target = paths.fallback_spool_dir()
+    target = claude_hooks.fallback_spool_dir()
     assert target.startswith(shared_tmp)
     st = os.lstat(target)
     assert (st.st_uid, st.st_mode & 0o777) == (os.geteuid(), 0o700)
@@ -125,13 +126,13 @@ def test_a_spool_others_can_write_to_is_refused_even_if_ours(tmp_path, cra_home,
     shared = tmp_path / "tmp"
     shared.mkdir()
     monkeypatch.setenv("TMPDIR", str(shared))
-    target = paths.fallback_spool_dir()
+    target = claude_hooks.fallback_spool_dir()
     os.mkdir(target)
     os.chmod(target, 0o777)
     assert run_hook(_payload("toolu_group"), env={"CRA_HOME": _unusable_home(tmp_path)}).returncode == 0
     assert os.listdir(target) == []
-    assert spool.usable_dirs(str(cra_home)) == [paths.home_spool_dir(str(cra_home))]
-    assert "can be written by other users" in paths.spool_dir_refusal(target)
+    assert drain.usable_dirs(str(cra_home)) == [claude_hooks.home_spool_dir(str(cra_home))]
+    assert "can be written by other users" in privacy.spool_dir_refusal(target)
     os.chmod(target, 0o700)  # made private again: used again
     assert run_hook(_payload("toolu_private_again"), env={"CRA_HOME": _unusable_home(tmp_path)}).returncode == 0
     assert len(os.listdir(target)) == 1

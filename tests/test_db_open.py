@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, run_hook
 
-from claude_hooks import drain, paths
+import claude_hooks
+from claude_hooks import drain, spool
 from cra.cli import cli
 from cra.db import open_db
 
@@ -36,7 +37,7 @@ def assert_one_line_error(result, *phrases):
 
 def spool_one(home):
     event = drain.Event(b'{"session_id": "s", "hook_event_name": "Stop"}', {})
-    drain.spool_event(str(home), event, reason="test")
+    spool.spool_event(str(home), event, reason="test")
 
 
 @contextlib.contextmanager
@@ -145,7 +146,7 @@ def test_status_points_to_the_hook_error_log_only_when_there_is_one(cra_home):
     assert "Hook errors:   0\n" in out and "see" not in out.split("Hook errors:")[1].splitlines()[0]
     drain.log_error(str(cra_home), None, RuntimeError("disk on fire"))
     out = cra("status").output
-    assert f"Hook errors:   1 (see {cra_home / paths.ERROR_LOG})" in out
+    assert f"Hook errors:   1 (see {cra_home / claude_hooks.ERROR_LOG})" in out
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import run_hook, wait_for_drainer
 
-from claude_hooks import paths, spool, transcript_tail
+import claude_hooks
+from claude_hooks import drain, spool, transcript_tail
 from cra.cli import cli
 from cra.db import open_db
 from cra.transcripts.importer import import_paths
@@ -59,9 +60,9 @@ def lines_of(db_path, path):
 def _drainer_finished(home, seconds=30):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        lock = spool.try_drain_lock(home)
+        lock = claude_hooks.try_drain_lock(home)
         if lock is not None:
-            spool.release_drain_lock(lock)
+            claude_hooks.release_drain_lock(lock)
             return True
         time.sleep(0.05)
     return False
@@ -82,7 +83,7 @@ def test_a_symlinked_transcript_path_is_not_followed(cra_home, tmp_path):
     assert lines_of(db_path, link) == []
     con = sqlite3.connect(db_path)
     assert not [r for r in con.execute("SELECT raw FROM transcript_lines") if "saltsalt" in r[0]]
-    assert "symbolic link" in (cra_home / paths.ERROR_LOG).read_text()  # said, not silent
+    assert "symbolic link" in (cra_home / claude_hooks.ERROR_LOG).read_text()  # said, not silent
 
 
 def test_a_fifo_transcript_path_never_hangs_the_drainer(cra_home, tmp_path):
@@ -101,7 +102,7 @@ def test_a_fifo_transcript_path_never_hangs_the_drainer(cra_home, tmp_path):
     wait_for_drainer()
     con = sqlite3.connect(str(cra_home / "cra.db"))
     assert con.execute("SELECT hook_event_name FROM events").fetchall() == [("Stop",)]
-    assert "not a regular file" in (cra_home / paths.ERROR_LOG).read_text()
+    assert "not a regular file" in (cra_home / claude_hooks.ERROR_LOG).read_text()
 
 
 # -- binary, and lines of any length ---------------------------------------------------------------
@@ -126,7 +127,7 @@ def test_a_binary_transcript_named_by_a_payload_is_not_stored(cra_home, tmp_path
     junk.write_bytes(b"\x00\x01\x02garbage\n" * 100)
     assert run_hook(stop_payload(junk)).returncode == 0
     assert lines_of(str(cra_home / "cra.db"), junk) == []
-    assert "binary data" in (cra_home / paths.ERROR_LOG).read_text()
+    assert "binary data" in (cra_home / claude_hooks.ERROR_LOG).read_text()
 
 
 @pytest.fixture
@@ -230,13 +231,12 @@ def test_the_hook_ignores_a_project_by_resolved_path(cra_home, tmp_path):
 
 
 def test_spooled_events_of_a_project_ignored_since_are_dropped(cra_home, tmp_path):
-    from claude_hooks import drain
 
     open_db().conn.close()
     project = tmp_path / "later-secret"
     project.mkdir()
     payload = json.loads(stop_payload(tmp_path / "none.jsonl"))
-    drain.spool_event(str(cra_home), drain.Event(json.dumps({**payload, "cwd": str(project)}).encode(), {}), "test")
+    spool.spool_event(str(cra_home), drain.Event(json.dumps({**payload, "cwd": str(project)}).encode(), {}), "test")
     assert cra("ignore", "add", str(project)).exit_code == 0
     r = cra("ingest")
     assert "0 left" in r.output

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from claude_hooks import paths
+import claude_hooks
 
 from ..db import cra_home
 from . import store
@@ -27,7 +27,7 @@ SPAWN_EVERY_S = 600  # at most one `cra auto once` per this long, whatever the h
 
 
 def trigger_path(home: str | None = None) -> Path:
-    return Path(home or cra_home()) / paths.AUTO_TRIGGER
+    return Path(home or cra_home()) / claude_hooks.AUTO_TRIGGER
 
 
 def enabled() -> bool:

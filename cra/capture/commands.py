@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from claude_hooks import HOOK_EVENTS, paths, spool
+import claude_hooks
+from claude_hooks import HOOK_EVENTS, drain, privacy
 
 from ..cli import database_option
 from ..db import DatabaseError, cra_home, default_db_path, drain_spool, open_db, spool_backlog
@@ -65,11 +66,11 @@ def path_command():
 
 
 def _flag() -> Path:
-    return Path(cra_home()) / paths.OFF_FLAG
+    return Path(cra_home()) / claude_hooks.OFF_FLAG
 
 
 def _make_home():
-    paths.make_private_dir(cra_home(), cra_home())
+    privacy.make_private_dir(cra_home(), cra_home())
 
 
 @click.command(name="off")
@@ -88,7 +89,7 @@ def on_command():
 
 
 def _ignore_file() -> Path:
-    return Path(cra_home()) / paths.IGNORE_FILE
+    return Path(cra_home()) / claude_hooks.IGNORE_FILE
 
 
 def _ignored() -> list[str]:
@@ -146,7 +147,7 @@ def ingest_command(database):
 def _hook_errors() -> int:
     home = Path(cra_home())
     total = 0
-    for path in (home / paths.ERROR_LOG, home / (paths.ERROR_LOG + ".1")):
+    for path in (home / claude_hooks.ERROR_LOG, home / (claude_hooks.ERROR_LOG + ".1")):
         try:
             with open(path, "rb") as f:
                 total += sum(1 for _ in f)
@@ -169,8 +170,8 @@ def status_report(database: str | None) -> dict:
         except DatabaseError as exc:
             drain_error = str(exc)
     home = cra_home()
-    counts = spool.counts(home)
-    error_log = Path(home) / paths.ERROR_LOG
+    counts = drain.spool_counts(home)
+    error_log = Path(home) / claude_hooks.ERROR_LOG
     today = time.strftime("%Y-%m-%d", time.gmtime())
     row = db.execute(
         "SELECT count(*), max(received_at), sum(received_at >= ?),"
@@ -191,7 +192,7 @@ def status_report(database: str | None) -> dict:
         "spool_backlog": counts["queued"] + counts["claimed"],
         "spool_claimed": counts["claimed"],  # being ingested, or by a drainer that died (taken back next drain)
         "spool_unreadable": counts["unreadable"],
-        "spool_refused": paths.spool_dir_refusal(paths.fallback_spool_dir()),
+        "spool_refused": privacy.spool_dir_refusal(claude_hooks.fallback_spool_dir()),
         "drain_error": drain_error,
         "hook_errors": _hook_errors(),
         "hook_errors_log": str(error_log) if error_log.exists() else None,

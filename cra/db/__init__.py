@@ -10,7 +10,8 @@ import os
 import sqlite3
 import sys
 
-from claude_hooks import drain, paths, spool
+import claude_hooks
+from claude_hooks import drain, privacy
 
 from ..errors import DatabaseError
 
@@ -47,11 +48,11 @@ LOCK_TIMEOUT_S = 30.0
 
 
 def cra_home() -> str:
-    return paths.cra_home(os.environ)
+    return claude_hooks.cra_home(os.environ)
 
 
 def default_db_path() -> str:
-    return paths.db_path(os.environ)
+    return claude_hooks.db_path(os.environ)
 
 
 def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Database:
@@ -103,7 +104,7 @@ def _prepare(path: str, at_default: bool):
                 f"there is no folder {directory} for the database {path}: create it first, or check the path."
             )
         try:
-            paths.make_private_dir(directory, directory)
+            privacy.make_private_dir(directory, directory)
         except OSError as exc:
             raise DatabaseError(
                 f"cannot create {directory} for the cra database: {exc.strerror or exc}. Set CRA_HOME to a "
@@ -205,7 +206,7 @@ def drain_spool(db: sqlite_utils.Database, timeout: float | None = None) -> int:
     deadline = time.monotonic() + (LOCK_TIMEOUT_S if timeout is None else timeout)
     lock = None
     while True:
-        lock = spool.try_drain_lock(home)
+        lock = claude_hooks.try_drain_lock(home)
         if lock is not None or not os.path.isdir(home) or time.monotonic() > deadline:
             # No lock (no home to hold a lock file, or a drainer stuck): ingest anyway; claims by
             # rename and idempotent inserts keep it correct, only strict ordering is at stake.
@@ -217,7 +218,7 @@ def drain_spool(db: sqlite_utils.Database, timeout: float | None = None) -> int:
         raise database_error(_file_of(db), exc) from exc
     finally:
         if lock is not None:
-            spool.release_drain_lock(lock)
+            claude_hooks.release_drain_lock(lock)
 
 
 def _file_of(db: sqlite_utils.Database) -> str:
@@ -229,5 +230,5 @@ def _file_of(db: sqlite_utils.Database) -> str:
 
 def spool_backlog(home: str | None = None) -> int:
     """Events waiting in the spool: queued, or claimed by a drainer that has not finished them."""
-    counts = spool.counts(home or cra_home())
+    counts = drain.spool_counts(home or cra_home())
     return counts["queued"] + counts["claimed"]

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from claude_hooks.spool import now_iso
+from claude_hooks import now_iso
 
 from .config import SignalConfig
 from .extract import Message, ToolCall, Turn, extract

@@ -22,8 +22,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from claude_hooks import transcript_tail
-from claude_hooks.paths import cra_home, ignored_dirs, is_ignored
+from claude_hooks import cra_home, transcript_tail
+from claude_hooks.privacy import ignored_dirs, is_ignored
 
 from .normalize import Normalizer, loads_bytes, normalise_pending
 from .turns import rebuild_turns
@@ -84,7 +84,7 @@ def _target(path):
 def ingest_file(con, path, normalizer, result, savepoints=True, ignored=()):
     """Normalise what the hook stored raw, then read and normalise the file's new lines. Turns are
     rebuilt later, once per batch (rebuild_pending_turns). savepoints: see transcript_tail.begin.
-    A file of a project on the `ignored` list (claude_hooks.paths.ignored_dirs) is not read: it goes into
+    A file of a project on the `ignored` list (claude_hooks.privacy.ignored_dirs) is not read: it goes into
     result.ignored."""
     if ignored and _of_ignored_project(path, ignored):
         result.ignored.append(path)
