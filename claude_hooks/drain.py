@@ -124,6 +124,8 @@ def _scalar(value):
 
 def safe_text(s):
     """`s` as SQLite takes it: lone surrogates (valid in JSON escapes, refused by SQLite) replaced."""
+    if s.isascii():  # (known without looking at the characters: no encoding to check)
+        return s
     try:
         s.encode("utf-8")
         return s

@@ -103,6 +103,267 @@ def build_corpus(dest: Path, size_mb: float) -> int:
     return total
 
 
+# ---------------------------------------------------------------------------------------------
+# Long sessions: generated, shaped like Claude Code 2.1.3xx's (entry fields, content blocks, the
+# structured toolUseResult beside the tool_result text), with what the fixtures lack: large tool
+# outputs, many turns, subagents and a compaction, ~3 MB per main transcript.
+
+LONG_SESSION_BYTES = 3_000_000
+_WORDS = (
+    "the quick brown fox jumps over lazy dog function return value import module class self"
+    " config path error test assert result data file line read write open close index"
+).split()
+
+
+def _text(rng, n_bytes):
+    """Source-code-like text of about n_bytes: lines of words with indentation."""
+    out, size = [], 0
+    while size < n_bytes:
+        line = "    " * rng.randrange(4) + " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(3, 14)))
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
+
+
+class _LongSession:
+    """Writes one long session: its main transcript and its subagents' files."""
+
+    def __init__(self, rng, project: Path, n: int):
+        self.rng, self.project, self.n = rng, project, n
+        self.sid = "7e570000-0000-4000-8000-%012x" % n
+        self.cwd = "/home/dev/long-project-%d" % (n % 7)
+        self.seq = 0
+        self.parent = None
+        self.clock = 1_767_225_600 + n * 86_400  # 2026-01-01 + n days
+
+    def _uuid(self):
+        self.seq += 1
+        return "%08x-0000-4000-8000-%012x" % (self.n, self.seq)
+
+    def _stamp(self):
+        self.clock += self.rng.uniform(0.2, 20)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.clock)) + ".%03dZ" % self.rng.randrange(1000)
+
+    def _base(self, kind, agent=None):
+        uuid = self._uuid()
+        entry = {
+            "parentUuid": self.parent,
+            "isSidechain": agent is not None,
+            "type": kind,
+            "uuid": uuid,
+            "timestamp": self._stamp(),
+            "userType": "external",
+            "entrypoint": "cli",
+            "cwd": self.cwd,
+            "sessionId": self.sid,
+            "version": "2.1.330",
+            "gitBranch": "main",
+        }
+        if agent is not None:
+            entry["agentId"] = agent
+        self.parent = uuid
+        return entry
+
+    def _prompt(self, text, agent=None, prompt_id=None):
+        e = self._base("user", agent)
+        e.update(promptId=prompt_id or self._uuid(), message={"role": "user", "content": text})
+        return e
+
+    def _assistant(self, blocks, msg_id, agent=None, stop="tool_use"):
+        e = self._base("assistant", agent)
+        usage = {
+            "input_tokens": self.rng.randrange(5, 500),
+            "cache_creation_input_tokens": self.rng.randrange(0, 5000),
+            "cache_read_input_tokens": self.rng.randrange(10_000, 150_000),
+            "output_tokens": self.rng.randrange(20, 2000),
+            "service_tier": "standard",
+        }
+        e.update(
+            message={
+                "id": msg_id,
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-opus-5-5",
+                "content": blocks,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": usage,
+            },
+            requestId="req_%s" % msg_id[4:],
+        )
+        return e
+
+    def _tool_round(self, entries, agent, big):
+        """One assistant response (thinking, text, one to three tool calls) and the results."""
+        rng = self.rng
+        msg_id = "msg_%08x%06x" % (self.n, self.seq)
+        calls = []
+        entries.append(
+            self._assistant(
+                [{"type": "thinking", "thinking": _text(rng, rng.randrange(200, 3000)), "signature": "sig" * 40}],
+                msg_id,
+                agent,
+            )
+        )
+        entries.append(self._assistant([{"type": "text", "text": _text(rng, rng.randrange(50, 400))}], msg_id, agent))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            tool = rng.choice(("Read", "Read", "Bash", "Grep"))
+            tid = "toolu_%08x%08x" % (self.n, self.seq)
+            args = {
+                "Read": {"file_path": "%s/src/mod_%d.py" % (self.cwd, rng.randrange(200))},
+                "Bash": {"command": "pytest -q tests/test_%d.py" % rng.randrange(90), "description": "Run tests"},
+                "Grep": {"pattern": rng.choice(_WORDS), "path": self.cwd, "output_mode": "content"},
+            }[tool]
+            entries.append(
+                self._assistant([{"type": "tool_use", "id": tid, "name": tool, "input": args}], msg_id, agent)
+            )
+            calls.append((tid, tool, args))
+        for tid, tool, args in calls:
+            size = rng.randrange(20_000, 160_000) if big and tool == "Read" else rng.randrange(500, 30_000)
+            output = _text(rng, size)
+            if tool == "Read":
+                result = {
+                    "type": "text",
+                    "file": {
+                        "filePath": args["file_path"],
+                        "content": output,
+                        "numLines": output.count("\n") + 1,
+                        "startLine": 1,
+                        "totalLines": output.count("\n") + 1,
+                    },
+                }
+            elif tool == "Bash":
+                result = {"stdout": output, "stderr": "", "interrupted": False, "isImage": False}
+            else:
+                result = {
+                    "mode": "content",
+                    "numFiles": rng.randrange(1, 30),
+                    "filenames": [],
+                    "content": output,
+                    "numLines": output.count("\n") + 1,
+                }
+            e = self._base("user", agent)
+            e.update(
+                message={
+                    "role": "user",
+                    "content": [{"tool_use_id": tid, "type": "tool_result", "content": output, "is_error": False}],
+                },
+                toolUseResult=result,
+                sourceToolAssistantUUID=self.parent,
+            )
+            entries.append(e)
+
+    def _subagent(self, entries):
+        """An Agent call: its own transcript (and meta file) beside the main one, and its result."""
+        rng = self.rng
+        agent = "%08x%09x" % (self.n, self.seq)
+        tid = "toolu_agent_%08x%06x" % (self.n, self.seq)
+        msg_id = "msg_agent_%08x%06x" % (self.n, self.seq)
+        description = "Explore the %s module" % rng.choice(_WORDS)
+        entries.append(
+            self._assistant(
+                [
+                    {
+                        "type": "tool_use",
+                        "id": tid,
+                        "name": "Agent",
+                        "input": {"description": description, "prompt": _text(rng, 600), "subagent_type": "Explore"},
+                    }
+                ],
+                msg_id,
+            )
+        )
+        main_parent = self.parent
+        self.parent = None
+        sub = [self._prompt(_text(rng, 600), agent=agent)]
+        for _ in range(rng.randrange(3, 8)):
+            self._tool_round(sub, agent, big=True)
+        report = _text(rng, rng.randrange(800, 4000))
+        sub.append(self._assistant([{"type": "text", "text": report}], msg_id + "_end", agent, stop="end_turn"))
+        folder = self.project / self.sid / "subagents"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"agent-{agent}.jsonl").write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in sub))
+        (folder / f"agent-{agent}.meta.json").write_text(
+            json.dumps({"agentType": "Explore", "description": description, "toolUseId": tid})
+        )
+        self.parent = main_parent
+        e = self._base("user")
+        e.update(
+            message={
+                "role": "user",
+                "content": [{"tool_use_id": tid, "type": "tool_result", "content": [{"type": "text", "text": report}]}],
+            },
+            toolUseResult={
+                "status": "completed",
+                "agentId": agent,
+                "agentType": "Explore",
+                "content": [{"type": "text", "text": report}],
+                "totalToolUseCount": len(sub) // 3,
+                "description": description,
+            },
+        )
+        entries.append(e)
+
+    def _compaction(self, entries):
+        e = self._base("system")
+        e.update(
+            subtype="compact_boundary",
+            content="Conversation compacted",
+            isMeta=False,
+            level="info",
+            compactMetadata={"trigger": "auto", "preTokens": self.rng.randrange(150_000, 190_000)},
+        )
+        entries.append(e)
+        summary = self._prompt(
+            "This session is being continued from a previous conversation that ran out of"
+            " context. Summary:\n" + _text(self.rng, 12_000)
+        )
+        summary["isCompactSummary"] = True
+        entries.append(summary)
+
+    def write(self, target=LONG_SESSION_BYTES):
+        rng = self.rng
+        entries, size, compacted = [], 0, False
+        while size < target:
+            entries.append(self._prompt(_text(rng, rng.randrange(40, 600))))
+            for _ in range(rng.randrange(2, 9)):
+                if rng.random() < 0.12:
+                    self._subagent(entries)
+                else:
+                    self._tool_round(entries, None, big=rng.random() < 0.5)
+            entries.append(
+                self._assistant(
+                    [{"type": "text", "text": _text(rng, rng.randrange(200, 2500))}],
+                    "msg_end_%08x%06x" % (self.n, self.seq),
+                    stop="end_turn",
+                )
+            )
+            size = sum(len(json.dumps(e)) + 1 for e in entries)
+            if not compacted and size > target / 2:
+                self._compaction(entries)
+                compacted = True
+        data = b"".join(json.dumps(e).encode() + b"\n" for e in entries)
+        (self.project / f"{self.sid}.jsonl").write_bytes(data)
+        return data
+
+
+def build_long_sessions(dest: Path, size_mb: float, seed: int = 7) -> int:
+    """Long sessions (main transcripts of ~3 MB, their subagents beside them) until the tree holds
+    size_mb MB. Returns bytes."""
+    import random
+
+    rng = random.Random(seed)
+    total, n = 0, 0
+    while total < size_mb * 1e6:
+        n += 1
+        project = dest / ("-home-dev-long-project-%d" % (n % 7))
+        project.mkdir(parents=True, exist_ok=True)
+        session = _LongSession(rng, project, n)
+        session.write()
+        total += sum(f.stat().st_size for f in project.rglob("*.jsonl") if session.sid in str(f))
+    return total
+
+
 def _timed(fn):
     """(result, wall seconds, CPU seconds, system CPU seconds) of fn()."""
     t, c, sys0 = time.perf_counter(), time.process_time(), os.times().system

@@ -495,7 +495,7 @@ def _collector_paused():
 # clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's
 # instructions (raw lines are bound as bytes, and message rows carry many NULLs). An adapter
 # registered for the type is found first; these return the value as it is, so nothing stored changes.
-_PLAIN_ADAPTERS = {type(None): lambda value: value, bytes: lambda value: value}
+_PLAIN_ADAPTERS = {type(None): lambda value: value, bytes: lambda value: value, memoryview: lambda value: value}
 
 
 @contextmanager
