@@ -1,12 +1,16 @@
 """Benchmark `cra import`: throughput against bare JSON parsing, re-import cost, peak memory.
 
-    .venv/bin/python scripts/bench_import.py                 # 200 MB and 50 MB corpora
-    .venv/bin/python scripts/bench_import.py --size-mb 400 --small-mb 100 --keep /tmp/corpus
+    .venv/bin/python scripts/bench_import.py                 # 50 and 200 MB of fixtures, 60 MB of long sessions
+    .venv/bin/python scripts/bench_import.py --size-mb 400 --small-mb 100 --long-mb 0 --keep /tmp/corpus
 
-The corpus is built from the project's own transcript fixtures (tests/fixtures/recorded and
-tests/fixtures/transcripts; ../shared's recordings too when present): each source session is copied
-many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
-tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
+Two kinds of corpus, in a ~/.claude/projects-like tree:
+- fixtures: the project's own transcript fixtures (tests/fixtures/recorded and
+  tests/fixtures/transcripts; ../shared's recordings too when present), each source session copied
+  many times with fresh session ids and uuids, subagent files included: many short sessions;
+- long sessions: generated (_LongSession), shaped like Claude Code 2.1.3xx's: ~3 MB main transcripts
+  of many turns, tool outputs of up to 160 KB stored both as the tool_result's text and as the
+  structured toolUseResult (as the client writes them), subagents in their own files, a compaction.
+Each corpus is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
 side by side in --rounds rounds of: an import whose files alternate, every 2 MB, with their bare
 parse, each timed apart (a slow spell of the machine hits both alike; the parse starts each block on
 caches the import left cold, and the benchmark prints how much slower it runs than alone); then, run
@@ -74,9 +78,9 @@ def build_corpus(dest: Path, size_mb: float) -> int:
             tag = b"%012x" % copy
 
             # Every uuid (session ids included) gets this copy's last 12 hex digits: same shape, unique.
-            def fresh(blob):
-                blob = UUID.sub(lambda m: m.group(1) + tag, blob)
-                return TOOL_USE_ID.sub(lambda m: m.group(1) + b"_" + tag, blob)  # tool calls unique too
+            def fresh(blob, tag=tag):
+                blob = UUID.sub(lambda match: match.group(1) + tag, blob)
+                return TOOL_USE_ID.sub(lambda match: match.group(1) + b"_" + tag, blob)  # tool calls unique too
 
             new = fresh(data)
             first = json.loads(new.split(b"\n", 1)[0] or b"{}")
@@ -448,14 +452,14 @@ def worker(corpus: str, db_path: str, rounds: int) -> dict:
 
         _fresh(db_path + "-raw-only")
         raw_db = open_db(db_path + "-raw-only", drain=False)
-        _, *t = _timed(lambda: [transcript_tail.tail_file(raw_db.conn, f) for f in files])
+        _, *t = _timed(lambda raw_db=raw_db: [transcript_tail.tail_file(raw_db.conn, f) for f in files])
         raw_only.append(t)
         raw_db.conn.close()
         _fresh(db_path + "-raw-only")
 
         _fresh(db_path)
         db = open_db(db_path, drain=False)
-        r, *t = _timed(lambda: importer.import_paths(db.conn, files))
+        r, *t = _timed(lambda db=db: importer.import_paths(db.conn, files))
         assert not r.errors, r.errors[:3]
         first.append(t)
         if len(first) < rounds:
@@ -518,6 +522,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=200)
     ap.add_argument("--small-mb", type=float, default=50, help="second, smaller corpus (memory flatness); 0 to skip")
+    ap.add_argument("--long-mb", type=float, default=60, help="long sessions (~3 MB transcripts); 0 to skip")
     ap.add_argument("--keep", help="build the corpora under this folder and keep them")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size; the least of each is reported")
     ap.add_argument("--worker", nargs=3, metavar=("CORPUS", "DB", "ROUNDS"), help=argparse.SUPPRESS)
@@ -527,15 +532,18 @@ def main():
         print(json.dumps(worker(corpus, db, int(rounds))))
         return
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cra-bench-"))
+    corpora = [("fixtures", args.small_mb, build_corpus), ("fixtures", args.size_mb, build_corpus)]
+    corpora.append(("long sessions", args.long_mb, build_long_sessions))
     results = {}
     try:
-        for size in [s for s in (args.small_mb, args.size_mb) if s]:
-            corpus = base / f"corpus-{int(size)}mb"
+        for kind, size, build in [c for c in corpora if c[1]]:
+            name = f"{kind.replace(' ', '-')}-{int(size)}mb"
+            corpus = base / f"corpus-{name}"
             if not corpus.exists():
-                print(f"building a {size:.0f} MB corpus in {corpus} ...", file=sys.stderr)
-                build_corpus(corpus, size)
-            db = base / f"bench-{int(size)}mb.db"
-            for p in base.glob(f"bench-{int(size)}mb.db*"):
+                print(f"building a {size:.0f} MB corpus of {kind} in {corpus} ...", file=sys.stderr)
+                build(corpus, size)
+            db = base / f"bench-{name}.db"
+            for p in base.glob(f"bench-{name}.db*"):
                 p.unlink()
             print(f"importing {corpus} ...", file=sys.stderr)
             out = subprocess.run(
@@ -544,7 +552,7 @@ def main():
                 text=True,
                 check=True,
             )
-            results[size] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[f"{size:.0f} MB {kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -556,29 +564,48 @@ def main():
         "import/bare: the median over the rounds of each round's import over the same round's bare parse;"
         " least/least: the least import over the least bare parse; interleaved: the median over the rounds of"
         " an import whose files alternate with their bare parse every %.0f MB (the parse runs %s slower that"
-        " way than alone, by size)."
+        " way than alone, by corpus)."
         % (
             INTERLEAVE_BYTES / 1e6,
             ", ".join("%+.0f%%" % (100 * r["interleaved_bare_slowdown"] - 100) for r in results.values()),
         )
     )
-    print(
-        f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
-        f" {'least/least':>12} {'interleaved':>12} {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10}"
-        f" {'peak RSS MB':>12} {'db MB':>7} {'load':>6}"
+    head = (
+        ("corpus", 26),
+        ("files", 6),
+        ("lines", 8),
+        ("bare MB/s", 10),
+        ("import MB/s", 12),
+        ("import/bare", 12),
+        ("least/least", 12),
+        ("interleaved", 12),
+        ("raw-only/bare", 14),
+        ("reimport s", 11),
+        ("re/import", 10),
+        ("peak RSS MB", 12),
+        ("db MB", 7),
+        ("load", 6),
     )
-    print(
-        f"{'':>10} {'':>6} {'':>8} {'(CPU)':>10} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>14}"
-        f" {'(CPU)':>11} {'(CPU)':>10}"
-    )
-    for size, r in results.items():
-        print(
-            f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s_cpu']:>10.1f} {r['import_mb_s_cpu']:>12.1f}"
-            f" {r['paired_vs_bare']:>11.2f}x {r['import_vs_bare_cpu']:>11.2f}x {r['interleaved_vs_bare']:>11.2f}x"
-            f" {r['raw_only_vs_bare_cpu']:>13.2f}x {r['reimport_cpu_s']:>11.3f}"
-            f" {r['reimport_vs_import_cpu']:>9.4f}x {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f} {r['load_avg_1m']:>6.1f}"
+    print(" ".join(f"{h:>{w}}" for h, w in head))
+    for label, r in results.items():
+        cells = (
+            label,
+            r["files"],
+            r["lines"],
+            f"{r['bare_mb_s_cpu']:.1f}",
+            f"{r['import_mb_s_cpu']:.1f}",
+            f"{r['paired_vs_bare']:.2f}x",
+            f"{r['import_vs_bare_cpu']:.2f}x",
+            f"{r['interleaved_vs_bare']:.2f}x",
+            f"{r['raw_only_vs_bare_cpu']:.2f}x",
+            f"{r['reimport_cpu_s']:.3f}",
+            f"{r['reimport_vs_import_cpu']:.4f}x",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['db_mb']:.0f}",
+            f"{r['load_avg_1m']:.1f}",
         )
-    print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+        print(" ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, head)))
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
