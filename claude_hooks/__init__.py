@@ -18,6 +18,11 @@ Every module the hook process loads costs each tool call about 2% of an interpre
 import os
 import time
 
+# For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 # Events cra registers. Only names that Claude Code 2.1.197 and current releases both accept: a
 # plugin hooks.json with an unknown event name fails to load on older clients. Never WorktreeCreate
 # (registering it replaces worktree creation).
@@ -65,7 +70,7 @@ EVENT = ".event"
 TMP = ".tmp"
 
 
-def cra_home(env=os.environ):
+def cra_home(env: "Mapping[str, str]" = os.environ) -> str:
     """CRA_HOME, else the user data dir (XDG on Linux, Application Support on macOS)."""
     if env.get("CRA_HOME"):
         return env["CRA_HOME"]
@@ -75,35 +80,35 @@ def cra_home(env=os.environ):
     return os.path.join(env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "cra")
 
 
-def db_path(env=os.environ):
+def db_path(env: "Mapping[str, str]" = os.environ) -> str:
     return env.get("CRA_DB") or os.path.join(cra_home(env), DB_NAME)
 
 
-def home_spool_dir(home):
+def home_spool_dir(home: str) -> str:
     return os.path.join(home, SPOOL_DIR)
 
 
-def fallback_spool_dir():
+def fallback_spool_dir() -> str:
     """Where events go when CRA_HOME is missing and can't be created, or is read-only: a per-user
     directory in the temporary folder, used only while privacy.trusted_dir accepts it."""
     tmp = os.environ.get("TMPDIR") or "/tmp"
     return os.path.join(tmp, "cra-spool-%d" % os.geteuid())
 
 
-def spool_dirs(home):
+def spool_dirs(home: str) -> list[str]:
     return [home_spool_dir(home), fallback_spool_dir()]
 
 
-def now_iso(t=None):
+def now_iso(t: float | None = None) -> str:
     t = time.time() if t is None else t
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
-def new_uid():
+def new_uid() -> str:
     return os.urandom(16).hex()  # random like uuid4, without uuid's imports
 
 
-def try_drain_lock(home, blocking=False):
+def try_drain_lock(home: str, blocking: bool = False) -> int | None:
     """The drain lock's fd if this process got it, else None. flock: released by the kernel when
     the holder dies, so a crashed drainer never wedges capture."""
     import fcntl
@@ -120,7 +125,7 @@ def try_drain_lock(home, blocking=False):
     return fd
 
 
-def release_drain_lock(fd):
+def release_drain_lock(fd: int) -> None:
     os.close(fd)  # closing the last descriptor of the open file releases the flock
 
 

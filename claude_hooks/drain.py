@@ -46,15 +46,22 @@ from claude_hooks import fastjson as json
 try:
     import _sqlite3 as sqlite3
 except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C module
-    import sqlite3
+    import sqlite3  # type: ignore[no-redef]  # the same API, from the package
+
+# For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
 # (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
 BUSY_TIMEOUT_S = 10.0
-# `cra` sets PRAGMA user_version to the number of applied migrations; the SQL here and in
-# transcript_tail needs at least this many (m009 adds transcript_files.skip_from). An older database
-# keeps events in the spool until a `cra` command upgrades it, instead of half-deriving them.
-MIN_SCHEMA_VERSION = 9
+# The migrations (cra/db/migrations.py) the SQL here and in transcript_tail needs, by name: m002
+# adds tool_calls.source, m009_capture transcript_files.skip_from. A database `cra` has not migrated
+# that far keeps events in the spool until a `cra` command upgrades it, instead of half-deriving
+# them. By name, not by count: migrations from parallel work are appended in any order, so a
+# position says nothing about which ones a database has.
+REQUIRED_MIGRATIONS = ("m002_transcripts", "m009_capture")
 ERROR_LOG_MAX = 1_000_000
 
 CLAIM = ".claimed-"  # <name>.claimed-<pid>-<unix time>
@@ -78,7 +85,9 @@ class Event:
 
     __slots__ = ("uid", "received_at", "text", "raw_bytes", "payload", "parse_error", "env")
 
-    def __init__(self, raw, env, uid=None, received_at=None):
+    def __init__(
+        self, raw: bytes, env: "Mapping[str, str]", uid: str | None = None, received_at: str | None = None
+    ) -> None:
         self.uid = uid or new_uid()
         self.received_at = received_at or now_iso()
         self.env = {k: env[k] for k in ENV_KEYS if k in env}
@@ -103,11 +112,11 @@ class Event:
             else:
                 self.parse_error = "payload is %s, not an object" % type(payload).__name__
 
-    def field(self, name):
+    def field(self, name: str):
         return _scalar(self.payload.get(name) if self.payload else None)
 
     @property
-    def name(self):
+    def name(self) -> str | None:
         return self.field("hook_event_name")
 
 
@@ -122,7 +131,7 @@ def _scalar(value):
     return safe_text(value if isinstance(value, str) else json.dumps(value))
 
 
-def safe_text(s):
+def safe_text(s: str) -> str:
     """`s` as SQLite takes it: lone surrogates (valid in JSON escapes, refused by SQLite) replaced."""
     if s.isascii():  # (known without looking at the characters: no encoding to check)
         return s
@@ -133,7 +142,7 @@ def safe_text(s):
         return s.encode("utf-8", "replace").decode("utf-8")
 
 
-def json_text(obj):
+def json_text(obj: object) -> str | None:
     """obj as JSON text SQLite takes (None for None): non-ASCII kept as is, lone surrogates replaced."""
     return None if obj is None else safe_text(json.dumps(obj, ensure_ascii=False))
 
@@ -142,7 +151,7 @@ def json_text(obj):
 # Entry point
 
 
-def drain_into_db(home, env, via="hook"):
+def drain_into_db(home: str, env: "Mapping[str, str]", via: str = "hook") -> int | None:
     """Replay the whole spool into the database; the caller holds the drain lock. Returns how many
     events were ingested, or None when the database can't take them (they stay spooled, the error
     is logged)."""
@@ -152,11 +161,11 @@ def drain_into_db(home, env, via="hook"):
             raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
         con = connect(path, timeout=float(env.get("CRA_DRAIN_TIMEOUT") or BUSY_TIMEOUT_S))
         try:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version < MIN_SCHEMA_VERSION:
+            missing = missing_migrations(con)
+            if missing:
                 raise RuntimeError(
-                    "database schema version %d is older than this cra needs (%d): run any cra command"
-                    % (version, MIN_SCHEMA_VERSION)
+                    "the database schema is older than this cra needs (%s not applied): run any cra command"
+                    % ", ".join(missing)
                 )
             return drain_spool(con, home, via=via)
         finally:
@@ -166,7 +175,7 @@ def drain_into_db(home, env, via="hook"):
         return None
 
 
-def drain_until_empty(home, env, lock):
+def drain_until_empty(home: str, env: "Mapping[str, str]", lock: int) -> None:
     """The hook's drainer: drain until the spool is empty, releasing the lock between rounds so that
     an event written while this process held it is never stranded (its writer saw the lock taken
     and left)."""
@@ -177,9 +186,10 @@ def drain_until_empty(home, env, lock):
             release_drain_lock(lock)
         if ingested is None or not has_queued(home):
             return  # done, or the database refuses: the backlog waits for the next event or `cra`
-        lock = try_drain_lock(home)
-        if lock is None:
+        next_lock = try_drain_lock(home)
+        if next_lock is None:
             return  # another drainer took over
+        lock = next_lock
 
 
 def _after_record(con, home, event, via):
@@ -249,7 +259,23 @@ def _maybe_start_cycle(con, home, event):
         log_error(home, event, exc)
 
 
-def connect(path, timeout=BUSY_TIMEOUT_S):
+def missing_migrations(con: "sqlite3.Connection", required: tuple[str, ...] = REQUIRED_MIGRATIONS) -> list[str]:
+    """The required migrations sqlite-utils' log does not list as applied to this database."""
+    try:
+        applied = {
+            row[0]
+            for row in con.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = 'cra' AND name IN (%s)"
+                % ",".join("?" * len(required)),
+                required,
+            )
+        }
+    except sqlite3.OperationalError:  # no migration log: no cra command has opened it yet
+        applied = set()
+    return [name for name in required if name not in applied]
+
+
+def connect(path: str, timeout: float = BUSY_TIMEOUT_S) -> "sqlite3.Connection":
     con = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     # WAL is persistent (set when cra creates the file); NORMAL is durable enough under WAL and
     # saves an fsync per event.
@@ -257,7 +283,7 @@ def connect(path, timeout=BUSY_TIMEOUT_S):
     return con
 
 
-def record(con, event, via="hook"):
+def record(con: "sqlite3.Connection", event: Event, via: str = "hook") -> None:
     """Insert the event and derive rows from it, in one transaction. Idempotent on event.uid."""
     con.execute("BEGIN IMMEDIATE")
     try:
@@ -513,7 +539,7 @@ def _order_batch(con, ids):
         con.execute("UPDATE tool_calls SET seq = ? WHERE tool_use_id = ?", (seq, tool_use_id))
 
 
-def classify_unfinished(text, permission_requested):
+def classify_unfinished(text: str, permission_requested: object) -> str:
     """Status of a call that got no PostToolUse(Failure), from the text the model was shown."""
     lowered = text.lower()
     if text.startswith("PreToolUse:") and "hook error" in text:
@@ -576,7 +602,7 @@ _TOOL_HANDLERS = {
 # Replaying the spool
 
 
-def drain_spool(con, home, limit=None, via="cra"):
+def drain_spool(con: "sqlite3.Connection", home: str, limit: int | None = None, via: str = "cra") -> int:
     """Replay spooled events into the database, oldest first. Returns how many were ingested.
 
     Callers hold the drain lock, so events land in the order they happened; even so a file is
@@ -615,7 +641,7 @@ def drain_spool(con, home, limit=None, via="cra"):
     return ingested
 
 
-def read_spooled(path):
+def read_spooled(path: str) -> Event:
     """The Event a spool file holds. A header without an event uid or time (written by hand, or by
     something else) takes them from the file's name, so replaying it twice still stores it once."""
     meta, raw = read_event(path)
@@ -630,7 +656,7 @@ def read_spooled(path):
     return Event(raw, env if isinstance(env, dict) else {}, uid=uid, received_at=received_at)
 
 
-def log_error(home, event, exc):
+def log_error(home: str, event: "Event | None", exc: BaseException) -> None:
     """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
     try:
         path = os.path.join(home, ERROR_LOG)
@@ -664,12 +690,12 @@ class UnreadableEvent(ValueError):
     """A spool file that is not an event: not a regular file, or no header line."""
 
 
-def usable_dirs(home):
+def usable_dirs(home: str) -> list[str]:
     """The spool directories a drainer may read: CRA_HOME's, and the fallback when it is trusted."""
     return [d for d in spool_dirs(home) if d == home_spool_dir(home) or privacy.trusted_dir(d)]
 
 
-def queued(directory, now=None):
+def queued(directory: str, now: float | None = None) -> list[str]:
     """The event files waiting in `directory`, oldest first, after putting back what nobody will
     finish: claims of dead (or stale) drainers, temporary files of killed hooks."""
     try:
@@ -692,18 +718,17 @@ def queued(directory, now=None):
     return sorted(events)
 
 
-def _release_if_abandoned(directory, name, now):
+def _release_if_abandoned(directory: str, name: str, now: float) -> str | None:
     """Put a claim back in the queue when its owner is gone. Returns the event's name if it did."""
     base, _, owner = name.partition(CLAIM)
     if not base.endswith(EVENT):
         return None
-    pid, _, claimed_at = owner.partition("-")
-    try:
-        pid = int(pid)
-        claimed_at = int(claimed_at) if claimed_at else None
-    except ValueError:
-        pid, claimed_at = None, None
-    if claimed_at is None:  # (a claim of an older cra: no time in its name)
+    pid_text, _, time_text = owner.partition("-")
+    pid = int(pid_text) if pid_text.isdigit() else None
+    claimed_at: float
+    if time_text.isdigit():
+        claimed_at = int(time_text)
+    else:  # (a claim of an older cra: no time in its name)
         try:
             claimed_at = os.lstat(os.path.join(directory, name)).st_mtime
         except OSError:
@@ -717,7 +742,7 @@ def _release_if_abandoned(directory, name, now):
     return base
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     """Whether process `pid` runs (a zombie, killed but not yet reaped, does not)."""
     try:
         with open("/proc/%d/stat" % pid, "rb") as f:
@@ -729,7 +754,7 @@ def _alive(pid):
         return _signalable(pid)
 
 
-def _signalable(pid):
+def _signalable(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -739,7 +764,7 @@ def _signalable(pid):
     return True
 
 
-def _salvage_tmp(directory, name, now):
+def _salvage_tmp(directory: str, name: str, now: float) -> str | None:
     """A killed hook's temporary file: queued once stale if it holds a header line, else deleted."""
     path = os.path.join(directory, name)
     try:
@@ -757,7 +782,7 @@ def _salvage_tmp(directory, name, now):
     return None
 
 
-def claim(directory, name):
+def claim(directory: str, name: str) -> str | None:
     """Take `name` for this process (rename). Returns the claimed path, or None if another did."""
     claimed = os.path.join(directory, "%s%s%d-%d" % (name, CLAIM, os.getpid(), int(time.time())))
     try:
@@ -767,7 +792,7 @@ def claim(directory, name):
     return claimed
 
 
-def unclaim(claimed):
+def unclaim(claimed: str) -> None:
     """Give a claimed file back to the queue (the database refused it for now)."""
     try:
         os.rename(claimed, claimed.partition(CLAIM)[0])
@@ -775,14 +800,14 @@ def unclaim(claimed):
         pass  # (already put back by a drainer that took this claim for abandoned)
 
 
-def done(claimed):
+def done(claimed: str) -> None:
     try:
         os.unlink(claimed)
     except FileNotFoundError:
         pass  # put back and replayed meanwhile by another drainer: the database has the event once
 
 
-def set_aside(claimed):
+def set_aside(claimed: str) -> None:
     """Keep a file that is not an event out of the queue, where `cra status` counts it."""
     try:
         os.rename(claimed, claimed.partition(CLAIM)[0] + UNREADABLE)
@@ -790,7 +815,7 @@ def set_aside(claimed):
         pass
 
 
-def read_event(path):
+def read_event(path: str) -> tuple[dict, bytes]:
     """(header dict, payload bytes) of a spool file. Raises UnreadableEvent for anything that is not
     one (a FIFO or device is never opened for reading: it would block or consume)."""
     import errno
@@ -818,13 +843,13 @@ def read_event(path):
     return meta, raw
 
 
-def name_time(name):
+def name_time(name: str) -> float | None:
     """The time (seconds) in a spool file's name, or None."""
     stamp = os.path.basename(name).split("-", 1)[0].lstrip(".")
     return int(stamp) / 1e9 if stamp.isdigit() else None
 
 
-def spool_counts(home):
+def spool_counts(home: str) -> dict[str, int]:
     """{"queued", "claimed", "unreadable"}: files in every spool directory drainers read (counted
     without changing anything). A hook's temporary file is not counted: it is an event once its
     hook has finished writing it, or, if the hook was killed, once a drainer salvages it."""
@@ -844,7 +869,7 @@ def spool_counts(home):
     return found
 
 
-def has_queued(home):
+def has_queued(home: str) -> bool:
     """Whether an event waits in a spool directory drainers read."""
     for directory in usable_dirs(home):
         try:

@@ -13,7 +13,7 @@ import stat
 from claude_hooks import IGNORE_FILE
 
 
-def make_private_dir(path, home):
+def make_private_dir(path: str, home: str) -> None:
     """Create the directory `path`, at or below `home` (CRA_HOME), each missing directory from `home`
     down owner-only (0700, like the database); those above `home` get the default mode. An existing
     directory is left as it is."""
@@ -33,18 +33,18 @@ def make_private_dir(path, home):
             pass
 
 
-def trusted_dir(path):
+def trusted_dir(path: str) -> bool:
     """Whether `path` is a directory (not a link to one) owned by this user and writable by no one
     else. Checked before the shared temporary folder's spool is written or read."""
     return _refusal(path, missing_ok=False) is None
 
 
-def spool_dir_refusal(path):
+def spool_dir_refusal(path: str) -> str | None:
     """Why the spool directory `path` is refused (a sentence), or None when it is usable or absent."""
     return _refusal(path, missing_ok=True)
 
 
-def _refusal(path, missing_ok):
+def _refusal(path: str, missing_ok: bool) -> str | None:
     try:
         st = os.lstat(path)
     except OSError:
@@ -58,7 +58,7 @@ def _refusal(path, missing_ok):
     return None
 
 
-def ignored_dirs(home):
+def ignored_dirs(home: str) -> list[str]:
     """The ignore list, each entry with its symbolic links resolved."""
     try:
         # surrogateescape: a hand-edited file with stray bytes still reads (and never costs the event).
@@ -69,7 +69,7 @@ def ignored_dirs(home):
     return [_resolved(e) for e in entries]
 
 
-def is_ignored(ignored, *dirs):
+def is_ignored(ignored: list[str], *dirs: object) -> bool:
     """Whether any of `dirs` (strings; other values are skipped) is an `ignored` directory or below
     one, compared with symbolic links resolved on both sides."""
     if not ignored:
@@ -83,7 +83,7 @@ def is_ignored(ignored, *dirs):
     return False
 
 
-def _resolved(path):
+def _resolved(path: str) -> str:
     try:
         return os.path.realpath(path)
     except (OSError, ValueError):  # (ValueError: an embedded NUL)

@@ -35,6 +35,13 @@ from claude_hooks import (
     try_drain_lock,
 )
 
+# For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from claude_hooks.drain import Event
+
 SYNC_ENV = "CRA_HOOK_SYNC"  # set: the hook drains in its own process (no fork), e.g. for debugging
 # The hook's stdin pipe is grown to this before the payload is moved: a large payload then crosses in
 # a few steps instead of one 64 KB step per wake-up of the writer (Claude Code) and of this process.
@@ -43,7 +50,7 @@ PIPE_BYTES = 1 << 20
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def handle(raw, env):
+def handle(raw: bytes, env: "Mapping[str, str]") -> None:
     """The hook's work for a payload in memory. Never raises."""
     home = cra_home(env)
     if _paused(home) or _ignored(home, raw, env):
@@ -52,7 +59,7 @@ def handle(raw, env):
     _start_drainer(home, env, directory)
 
 
-def handle_stdin(fd, env):
+def handle_stdin(fd: int, env: "Mapping[str, str]") -> None:
     """handle() for a payload still on stdin: moved to the spool file without being read into this
     process, unless something must look at it (the ignore list)."""
     home = cra_home(env)
@@ -65,11 +72,11 @@ def handle_stdin(fd, env):
     _start_drainer(home, env, directory)
 
 
-def _paused(home):
+def _paused(home: str) -> bool:
     return os.path.exists(os.path.join(home, OFF_FLAG))
 
 
-def _ignored(home, raw, env):
+def _ignored(home: str, raw: bytes, env: "Mapping[str, str]") -> bool:
     if not os.path.exists(os.path.join(home, IGNORE_FILE)):
         return False
     from claude_hooks import fastjson, privacy
@@ -82,7 +89,7 @@ def _ignored(home, raw, env):
     return privacy.is_ignored(privacy.ignored_dirs(home), cwd, env.get("CLAUDE_PROJECT_DIR"))
 
 
-def _start_drainer(home, env, directory):
+def _start_drainer(home: str, env: "Mapping[str, str]", directory: str | None) -> None:
     if directory != home_spool_dir(home):
         return  # CRA_HOME unusable: the event waits in the fallback spool for a `cra` command
     lock = try_drain_lock(home)
@@ -107,7 +114,7 @@ def _start_drainer(home, env, directory):
     # The parent returns at once; the child holds the lock (a shared open file description).
 
 
-def _drain(home, env, lock):
+def _drain(home: str, env: "Mapping[str, str]", lock: int) -> None:
     from claude_hooks import drain  # (SQLite loads here, in the drainer, never in the hook Claude Code waits for)
 
     drain.drain_until_empty(home, env, lock)
@@ -117,7 +124,7 @@ def _drain(home, env, lock):
 # Spool files
 
 
-def event_header(uid, received_at, env, reason=None):
+def event_header(uid: str, received_at: str, env: "Mapping[str, str]", reason: str | None = None) -> bytes:
     """The header line's bytes: what json.dumps writes for {"event_uid", "received_at", "env"[,
     "reason"]}. Plain values are formatted here, so the hook's path never loads a JSON module."""
     kept = [(k, env[k]) for k in ENV_KEYS if k in env]
@@ -132,16 +139,16 @@ def event_header(uid, received_at, env, reason=None):
     return fastjson.dumps(meta).encode("utf-8")
 
 
-def _plain(value):
+def _plain(value: object) -> bool:
     """A string JSON writes as it is: printable ASCII without quotes or backslashes."""
     return isinstance(value, str) and value.isascii() and value.isprintable() and '"' not in value and "\\" not in value
 
 
-def new_name():
+def new_name() -> str:
     return "%d-%s%s" % (time.time_ns(), os.urandom(8).hex(), EVENT)
 
 
-def write_event(home, raw, header, fsync=False):
+def write_event(home: str, raw: bytes, header: bytes, fsync: bool = False) -> str | None:
     """Put one event in the spool (CRA_HOME's, else the fallback). Returns the directory, or None."""
     name = new_name()
     parts = [header + b"\n", raw]  # written with writev: no copy of a large payload
@@ -163,13 +170,13 @@ def write_event(home, raw, header, fsync=False):
     return None
 
 
-def spool_event(home, event, reason):
+def spool_event(home: str, event: "Event", reason: str) -> str | None:
     """Put an already-parsed event (a drain.Event) back in the spool, for `cra` when it can't store it."""
     raw = event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape")
     return write_event(home, raw, event_header(event.uid, event.received_at, event.env, reason), fsync=True)
 
 
-def write_event_from(home, fd_in, header):
+def write_event_from(home: str, fd_in: int, header: bytes) -> str | None:
     """write_event for a payload still on a file descriptor (the hook's stdin). Returns the
     directory, or None."""
     _grow_pipe(fd_in)
@@ -194,7 +201,7 @@ def write_event_from(home, fd_in, header):
     return None
 
 
-def _grow_pipe(fd):
+def _grow_pipe(fd: int) -> None:
     try:
         import fcntl  # (loaded anyway, for the drain lock)
 
@@ -203,7 +210,7 @@ def _grow_pipe(fd):
         pass  # not a pipe, not Linux, or over the system's limit: the copy works all the same
 
 
-def _open_new(directory, name, home):
+def _open_new(directory: str, name: str, home: str) -> int:
     path = os.path.join(directory, "." + name + TMP)
     if directory != home_spool_dir(home):
         from claude_hooks import privacy
@@ -222,7 +229,7 @@ def _open_new(directory, name, home):
         return os.open(path, _NEW_FILE, 0o600)
 
 
-def _write_all(fd, parts):
+def _write_all(fd: int, parts: list[bytes]) -> None:
     total = sum(len(p) for p in parts)
     written = os.writev(fd, parts)
     if written < total:  # a short write (rare): finish the rest plainly
@@ -234,7 +241,7 @@ def _write_all(fd, parts):
 _SPLICE = getattr(os, "splice", None)  # Linux, Python 3.10+
 
 
-def _copy_fd(fd_in, fd_out):
+def _copy_fd(fd_in: int, fd_out: int) -> None:
     chunk = PIPE_BYTES
     if _SPLICE is not None:
         try:
@@ -254,7 +261,7 @@ def _copy_fd(fd_in, fd_out):
         _write_all(fd_out, [data])
 
 
-def _read_back(fd, start):
+def _read_back(fd: int, start: int) -> bytes:
     try:
         size = os.fstat(fd).st_size
         return os.pread(fd, max(0, size - start), start) if size > start else b""
@@ -262,8 +269,8 @@ def _read_back(fd, start):
         return b""
 
 
-def read_all(fd_in):
-    parts = []
+def read_all(fd_in: int) -> bytes:
+    parts: list[bytes] = []
     while True:
         data = os.read(fd_in, 1 << 20)
         if not data:
@@ -271,7 +278,7 @@ def read_all(fd_in):
         parts.append(data)
 
 
-def _discard(fd, directory, name):
+def _discard(fd: int, directory: str, name: str) -> None:
     os.close(fd)
     try:
         os.unlink(os.path.join(directory, "." + name + TMP))
@@ -279,6 +286,6 @@ def _discard(fd, directory, name):
         pass
 
 
-def _publish(directory, name):
+def _publish(directory: str, name: str) -> None:
     # rename is atomic: a drainer sees a whole file or none.
     os.rename(os.path.join(directory, "." + name + TMP), os.path.join(directory, name))

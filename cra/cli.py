@@ -14,8 +14,8 @@ COMMANDS = {
     "on": "cra.capture.commands:on_command",
     "off": "cra.capture.commands:off_command",
     "ignore": "cra.capture.commands:ignore_group",
-    "install": "cra.capture.commands:install_command",
-    "uninstall": "cra.capture.commands:uninstall_command",
+    "install": "cra.capture.install_commands:install_command",
+    "uninstall": "cra.capture.install_commands:uninstall_command",
     "ingest": "cra.capture.commands:ingest_command",
     "import": "cra.transcripts.commands:import_command",
     "sync": "cra.transcripts.commands:sync_command",
@@ -23,15 +23,17 @@ COMMANDS = {
     "show": "cra.transcripts.commands:show_command",
     "signals": "cra.signals.commands:signals_command",
     "stats": "cra.report.commands:stats_command",
+    "browse": "cra.report.commands:browse_command",
     "train": "cra.train.commands:train_group",
     "runs": "cra.train.commands:runs_group",
     "dataset": "cra.dataset.commands:dataset_group",
     "bootstrap": "cra.dataset.commands:bootstrap_command",
     "import-pairs": "cra.dataset.commands:import_pairs_command",
     "export": "cra.export.commands:export_group",
-    "reward": "cra.reward.commands:reward_group",
+    "reward": "cra.behavioral_reward.commands:reward_group",
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
+    "merge": "cra.merge.commands:merge_command",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -44,21 +46,23 @@ SHORT_HELP = {
     "install": "Add cra's hooks to Claude Code's settings.json.",
     "uninstall": "Remove exactly the hooks `cra install` added.",
     "ingest": "Replay spooled hook events into the database.",
-    "import": "Backfill Claude Code transcripts (default ~/.claude/projects); safe to rerun.",
+    "import": "Backfill Claude Code transcripts (default ~/.claude/projects), or other agents' traces; safe to rerun.",
     "sync": "Catch up on transcripts the hooks know of (messages, turns, subagents).",
     "sessions": "List sessions, newest first (-n, --json, --project, --since/--until).",
     "show": "Print one session as a timeline: prompts, text, tool calls, subagents.",
     "signals": "Compute per-turn reasoning signals (incremental).",
+    "browse": "Browse the database in Datasette, tables and columns described, with canned queries.",
     "stats": "What Claude did: tools, sequences, depth, tokens, training readiness (--json, --html).",
     "train": "Train a LoRA adapter on recorded sessions (`cra train sft`).",
     "dataset": "Build tool-calling training data (`build`) and preference pairs (`pairs`), redacted.",
     "bootstrap": "Add synthetic template workflows (`--synthetic N`), train split only.",
-    "export": "Export a trained run as GGUF (llama.cpp) or an Ollama model (`gguf`, `ollama`).",
+    "export": "Export a trained run as GGUF (llama.cpp) or an Ollama model (`gguf`, `ollama`); tables as `parquet`.",
     "reward": "Score completions with the behavioral reward, component by component (`cra reward score`).",
     "eval": "Does the model do what Claude did? Held-out next actions vs its base (`pack`, `judge`).",
     "import-pairs": "Load external preference pairs (JSONL) into the pair store.",
     "runs": "Training runs and their results (`cra runs show ID`).",
     "auto": "Continuous learning: train, evaluate, promote as turns accumulate (`once`, `run`, `status`).",
+    "merge": "Merge databases from other machines into this one, by natural ids (idempotent, --json).",
 }
 
 
@@ -66,7 +70,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         # The CLI edge: the library raises cra.errors, a person sees one line and exit status 1.
         from .errors import CraError
+        from .quiet import quiet_libraries
 
+        quiet_libraries()
         try:
             return super().invoke(ctx)
         except CraError as exc:
@@ -96,12 +102,3 @@ def cli():
     Hooks write every tool call into one SQLite database (`cra path`); transcripts add the
     conversation around them.
     """
-
-
-database_option = click.option(
-    "-d",
-    "--database",
-    type=click.Path(dir_okay=False),
-    envvar="CRA_DB",
-    help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
-)

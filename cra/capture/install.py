@@ -1,5 +1,5 @@
 """Merging cra's hooks into a Claude Code settings.json, and taking them out again (the library behind
-`cra install` / `cra uninstall`, whose commands are in commands.py).
+`cra install` / `cra uninstall`, whose commands are in install_commands.py).
 
 Every existing hook and setting is kept. cra's own entries are recognised exactly: a hook whose
 command has the form cra writes (`[CRA_HOME=... CRA_DB=...] <python> -S <dir>/claude_hooks/hook.py`
@@ -26,7 +26,7 @@ from pathlib import Path
 import claude_hooks
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
 
-from ..errors import ConfigError, InputFormatError
+from ..errors import ConfigError
 
 HOOK_SCRIPT = Path(claude_hooks.__file__).resolve().parent / "hook.py"
 HOOK_TIMEOUT_S = 30
@@ -73,12 +73,12 @@ def check_hooks_shape(path: Path, settings: dict):
     if hooks is None:
         return
     if not isinstance(hooks, dict):
-        raise InputFormatError(
+        raise ConfigError(
             f'{path}: "hooks" is {_json_kind(hooks)}, not an object; fix it by hand first, cra will not overwrite it.'
         )
     for event, groups in hooks.items():
         if not isinstance(groups, list):
-            raise InputFormatError(
+            raise ConfigError(
                 f'{path}: "hooks"."{event}" is {_json_kind(groups)}, not a list; fix it by hand first, cra will '
                 "not overwrite it."
             )
@@ -112,7 +112,7 @@ def merge_hooks(settings: dict, command: str) -> dict:
                     entries[i] = dict(ours)  # refresh (the interpreter may have moved)
                     found = True
         if not found:
-            group = {"hooks": [dict(ours)]}
+            group: dict[str, object] = {"hooks": [dict(ours)]}
             if event in TOOL_EVENTS:
                 group = {"matcher": "*", **group}
             groups.append(group)
@@ -181,17 +181,17 @@ def read_settings(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"cannot read {path} ({exc}); fix it by hand first, cra will not overwrite it.") from exc
+        raise ConfigError(f"cannot read {path} ({exc}); fix it by hand first, cra will not overwrite it.") from exc
     if not text.strip():
         return {}
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputFormatError(
+        raise ConfigError(
             f"{path} is not valid JSON ({exc}); fix it by hand first, cra will not overwrite it."
         ) from exc
     if not isinstance(data, dict):
-        raise InputFormatError(f"{path} does not hold a JSON object; fix it by hand first.")
+        raise ConfigError(f"{path} does not hold a JSON object; fix it by hand first.")
     return data
 
 
@@ -199,7 +199,7 @@ def installed_in(path: Path) -> bool:
     """Whether `path` holds one of cra's hooks. Never raises: a file cra can't read holds none."""
     try:
         hooks = read_settings(path).get("hooks")
-    except InputFormatError:
+    except ConfigError:
         return False
     if not isinstance(hooks, dict):
         return False
@@ -301,7 +301,7 @@ def _save_state(home: str, state: dict):
 
 
 def install(path: Path, env_overrides: dict[str, str], home: str) -> Change:
-    """Merge cra's hooks into the settings file at `path`. Raises InputFormatError (the file is left
+    """Merge cra's hooks into the settings file at `path`. Raises ConfigError (the file is left
     as it is) when the file is not a JSON object cra can merge into."""
     current = read_settings(path)
     check_hooks_shape(path, current)

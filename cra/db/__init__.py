@@ -9,11 +9,12 @@ says what to do.
 import os
 import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
 import claude_hooks
 from claude_hooks import drain, privacy
 
-from ..errors import DatabaseError
+from .. import errors
 
 
 def _import_sqlite_utils():
@@ -26,7 +27,7 @@ def _import_sqlite_utils():
         return sys.modules["sqlite_utils"]
     hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
     for name in hidden:
-        sys.modules[name] = None  # `import name` raises ImportError while this is set
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError while set
     try:
         import sqlite_utils
     finally:
@@ -38,11 +39,21 @@ def _import_sqlite_utils():
 
 sqlite_utils = _import_sqlite_utils()
 
-from .migrations import migrations  # noqa: E402  (after sqlite-utils is imported without pandas)
+if TYPE_CHECKING:
+    from sqlite_utils import Database
+
+# migrations.py imports sqlite_utils itself: only after the import above has hidden pandas and numpy.
+from .migrations import migrations  # noqa: E402
 
 __all__ = ["DatabaseError", "cra_home", "default_db_path", "open_db", "drain_spool", "spool_backlog"]
 
 PAGE_SIZE = 16384
+
+
+class DatabaseError(errors.DatabaseError):
+    """The cra database cannot be opened (cra.errors.DatabaseError, kept here for `cra.db` callers)."""
+
+
 # How long a `cra` command waits for another process's write lock (a long import, a drainer).
 LOCK_TIMEOUT_S = 30.0
 
@@ -55,7 +66,7 @@ def default_db_path() -> str:
     return claude_hooks.db_path(os.environ)
 
 
-def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Database:
+def open_db(path: str | None = None, *, drain: bool = True) -> "Database":
     """Open (creating and migrating if needed) the database, and replay any spooled events.
 
     Created owner-only, in WAL mode, with a busy timeout so that `cra` commands wait for hooks
@@ -77,10 +88,6 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
         conn.execute("PRAGMA synchronous=NORMAL")
         if migrations.pending(db):
             migrations.apply(db)
-        # The hook's drainer reads this to know the schema is new enough for its SQL.
-        applied = len(migrations.applied(db))
-        if conn.execute("PRAGMA user_version").fetchone()[0] != applied:
-            conn.execute(f"PRAGMA user_version = {applied}")
     except (sqlite3.Error, OSError) as exc:
         if conn is not None:
             conn.close()
@@ -89,9 +96,14 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
         if conn is not None:
             conn.close()
         raise
-    # Hooks spool for the database they write to (CRA_HOME's): only that one takes the backlog.
-    if drain and os.path.abspath(path) == os.path.abspath(default_db_path()):
-        drain_spool(db)
+    # Hooks spool for the database they write to (CRA_HOME's): only that one takes the backlog, and
+    # only that one is named after this machine (what `cra merge` credits its rows to elsewhere).
+    if os.path.abspath(path) == os.path.abspath(default_db_path()):
+        from .machine import record_self
+
+        record_self(conn)
+        if drain:
+            drain_spool(db)
     return db
 
 
@@ -134,16 +146,15 @@ def _prepare(path: str, at_default: bool):
             )
 
 
-def _refuse_newer(db: sqlite_utils.Database, path: str):
-    """A database a newer cra migrated further than this one knows: refused, never rewritten."""
+def _refuse_newer(db: "Database", path: str):
+    """A database a newer cra migrated further than this one knows (a migration this cra lacks, by
+    name): refused, never rewritten."""
     known = {m.name for m in migrations.pending(sqlite_utils.Database(memory=True))}  # (every one cra has)
     unknown = [m.name for m in migrations.applied(db) if m.name not in known]
-    version = db.conn.execute("PRAGMA user_version").fetchone()[0]
-    if unknown or version > len(known):
-        what = f"migration {unknown[-1]}" if unknown else f"schema version {version}"
+    if unknown:
         raise DatabaseError(
-            f"the database at {path} was written by a newer cra ({what}, unknown to this one, cra "
-            f"{_version()}): upgrade cra to use it (pip install -U cra-claude). It was left unchanged."
+            f"the database at {path} was written by a newer cra (migration {unknown[-1]}, unknown to this one, "
+            f"cra {_version()}): upgrade cra to use it (pip install -U cra-claude). It was left unchanged."
         )
 
 
@@ -196,7 +207,7 @@ def _disk_full(path: str, text: str) -> DatabaseError:
     )
 
 
-def drain_spool(db: sqlite_utils.Database, timeout: float | None = None) -> int:
+def drain_spool(db: "Database", timeout: float | None = None) -> int:
     """Ingest the events waiting in the spool, under the hooks' drain lock (so in order, and never
     alongside a hook's drainer: this waits for it to finish first). Raises DatabaseError when the
     database can't take them (they stay spooled)."""
@@ -221,7 +232,7 @@ def drain_spool(db: sqlite_utils.Database, timeout: float | None = None) -> int:
             claude_hooks.release_drain_lock(lock)
 
 
-def _file_of(db: sqlite_utils.Database) -> str:
+def _file_of(db: "Database") -> str:
     try:
         return db.conn.execute("PRAGMA database_list").fetchone()[2] or "(in memory)"
     except sqlite3.Error:

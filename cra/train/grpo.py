@@ -1,4 +1,4 @@
-"""`cra train grpo`: GRPO from an SFT adapter, rewarded by the behavioral reward (cra/reward).
+"""`cra train grpo`: GRPO from an SFT adapter, rewarded by the behavioral reward (cra/behavioral_reward).
 
 For each real context (the conversation before one of Claude's actions) the policy samples
 `num_generations` next messages; each is scored against what Claude did there (no tool runs) and
@@ -16,14 +16,15 @@ completions on training contexts before and after.
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import Field, model_validator
 
+from .. import progress
 from . import loading, rl, runs
+from .lifecycle import RLRun, make_graceful_stop
 from .rl import RLSettings
 
 
@@ -40,13 +41,14 @@ class GRPOSettings(RLSettings):
 
     @model_validator(mode="after")
     def _groups_fit(self):
-        if (self.batch_size * self.grad_accum) % self.num_generations:
+        processes = int(os.environ.get("WORLD_SIZE", "1"))  # under accelerate launch, a group spans ranks
+        if (self.batch_size * self.grad_accum * processes) % self.num_generations:
             raise ValueError(
-                f"batch_size x grad_accum ({self.batch_size} x {self.grad_accum}) must be a multiple of "
-                f"num_generations ({self.num_generations}): each step scores whole groups"
+                f"batch_size x grad_accum x processes ({self.batch_size} x {self.grad_accum} x {processes}) must "
+                f"be a multiple of num_generations ({self.num_generations}): each step scores whole groups"
             )
         if self.weights:
-            from ..reward import parse_weights
+            from ..behavioral_reward import parse_weights
 
             parse_weights(self.weights)  # a typo fails now, not after the model loaded
         return self
@@ -89,10 +91,10 @@ def train_grpo(
     *,
     parent: dict[str, Any] | None = None,
     callbacks: tuple = (),
-    echo=click.echo,
+    echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. `parent`: an interrupted grpo run to resume."""
-    from ..reward import COMPONENTS, RewardScorer
+    from ..behavioral_reward import COMPONENTS, RewardScorer
 
     loading.require()
     sft = rl.sft_parent(db, settings.sft_run)
@@ -101,11 +103,11 @@ def train_grpo(
     sft_adapter = sft["metrics"]["adapter"]
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    run_id, output_dir = rl.start_run(db, "grpo", settings, sft, parent, echo)
-    if resume_from:
+    run = RLRun.start(db, "grpo", settings, sft, parent, echo)
+    output_dir, echo = run.output_dir, run.echo  # (rank 0's voice under accelerate launch)
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
-    started = time.time()
-    with runs.recorded_end(db, run_id, "grpo", output_dir):
+    with run:
         runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
@@ -118,15 +120,13 @@ def train_grpo(
         funcs = [_decoding(f, tokenizer) for f in funcs]
         eval_rows = rows[: settings.eval_prompts]
         before = None
-        if resume_from:  # the starting adapter was scored when the interrupted run began
+        if parent and resume_from:  # the starting adapter was scored when the interrupted run began
             before = (parent.get("metrics") or {}).get("reward_before")
-        elif eval_rows:
+        elif eval_rows and run.main:  # (a measure for the record: rank 0's)
             before = _expected_reward(model, tokenizer, eval_rows, scorer, settings)
 
         from datasets import Dataset
         from trl import GRPOTrainer
-
-        from .sft import make_graceful_stop
 
         stop = make_graceful_stop()
         trainer = GRPOTrainer(
@@ -159,25 +159,16 @@ def train_grpo(
             "kl_last": next((s["kl"] for s in reversed(steps) if "kl" in s), None),
             "reward_before": before,
             "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
+            "processes": run.launch.world_size,
         }
         if stop.requested:
-            metrics["wall_seconds"] = time.time() - started
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(
-                f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}"
-            )
-            return runs.get_run(db, run_id)
+            return run.interrupted(metrics)
+        if not run.main:
+            return runs.get_run(db, run.id)  # rank 0 measures, saves and records the result
         if eval_rows:
             metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
         adapter_dir = rl.save_adapter(trainer.model, tokenizer, output_dir / "adapter")
-        metrics["adapter"] = str(adapter_dir)
-        metrics["wall_seconds"] = time.time() - started
-        rl.write_summary(output_dir, metrics)
-        runs.record_artifact(db, run_id, "adapter", adapter_dir, {"base": settings.base, "sft_run": sft["id"]})
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
-        final = runs.get_run(db, run_id)
-        echo(rl.summary_text(final))
-        return final
+        return run.completed(metrics, adapter_dir, "adapter", {"base": settings.base, "sft_run": sft["id"]})
 
 
 def _expected_reward(model, tokenizer, rows, scorer, settings: GRPOSettings) -> dict:

@@ -10,42 +10,19 @@ Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed p
 
 from __future__ import annotations
 
-import json
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .. import progress
+from ..dataset.files import resolve_dataset
+from ..errors import ConfigError, InputFormatError
 from . import loading, runs, templates
 from .config import SFTSettings
+from .distributed import Launch
+from .lifecycle import make_graceful_stop, write_summary
 
 # -- data --------------------------------------------------------------------------------------------------
-
-
-def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
-    """(train.jsonl, eval.jsonl or None) for a dataset name, a directory, or a JSONL file."""
-    path = Path(ref).expanduser()
-    if not path.exists() and "datasets" in db.table_names():
-        rows = list(db.query("SELECT path FROM datasets WHERE name = ? ORDER BY id DESC LIMIT 1", [ref]))
-        if rows:
-            path = Path(rows[0]["path"])
-    if path.is_dir():
-        train = path / "train.jsonl"
-        if not train.is_file():
-            raise click.ClickException(
-                f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`"
-            )
-        evals = [path / name for name in ("eval.jsonl", "validation.jsonl", "test.jsonl") if (path / name).is_file()]
-        return train, evals[0] if evals else None
-    if path.is_file():
-        sibling = path.with_name(path.name.replace("train", "eval")) if "train" in path.name else None
-        return path, sibling if sibling and sibling.is_file() else None
-    raise click.ClickException(
-        f"no dataset {ref!r}: give a name from `cra dataset build`, a directory with train.jsonl, or a JSONL file"
-    )
 
 
 def _has_rows(path: Path) -> bool:
@@ -57,7 +34,7 @@ def load_splits(train_path: Path, eval_path: Path | None):
     from datasets import load_dataset
 
     if not _has_rows(train_path):
-        raise click.ClickException(f"{train_path} holds no examples: build a dataset with training examples")
+        raise InputFormatError(f"{train_path} holds no examples: build a dataset with training examples")
     if eval_path and not _has_rows(eval_path):
         eval_path = None  # an empty eval split is the same as none
     files = {"train": str(train_path)}
@@ -66,63 +43,18 @@ def load_splits(train_path: Path, eval_path: Path | None):
     try:
         data = load_dataset("json", data_files=files)
     except Exception as exc:  # datasets raises several types for unreadable JSON
-        raise click.ClickException(f"cannot read the dataset ({train_path}): {exc}") from exc
+        raise InputFormatError(f"cannot read the dataset ({train_path}): {exc}") from exc
     if "messages" not in data["train"].column_names:
-        raise click.ClickException(
+        raise InputFormatError(
             f"{train_path} has no 'messages' column: cra trains on openai-format conversations (`cra dataset build`)"
         )
     if len(data["train"]) == 0:
-        raise click.ClickException(f"{train_path} holds no examples")
+        raise InputFormatError(f"{train_path} holds no examples")
     keep = [c for c in ("messages", "tools") if c in data["train"].column_names]
     return data["train"].select_columns(keep), (data["eval"].select_columns(keep) if eval_path else None)
 
 
 # -- callbacks ---------------------------------------------------------------------------------------------
-
-
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-def make_graceful_stop():
-    """Ctrl-C once: finish the current step, save a resumable checkpoint, stop. Twice: abort at once."""
-
-    class GracefulStop(_callback_base()):
-        def __init__(self):
-            self.requested = False
-            self._previous = None
-
-        def request(self, *_):
-            self.requested = True
-            click.echo("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort now)...", err=True)
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-        def install(self):
-            if threading.current_thread() is threading.main_thread():
-                self._previous = signal.signal(signal.SIGINT, self.request)
-
-        def uninstall(self):
-            if self._previous is not None:
-                signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
-
-        def train(self, trainer, resume_from=None):
-            """trainer.train() with Ctrl-C handled by this callback (which must be among its callbacks)."""
-            self.install()
-            try:
-                return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            finally:
-                self.uninstall()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.requested:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    return GracefulStop()
 
 
 class TokenCounter:
@@ -193,7 +125,7 @@ def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, s
     stats[f"{split}_examples"] = len(dataset)
     stats[f"{split}_dropped"] = total - len(dataset)
     if len(dataset) == 0:
-        raise click.ClickException(
+        raise ConfigError(
             f"no {split} example has an assistant token within --max-length {limit}: raise --max-length "
             "(the system prompt and tool schemas come first)"
         )
@@ -214,36 +146,29 @@ def _loss_history(log_history: list[dict]) -> dict[str, Any]:
     return out
 
 
-def _skip(*args, **kwargs):
-    return None
-
-
 def train_sft(
     settings: SFTSettings,
     db,
     *,
     parent: dict[str, Any] | None = None,
     callbacks: tuple = (),
-    echo=click.echo,
+    echo=progress.echo,
 ) -> dict[str, Any]:
-    """Train, record the run, return its final `runs` row. Raises ClickException on a failed run."""
+    """Train, record the run, return its final `runs` row. Raises StageError on a failed run."""
     if not settings.dataset:
-        raise click.ClickException("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
+        raise ConfigError("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
     backend = loading.resolve_backend(settings.backend)
     loading.import_backend(backend)  # before datasets/trl/transformers/peft
     train_path, eval_path = resolve_dataset(db, settings.dataset)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    config = settings.model_dump()
-    launch = runs.launch_key()
-    if launch:
-        config["launch"] = launch  # lets ranks > 0 find the run rank 0 registered
-    main = runs.is_main_process()
-    if not main:  # under accelerate launch: one run, registered and finished by rank 0 only
-        run = runs.wait_for_launch_run(db, "sft", config)
-        echo = lambda *a, **k: None  # noqa: E731
-    else:
-        run = runs.start_run(
+    # Under accelerate launch every rank trains; rank 0 alone registers, finishes and writes the run.
+    launch = Launch()
+    echo = launch.on_main(echo)
+    run = launch.start_run(
+        db,
+        settings.model_dump(),
+        lambda config: runs.start_run(
             db,
             kind="sft",
             base_model=settings.base,
@@ -251,11 +176,12 @@ def train_sft(
             config=config,
             runs_dir=settings.runs_dir,
             parent_run=parent["id"] if parent else None,
-        )
+        ),
+    )
     run_id, output_dir = run["id"], Path(run["output_dir"])
-    finish, record, summarize = (runs.finish_run, runs.record_artifact, _write_summary) if main else (_skip,) * 3
+    finish, record, summarize = map(launch.on_main, (runs.finish_run, runs.record_artifact, write_summary))
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
-    if resume_from:
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     threads_before = None
     started = time.time()
@@ -299,10 +225,9 @@ def train_sft(
                 "steps": trainer.state.global_step,
                 "epochs": trainer.state.epoch,
                 "train_loss": result.training_loss,
-                "tokens": counter.real,
-                "padded_tokens": counter.total,
-                "padding_fraction": (1 - counter.real / counter.total) if counter.total else 0.0,
-                "tokens_per_second": counter.real / seconds if seconds else None,
+                "tokens": launch.total(counter.real),  # every rank's batches
+                "padded_tokens": launch.total(counter.total),
+                "processes": launch.world_size,
                 "train_seconds": seconds,
                 "backend": backend,
                 "chat_template": mode,
@@ -313,6 +238,9 @@ def train_sft(
                 "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
                 **_loss_history(trainer.state.log_history),
             }
+            padded = metrics["padded_tokens"]
+            metrics["padding_fraction"] = 1 - metrics["tokens"] / padded if padded else 0.0
+            metrics["tokens_per_second"] = metrics["tokens"] / seconds if seconds else None
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
             if stop.requested:
                 metrics["wall_seconds"] = time.time() - started
@@ -324,6 +252,8 @@ def train_sft(
                 summarize(output_dir, metrics)
                 return runs.get_run(db, run_id)
             adapter_dir = output_dir / "adapter"
+            if trainer.is_fsdp_enabled:  # every rank hands rank 0 its shard: one whole adapter (PEFT's recipe)
+                trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
             trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
             metrics["adapter"] = str(adapter_dir)
             metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
@@ -345,10 +275,6 @@ def train_sft(
             import torch
 
             torch.set_num_threads(threads_before)
-
-
-def _write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
-    (output_dir / "summary.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _fmt(value, spec=".4f") -> str:

@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-import click
+from ..errors import ConfigError
 
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
@@ -31,7 +31,8 @@ CHATML_TEMPLATE = (
     "{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}"
     "{{- '# Tools\\n\\nYou may call one or more functions. Function signatures:\\n<tools>' }}"
     "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
-    '{{- \'\\n</tools>\\n\\nFor each call, return <tool_call>{"name": ..., "arguments": ...}</tool_call>.<|im_end|>\\n\' }}'
+    "{{- '\\n</tools>\\n\\nFor each call, return "
+    '<tool_call>{"name": ..., "arguments": ...}</tool_call>.<|im_end|>\\n\' }}'
     "{%- elif messages[0].role == 'system' %}"
     "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
     "{%- endif %}"
@@ -64,7 +65,7 @@ CHATML_TEMPLATE = (
 
 
 def has_generation_markers(template: str | None) -> bool:
-    return bool(template) and bool(GENERATION_MARKER.search(template))
+    return bool(template and GENERATION_MARKER.search(template))
 
 
 def choose_template(tokenizer, setting: str) -> str:
@@ -74,7 +75,7 @@ def choose_template(tokenizer, setting: str) -> str:
             with open(setting, encoding="utf-8") as f:
                 tokenizer.chat_template = f.read()
         except OSError as exc:
-            raise click.ClickException(f"cannot read chat template {setting}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot read chat template {setting}: {exc.strerror}") from exc
     elif not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     return "markers" if has_generation_markers(tokenizer.chat_template) else "prefix"
@@ -128,7 +129,7 @@ def tokenize_with_assistant_labels(tokenizer, example: dict[str, Any]) -> dict:
         before = _render(tokenizer, messages[:i], tools, add_generation_prompt=True)
         through = _render(tokenizer, messages[: i + 1], tools)
         if not (full.startswith(through) and through.startswith(before)):
-            raise click.ClickException(
+            raise ConfigError(
                 "the chat template does not render conversations prefix-consistently (a conversation's start renders "
                 "differently from the whole), so cra cannot find the assistant tokens: pass --chat-template FILE with "
                 "a template that marks assistant output with {% generation %} ... {% endgeneration %}, or "

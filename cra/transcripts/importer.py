@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -73,8 +74,7 @@ def discover(roots):
             found.extend(batch)
         else:
             found.append(_target(p))  # a file (or something missing: reported when read)
-    seen = set()
-    return [f for f in found if not (f in seen or seen.add(f))]
+    return list(dict.fromkeys(found))  # duplicates dropped, first place kept
 
 
 def _target(path):
@@ -86,7 +86,7 @@ def ingest_file(con, path, normalizer, result, savepoints=True, ignored=()):
     rebuilt later, once per batch (rebuild_pending_turns). savepoints: see transcript_tail.begin.
     A file of a project on the `ignored` list (claude_hooks.privacy.ignored_dirs) is not read: it goes into
     result.ignored."""
-    if ignored and _of_ignored_project(path, ignored):
+    if ignored and of_ignored_project(path, ignored):
         result.ignored.append(path)
         return 0
     known = con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is not None
@@ -134,7 +134,7 @@ def _check_transcript(first_line):
         raise ValueError("not a Claude Code transcript (its first line has no type, sessionId or uuid)")
 
 
-def _of_ignored_project(path, ignored):
+def of_ignored_project(path, ignored):
     """Whether the transcript at `path` lies below an ignored directory, or its session ran in one
     (the first `cwd` among its first lines)."""
     if is_ignored(ignored, path):
@@ -208,7 +208,8 @@ def _ingest_json_array(con, path, on_lines, savepoints):
             (path, session_id),
         )
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
-        params, rows = [], []
+        params: list[tuple] = []
+        rows: list[tuple] = []
         for i, entry in enumerate(data[done:], start=done):
             raw = json.dumps(entry, ensure_ascii=False)
             e = entry if isinstance(entry, dict) else None
@@ -325,16 +326,20 @@ class _Batches:
         self.ignored = ignored
         self.suspended = []  # what _suspend_fts_inserts returned, for _catch_up_fts
         self.files = []  # ingested in this batch: their turns are rebuilt before it commits
-        self.start = None  # the normaliser's and result's state when the batch began, for _redo
+        self.start: tuple | None = None  # the normaliser's and result's state when the batch began, for _redo
         self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
 
     def __enter__(self):
         return self
 
+    def _start(self) -> tuple:
+        assert self.start is not None  # set when a batch begins
+        return self.start
+
     def add(self, path):
         """Ingest one file into the current batch (committing the previous one if it is full)."""
         if not self.outer:
-            if self.con.in_transaction and self.result.bytes_read - self.start[1] >= BATCH_BYTES:
+            if self.con.in_transaction and self.result.bytes_read - self._start()[1] >= BATCH_BYTES:
                 self._commit()
             if not self.con.in_transaction:
                 self._begin()
@@ -372,7 +377,7 @@ class _Batches:
             files = [f for f in self.files if f not in failed]
             self.con.execute("ROLLBACK")  # (the FTS triggers come back with it)
             self.suspended = []
-            normalizer_state, bytes_read, files_changed, lines = self.start
+            normalizer_state, bytes_read, files_changed, lines = self._start()
             self.normalizer.restore(normalizer_state)
             self.result.bytes_read, self.result.files_changed, self.result.lines = bytes_read, files_changed, lines
             self._begin()
@@ -495,7 +500,11 @@ def _collector_paused():
 # clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's
 # instructions (raw lines are bound as bytes, and message rows carry many NULLs). An adapter
 # registered for the type is found first; these return the value as it is, so nothing stored changes.
-_PLAIN_ADAPTERS = {type(None): lambda value: value, bytes: lambda value: value, memoryview: lambda value: value}
+_PLAIN_ADAPTERS: dict[type, Callable] = {
+    type(None): lambda value: value,
+    bytes: lambda value: value,
+    memoryview: lambda value: value,
+}
 
 
 @contextmanager
@@ -525,12 +534,12 @@ def known_files(con):
     """Transcripts the database knows of: tailed ones, and every session's transcript_path (with its
     subagents) the hooks reported, even if no boundary reached them yet."""
     paths = [r[0] for r in con.execute("SELECT path FROM transcript_files WHERE format = 'jsonl' ORDER BY path")]
+    other = {r[0] for r in con.execute("SELECT path FROM transcript_files WHERE format != 'jsonl'")}  # traces
     for (p,) in con.execute("SELECT transcript_path FROM sessions WHERE transcript_path IS NOT NULL"):
-        if p.endswith(".jsonl"):
+        if p.endswith(".jsonl") and p not in other:
             paths.append(p)
             paths.extend(transcript_tail.subagent_files(p))
-    seen = set()
-    return [p for p in paths if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(paths))  # duplicates dropped, first place kept
 
 
 def sync(con, session_id=None, ignored=None):

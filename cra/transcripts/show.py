@@ -3,7 +3,7 @@
 import json
 import re
 
-import click
+from ..errors import ConfigError, NotFoundError
 
 INDENT = "    "
 
@@ -18,6 +18,20 @@ def terminal_safe(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
+def prompt_display(text: str | None) -> str:
+    """A prompt as the user typed it: slash-command markup becomes `/name args`."""
+    if not text:
+        return ""
+    if "<command-name>" in text:
+        import re
+
+        name = re.search(r"<command-name>(.*?)</command-name>", text, re.S)
+        args = re.search(r"<command-args>(.*?)</command-args>", text, re.S)
+        if name:
+            return (name.group(1).strip() + " " + (args.group(1).strip() if args else "")).strip()
+    return text
+
+
 def resolve_session(db, prefix: str) -> str:
     prefix = prefix.strip()
     like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -30,9 +44,9 @@ def resolve_session(db, prefix: str) -> str:
         )
     ]
     if not ids:
-        raise click.ClickException(f"No session matches {prefix!r}. `cra sessions` lists them.")
+        raise NotFoundError(f"No session matches {prefix!r}. `cra sessions` lists them.")
     if len(ids) > 1 and prefix not in ids:
-        raise click.ClickException(
+        raise ConfigError(
             f"{prefix!r} matches several sessions ({', '.join(i[:12] for i in ids[:5])}...): give more of the id."
         )
     return prefix if prefix in ids else ids[0]
@@ -82,7 +96,7 @@ class _Renderer:
         self.calls = {
             r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
         }
-        self.agents_by_call = {}
+        self.agents_by_call: dict[str, list[dict]] = {}
         self.agents = list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id]))
         for a in self.agents:
             if a["parent_tool_use_id"]:
@@ -99,14 +113,15 @@ class _Renderer:
     def header(self):
         s = self.db.execute(
             "SELECT id, coalesce(project_dir, cwd), model, client_version, coalesce(started_at, first_event_at),"
-            " ended_at, end_reason FROM sessions WHERE id = ?",
+            " ended_at, end_reason, source FROM sessions WHERE id = ?",
             [self.session_id],
         ).fetchone()
         if s is None:
             yield f"Session {self.session_id}"
             return
         yield f"Session {s[0]}"
-        facts = [x for x in (s[1], s[2], f"Claude Code {s[3]}" if s[3] else None) if x]
+        client = "Claude Code" if s[7] == "claude-code" else f"{s[7]}:"  # (another agent's trace: its name)
+        facts = [x for x in (s[1], s[2], f"{client} {s[3]}" if s[3] else None) if x]
         yield "  " + " · ".join(facts)
         n_turns = sum(1 for t in self.turns.values() if t["agent_id"] is None)
         yield (
@@ -131,8 +146,6 @@ class _Renderer:
                 yield from self.assistant(m, pad, depth)
 
     def user(self, m, pad):
-        from .commands import prompt_display
-
         if m["is_compact_summary"]:
             c = self.compactions.get(m["uuid"])
             how = f" ({c['trigger']}, {c['pre_tokens']} tokens before)" if c and c["trigger"] else ""

@@ -81,7 +81,7 @@ def _summarise(t):
     rows = t["rows"]
     prompt = t["prompt"]
     assistants = [r for r in rows if r["role"] == "assistant"]
-    usage = {}
+    usage: dict[str, list[int]] = {}
     tool_calls = 0
     for r in assistants:
         tool_calls += r["tool_uses"] or 0
