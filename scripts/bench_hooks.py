@@ -271,18 +271,20 @@ def render(rows, par, python, runs, load=None):
     by = {r[0]: r for r in rows}
     lines += [
         "",
-        f"Where the time goes: the process Claude Code waits for only writes the event to the spool "
-        "and, if no drainer is running, forks one; loading libsqlite3 alone would put a hook that writes "
-        f"SQLite in-process at {by['sqlite'][7]:.2f}x bare start-up (CPU), and its WAL checkpoint and "
-        "fsyncs on close cost more wall time. The forked drainer (its CPU is not in these rows: it "
-        "runs after the hook has returned, and the benchmark lets it finish, untimed, before the next "
-        "run, as it finishes between tool calls in a session) replays the spool into SQLite, "
-        "one drainer at a time. `import json` and `uuid` are not on the path "
-        "(claude_hooks/fastjson.py, os.urandom). A 1 MB event first pays its transfer: a bare "
-        f"interpreter that only reads the same megabyte from the pipe takes {by['read1mb'][4]:.2f}x bare "
-        f"start-up, and the hook {by['1mb'][2] / by['read1mb'][2]:.2f}x of that (the hook's fixed cost, "
-        "as the small event shows, plus writing the megabyte to the spool before it returns, so that "
-        "the event is on disk whatever happens to the drainer).",
+        "Where the time goes: the process Claude Code waits for loads two modules of the package "
+        "(its root and spool.py: no JSON module, no SQLite), grows its stdin pipe, moves the payload "
+        "from the pipe into the spool file with splice (the bytes never pass through the process) "
+        "and, if no drainer is running, forks one; loading libsqlite3 alone would put a hook that "
+        f"writes SQLite in-process at {by['sqlite'][7]:.2f}x bare start-up (CPU), and its WAL "
+        "checkpoint and fsyncs on close cost more wall time. The forked drainer (its CPU is not in "
+        "these rows: it runs after the hook has returned, and the benchmark lets it finish, untimed, "
+        "before the next run, as it finishes between tool calls in a session) replays the spool into "
+        "SQLite, one drainer at a time. A 1 MB event first pays its transfer: a bare interpreter that "
+        f"only reads the same megabyte from the pipe takes {by['read1mb'][4]:.2f}x bare start-up, and the "
+        f"hook {by['1mb'][2] / by['read1mb'][2]:.2f}x of that (the hook's fixed cost, as the small event "
+        "shows; its own handling of the megabyte is in the kernel). On a busy machine wall time "
+        "measures the scheduler: compare the CPU columns, and the rows with one another (they are "
+        "interleaved), more than the wall columns with a quiet run's.",
     ]
     lines += [
         "",
