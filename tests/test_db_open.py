@@ -136,8 +136,12 @@ def test_a_database_from_a_newer_cra_is_refused_and_left_unchanged(cra_home):
 
 def test_a_database_path_in_a_missing_folder_is_not_created(cra_home, tmp_path):
     missing = tmp_path / "no" / "such" / "folder"
-    assert_one_line_error(cra("status", "-d", str(missing / "x.db")), f"there is no folder {missing}", "create it")
+    for command in (["status"], ["sessions"], ["ingest"], ["import", str(tmp_path)]):
+        result = cra(*command, "-d", str(missing / "x.db"))
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert f"there is no folder {missing}: create it first" in result.output
     assert not (tmp_path / "no").exists()
+    assert cra("status", "-d", str(tmp_path / "new.db")).exit_code == 0  # a new file in a folder that exists
 
 
 def test_status_points_to_the_hook_error_log_only_when_there_is_one(cra_home):

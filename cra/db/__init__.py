@@ -1,9 +1,9 @@
 """cra's database: where it lives, how to open it, and its schema (one source: migrations.py).
 
 Opening never rewrites what it should not: a database written by a newer cra is refused before
-anything is written to it, a read-only one before SQLite creates files beside it, and a folder for it
-is created only at the default location (CRA_HOME). Each failure is a DatabaseError whose message
-says what to do.
+anything is written to it, and a read-only one before SQLite creates files beside it. (The CLI's -d
+refuses a folder that does not exist: cli_options.database_option.) Each failure is a DatabaseError
+whose message says what to do.
 """
 
 import os
@@ -73,7 +73,7 @@ def open_db(path: str | None = None, *, drain: bool = True) -> "Database":
     instead of failing. Raises DatabaseError when it can't be opened or written.
     """
     path = path or default_db_path()
-    _prepare(path, at_default=os.path.abspath(path) == os.path.abspath(default_db_path()))
+    _prepare(path)
     conn = None
     try:
         conn = sqlite3.connect(path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
@@ -107,14 +107,10 @@ def open_db(path: str | None = None, *, drain: bool = True) -> "Database":
     return db
 
 
-def _prepare(path: str, at_default: bool):
+def _prepare(path: str):
     """The checks and the creation that come before SQLite touches anything."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
-        if not at_default:
-            raise DatabaseError(
-                f"there is no folder {directory} for the database {path}: create it first, or check the path."
-            )
         try:
             privacy.make_private_dir(directory, directory)
         except OSError as exc:
