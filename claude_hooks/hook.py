@@ -1,38 +1,28 @@
 """Claude Code hook entry point: records one hook event from stdin, prints nothing, exits 0.
 
-The event goes to the spool and a detached drainer writes it to SQLite (see spool.py), so Claude
-Code waits only for an interpreter start-up and one small file write.
-
-Claude Code runs this once per hook event, e.g.
+The event goes to the spool and a detached drainer writes it to SQLite (spool.py), so Claude Code
+waits only for an interpreter start-up and one file write. Claude Code runs this once per event:
 
     /usr/bin/python3 -S /path/to/claude_hooks/hook.py
 
-Standard library only (a test asserts it): every tool call pays for what this imports.
+Standard library only (a test asserts it). A script's bytecode is never cached: this file is
+compiled on every run, so everything else lives in the package.
 """
 
 import os
 import sys
 
 if __name__ == "__main__":
-    # Run by path: make the package importable without site-packages (-S skips `site`).
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    # Keep this package's compiled bytecode fresh even under PYTHONDONTWRITEBYTECODE: otherwise an
-    # updated capture.py is recompiled on every tool call (~20-30 ms) until `cra install` runs again.
-    sys.dont_write_bytecode = False
-
-
-def main() -> None:
     try:
+        # Run by path: make the package importable without site-packages (-S skips `site`), and keep
+        # its bytecode fresh even under PYTHONDONTWRITEBYTECODE (else an updated module would be
+        # compiled on every tool call until `cra install` runs again).
+        sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        sys.dont_write_bytecode = False
         from claude_hooks import spool
 
-        spool.handle(sys.stdin.buffer.read(), os.environ)
+        spool.handle_stdin(0, os.environ)
     except BaseException:
-        # Never break Claude Code: whatever happened, this hook's answer is "nothing to say".
-        pass
+        pass  # never break Claude Code: whatever happened, this hook's answer is "nothing to say"
     finally:
-        # os._exit skips atexit handlers and interpreter teardown: nothing can print, nothing can hang.
-        os._exit(0)
-
-
-if __name__ == "__main__":
-    main()
+        os._exit(0)  # no atexit handlers, no interpreter teardown: nothing can print, nothing can hang

@@ -9,9 +9,17 @@ Per file, `transcript_files` remembers how far it has been read. A line is consu
 newline is written (Claude Code may be mid-write). A file that shrank, or whose first bytes changed,
 was rewritten or replaced: reading starts again from 0 in a new generation, and the lines already
 stored stay (they may be the only copy).
+
+What it reads is bounded and safe whatever the path names (paths come from hook payloads): only
+regular files, opened without following a symbolic link and without blocking (a FIFO would hang
+the drainer); a file whose first lines are binary or not JSON at all is refused (NotATranscript);
+and a line longer than MAX_LINE_BYTES is skipped, never held whole in memory: it gets a row with an
+empty `raw` and its size in `parse_error`, and on_skipped hears of it.
 """
 
+import errno
 import os
+import stat
 import time
 import zlib
 
@@ -23,9 +31,11 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
+    from typing import BinaryIO
 
-    LoadsBytes = Callable[[bytes], object]
+    LoadsBytes = Callable[[bytes | memoryview], object]
     OnLines = Callable[[sqlite3.Connection, str, list[tuple]], None]
+    OnSkipped = Callable[[str, int, int | None], None]
 
 BOUNDARY_EVENTS = ("Stop", "SubagentStop", "PreCompact", "SessionEnd", "UserPromptSubmit", "SessionStart")
 
@@ -34,6 +44,54 @@ BOUNDARY_EVENTS = ("Stop", "SubagentStop", "PreCompact", "SessionEnd", "UserProm
 HOOK_BUDGET_BYTES = 2 << 20
 CHUNK_BYTES = 8 << 20  # lines per transaction when uncapped: bounded memory, resumable imports
 HEAD_LEN = 1024  # bytes checksummed as the rewrite/rotation guard
+# The longest line read into memory. Claude Code's longest lines are tool results and images: a few
+# MB. A longer line is skipped (and reported) in chunks, whatever its length.
+MAX_LINE_BYTES = 64 << 20
+SNIFF_LINES = 5  # a new file's first complete lines: one of them must be a JSON object
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class NotATranscript(ValueError):
+    """A file that is not a transcript: binary, or no JSON object among its first lines."""
+
+
+class NotARegularFile(OSError):
+    """A path that names a symbolic link, a FIFO, a device or a directory: never read."""
+
+
+def open_transcript(path: str) -> "BinaryIO":
+    """The file at `path` opened for reading, if it is a regular file; never follows a symbolic link
+    (at the last component) and never blocks. Raises FileNotFoundError, NotARegularFile, OSError."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotARegularFile(errno.ELOOP, "a symbolic link, not read (name its target)", path) from exc
+        raise
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        f.close()
+        raise NotARegularFile(errno.EINVAL, "not a regular file (a FIFO, device or directory)", path)
+    return f
+
+
+def check_head(data: bytes) -> None:
+    """Raise NotATranscript unless `data` (a new file's first bytes) looks like JSON lines: no NUL
+    byte, and a JSON object among its first SNIFF_LINES complete lines. Decided on complete lines
+    only: returns quietly while none is complete."""
+    if b"\0" in data[: 64 << 10]:
+        raise NotATranscript("binary data, not a transcript (it has NUL bytes)")
+    lines = [line for line in data[: data.rfind(b"\n") + 1].split(b"\n", SNIFF_LINES)[:SNIFF_LINES] if line.strip()]
+    if not lines:
+        return
+    for line in lines:
+        try:
+            if isinstance(json.loads(line.decode("utf-8")), dict):
+                return
+        except (ValueError, RecursionError):
+            continue
+    raise NotATranscript("not a transcript: none of its first lines is a JSON object")
 
 
 def file_identity(path: str) -> tuple[str, str | None]:
@@ -98,17 +156,21 @@ def parse_lines(
     add_row = rows.append
     line_id = next_id
     # Lines found with find (memchr) rather than data.split(b"\n"), which tests every byte in a
-    # loop of its own: a sixth of the raw lines' instructions. What follows the last newline is
-    # left out: nothing, or a line still being written.
+    # loop of its own: a sixth of the raw lines' instructions. Each line is a view into `data`, not
+    # a copy: it is parsed and bound from there (a long session's lines run to megabytes). What
+    # follows the last newline is left out: nothing, or a line still being written.
     find = data.find
+    view = memoryview(data)
     start = 0
     last = data.rfind(b"\n")
     while start <= last:
         end = find(b"\n", start)
-        line = data[start:end]
+        line = view[start:end]
         pos = offset + start  # the line's byte offset in the file
+        # Non-blank: '{' starts nearly every line; the others are tested on a copy.
+        blank = end == start or (data[start] != 0x7B and line.tobytes().isspace())
         start = end + 1
-        if line and not line.isspace():  # non-blank, without copying the line to strip it
+        if not blank:
             entry = None
             if loads_bytes is not None:
                 try:
@@ -117,7 +179,7 @@ def parse_lines(
                     pass
             else:
                 try:
-                    entry = loads(line.decode("utf-8"))
+                    entry = loads(str(line, "utf-8"))
                 except (ValueError, RecursionError):  # (UnicodeDecodeError is a ValueError)
                     pass
             if entry.__class__ is dict:
@@ -146,7 +208,7 @@ def parse_lines(
                 )
                 add_row((line_id, line_no, entry))
             else:  # not valid UTF-8, not JSON, or not an object: the careful path
-                text, raw_bytes, entry, error = decode_line(line)
+                text, raw_bytes, entry, error = decode_line(line.tobytes())
                 if entry is not None:
                     sid, aid = _str(entry.get("sessionId")) or session_id, _str(entry.get("agentId")) or agent_id
                     etype, uuid = _str(entry.get("type")), _str(entry.get("uuid"))
@@ -163,10 +225,11 @@ def tail_file(
     con: "sqlite3.Connection",
     path: str,
     max_bytes: int | None = None,
-    chunk_bytes: int = CHUNK_BYTES,
+    chunk_bytes: int | None = None,
     on_lines: "OnLines | None" = None,
     loads_bytes: "LoadsBytes | None" = None,
     savepoints: bool = True,
+    on_skipped: "OnSkipped | None" = None,
 ) -> int:
     """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
 
@@ -176,84 +239,135 @@ def tail_file(
     without parsing twice; if it raises, that chunk is rolled back and the error propagates.
     loads_bytes: see parse_lines. savepoints: see begin(); with False, inside the caller's
     transaction, a chunk that fails is not rolled back: the caller must roll back its transaction.
+    on_skipped(path, byte_offset, length) hears of each line longer than MAX_LINE_BYTES (length None
+    while the line has no end yet). A missing file is 0 bytes; one that is not a regular file raises
+    NotARegularFile, and a new one that is not JSON lines NotATranscript.
     """
     try:
-        f = open(path, "rb")
-    except OSError:
+        f = open_transcript(path)
+    except FileNotFoundError:
         return 0  # not written yet (SessionStart), or gone: nothing to do
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     with f:
         consumed = 0
         while max_bytes is None or consumed < max_bytes:
             budget = chunk_bytes if max_bytes is None else min(chunk_bytes, max_bytes - consumed)
-            n, at_end = _tail_chunk(con, f, path, budget, max_bytes is None, on_lines, loads_bytes, savepoints)
+            n, at_end = _tail_chunk(
+                con, f, path, budget, max_bytes is None, on_lines, loads_bytes, savepoints, on_skipped
+            )
             consumed += n
             if not n or at_end:
                 break  # (a file still growing is read on by the next caller)
         return consumed
 
 
-def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes, savepoints):
+_FILE_SQL = (
+    "INSERT INTO transcript_files (path, session_id, agent_id, byte_offset, size, inode, mtime,"
+    " head_hash, head_len, line_count, generation, updated_at, skip_from) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(path) DO UPDATE SET byte_offset = excluded.byte_offset, size = excluded.size,"
+    " inode = excluded.inode, mtime = excluded.mtime, head_hash = excluded.head_hash,"
+    " head_len = excluded.head_len, line_count = excluded.line_count,"
+    " generation = excluded.generation, updated_at = excluded.updated_at, skip_from = excluded.skip_from,"
+    " session_id = coalesce(transcript_files.session_id, excluded.session_id),"
+    " agent_id = coalesce(transcript_files.agent_id, excluded.agent_id)"
+)
+_LINES_SQL = (
+    "INSERT INTO transcript_lines (id, path, generation, line_no, byte_offset, session_id, agent_id,"
+    " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,CAST(? AS TEXT),?,?)"
+)
+
+
+def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes, savepoints, on_skipped):
     """Read and store one chunk. Returns (bytes consumed, whether the file was read to its end)."""
     st = os.fstat(f.fileno())
     opened = begin(con, savepoints)
     try:
         # Read the position inside the write lock: two hooks tailing one file never both take a line.
         row = con.execute(
-            "SELECT byte_offset, generation, line_count, head_hash, head_len, session_id, agent_id"
+            "SELECT byte_offset, generation, line_count, head_hash, head_len, session_id, agent_id, skip_from"
             " FROM transcript_files WHERE path = ?",
             (path,),
         ).fetchone()
         session_id, agent_id = file_identity(path)
+        skip_from = None
         if row is None:
             offset, generation, line_count, head_hash, head_len = 0, 0, 0, None, 0
         else:
-            offset, generation, line_count, head_hash, head_len = row[:5]
+            offset, generation, line_count, head_hash, head_len, _, _, skip_from = row
             session_id, agent_id = row[5] or session_id, row[6] or agent_id
             rotated = st.st_size < offset or (head_hash is not None and _head_hash(f, head_len) != head_hash)
             if rotated:
-                offset, generation, line_count, head_hash, head_len = 0, generation + 1, 0, None, 0
+                offset, generation, line_count, head_hash, head_len, skip_from = 0, generation + 1, 0, None, 0, None
         if st.st_size <= offset:
             # Nothing written: released, not rolled back (a savepoint's ROLLBACK TO would make SQLite
             # reload the schema when the caller's transaction changed it: `cra import` does).
             end(con, opened, commit=True)
             return 0, True
         f.seek(offset)
-        data = f.read(min(budget, st.st_size - offset))
-        last = data.rfind(b"\n")
-        while last < 0 and uncapped and len(data) < st.st_size - offset:
-            # A line longer than the chunk: only an uncapped caller reads it whole.
-            more = f.read(budget)
-            if not more:
-                break
-            data += more
+        params = []
+        rows = []
+        if skip_from is not None:
+            # In the middle of a line too long to hold: read on to its end, keeping nothing.
+            scanned, ended = _skip_to_newline(f, st.st_size - offset, None if uncapped else budget)
+            new_offset = offset + scanned
+            if ended:
+                next_id = _next_line_id(con)
+                params.append(_skipped_line(next_id, path, generation, line_count, skip_from, new_offset - skip_from))
+                rows.append((next_id, line_count, None))
+                if on_skipped is not None:
+                    on_skipped(path, skip_from, new_offset - skip_from)
+                skip_from = None
+            consumed, at_end = scanned, new_offset >= st.st_size
+        else:
+            # Never more than MAX_LINE_BYTES at once: every complete line of a chunk is within it.
+            data = f.read(min(budget, MAX_LINE_BYTES, st.st_size - offset))
             last = data.rfind(b"\n")
-        if last < 0:
-            end(con, opened, commit=True)  # nothing written: no complete line yet (or too long for this caller)
-            return 0, True
-        at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
-        next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
-        params, rows = parse_lines(
-            data, offset, next_id, line_count, path, generation, session_id, agent_id, loads_bytes
-        )
-        con.executemany(
-            "INSERT INTO transcript_lines (id, path, generation, line_no, byte_offset, session_id, agent_id,"
-            " entry_type, uuid, raw, raw_bytes, parse_error) VALUES (?,?,?,?,?,?,?,?,?,CAST(? AS TEXT),?,?)",
-            params,
-        )
-        new_offset = offset + last + 1
+            if row is None and offset == 0:
+                check_head(data)  # a new file: refused before any of it is stored
+            over = None  # (length so far, whether it ended) of a line over MAX_LINE_BYTES
+            if last < 0 and uncapped and len(data) < st.st_size - offset:
+                data, over = _read_long_line(f, data, budget, st.st_size - offset)
+                last = -1 if data is None else data.rfind(b"\n")
+                if row is None and offset == 0 and data is not None:
+                    check_head(data)  # (its first line is complete now)
+            if over is not None:
+                length, ended = over
+                if ended:
+                    next_id = _next_line_id(con)
+                    params.append(_skipped_line(next_id, path, generation, line_count, offset, length))
+                    rows.append((next_id, line_count, None))
+                else:
+                    skip_from = offset  # read on from here, keeping nothing, until the line ends
+                if on_skipped is not None:
+                    on_skipped(path, offset, length if ended else None)
+                consumed = length
+                at_end = offset + length >= st.st_size
+            elif last < 0:
+                end(con, opened, commit=True)  # nothing written: no complete line yet (or too long for this caller)
+                return 0, True
+            else:
+                consumed = last + 1
+                at_end = offset + len(data) >= st.st_size  # nothing left but (at most) a partial line
+                params, rows = parse_lines(
+                    data,
+                    offset,
+                    _next_line_id(con),
+                    line_count,
+                    path,
+                    generation,
+                    session_id,
+                    agent_id,
+                    loads_bytes,
+                )
+            new_offset = offset + consumed
         if head_len < HEAD_LEN and new_offset > head_len:
             # Grow the guard with the file until it covers HEAD_LEN bytes (only bytes already read).
             head_len = min(HEAD_LEN, new_offset)
             head_hash = _head_hash(f, head_len)
+        if params:
+            con.executemany(_LINES_SQL, params)
         con.execute(
-            "INSERT INTO transcript_files (path, session_id, agent_id, byte_offset, size, inode, mtime,"
-            " head_hash, head_len, line_count, generation, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT(path) DO UPDATE SET byte_offset = excluded.byte_offset, size = excluded.size,"
-            " inode = excluded.inode, mtime = excluded.mtime, head_hash = excluded.head_hash,"
-            " head_len = excluded.head_len, line_count = excluded.line_count,"
-            " generation = excluded.generation, updated_at = excluded.updated_at,"
-            " session_id = coalesce(transcript_files.session_id, excluded.session_id),"
-            " agent_id = coalesce(transcript_files.agent_id, excluded.agent_id)",
+            _FILE_SQL,
             (
                 path,
                 session_id,
@@ -267,17 +381,80 @@ def _tail_chunk(con, f, path, budget, uncapped, on_lines, loads_bytes, savepoint
                 line_count + len(params),
                 generation,
                 time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                skip_from,
             ),
         )
         # After the file row exists: the normaliser records its progress there.
         if on_lines is not None and rows:
             on_lines(con, path, rows)
         end(con, opened, commit=True)
-        return last + 1, at_end
+        return consumed, at_end
     except BaseException:
         if con.in_transaction:
             end(con, opened, commit=False)
         raise
+
+
+def _next_line_id(con):
+    return con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
+
+
+def _read_long_line(f, data, budget, available):
+    """A line longer than the chunk (only an uncapped caller reads it whole): read on until its
+    newline or the end of the file. Chunks are joined once (appending each to the last would copy
+    the line again every time). Returns (data, None), or (None, (length, ended)) for a line over
+    MAX_LINE_BYTES: its length with the newline when it ended, else the bytes read of it so far;
+    such a line is never joined."""
+    parts = [data]
+    total = len(data)
+    while total < available:
+        more = f.read(min(budget, available - total))
+        if not more:
+            break
+        newline = more.find(b"\n")
+        if newline >= 0:
+            if total + newline + 1 > MAX_LINE_BYTES:
+                return None, (total + newline + 1, True)
+            parts.append(more)
+            break
+        parts.append(more)
+        total += len(more)
+        if total > MAX_LINE_BYTES:
+            return None, (total, False)
+    return b"".join(parts), None
+
+
+def _skip_to_newline(f, available, cap):
+    """Read past the rest of an over-long line, a chunk at a time. Returns (bytes consumed, whether
+    its newline was found); with a cap, stops after that many bytes."""
+    scanned = 0
+    limit = available if cap is None else min(available, cap)
+    while scanned < limit:
+        chunk = f.read(min(CHUNK_BYTES, limit - scanned))
+        if not chunk:
+            break
+        i = chunk.find(b"\n")
+        if i >= 0:
+            return scanned + i + 1, True
+        scanned += len(chunk)
+    return scanned, False
+
+
+def _skipped_line(line_id, path, generation, line_no, byte_offset, length):
+    return (
+        line_id,
+        path,
+        generation,
+        line_no,
+        byte_offset,
+        None,
+        None,
+        None,
+        None,
+        b"",
+        None,
+        "line of %d bytes skipped: longer than the %d MiB limit" % (length, MAX_LINE_BYTES >> 20),
+    )
 
 
 # What begin() opened, for end().

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal, get_args, get_origin
 
 import click
 from pydantic import BaseModel
+
+
+def _database_in_existing_folder(ctx, param, value):
+    """-d names a database file, new or not, in a folder that exists: a typo in the folder is an
+    error, not a tree of new directories (only the default, $CRA_HOME, is created)."""
+    if value is not None:
+        folder = os.path.dirname(os.path.abspath(value))
+        if not os.path.isdir(folder):
+            raise click.BadParameter(f"there is no folder {folder}: create it first, or check the path.")
+    return value
+
 
 database_option = click.option(
     "-d",
     "--database",
     type=click.Path(dir_okay=False),
     envvar="CRA_DB",
+    callback=_database_in_existing_folder,
     help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
 )
 

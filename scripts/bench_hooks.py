@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -87,23 +88,40 @@ def _children_cpu():
 
 
 def timed(cmd, stdin, env):
-    """(wall ms, CPU ms) of one process. CPU time (user + system) barely moves with machine load."""
+    """(wall ms, CPU ms) of one process. CPU time (user + system) barely moves with machine load.
+
+    stdin is fed the way Claude Code feeds a hook: as much of the payload per write as the pipe
+    takes, from a thread of its own (subprocess's communicate() writes 4 KB per round of select(),
+    which made a 1 MB row measure this harness more than the hook)."""
     cpu = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, env=env)
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def feed():
+        try:
+            proc.stdin.write(stdin)  # (unbuffered past the buffer's size: os.write, as much as fits)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    out, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait()
+    feeder.join()
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0 or proc.stdout or proc.stderr:
-        raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={proc.stdout[:200]!r} err={proc.stderr[:200]!r}")
+    if proc.returncode != 0 or out or err:
+        raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={out[:200]!r} err={err[:200]!r}")
     return elapsed * 1000, (_children_cpu() - cpu) * 1000
 
 
 def wait_for_drainer(home):
     sys.path.insert(0, str(REPO))
-    from claude_hooks import spool
+    import claude_hooks
 
-    lock = spool.try_drain_lock(str(home), blocking=True)
+    lock = claude_hooks.try_drain_lock(str(home), blocking=True)
     if lock is not None:
-        spool.release_drain_lock(lock)
+        claude_hooks.release_drain_lock(lock)
 
 
 def make_db(home):
@@ -175,17 +193,18 @@ def bench_parallel(python, workers, events, env, db_path, home, hook=HOOK):
             raise SystemExit(f"parallel worker failed: {err.decode()[-2000:]}")
     elapsed = time.perf_counter() - start
     sys.path.insert(0, str(REPO))
-    from claude_hooks import capture, spool
+    import claude_hooks
+    from claude_hooks import drain
 
     # The hooks' background drainers: wait for the last one, then count what they wrote.
-    lock = spool.try_drain_lock(str(home), blocking=True)
+    lock = claude_hooks.try_drain_lock(str(home), blocking=True)
     drained_at = time.perf_counter() - start
     con = sqlite3.connect(str(db_path), timeout=30)
     in_db = con.execute("SELECT count(*) FROM events WHERE tool_use_id LIKE 'toolu_par_%'").fetchone()[0]
-    drain_con = capture.connect(str(db_path))
-    while capture.drain_spool(drain_con, str(home)):
+    drain_con = drain.connect(str(db_path))
+    while drain.drain_spool(drain_con, str(home)):
         pass
-    spool.release_drain_lock(lock)
+    claude_hooks.release_drain_lock(lock)
     rows, distinct = con.execute(
         "SELECT count(*), count(DISTINCT tool_use_id) FROM events WHERE tool_use_id LIKE 'toolu_par_%'"
     ).fetchone()
@@ -245,25 +264,27 @@ def render(rows, par, python, runs, load=None):
     ]
     for name, n, med, p99, rmed, rp99, cpu_med, rcpu in rows:
         lines.append(
-            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x | {cpu_med:.1f} | "
-            f"{rcpu:.2f}x |"
+            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x"
+            f" | {cpu_med:.1f} | {rcpu:.2f}x |"
         )
     lines += ["", f"Load average while measuring: {load}."] if load else []
     by = {r[0]: r for r in rows}
     lines += [
         "",
-        f"Where the time goes: the process Claude Code waits for only writes the event to the spool "
-        "and, if no drainer is running, forks one; loading libsqlite3 alone would put a hook that writes "
-        f"SQLite in-process at {by['sqlite'][7]:.2f}x bare start-up (CPU), and its WAL checkpoint and "
-        "fsyncs on close cost more wall time. The forked drainer (its CPU is not in these rows: it "
-        "runs after the hook has returned, and the benchmark lets it finish, untimed, before the next "
-        "run, as it finishes between tool calls in a session) replays the spool into SQLite, "
-        "one drainer at a time. `import json` and `uuid` are not on the path "
-        "(claude_hooks/fastjson.py, os.urandom). A 1 MB event first pays its transfer: a bare "
-        f"interpreter that only reads the same megabyte from the pipe takes {by['read1mb'][4]:.2f}x bare "
-        f"start-up, and the hook {by['1mb'][2] / by['read1mb'][2]:.2f}x of that (the hook's fixed cost, "
-        "as the small event shows, plus writing the megabyte to the spool before it returns, so that "
-        "the event is on disk whatever happens to the drainer).",
+        "Where the time goes: the process Claude Code waits for loads two modules of the package "
+        "(its root and spool.py: no JSON module, no SQLite), grows its stdin pipe, moves the payload "
+        "from the pipe into the spool file with splice (the bytes never pass through the process) "
+        "and, if no drainer is running, forks one; loading libsqlite3 alone would put a hook that "
+        f"writes SQLite in-process at {by['sqlite'][7]:.2f}x bare start-up (CPU), and its WAL "
+        "checkpoint and fsyncs on close cost more wall time. The forked drainer (its CPU is not in "
+        "these rows: it runs after the hook has returned, and the benchmark lets it finish, untimed, "
+        "before the next run, as it finishes between tool calls in a session) replays the spool into "
+        "SQLite, one drainer at a time. A 1 MB event first pays its transfer: a bare interpreter that "
+        f"only reads the same megabyte from the pipe takes {by['read1mb'][4]:.2f}x bare start-up, and the "
+        f"hook {by['1mb'][2] / by['read1mb'][2]:.2f}x of that (the hook's fixed cost, as the small event "
+        "shows; its own handling of the megabyte is in the kernel). On a busy machine wall time "
+        "measures the scheduler: compare the CPU columns, and the rows with one another (they are "
+        "interleaved), more than the wall columns with a quiet run's.",
     ]
     lines += [
         "",

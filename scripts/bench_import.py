@@ -1,12 +1,16 @@
 """Benchmark `cra import`: throughput against bare JSON parsing, re-import cost, peak memory.
 
-    .venv/bin/python scripts/bench_import.py                 # 200 MB and 50 MB corpora
-    .venv/bin/python scripts/bench_import.py --size-mb 400 --small-mb 100 --keep /tmp/corpus
+    .venv/bin/python scripts/bench_import.py                 # 50 and 200 MB of fixtures, 60 MB of long sessions
+    .venv/bin/python scripts/bench_import.py --size-mb 400 --small-mb 100 --long-mb 0 --keep /tmp/corpus
 
-The corpus is built from the project's own transcript fixtures (tests/fixtures/recorded and
-tests/fixtures/transcripts; ../shared's recordings too when present): each source session is copied
-many times with fresh session ids and uuids, subagent files included, into a ~/.claude/projects-like
-tree. Each size is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
+Two kinds of corpus, in a ~/.claude/projects-like tree:
+- fixtures: the project's own transcript fixtures (tests/fixtures/recorded and
+  tests/fixtures/transcripts; ../shared's recordings too when present), each source session copied
+  many times with fresh session ids and uuids, subagent files included: many short sessions;
+- long sessions: generated (_LongSession), shaped like Claude Code 2.1.3xx's: ~3 MB main transcripts
+  of many turns, tool outputs of up to 160 KB stored both as the tool_result's text and as the
+  structured toolUseResult (as the client writes them), subagents in their own files, a compaction.
+Each corpus is measured in a fresh subprocess (so peak RSS is that size's own), and within it,
 side by side in --rounds rounds of: an import whose files alternate, every 2 MB, with their bare
 parse, each timed apart (a slow spell of the machine hits both alike; the parse starts each block on
 caches the import left cold, and the benchmark prints how much slower it runs than alone); then, run
@@ -75,8 +79,8 @@ def build_corpus(dest: Path, size_mb: float) -> int:
 
             # Every uuid (session ids included) gets this copy's last 12 hex digits: same shape, unique.
             def fresh(blob, tag=tag):
-                blob = UUID.sub(lambda found: found.group(1) + tag, blob)
-                return TOOL_USE_ID.sub(lambda found: found.group(1) + b"_" + tag, blob)  # tool calls unique too
+                blob = UUID.sub(lambda match: match.group(1) + tag, blob)
+                return TOOL_USE_ID.sub(lambda match: match.group(1) + b"_" + tag, blob)  # tool calls unique too
 
             new = fresh(data)
             first = json.loads(new.split(b"\n", 1)[0] or b"{}")
@@ -100,6 +104,267 @@ def build_corpus(dest: Path, size_mb: float) -> int:
             del first
             if total >= target:
                 break
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Long sessions: generated, shaped like Claude Code 2.1.3xx's (entry fields, content blocks, the
+# structured toolUseResult beside the tool_result text), with what the fixtures lack: large tool
+# outputs, many turns, subagents and a compaction, ~3 MB per main transcript.
+
+LONG_SESSION_BYTES = 3_000_000
+_WORDS = (
+    "the quick brown fox jumps over lazy dog function return value import module class self"
+    " config path error test assert result data file line read write open close index"
+).split()
+
+
+def _text(rng, n_bytes):
+    """Source-code-like text of about n_bytes: lines of words with indentation."""
+    out, size = [], 0
+    while size < n_bytes:
+        line = "    " * rng.randrange(4) + " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(3, 14)))
+        out.append(line)
+        size += len(line) + 1
+    return "\n".join(out)
+
+
+class _LongSession:
+    """Writes one long session: its main transcript and its subagents' files."""
+
+    def __init__(self, rng, project: Path, n: int):
+        self.rng, self.project, self.n = rng, project, n
+        self.sid = "7e570000-0000-4000-8000-%012x" % n
+        self.cwd = "/home/dev/long-project-%d" % (n % 7)
+        self.seq = 0
+        self.parent = None
+        self.clock = 1_767_225_600 + n * 86_400  # 2026-01-01 + n days
+
+    def _uuid(self):
+        self.seq += 1
+        return "%08x-0000-4000-8000-%012x" % (self.n, self.seq)
+
+    def _stamp(self):
+        self.clock += self.rng.uniform(0.2, 20)
+        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.clock)) + ".%03dZ" % self.rng.randrange(1000)
+
+    def _base(self, kind, agent=None):
+        uuid = self._uuid()
+        entry = {
+            "parentUuid": self.parent,
+            "isSidechain": agent is not None,
+            "type": kind,
+            "uuid": uuid,
+            "timestamp": self._stamp(),
+            "userType": "external",
+            "entrypoint": "cli",
+            "cwd": self.cwd,
+            "sessionId": self.sid,
+            "version": "2.1.330",
+            "gitBranch": "main",
+        }
+        if agent is not None:
+            entry["agentId"] = agent
+        self.parent = uuid
+        return entry
+
+    def _prompt(self, text, agent=None, prompt_id=None):
+        e = self._base("user", agent)
+        e.update(promptId=prompt_id or self._uuid(), message={"role": "user", "content": text})
+        return e
+
+    def _assistant(self, blocks, msg_id, agent=None, stop="tool_use"):
+        e = self._base("assistant", agent)
+        usage = {
+            "input_tokens": self.rng.randrange(5, 500),
+            "cache_creation_input_tokens": self.rng.randrange(0, 5000),
+            "cache_read_input_tokens": self.rng.randrange(10_000, 150_000),
+            "output_tokens": self.rng.randrange(20, 2000),
+            "service_tier": "standard",
+        }
+        e.update(
+            message={
+                "id": msg_id,
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-opus-5-5",
+                "content": blocks,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": usage,
+            },
+            requestId="req_%s" % msg_id[4:],
+        )
+        return e
+
+    def _tool_round(self, entries, agent, big):
+        """One assistant response (thinking, text, one to three tool calls) and the results."""
+        rng = self.rng
+        msg_id = "msg_%08x%06x" % (self.n, self.seq)
+        calls = []
+        entries.append(
+            self._assistant(
+                [{"type": "thinking", "thinking": _text(rng, rng.randrange(200, 3000)), "signature": "sig" * 40}],
+                msg_id,
+                agent,
+            )
+        )
+        entries.append(self._assistant([{"type": "text", "text": _text(rng, rng.randrange(50, 400))}], msg_id, agent))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            tool = rng.choice(("Read", "Read", "Bash", "Grep"))
+            tid = "toolu_%08x%08x" % (self.n, self.seq)
+            args = {
+                "Read": {"file_path": "%s/src/mod_%d.py" % (self.cwd, rng.randrange(200))},
+                "Bash": {"command": "pytest -q tests/test_%d.py" % rng.randrange(90), "description": "Run tests"},
+                "Grep": {"pattern": rng.choice(_WORDS), "path": self.cwd, "output_mode": "content"},
+            }[tool]
+            entries.append(
+                self._assistant([{"type": "tool_use", "id": tid, "name": tool, "input": args}], msg_id, agent)
+            )
+            calls.append((tid, tool, args))
+        for tid, tool, args in calls:
+            size = rng.randrange(20_000, 160_000) if big and tool == "Read" else rng.randrange(500, 30_000)
+            output = _text(rng, size)
+            if tool == "Read":
+                result = {
+                    "type": "text",
+                    "file": {
+                        "filePath": args["file_path"],
+                        "content": output,
+                        "numLines": output.count("\n") + 1,
+                        "startLine": 1,
+                        "totalLines": output.count("\n") + 1,
+                    },
+                }
+            elif tool == "Bash":
+                result = {"stdout": output, "stderr": "", "interrupted": False, "isImage": False}
+            else:
+                result = {
+                    "mode": "content",
+                    "numFiles": rng.randrange(1, 30),
+                    "filenames": [],
+                    "content": output,
+                    "numLines": output.count("\n") + 1,
+                }
+            e = self._base("user", agent)
+            e.update(
+                message={
+                    "role": "user",
+                    "content": [{"tool_use_id": tid, "type": "tool_result", "content": output, "is_error": False}],
+                },
+                toolUseResult=result,
+                sourceToolAssistantUUID=self.parent,
+            )
+            entries.append(e)
+
+    def _subagent(self, entries):
+        """An Agent call: its own transcript (and meta file) beside the main one, and its result."""
+        rng = self.rng
+        agent = "%08x%09x" % (self.n, self.seq)
+        tid = "toolu_agent_%08x%06x" % (self.n, self.seq)
+        msg_id = "msg_agent_%08x%06x" % (self.n, self.seq)
+        description = "Explore the %s module" % rng.choice(_WORDS)
+        entries.append(
+            self._assistant(
+                [
+                    {
+                        "type": "tool_use",
+                        "id": tid,
+                        "name": "Agent",
+                        "input": {"description": description, "prompt": _text(rng, 600), "subagent_type": "Explore"},
+                    }
+                ],
+                msg_id,
+            )
+        )
+        main_parent = self.parent
+        self.parent = None
+        sub = [self._prompt(_text(rng, 600), agent=agent)]
+        for _ in range(rng.randrange(3, 8)):
+            self._tool_round(sub, agent, big=True)
+        report = _text(rng, rng.randrange(800, 4000))
+        sub.append(self._assistant([{"type": "text", "text": report}], msg_id + "_end", agent, stop="end_turn"))
+        folder = self.project / self.sid / "subagents"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"agent-{agent}.jsonl").write_bytes(b"".join(json.dumps(e).encode() + b"\n" for e in sub))
+        (folder / f"agent-{agent}.meta.json").write_text(
+            json.dumps({"agentType": "Explore", "description": description, "toolUseId": tid})
+        )
+        self.parent = main_parent
+        e = self._base("user")
+        e.update(
+            message={
+                "role": "user",
+                "content": [{"tool_use_id": tid, "type": "tool_result", "content": [{"type": "text", "text": report}]}],
+            },
+            toolUseResult={
+                "status": "completed",
+                "agentId": agent,
+                "agentType": "Explore",
+                "content": [{"type": "text", "text": report}],
+                "totalToolUseCount": len(sub) // 3,
+                "description": description,
+            },
+        )
+        entries.append(e)
+
+    def _compaction(self, entries):
+        e = self._base("system")
+        e.update(
+            subtype="compact_boundary",
+            content="Conversation compacted",
+            isMeta=False,
+            level="info",
+            compactMetadata={"trigger": "auto", "preTokens": self.rng.randrange(150_000, 190_000)},
+        )
+        entries.append(e)
+        summary = self._prompt(
+            "This session is being continued from a previous conversation that ran out of"
+            " context. Summary:\n" + _text(self.rng, 12_000)
+        )
+        summary["isCompactSummary"] = True
+        entries.append(summary)
+
+    def write(self, target=LONG_SESSION_BYTES):
+        rng = self.rng
+        entries, size, compacted = [], 0, False
+        while size < target:
+            entries.append(self._prompt(_text(rng, rng.randrange(40, 600))))
+            for _ in range(rng.randrange(2, 9)):
+                if rng.random() < 0.12:
+                    self._subagent(entries)
+                else:
+                    self._tool_round(entries, None, big=rng.random() < 0.5)
+            entries.append(
+                self._assistant(
+                    [{"type": "text", "text": _text(rng, rng.randrange(200, 2500))}],
+                    "msg_end_%08x%06x" % (self.n, self.seq),
+                    stop="end_turn",
+                )
+            )
+            size = sum(len(json.dumps(e)) + 1 for e in entries)
+            if not compacted and size > target / 2:
+                self._compaction(entries)
+                compacted = True
+        data = b"".join(json.dumps(e).encode() + b"\n" for e in entries)
+        (self.project / f"{self.sid}.jsonl").write_bytes(data)
+        return data
+
+
+def build_long_sessions(dest: Path, size_mb: float, seed: int = 7) -> int:
+    """Long sessions (main transcripts of ~3 MB, their subagents beside them) until the tree holds
+    size_mb MB. Returns bytes."""
+    import random
+
+    rng = random.Random(seed)
+    total, n = 0, 0
+    while total < size_mb * 1e6:
+        n += 1
+        project = dest / ("-home-dev-long-project-%d" % (n % 7))
+        project.mkdir(parents=True, exist_ok=True)
+        session = _LongSession(rng, project, n)
+        session.write()
+        total += sum(f.stat().st_size for f in project.rglob("*.jsonl") if session.sid in str(f))
     return total
 
 
@@ -257,6 +522,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=200)
     ap.add_argument("--small-mb", type=float, default=50, help="second, smaller corpus (memory flatness); 0 to skip")
+    ap.add_argument("--long-mb", type=float, default=60, help="long sessions (~3 MB transcripts); 0 to skip")
     ap.add_argument("--keep", help="build the corpora under this folder and keep them")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size; the least of each is reported")
     ap.add_argument("--worker", nargs=3, metavar=("CORPUS", "DB", "ROUNDS"), help=argparse.SUPPRESS)
@@ -266,15 +532,18 @@ def main():
         print(json.dumps(worker(corpus, db, int(rounds))))
         return
     base = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="cra-bench-"))
+    corpora = [("fixtures", args.small_mb, build_corpus), ("fixtures", args.size_mb, build_corpus)]
+    corpora.append(("long sessions", args.long_mb, build_long_sessions))
     results = {}
     try:
-        for size in [s for s in (args.small_mb, args.size_mb) if s]:
-            corpus = base / f"corpus-{int(size)}mb"
+        for kind, size, build in [c for c in corpora if c[1]]:
+            name = f"{kind.replace(' ', '-')}-{int(size)}mb"
+            corpus = base / f"corpus-{name}"
             if not corpus.exists():
-                print(f"building a {size:.0f} MB corpus in {corpus} ...", file=sys.stderr)
-                build_corpus(corpus, size)
-            db = base / f"bench-{int(size)}mb.db"
-            for p in base.glob(f"bench-{int(size)}mb.db*"):
+                print(f"building a {size:.0f} MB corpus of {kind} in {corpus} ...", file=sys.stderr)
+                build(corpus, size)
+            db = base / f"bench-{name}.db"
+            for p in base.glob(f"bench-{name}.db*"):
                 p.unlink()
             print(f"importing {corpus} ...", file=sys.stderr)
             out = subprocess.run(
@@ -283,7 +552,7 @@ def main():
                 text=True,
                 check=True,
             )
-            results[size] = json.loads(out.stdout.strip().splitlines()[-1])
+            results[f"{size:.0f} MB {kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
@@ -295,31 +564,48 @@ def main():
         "import/bare: the median over the rounds of each round's import over the same round's bare parse;"
         " least/least: the least import over the least bare parse; interleaved: the median over the rounds of"
         " an import whose files alternate with their bare parse every %.0f MB (the parse runs %s slower that"
-        " way than alone, by size)."
+        " way than alone, by corpus)."
         % (
             INTERLEAVE_BYTES / 1e6,
             ", ".join("%+.0f%%" % (100 * r["interleaved_bare_slowdown"] - 100) for r in results.values()),
         )
     )
-    print(
-        f"{'corpus':>10} {'files':>6} {'lines':>8} {'bare MB/s':>10} {'import MB/s':>12} {'import/bare':>12}"
-        f" {'least/least':>12} {'interleaved':>12} {'raw-only/bare':>14} {'reimport s':>11} {'re/import':>10}"
-        f" {'peak RSS MB':>12} {'db MB':>7} {'load':>6}"
+    head = (
+        ("corpus", 26),
+        ("files", 6),
+        ("lines", 8),
+        ("bare MB/s", 10),
+        ("import MB/s", 12),
+        ("import/bare", 12),
+        ("least/least", 12),
+        ("interleaved", 12),
+        ("raw-only/bare", 14),
+        ("reimport s", 11),
+        ("re/import", 10),
+        ("peak RSS MB", 12),
+        ("db MB", 7),
+        ("load", 6),
     )
-    print(
-        f"{'':>10} {'':>6} {'':>8} {'(CPU)':>10} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>14}"
-        f" {'(CPU)':>11} {'(CPU)':>10}"
-    )
-    for r in results.values():
-        print(
-            f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s_cpu']:>10.1f} "
-            f"{r['import_mb_s_cpu']:>12.1f}"
-            f" {r['paired_vs_bare']:>11.2f}x {r['import_vs_bare_cpu']:>11.2f}x {r['interleaved_vs_bare']:>11.2f}x"
-            f" {r['raw_only_vs_bare_cpu']:>13.2f}x {r['reimport_cpu_s']:>11.3f}"
-            f" {r['reimport_vs_import_cpu']:>9.4f}x {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f} "
-            f"{r['load_avg_1m']:>6.1f}"
+    print(" ".join(f"{h:>{w}}" for h, w in head))
+    for label, r in results.items():
+        cells = (
+            label,
+            r["files"],
+            r["lines"],
+            f"{r['bare_mb_s_cpu']:.1f}",
+            f"{r['import_mb_s_cpu']:.1f}",
+            f"{r['paired_vs_bare']:.2f}x",
+            f"{r['import_vs_bare_cpu']:.2f}x",
+            f"{r['interleaved_vs_bare']:.2f}x",
+            f"{r['raw_only_vs_bare_cpu']:.2f}x",
+            f"{r['reimport_cpu_s']:.3f}",
+            f"{r['reimport_vs_import_cpu']:.4f}x",
+            f"{r['peak_rss_mb']:.0f}",
+            f"{r['db_mb']:.0f}",
+            f"{r['load_avg_1m']:.1f}",
         )
-    print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
+        print(" ".join(f"{c:>{w}}" for c, (_, w) in zip(cells, head)))
+    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -53,26 +53,27 @@ def run_hook(payload: bytes | str, env: dict | None = None, timeout: float = 60,
 def wait_for_drainer(env=None):
     """Block until no hook drainer holds the drain lock, then ingest whatever is still spooled, as
     any `cra` command would (a drainer that lost the lock to this waiter leaves that to it)."""
-    from claude_hooks import capture, spool
+    import claude_hooks
+    from claude_hooks import drain
 
     env = {**os.environ, **(env or {})}
-    home = spool.cra_home(env)
+    home = claude_hooks.cra_home(env)
     if not os.path.isdir(home):
         return
-    lock = spool.try_drain_lock(home, blocking=True)
+    lock = claude_hooks.try_drain_lock(home, blocking=True)
     if lock is not None:
         try:
-            if spool.spool_pending(home) and os.path.exists(spool.db_path(env)):
+            if drain.has_queued(home) and os.path.exists(claude_hooks.db_path(env)):
                 try:
-                    con = capture.connect(spool.db_path(env), timeout=0.5)
+                    con = drain.connect(claude_hooks.db_path(env), timeout=0.5)
                     try:
-                        capture.drain_spool(con, home, via="cra")
+                        drain.drain_spool(con, home, via="cra")
                     finally:
                         con.close()
                 except Exception:
                     pass  # the database refuses (locked, corrupt): the events stay spooled
         finally:
-            spool.release_drain_lock(lock)
+            claude_hooks.release_drain_lock(lock)
 
 
 RECORDED = REPO / "tests" / "fixtures" / "recorded"
@@ -87,14 +88,15 @@ def scenario_dirs(root):
 
 def build_fixture_db(path, scenarios, transcript_paths=(), schema_before=None):
     """A database as a user would have it: each scenario directory's recorded hook events fed
-    through the hook's own code (capture.record), then its transcripts (and any
+    through the hook's own code (drain.record), then its transcripts (and any
     `transcript_paths`) imported. schema_before: a migration's name, to build the older schema
     a cra without it made."""
     import json
 
     import sqlite_utils
 
-    from claude_hooks import capture
+    import claude_hooks
+    from claude_hooks import drain
     from cra.db import open_db
     from cra.db.migrations import migrations
     from cra.transcripts import importer
@@ -110,12 +112,12 @@ def build_fixture_db(path, scenarios, transcript_paths=(), schema_before=None):
         with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
             for line in f:
                 rec = json.loads(line)
-                event = capture.Event(
+                event = drain.Event(
                     json.dumps(rec["payload"]).encode(),
                     rec.get("env") or {},
-                    received_at=capture.now_iso(rec["t_start"]),
+                    received_at=claude_hooks.now_iso(rec["t_start"]),
                 )
-                capture.record(db.conn, event)
+                drain.record(db.conn, event)
         if (scenario / "transcripts").is_dir():
             imports.append(str(scenario / "transcripts"))
     importer.import_paths(db.conn, imports)

@@ -14,7 +14,8 @@ import sqlite3
 import pytest
 from conftest import REPO, SHARED, handle_in_process, run_hook
 
-from claude_hooks import capture
+import claude_hooks
+from claude_hooks import drain
 from cra.db import open_db
 
 SHARED_SCENARIOS = SHARED / "fixtures" / "claude-code-2.1.328"
@@ -131,7 +132,7 @@ def transcript_calls(scenario):
 
 
 def _db():
-    con = sqlite3.connect(capture.db_path(os.environ))
+    con = sqlite3.connect(claude_hooks.db_path(os.environ))
     con.row_factory = sqlite3.Row
     return con
 
@@ -148,7 +149,7 @@ def test_scenario_matches_client_transcript(scenario, cra_home):
     assert [json.loads(r["payload"]) for r in rows] == [line["payload"] for line in lines]
     assert all(r["derive_error"] is None for r in rows)
     assert {r["via"] for r in rows} == {"hook"}
-    assert not any((cra_home / capture.SPOOL_DIR).glob("*.event"))
+    assert not any((cra_home / claude_hooks.SPOOL_DIR).glob("*.event"))
     assert set(r[0] for r in con.execute("SELECT id FROM sessions")) == sessions
 
     calls = {r["tool_use_id"]: r for r in con.execute("SELECT * FROM tool_calls")}
@@ -274,7 +275,7 @@ def test_older_client_hook_logs(logdir, cra_home):
     con = db.conn
     assert con.execute("SELECT count(*) FROM events").fetchone()[0] == total
     assert con.execute("SELECT count(*) FROM events WHERE derive_error IS NOT NULL").fetchone()[0] == 0
-    assert not os.listdir(cra_home / capture.SPOOL_DIR) if (cra_home / capture.SPOOL_DIR).exists() else True
+    assert not os.listdir(cra_home / claude_hooks.SPOOL_DIR) if (cra_home / claude_hooks.SPOOL_DIR).exists() else True
 
     pres, posts = fed["pre_tool_use.json"], fed["post_tool_use.json"]
     if not pres and not posts:
@@ -298,7 +299,7 @@ def test_older_client_hook_logs(logdir, cra_home):
         for r in rows
         if r["status"] == "success"
     )
-    expected = collections.Counter(_key(p) + (capture._json(p.get("tool_response")),) for p in posts)
+    expected = collections.Counter(_key(p) + (drain.json_text(p.get("tool_response")),) for p in posts)
     assert success == expected
     assert sum(1 for r in rows if r["pre_at"]) == len(pres)
     for r in rows:

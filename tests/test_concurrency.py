@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO, run_hook
 
-from claude_hooks import capture
+import claude_hooks
+from claude_hooks import drain, spool
 from cra.cli import cli
 from cra.db import open_db, spool_backlog
 
@@ -70,11 +71,12 @@ SPOOLED = 300
 DRAIN_SCRIPT = """
 import os, sys
 sys.path.insert(0, sys.argv[1])
-from claude_hooks import capture
-con = capture.connect(capture.db_path(os.environ))
+import claude_hooks
+from claude_hooks import drain
+con = drain.connect(claude_hooks.db_path(os.environ))
 total = 0
 while True:
-    n = capture.drain_spool(con, capture.cra_home(os.environ), limit=25)
+    n = drain.drain_spool(con, claude_hooks.cra_home(os.environ), limit=25)
     total += n
     if n == 0:
         break
@@ -86,8 +88,8 @@ def test_concurrent_drainers_ingest_each_event_once(cra_home):
     open_db().conn.close()
     home = str(cra_home)
     for i in range(SPOOLED):
-        event = capture.Event(json.dumps({"session_id": "s", "hook_event_name": "Notification", "n": i}).encode(), {})
-        assert capture.spool(home, event, reason="test") == os.path.join(home, capture.SPOOL_DIR)
+        event = drain.Event(json.dumps({"session_id": "s", "hook_event_name": "Notification", "n": i}).encode(), {})
+        assert spool.spool_event(home, event, reason="test") == os.path.join(home, claude_hooks.SPOOL_DIR)
     assert spool_backlog() == SPOOLED
     procs = [
         subprocess.Popen(
@@ -106,7 +108,7 @@ def test_concurrent_drainers_ingest_each_event_once(cra_home):
         assert proc.returncode == 0, err.decode()
         counts.append(int(out))
     assert spool_backlog() == 0
-    assert not [n for n in os.listdir(os.path.join(home, capture.SPOOL_DIR)) if not n.endswith(".event")]
+    assert not [n for n in os.listdir(os.path.join(home, claude_hooks.SPOOL_DIR)) if not n.endswith(".event")]
     con = sqlite3.connect(str(cra_home / "cra.db"))
     payloads = [json.loads(p) for (p,) in con.execute("SELECT payload FROM events")]
     spooled = [p["n"] for p in payloads if "n" in p]
@@ -119,9 +121,9 @@ def test_concurrent_drainers_ingest_each_event_once(cra_home):
 def test_replaying_a_spool_file_twice_is_a_no_op(cra_home):
     """A drainer that dies between insert and unlink leaves the file: the next replay adds nothing."""
     db = open_db()
-    event = capture.Event(json.dumps({"session_id": "s", "hook_event_name": "Stop"}).encode(), {})
-    capture.record(db.conn, event, via="cra")
-    capture.spool(str(cra_home), event, reason="crash before unlink")
-    assert capture.drain_spool(db.conn, str(cra_home)) == 1
+    event = drain.Event(json.dumps({"session_id": "s", "hook_event_name": "Stop"}).encode(), {})
+    drain.record(db.conn, event, via="cra")
+    spool.spool_event(str(cra_home), event, reason="crash before unlink")
+    assert drain.drain_spool(db.conn, str(cra_home)) == 1
     assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 1
     assert spool_backlog() == 0

@@ -15,7 +15,8 @@ from conftest import run_hook, wait_for_drainer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_hooks import capture
+import claude_hooks
+from claude_hooks import drain, spool
 from cra.cli import cli
 from cra.db import open_db
 
@@ -38,11 +39,11 @@ def payload(event="PreToolUse", **fields):
 def init_db():
     db = open_db()
     db.conn.close()
-    return capture.db_path(os.environ)
+    return claude_hooks.db_path(os.environ)
 
 
 def events(path=None):
-    con = sqlite3.connect(path or capture.db_path(os.environ))
+    con = sqlite3.connect(path or claude_hooks.db_path(os.environ))
     try:
         return con.execute(
             "SELECT hook_event_name, payload, payload_bytes, parse_error, via FROM events ORDER BY id"
@@ -53,7 +54,7 @@ def events(path=None):
 
 def spooled(home):
     found = []
-    for directory in capture.spool_dirs(str(home)):
+    for directory in claude_hooks.spool_dirs(str(home)):
         if os.path.isdir(directory):
             found += [os.path.join(directory, n) for n in os.listdir(directory) if n.endswith(".event")]
     return found
@@ -126,7 +127,7 @@ def test_20mb_payload_lands_whole():
     assert_silent_success(proc)
     rows = events()
     assert len(rows) == 1 and rows[0][1] == raw and rows[0][3] is None
-    con = sqlite3.connect(capture.db_path(os.environ))
+    con = sqlite3.connect(claude_hooks.db_path(os.environ))
     (response,) = con.execute("SELECT tool_response FROM tool_calls WHERE tool_use_id = 'toolu_big'").fetchone()
     assert json.loads(response) == {"content": big}
 
@@ -164,11 +165,11 @@ def test_uncreatable_cra_home_falls_back_to_tmp_spool(tmp_path, monkeypatch):
     monkeypatch.setenv("CRA_HOME", str(home))
     raw = payload()
     assert_silent_success(run_hook(raw, env={"CRA_HOME": str(home)}))
-    fallback = capture.fallback_spool_dir()
+    fallback = claude_hooks.fallback_spool_dir()
     assert fallback.startswith(str(tmp_path))  # conftest points TMPDIR at tmp_path
     files = [n for n in os.listdir(fallback) if n.endswith(".event")]
     assert len(files) == 1
-    event = capture.read_spooled(os.path.join(fallback, files[0]))
+    event = drain.read_spooled(os.path.join(fallback, files[0]))
     assert event.text == raw and event.name == "PreToolUse"
 
 
@@ -196,8 +197,8 @@ def test_read_only_cra_home_spools_to_fallback(cra_home):
     raw = payload()
     with read_only_dir(cra_home):
         assert_silent_success(run_hook(raw))
-        assert not (cra_home / capture.SPOOL_DIR).exists()
-    fallback = capture.fallback_spool_dir()
+        assert not (cra_home / claude_hooks.SPOOL_DIR).exists()
+    fallback = claude_hooks.fallback_spool_dir()
     assert len([n for n in os.listdir(fallback) if n.endswith(".event")]) == 1
     result = cra("ingest")
     assert result.exit_code == 0, result.output
@@ -223,7 +224,7 @@ def test_locked_database_never_blocks_the_hook_and_loses_nothing(cra_home):
     ids = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls ORDER BY seq")]
     assert ids == ["toolu_lock0", "toolu_lock1", "toolu_lock2"]
     assert spooled(cra_home) == []
-    assert not (cra_home / capture.ERROR_LOG).exists()
+    assert not (cra_home / claude_hooks.ERROR_LOG).exists()
 
 
 def test_database_locked_past_the_timeout_keeps_events_spooled(cra_home):
@@ -248,7 +249,7 @@ def test_database_locked_past_the_timeout_keeps_events_spooled(cra_home):
     ids = [r[0] for r in con.execute("SELECT tool_use_id FROM tool_calls ORDER BY seq")]
     assert ids == ["toolu_lock0", "toolu_lock1", "toolu_lock2"]
     # Each drainer that gave up logged why (what `cra status` counts).
-    assert len((cra_home / capture.ERROR_LOG).read_text().splitlines()) == 3
+    assert len((cra_home / claude_hooks.ERROR_LOG).read_text().splitlines()) == 3
 
 
 def test_next_hook_drains_what_an_earlier_one_left(cra_home):
@@ -322,7 +323,7 @@ def test_ignored_project_records_nothing(cra_home, tmp_path):
 def test_junk_in_the_ignore_file_costs_no_event(cra_home, tmp_path):
     init_db()
     project = tmp_path / "secret"
-    (cra_home / capture.IGNORE_FILE).write_bytes(b"/caf\xe9-latin1\n\n" + str(project).encode() + b"\n")
+    (cra_home / claude_hooks.IGNORE_FILE).write_bytes(b"/caf\xe9-latin1\n\n" + str(project).encode() + b"\n")
     assert_silent_success(run_hook(payload(cwd=str(project))))
     assert_silent_success(run_hook(payload(cwd="/somewhere/else")))
     assert len(events()) == 1
@@ -436,8 +437,8 @@ def test_fuzzed_payloads_always_land(raws, tmp_path):
     con = _fuzz_db(tmp_path)
     before = con.execute("SELECT count(*) FROM events").fetchone()[0]
     for raw in raws:
-        event = capture.Event(raw, {"CLAUDE_PROJECT_DIR": "/tmp/project"})
-        capture.record(con, event)  # must not raise
+        event = drain.Event(raw, {"CLAUDE_PROJECT_DIR": "/tmp/project"})
+        drain.record(con, event)  # must not raise
         row = con.execute(
             "SELECT payload, payload_bytes, parse_error, derive_error FROM events WHERE event_uid = ?",
             (event.uid,),
@@ -451,7 +452,7 @@ def test_fuzzed_payloads_always_land(raws, tmp_path):
             # Invalid UTF-8 is noted even when the replaced text still parses (and derives).
             assert parse_error is not None
         else:
-            assert raw_bytes is None and text == capture._safe_text(exact)
+            assert raw_bytes is None and text == drain.safe_text(exact)
             assert (parse_error is None) == (event.payload is not None)
         # Odd shapes cost derived rows at worst, and should not even do that.
         assert derive_error is None, derive_error
@@ -475,10 +476,10 @@ def _fuzz_db(tmp_path):
 
 def test_spooled_event_replays_identically(tmp_path):
     raw = b'{"session_id": "s", "hook_event_name": "Stop", "bad": "\xff"}'
-    event = capture.Event(raw, {"CLAUDE_PROJECT_DIR": "/p", "CLAUDE_CODE_MESSAGING_TOKEN": "secret"})
-    directory = capture.spool(str(tmp_path / "home"), event, reason="test")
+    event = drain.Event(raw, {"CLAUDE_PROJECT_DIR": "/p", "CLAUDE_CODE_MESSAGING_TOKEN": "secret"})
+    directory = spool.spool_event(str(tmp_path / "home"), event, reason="test")
     (name,) = [n for n in os.listdir(directory) if n.endswith(".event")]
-    again = capture.read_spooled(os.path.join(directory, name))
+    again = drain.read_spooled(os.path.join(directory, name))
     assert (again.uid, again.received_at, again.text, again.raw_bytes, again.env) == (
         event.uid,
         event.received_at,
@@ -495,20 +496,19 @@ def test_database_older_than_the_hook_keeps_events_spooled_until_upgraded(cra_ho
 
     from cra.db.migrations import migrations
 
-    path = capture.db_path(os.environ)
+    path = claude_hooks.db_path(os.environ)
     os.makedirs(cra_home, exist_ok=True)
     old = Database(path)
     migrations.apply(old, stop_before="m002_transcripts")  # a database from before m002
     old.conn.close()
     assert_silent_success(run_hook(payload(tool_use_id="toolu_old"), wait=False))
-    from claude_hooks import spool
 
-    spool.release_drain_lock(spool.try_drain_lock(str(cra_home), blocking=True))  # its drainer is done
+    claude_hooks.release_drain_lock(claude_hooks.try_drain_lock(str(cra_home), blocking=True))  # its drainer is done
     assert len(spooled(cra_home)) == 1
-    assert "m002_transcripts not applied" in (cra_home / capture.ERROR_LOG).read_text()
+    assert "m002_transcripts, m009_capture not applied" in (cra_home / claude_hooks.ERROR_LOG).read_text()
     result = cra("ingest")
     assert result.exit_code == 0, result.output
     assert spooled(cra_home) == []
     con = sqlite3.connect(path)
     assert con.execute("SELECT tool_use_id, source FROM tool_calls").fetchall() == [("toolu_old", "hook")]
-    assert capture.missing_migrations(con) == []
+    assert drain.missing_migrations(con) == []

@@ -62,17 +62,25 @@ def test_import_reports_unreadable_files_and_continues(tmp_path):
     bad.write_text('{"not": "an array"}')
     hooklog = tmp_path / "hooks.jsonl"
     hooklog.write_text('{"event": "Stop", "payload": {}}\n')
-    r = CliRunner().invoke(
-        cli, ["import", str(tmp_path / "missing.jsonl"), str(bad), str(hooklog), str(FIXTURES / "v1_old")]
-    )
+    r = CliRunner().invoke(cli, ["import", str(bad), str(hooklog), str(FIXTURES / "v1_old")])
     assert r.exit_code == 0
-    assert f"Skipped {tmp_path / 'missing.jsonl'}: no such file" in r.stderr
     assert f"Skipped {bad}: not a transcript" in r.stderr
     assert f"Skipped {hooklog}: not a Claude Code transcript" in r.stderr
-    assert "3 file(s) skipped" in r.stdout
+    assert "2 file(s) skipped" in r.stdout
     db = open_db()
     assert db.execute("SELECT count(*) FROM messages WHERE session_id = ?", [S1]).fetchone()[0] == 10
     assert db.execute("SELECT count(*) FROM transcript_files").fetchone()[0] == 1  # nothing stored for the rest
+
+
+def test_import_of_a_missing_path_fails_after_importing_the_others(tmp_path):
+    missing = tmp_path / "missing.jsonl"
+    r = CliRunner().invoke(cli, ["import", str(missing), str(FIXTURES / "v1_old")])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == f"Error: no such file or folder: {missing} (the others were imported)"
+    assert "Traceback" not in r.output
+    assert open_db().execute("SELECT count(*) FROM messages WHERE session_id = ?", [S1]).fetchone()[0] == 10
+    r = CliRunner().invoke(cli, ["import", str(missing)])
+    assert (r.exit_code, r.output.splitlines()[-1]) == (1, f"Error: no such file or folder: {missing}")
 
 
 def test_import_without_history_says_what_to_do(tmp_path, monkeypatch):

@@ -243,9 +243,10 @@ def test_parsing_line_bytes_with_orjson_stores_what_the_hook_stores():
     cra = transcript_tail.parse_lines(*args, loads_bytes=loads_bytes)
 
     def comparable(params, rows):
-        # raw as text (the fast path binds bytes, SQLite stores them as text); NaN != NaN, so entries as repr
+        # raw as text (the fast path binds the line's bytes, a view of them, which SQLite stores as text);
+        # NaN != NaN, so entries as repr
         return (
-            [p[:9] + ((p[9].decode() if isinstance(p[9], bytes) else p[9]),) + p[10:] for p in params],
+            [p[:9] + ((str(p[9], "utf-8") if not isinstance(p[9], str) else p[9]),) + p[10:] for p in params],
             [(r[0], r[1], repr(r[2])) for r in rows],
         )
 
@@ -274,7 +275,7 @@ def test_lines_are_cut_at_each_newline_with_their_file_offsets():
     data = a + b"\n\n  \t\n" + b + b"\n" + c + b"\n" + b'{"type":"user","uu'
     for loads in (None, loads_bytes):  # the hook's path and cra's
         params, rows = transcript_tail.parse_lines(data, 1000, 7, 3, "/p/s.jsonl", 0, "s", None, loads)
-        got = [(p[0], p[3], p[4], bytes(p[9]) if isinstance(p[9], bytes) else p[9].encode()) for p in params]
+        got = [(p[0], p[3], p[4], p[9].encode() if isinstance(p[9], str) else bytes(p[9])) for p in params]
         assert got == [(7, 3, 1000, a), (8, 4, 1000 + data.index(b), b), (9, 5, 1000 + data.index(c), c)]
         assert [r[:2] for r in rows] == [(7, 3), (8, 4), (9, 5)]
     assert transcript_tail.parse_lines(b'{"partial', 0, 1, 0, "/p", 0, "s", None) == ([], [])

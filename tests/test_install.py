@@ -176,3 +176,122 @@ def test_installed_command_records_through_sh(tmp_path, cra_home, monkeypatch):
     assert con.execute("SELECT tool_use_id, tool_name, status FROM tool_calls").fetchall() == [
         ("toolu_sh", "Bash", "pending")
     ]
+
+
+# -- hostile and unusual settings files --------------------------------------------------------------
+
+
+def test_a_planted_temp_or_backup_symlink_is_never_written_through(tmp_path, monkeypatch):
+    """A cloned repository can ship `.claude/` with links named like cra's temporary file and
+    backups: `cra install --project` must not write through them."""
+    project = tmp_path / "cloned-repo"
+    claude = project / ".claude"
+    claude.mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    (claude / ".settings.json.cra-tmp").symlink_to(victim)
+    write(claude / "settings.json", {"model": "opus"})
+    import time as _time
+
+    now = _time.time()
+    for dt in range(-1, 6):  # the backup names of the next seconds
+        stamp = _time.strftime("%Y%m%d-%H%M%S", _time.localtime(now + dt))
+        (claude / f"settings.json.cra-backup-{stamp}").symlink_to(victim)
+    monkeypatch.chdir(project)
+    assert invoke("install", "--project").exit_code == 0
+    assert victim.read_text() == "precious\n"
+    assert set(cra_hooks(json.loads((claude / "settings.json").read_text()))) == set(HOOK_EVENTS)
+    assert not (claude / "settings.json").is_symlink()
+
+
+def test_only_cras_own_hook_commands_are_taken_for_cras(tmp_path):
+    path = tmp_path / "settings.json"
+    theirs = [
+        {"type": "command", "command": "python3 /opt/other/claude_hooks/hook.py --log /tmp/x"},
+        {"type": "command", "command": "echo claude_hooks/hook.py >> /tmp/audit"},
+        {"type": "command", "command": "FOO=1 python3 -S /opt/mine/claude_hooks/hook.py"},
+    ]
+    write(
+        path, {"hooks": {"Stop": [{"hooks": list(theirs)}], "PreToolUse": [{"matcher": "Bash", "hooks": theirs[:1]}]}}
+    )
+    assert invoke("install", "--settings", str(path)).exit_code == 0
+    installed = json.loads(path.read_text())
+    assert installed["hooks"]["Stop"][0] == {"hooks": theirs}  # kept, not "refreshed" into cra's
+    assert installed["hooks"]["PreToolUse"][0] == {"matcher": "Bash", "hooks": theirs[:1]}
+    ours = [h for g in installed["hooks"]["Stop"] for h in g["hooks"] if h not in theirs]
+    assert len(ours) == 1 and str(HOOK_SCRIPT) in ours[0]["command"]
+    assert invoke("uninstall", "--settings", str(path)).exit_code == 0
+    assert json.loads(path.read_text()) == {
+        "hooks": {"Stop": [{"hooks": theirs}], "PreToolUse": [{"matcher": "Bash", "hooks": theirs[:1]}]}
+    }
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o666, 0o640])
+def test_the_files_mode_is_kept_and_its_backup_has_it_too(tmp_path, mode):
+    path = tmp_path / "settings.json"
+    write(path, {"model": "opus"})
+    os.chmod(path, mode)
+    invoke("install", "--settings", str(path))
+    (backup,) = tmp_path.glob("settings.json.cra-backup-*")
+    assert (path.stat().st_mode & 0o777, backup.stat().st_mode & 0o777) == (mode, mode)
+
+
+def test_a_symlinked_settings_file_has_its_target_written(tmp_path):
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "claude-settings.json"
+    write(target, EXISTING)
+    link = tmp_path / "settings.json"
+    link.symlink_to(target)
+    invoke("install", "--settings", str(link))
+    assert link.is_symlink() and link.resolve() == target
+    assert set(cra_hooks(json.loads(target.read_text()))) == set(HOOK_EVENTS)
+    invoke("uninstall", "--settings", str(link))
+    assert link.is_symlink() and json.loads(target.read_text()) == EXISTING
+
+
+def test_empty_hook_lists_and_objects_survive_install_and_uninstall(tmp_path):
+    for original in ({"hooks": {"Stop": [], "PreToolUse": []}, "x": 1}, {"hooks": {}}):
+        path = tmp_path / "settings.json"
+        write(path, original)
+        invoke("install", "--settings", str(path))
+        invoke("uninstall", "--settings", str(path))
+        assert json.loads(path.read_text()) == original
+        path.unlink()
+    # Uninstall on a file cra never touched changes nothing, empty lists included.
+    write(path, {"hooks": {"Notification": []}})
+    assert "No cra hooks" in invoke("uninstall", "--settings", str(path)).output
+
+
+@pytest.mark.parametrize(
+    "settings, what",
+    [
+        ({"hooks": []}, '"hooks" is a list, not an object'),
+        ({"hooks": "none"}, '"hooks" is a string, not an object'),
+        ({"hooks": {"Stop": {"hooks": []}}}, '"hooks"."Stop" is an object, not a list'),
+    ],
+)
+def test_hooks_of_the_wrong_type_are_one_line_errors(tmp_path, claude_config, settings, what):
+    path = claude_config / "settings.json"
+    write(path, settings)
+    before = path.read_bytes()
+    for command in (["install"], ["uninstall"]):
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code in (0, 1) and "Traceback" not in result.output, result.output
+        if command == ["install"]:
+            assert result.exit_code == 1 and what in result.output and "fix it by hand" in result.output
+    assert path.read_bytes() == before
+    status = CliRunner().invoke(cli, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.output)["installed_in"] is None
+
+
+def test_odd_groups_are_kept_and_cra_is_still_added(tmp_path):
+    path = tmp_path / "settings.json"
+    odd = {"hooks": {"Stop": ["not a group", {"matcher": "x"}, {"hooks": "nope"}]}}
+    write(path, odd)
+    assert invoke("install", "--settings", str(path)).exit_code == 0
+    stop = json.loads(path.read_text())["hooks"]["Stop"]
+    assert stop[:3] == odd["hooks"]["Stop"] and len(stop) == 4
+    invoke("uninstall", "--settings", str(path))
+    assert json.loads(path.read_text()) == odd

@@ -10,7 +10,7 @@ import stat
 import pytest
 import sqlite_utils
 
-from claude_hooks import capture
+from claude_hooks import drain
 from cra.db import open_db
 from cra.db.migrations import migrations
 
@@ -119,24 +119,26 @@ def test_released_migrations_keep_their_order():
 
 def test_the_hook_names_the_migrations_it_needs():
     """The hook checks names, not a count: every migration it requires exists, and what it needs
-    (tool_calls.source, from m002) is there once they are applied."""
-    assert set(capture.REQUIRED_MIGRATIONS) <= set(NAMES)
+    (tool_calls.source from m002, transcript_files.skip_from from m009_capture) is there once they are
+    applied."""
+    assert set(drain.REQUIRED_MIGRATIONS) <= set(NAMES)
     db = sqlite_utils.Database(memory=True)
-    migrations.apply(db, stop_before=capture.REQUIRED_MIGRATIONS[-1])
-    assert capture.missing_migrations(db.conn) == [capture.REQUIRED_MIGRATIONS[-1]]
+    migrations.apply(db, stop_before=drain.REQUIRED_MIGRATIONS[-1])
+    assert drain.missing_migrations(db.conn) == [drain.REQUIRED_MIGRATIONS[-1]]
     migrations.apply(db)
-    assert capture.missing_migrations(db.conn) == [] and "source" in db["tool_calls"].columns_dict
+    assert drain.missing_migrations(db.conn) == []
+    assert "source" in db["tool_calls"].columns_dict and "skip_from" in db["transcript_files"].columns_dict
 
 
 def test_the_hook_check_does_not_count_positions(fresh):
     """A database with as many migrations as the hook's list is long, but not the required one (as
     when branches append migrations in different orders), is refused; one without a migration log
     (never opened by cra) too."""
-    required = capture.REQUIRED_MIGRATIONS[0]
+    required = drain.REQUIRED_MIGRATIONS[0]
     fresh.execute("DELETE FROM _sqlite_migrations WHERE name = ?", [required])
     assert len(migrations.applied(fresh)) >= NAMES.index(required) + 1  # a count would have passed
-    assert capture.missing_migrations(fresh.conn) == [required]
-    assert capture.missing_migrations(sqlite_utils.Database(memory=True).conn) == list(capture.REQUIRED_MIGRATIONS)
+    assert drain.missing_migrations(fresh.conn) == [required]
+    assert drain.missing_migrations(sqlite_utils.Database(memory=True).conn) == list(drain.REQUIRED_MIGRATIONS)
 
 
 def test_fresh_database(fresh, tmp_path):
@@ -170,7 +172,7 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
     # Data captured at that version survives the upgrade.
     had_events = old["events"].exists()
     if had_events:
-        event = capture.Event(
+        event = drain.Event(
             json.dumps(
                 {
                     "session_id": "s",
@@ -183,7 +185,7 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
             ).encode(),
             {},
         )
-        capture.record(old.conn, event)
+        drain.record(old.conn, event)
     old.conn.close()
 
     upgraded = open_db(path, drain=False)  # what users run: any cra command upgrades
@@ -193,5 +195,5 @@ def test_upgrade_from_every_earlier_version(stop_before, fresh, tmp_path):
         # (Its derived rows may be missing: today's hook derives against today's schema.)
         assert upgraded.execute("SELECT payload FROM events").fetchall() == [(event.text,)]
     # And the upgraded database takes new events as a fresh one would.
-    capture.record(upgraded.conn, capture.Event(b'{"session_id": "s2", "hook_event_name": "Stop"}', {}))
+    drain.record(upgraded.conn, drain.Event(b'{"session_id": "s2", "hook_event_name": "Stop"}', {}))
     assert upgraded.execute("SELECT count(*) FROM sessions WHERE id = 's2'").fetchone()[0] == 1

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import handle_in_process
 
-from claude_hooks import capture, transcript_tail
+import claude_hooks
+from claude_hooks import drain, transcript_tail
 from cra.db import open_db
 from cra.transcripts.importer import import_paths, sync
 
@@ -139,7 +140,7 @@ def test_file_identity():
 
 
 def test_capture_boundary_list_matches_tail():
-    assert capture._BOUNDARY_EVENTS == transcript_tail.BOUNDARY_EVENTS
+    assert drain._BOUNDARY_EVENTS == transcript_tail.BOUNDARY_EVENTS
 
 
 # -- normalisation of the hand-made fixtures --------------------------------------------------------
@@ -270,7 +271,7 @@ def test_stop_before_flush_uses_last_assistant_message_then_reconciles(db, cra_h
     # The hook stored the raw lines (bounded work); normalisation is cra's.
     assert db.execute("SELECT count(*) FROM transcript_lines").fetchone()[0] == 7
     assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
-    assert not (cra_home / capture.ERROR_LOG).exists()
+    assert not (cra_home / claude_hooks.ERROR_LOG).exists()
     sync(db.conn)
     t = db.query("SELECT * FROM turns WHERE session_id = ?", [S2]).__next__()
     assert (t["final_answer"], t["final_answer_source"], t["outcome"]) == (
@@ -308,8 +309,12 @@ def test_tail_failure_never_loses_the_event(db, cra_home, tmp_path, monkeypatch)
         cra_home,
     )
     assert db.execute("SELECT hook_event_name FROM events").fetchall() == [("Stop",)]
-    assert not any((cra_home / capture.SPOOL_DIR).glob("*.event")) if (cra_home / capture.SPOOL_DIR).exists() else True
-    assert "disk on fire" in (cra_home / capture.ERROR_LOG).read_text()
+    assert (
+        not any((cra_home / claude_hooks.SPOOL_DIR).glob("*.event"))
+        if (cra_home / claude_hooks.SPOOL_DIR).exists()
+        else True
+    )
+    assert "disk on fire" in (cra_home / claude_hooks.ERROR_LOG).read_text()
 
 
 def test_subagent_stop_tails_both_files(db, cra_home, tmp_path):

@@ -1,6 +1,6 @@
 """The optional Stop-hook trigger: `cra auto hook on` writes `$CRA_HOME/auto-trigger.json`.
 
-The hook (claude_hooks/capture.py, `_maybe_start_cycle`) reads only this file, at Stop events: when
+The hook's drainer (claude_hooks/drain.py, `_maybe_start_cycle`) reads only this file, at Stop events: when
 it is absent (the default) the cost is one failed open(). The hook cannot count qualifying turns
 (turns are built by `cra`), so cra writes what it can check in one indexed query: how many more Stop
 events (one per finished main-thread turn; every new qualifying turn ends with one) must arrive
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from claude_hooks import capture
+import claude_hooks
 
 from ..db import cra_home
 from . import store
@@ -27,7 +27,7 @@ SPAWN_EVERY_S = 600  # at most one `cra auto once` per this long, whatever the h
 
 
 def trigger_path(home: str | None = None) -> Path:
-    return Path(home or cra_home()) / capture.AUTO_TRIGGER
+    return Path(home or cra_home()) / claude_hooks.AUTO_TRIGGER
 
 
 def enabled() -> bool:

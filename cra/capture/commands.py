@@ -1,4 +1,4 @@
-"""Small capture commands: path, on/off, ignore, ingest, status."""
+"""Small capture commands: path, on/off, ignore, ingest, status (install/uninstall: install_commands.py)."""
 
 import json
 import os
@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from claude_hooks import capture
+import claude_hooks
+from claude_hooks import drain, privacy
 
 from ..cli_options import database_option
-from ..db import cra_home, default_db_path, drain_spool, open_db, spool_backlog
-from ..errors import ConfigError
-from .install import is_cra_hook, read_settings, settings_path
+from ..db import DatabaseError, cra_home, default_db_path, drain_spool, open_db, spool_backlog
+from . import install as installer
 
 
 @click.command(name="path")
@@ -22,13 +22,17 @@ def path_command():
 
 
 def _flag() -> Path:
-    return Path(cra_home()) / capture.OFF_FLAG
+    return Path(cra_home()) / claude_hooks.OFF_FLAG
+
+
+def _make_home():
+    privacy.make_private_dir(cra_home(), cra_home())
 
 
 @click.command(name="off")
 def off_command():
     """Pause capture: hooks exit at once and record nothing until `cra on`."""
-    _flag().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_home()
     _flag().touch()
     click.echo("Capture is off. `cra on` resumes it.")
 
@@ -41,7 +45,7 @@ def on_command():
 
 
 def _ignore_file() -> Path:
-    return Path(cra_home()) / capture.IGNORE_FILE
+    return Path(cra_home()) / claude_hooks.IGNORE_FILE
 
 
 def _ignored() -> list[str]:
@@ -64,7 +68,7 @@ def ignore_add(directory):
     entries = _ignored()
     if directory not in entries:
         entries.append(directory)
-        _ignore_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _make_home()
         _ignore_file().write_text("\n".join(entries) + "\n", encoding="utf-8")
     click.echo(f"Ignoring {directory}")
 
@@ -75,7 +79,7 @@ def ignore_remove(directory):
     """Record DIRECTORY again."""
     directory = os.path.abspath(directory).rstrip("/") or "/"
     entries = [e for e in _ignored() if e != directory]
-    _ignore_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_home()
     _ignore_file().write_text("".join(e + "\n" for e in entries), encoding="utf-8")
     click.echo(f"Recording {directory} again")
 
@@ -99,7 +103,7 @@ def ingest_command(database):
 def _hook_errors() -> int:
     home = Path(cra_home())
     total = 0
-    for path in (home / capture.ERROR_LOG, home / (capture.ERROR_LOG + ".1")):
+    for path in (home / claude_hooks.ERROR_LOG, home / (claude_hooks.ERROR_LOG + ".1")):
         try:
             with open(path, "rb") as f:
                 total += sum(1 for _ in f)
@@ -110,15 +114,20 @@ def _hook_errors() -> int:
 
 def status_report(database: str | None) -> dict:
     path = database or default_db_path()
-    settings = settings_path(None, False)
-    installed = False
-    try:
-        for groups in read_settings(settings).get("hooks", {}).values():
-            for group in groups:
-                installed = installed or any(is_cra_hook(h) for h in group.get("hooks", []))
-    except ConfigError:
-        pass
-    db = open_db(path)
+    settings = installer.settings_path(None, False)
+    installed = installer.installed_in(settings)
+    db = open_db(path, drain=False)
+    # The spool's backlog is taken in first, as any command does; a database busy past the wait still
+    # gets a report (reading works beside another process's write lock), with the backlog it left.
+    drain_error = None
+    if os.path.abspath(path) == os.path.abspath(default_db_path()):
+        try:
+            drain_spool(db)
+        except DatabaseError as exc:
+            drain_error = str(exc)
+    home = cra_home()
+    counts = drain.spool_counts(home)
+    error_log = Path(home) / claude_hooks.ERROR_LOG
     today = time.strftime("%Y-%m-%d", time.gmtime())
     row = db.execute(
         "SELECT count(*), max(received_at), sum(received_at >= ?),"
@@ -136,8 +145,13 @@ def status_report(database: str | None) -> dict:
         "events_with_errors": row[3] or 0,
         "sessions": db.execute("SELECT count(*) FROM sessions").fetchone()[0],
         "tool_calls": db.execute("SELECT count(*) FROM tool_calls").fetchone()[0],
-        "spool_backlog": spool_backlog(),
+        "spool_backlog": counts["queued"] + counts["claimed"],
+        "spool_claimed": counts["claimed"],  # being ingested, or by a drainer that died (taken back next drain)
+        "spool_unreadable": counts["unreadable"],
+        "spool_refused": privacy.spool_dir_refusal(claude_hooks.fallback_spool_dir()),
+        "drain_error": drain_error,
         "hook_errors": _hook_errors(),
+        "hook_errors_log": str(error_log) if error_log.exists() else None,
         "ignored_projects": _ignored(),
         "training": _training_readiness(db),
     }
@@ -175,8 +189,19 @@ def status_command(database, as_json):
     click.echo("Capture:       " + ("on" if r["capture_on"] else "OFF (`cra on` resumes)"))
     click.echo(f"Events:        {r['events']} ({r['events_today']} today), last at {r['last_event_at'] or '-'}")
     click.echo(f"Sessions:      {r['sessions']}, tool calls: {r['tool_calls']}")
-    click.echo(f"Spool backlog: {r['spool_backlog']}")
-    click.echo(f"Hook errors:   {r['hook_errors']} (see {Path(cra_home()) / capture.ERROR_LOG})")
+    backlog = f"Spool backlog: {r['spool_backlog']}"
+    if r["spool_claimed"]:
+        backlog += f" ({r['spool_claimed']} being ingested)"
+    click.echo(backlog)
+    if r["drain_error"]:
+        click.echo(f"Not ingested:  {r['drain_error']}")
+    if r["spool_unreadable"]:
+        click.echo(f"Spool files that are not events, set aside: {r['spool_unreadable']} (*.unreadable in the spool)")
+    if r["spool_refused"]:
+        click.echo(f"Refused spool: {r['spool_refused']}: remove it (hooks can't spool there while it exists)")
+    click.echo(
+        f"Hook errors:   {r['hook_errors']}" + (f" (see {r['hook_errors_log']})" if r["hook_errors_log"] else "")
+    )
     if r["events_with_errors"]:
         click.echo(f"Events kept raw but not parsed/derived: {r['events_with_errors']}")
     if r["ignored_projects"]:

@@ -1,6 +1,5 @@
 """`cra install` / `cra uninstall`: the commands over cra.capture.install."""
 
-import compileall
 import os
 
 import click
@@ -8,7 +7,7 @@ import click
 from claude_hooks import HOOK_EVENTS
 
 from ..cli_options import database_option
-from .install import HOOK_SCRIPT, hook_command, merge_hooks, read_settings, remove_hooks, settings_path, write_settings
+from . import install as installer
 
 
 def _settings_options(f):
@@ -30,38 +29,30 @@ def install_command(settings, project, database):
     The hook command pins this interpreter and, when set, CRA_HOME / the database, so capture
     keeps writing where this command would read.
     """
-    from ..db import open_db
+    from ..db import cra_home, open_db
 
     env = {k: os.environ[k] for k in ("CRA_HOME",) if os.environ.get(k)}
     if database:
         env["CRA_DB"] = os.path.abspath(database)
-    db = open_db(database)  # the hook writes only to an existing, migrated database
-    db.conn.close()
-    # The hook runs with PYTHONDONTWRITEBYTECODE on some machines: compile it ahead once.
-    compileall.compile_dir(str(HOOK_SCRIPT.parent), quiet=2)
-    path = settings_path(settings, project)
-    current = read_settings(path)
-    command = hook_command(env)
-    merged = merge_hooks(current, command)
-    if merged == current:
-        click.echo(f"cra's hooks are already in {path}")
+    open_db(database).conn.close()  # the hook writes only to an existing, migrated database
+    change = installer.install(installer.settings_path(settings, project), env, cra_home())
+    if not change.changed:
+        click.echo(f"cra's hooks are already in {change.path}")
         return
-    backup = write_settings(path, merged)
-    click.echo(f"Added cra's hooks for {len(HOOK_EVENTS)} events to {path}")
-    if backup:
-        click.echo(f"Backup of the previous file: {backup}")
-    click.echo(f"Hook command: {command}")
+    click.echo(f"Added cra's hooks for {len(HOOK_EVENTS)} events to {change.path}")
+    if change.backup:
+        click.echo(f"Backup of the previous file: {change.backup}")
+    click.echo(f"Hook command: {change.command}")
 
 
 @click.command(name="uninstall")
 @_settings_options
 def uninstall_command(settings, project):
     """Remove the hooks `cra install` added (and nothing else). The database is kept."""
-    path = settings_path(settings, project)
-    current = read_settings(path)
-    cleaned = remove_hooks(current)
-    if cleaned == current:
-        click.echo(f"No cra hooks in {path}")
+    from ..db import cra_home
+
+    change = installer.uninstall(installer.settings_path(settings, project), cra_home())
+    if not change.changed:
+        click.echo(f"No cra hooks in {change.path}")
         return
-    backup = write_settings(path, cleaned)
-    click.echo(f"Removed cra's hooks from {path} (backup: {backup})")
+    click.echo(f"Removed cra's hooks from {change.path} (backup: {change.backup})")

@@ -6,7 +6,7 @@ Order: pending migrations run in the order they are listed here, and sqlite-util
 applied one by name (`_sqlite_migrations`). A name's number is part of its name, not its position:
 work done in parallel appends its migrations in the order it is merged (m005_runs landed before
 m004_datasets, m013 before m009-m012), so nothing may count positions. Code that needs a migration
-names it (the hook: `claude_hooks.capture.REQUIRED_MIGRATIONS`). tests/test_migrations.py pins the
+names it (the hook: `claude_hooks.drain.REQUIRED_MIGRATIONS`). tests/test_migrations.py pins the
 order of those already released: append after them, never in between.
 """
 
@@ -17,7 +17,7 @@ migrations = Migrations("cra")
 
 @migrations()
 def m001_capture(db: Database):
-    """Hook capture (claude_hooks/capture.py writes these)."""
+    """Hook capture (the hooks' drainer, claude_hooks/drain.py, writes these)."""
     db.execute(
         """
         CREATE TABLE events (
@@ -686,6 +686,16 @@ def m014_call_outcome(db: Database):
         LEFT JOIN sessions s ON s.id = tc.session_id
         """
     )
+
+
+@migrations()
+def m009_capture(db: Database):
+    """Transcripts: a line longer than the reader's limit (transcript_tail.MAX_LINE_BYTES) is skipped
+    and reported instead of held in memory. claude_hooks/transcript_tail.py writes
+    `transcript_files.skip_from`: the byte offset where such a line began while its end has not been
+    read yet (NULL otherwise). The skipped line gets a `transcript_lines` row with an empty `raw`
+    and its size in `parse_error`."""
+    db.execute("ALTER TABLE transcript_files ADD COLUMN skip_from INTEGER")
 
 
 @migrations()

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from claude_hooks.capture import now_iso
+from claude_hooks import now_iso
 
 from ..jsonl import json_object
 from .config import SignalConfig

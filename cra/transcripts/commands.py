@@ -8,8 +8,9 @@ import click
 
 from ..cli_options import database_option
 from ..db import open_db
+from ..errors import NotFoundError
 from . import importer
-from .show import prompt_display
+from .show import prompt_display, terminal_safe
 
 
 def _summary_line(r: importer.ImportResult) -> str:
@@ -23,7 +24,11 @@ def _summary_line(r: importer.ImportResult) -> str:
 
 def _report_errors(r: importer.ImportResult):
     for path, error in r.errors:
-        click.echo(f"Skipped {path}: {error}", err=True)
+        click.echo(terminal_safe(f"Skipped {path}: {error}"), err=True)
+    for path, warning in r.warnings:
+        click.echo(terminal_safe(f"Read {path}, but {warning}"), err=True)
+    if r.ignored:
+        click.echo(f"{len(r.ignored)} file(s) of ignored projects not read (`cra ignore list`).", err=True)
 
 
 @click.command(name="import")
@@ -59,8 +64,9 @@ def import_command(paths, database, as_json, fmt):
                 "e.g. `cra import path/to/projects`."
             )
         paths = (default,)
+    missing = [p for p in paths if not os.path.lexists(os.path.expanduser(p))]
     db = open_db(database)
-    files = importer.discover(paths)
+    files = importer.discover([p for p in paths if p not in missing])
     sizes = {}
     for f in files:
         try:
@@ -93,6 +99,10 @@ def import_command(paths, database, as_json, fmt):
         click.echo(_summary_line(result))
         if result.errors:
             click.echo(f"{len(result.errors)} file(s) skipped (listed above); the rest were imported.")
+    if missing:
+        raise NotFoundError(
+            "no such file or folder: " + ", ".join(missing) + (" (the others were imported)" if files else "")
+        )
 
 
 @click.command(name="sync")
@@ -130,7 +140,9 @@ LIMIT ?
 
 @click.command(name="sessions")
 @database_option
-@click.option("-n", "--limit", default=20, show_default=True, help="How many sessions (0: all)")
+@click.option(
+    "-n", "--limit", default=20, show_default=True, type=click.IntRange(0, 2**62), help="How many sessions (0: all)"
+)
 @click.option("--json", "as_json", is_flag=True, help="Output JSON")
 @click.option("-p", "--project", help="Only sessions whose project directory contains this text")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Started on or after this date (UTC, YYYY-MM-DD)")
@@ -168,8 +180,10 @@ def sessions_command(database, limit, as_json, project, since, until, no_sync):
         if len(prompt) > 70:
             prompt = prompt[:69] + "…"
         click.echo(
-            f"{started:16}  {r['id'][:8]}  {r['turns']:>3} turns {r['tool_calls']:>4} tools  "
-            f"{r['project'] or '-'}  {prompt}"
+            terminal_safe(
+                f"{started:16}  {r['id'][:8]}  {r['turns']:>3} turns {r['tool_calls']:>4} tools  "
+                f"{r['project'] or '-'}  {prompt}"
+            )
         )
 
 
@@ -192,4 +206,4 @@ def show_command(session, database, full, max_lines, thinking, no_sync):
     if not no_sync:
         _sync_quietly(db, session_id)
     for line in render_session(db, session_id, full=full, max_lines=max_lines, thinking=thinking):
-        click.echo(line)
+        click.echo(terminal_safe(line))

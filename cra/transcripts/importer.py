@@ -7,6 +7,11 @@ messages and the file's offset together. Chunks of several files share a transac
 about BATCH_BYTES of input each), which also rebuilds the turns of the streams its files changed:
 interrupting an import loses at most the batch in progress, which the rerun reads again, and a
 rerun adds nothing. A file that fails leaves nothing behind and the others go on.
+
+The ignore list (`cra ignore`) applies here as it does to the hooks: a transcript below an ignored
+directory, or whose session ran in one (its first `cwd`), is not read; both compared with symbolic
+links resolved. Only regular files are read (transcript_tail.open_transcript); a symbolic link named
+on the command line, or found in a folder, is read as the file it points to.
 """
 
 import gc
@@ -18,7 +23,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from claude_hooks import transcript_tail
+from claude_hooks import cra_home, transcript_tail
+from claude_hooks.privacy import ignored_dirs, is_ignored
 
 from .normalize import Normalizer, loads_bytes, normalise_pending
 from .turns import rebuild_turns
@@ -37,20 +43,24 @@ class ImportResult:
     tool_calls_linked: int = 0
     turns: int = 0
     sessions: set = field(default_factory=set)
-    errors: list = field(default_factory=list)  # (path, message)
+    errors: list = field(default_factory=list)  # (path, message): files skipped
+    warnings: list = field(default_factory=list)  # (path, message): files read, with something left out
+    ignored: list = field(default_factory=list)  # paths of ignored projects, not read
 
     def as_dict(self):
         d = dict(self.__dict__)
         d["sessions"] = len(self.sessions)
         d["errors"] = [{"path": p, "error": e} for p, e in self.errors]
+        d["warnings"] = [{"path": p, "warning": w} for p, w in self.warnings]
         return d
 
 
-def discover(paths):
-    """Transcript files under `paths`: *.jsonl recursively (subagents included), and *.json files named
-    explicitly (a transcript saved as one JSON array). Main transcripts come before their subagents."""
+def discover(roots):
+    """Transcript files under `roots`: *.jsonl recursively (subagents included), and *.json files named
+    explicitly (a transcript saved as one JSON array). Main transcripts come before their subagents.
+    A file that is a symbolic link stands for its target (the user named it, or put it there)."""
     found = []
-    for p in paths:
+    for p in roots:
         p = os.path.abspath(os.path.expanduser(p))
         if os.path.isdir(p):
             batch = []
@@ -58,18 +68,27 @@ def discover(paths):
                 dirs.sort()
                 for name in files:
                     if name.endswith(".jsonl"):
-                        batch.append(os.path.join(root, name))
+                        batch.append(_target(os.path.join(root, name)))
             # Parents first: a subagent's link to its Agent call is then already there.
             batch.sort(key=lambda f: (os.sep + "subagents" + os.sep in f, f))
             found.extend(batch)
         else:
-            found.append(p)  # a file (or something missing: reported when read)
+            found.append(_target(p))  # a file (or something missing: reported when read)
     return list(dict.fromkeys(found))  # duplicates dropped, first place kept
 
 
-def ingest_file(con, path, normalizer, result, savepoints=True):
+def _target(path):
+    return os.path.realpath(path) if os.path.islink(path) else path
+
+
+def ingest_file(con, path, normalizer, result, savepoints=True, ignored=()):
     """Normalise what the hook stored raw, then read and normalise the file's new lines. Turns are
-    rebuilt later, once per batch (rebuild_pending_turns). savepoints: see transcript_tail.begin."""
+    rebuilt later, once per batch (rebuild_pending_turns). savepoints: see transcript_tail.begin.
+    A file of a project on the `ignored` list (claude_hooks.privacy.ignored_dirs) is not read: it goes into
+    result.ignored."""
+    if ignored and of_ignored_project(path, ignored):
+        result.ignored.append(path)
+        return 0
     known = con.execute("SELECT 1 FROM transcript_files WHERE path = ?", (path,)).fetchone() is not None
     if known:
         normalise_pending(con, path, normalizer, savepoints=savepoints)  # (lines a hook stored raw)
@@ -78,17 +97,24 @@ def ingest_file(con, path, normalizer, result, savepoints=True):
         normalizer(con, path, rows)
         result.lines += len(rows)
 
+    def on_skipped(path, offset, length):
+        what = f"{length / 1e6:.0f} MB" if length is not None else "not ended yet"
+        limit = transcript_tail.MAX_LINE_BYTES >> 20
+        result.warnings.append((path, f"the line at byte {offset} ({what}) skipped: longer than the {limit} MiB limit"))
+
     if path.endswith(".json"):
         n = _ingest_json_array(con, path, on_lines, savepoints)
     else:
-        if not os.path.isfile(path):
-            raise OSError("not a file" if os.path.exists(path) else "no such file")
+        if not os.path.lexists(path):
+            raise OSError("no such file")
         # Unreadable files fail here with the OS's reason, not silently as "nothing new".
-        with open(path, "rb") as f:
+        with transcript_tail.open_transcript(path) as f:
             first = f.readline(1 << 16)
         if not known:
             _check_transcript(first)
-        n = transcript_tail.tail_file(con, path, on_lines=on_lines, loads_bytes=loads_bytes, savepoints=savepoints)
+        n = transcript_tail.tail_file(
+            con, path, on_lines=on_lines, loads_bytes=loads_bytes, savepoints=savepoints, on_skipped=on_skipped
+        )
     result.bytes_read += n
     if n:
         result.files_changed += 1
@@ -106,6 +132,30 @@ def _check_transcript(first_line):
         return  # a garbled first line: the file may still be a transcript; bad lines are kept raw
     if isinstance(entry, dict) and not any(k in entry for k in TRANSCRIPT_KEYS):
         raise ValueError("not a Claude Code transcript (its first line has no type, sessionId or uuid)")
+
+
+def of_ignored_project(path, ignored):
+    """Whether the transcript at `path` lies below an ignored directory, or its session ran in one
+    (the first `cwd` among its first lines)."""
+    if is_ignored(ignored, path):
+        return True
+    try:
+        with transcript_tail.open_transcript(path) as f:
+            for _ in range(50):
+                line = f.readline(4 << 20)
+                if not line:
+                    break
+                if b'"cwd"' not in line:
+                    continue
+                try:
+                    cwd = json.loads(line).get("cwd")
+                except (ValueError, AttributeError, RecursionError):
+                    continue
+                if isinstance(cwd, str):
+                    return is_ignored(ignored, cwd)
+    except OSError:
+        pass  # (reported when the file is read)
+    return False
 
 
 def rebuild_pending_turns(con, paths, normalizer, result):
@@ -207,22 +257,26 @@ def _ingest_json_array(con, path, on_lines, savepoints):
     return st.st_size if params else 0
 
 
-def import_paths(con, paths, progress=None):
+def import_paths(con, paths, progress=None, ignored=None):
     """Import every transcript under `paths`. progress(path) is called after each file.
-    A file that cannot be read or parsed is recorded in result.errors and skipped."""
-    return _ingest_all(con, discover(paths), ingest_file, progress)
+    A file that cannot be read or parsed is recorded in result.errors and skipped; one of an
+    ignored project (`ignored`, default: CRA_HOME's ignore list) in result.ignored."""
+    return _ingest_all(con, discover(paths), ingest_file, progress, ignored)
 
 
-def _ingest_all(con, files, ingest, progress=None):
-    """ingest(con, path, normalizer, result, savepoints) for each file, in batched transactions; a
-    file that cannot be read or parsed is recorded in result.errors, and the others go on."""
+def _ingest_all(con, files, ingest, progress=None, ignored=None):
+    """ingest(con, path, normalizer, result, savepoints, ignored) for each file, in batched
+    transactions; a file that cannot be read or parsed is recorded in result.errors, and the others
+    go on."""
     result = ImportResult()
     normalizer = Normalizer()
+    if ignored is None:
+        ignored = ignored_dirs(cra_home(os.environ))
     with (
         _collector_paused(),
         _plain_binding(),
         _page_cache(con, IMPORT_CACHE_KIB),
-        _Batches(con, normalizer, result, ingest) as batches,
+        _Batches(con, normalizer, result, ingest, ignored) as batches,
     ):
         for path in files:
             result.files += 1
@@ -267,8 +321,9 @@ class _Batches:
     transaction and recreated (with the index caught up) before it commits, so another connection
     never sees them missing, and a rollback brings them back with the rows."""
 
-    def __init__(self, con, normalizer, result, ingest):
+    def __init__(self, con, normalizer, result, ingest, ignored=()):
         self.con, self.normalizer, self.result, self.ingest = con, normalizer, result, ingest
+        self.ignored = ignored
         self.suspended = []  # what _suspend_fts_inserts returned, for _catch_up_fts
         self.files = []  # ingested in this batch: their turns are rebuilt before it commits
         self.start: tuple | None = None  # the normaliser's and result's state when the batch began, for _redo
@@ -301,7 +356,7 @@ class _Batches:
         changes = self.con.total_changes
         touched = set(self.normalizer.touched)
         try:
-            self.ingest(self.con, path, self.normalizer, self.result, savepoints=self.outer)
+            self.ingest(self.con, path, self.normalizer, self.result, savepoints=self.outer, ignored=self.ignored)
         except (OSError, ValueError, UnicodeError) as exc:
             if self.outer:
                 # Its failing chunk's savepoint was rolled back: forget that chunk's streams. Chunks
@@ -445,7 +500,11 @@ def _collector_paused():
 # clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's
 # instructions (raw lines are bound as bytes, and message rows carry many NULLs). An adapter
 # registered for the type is found first; these return the value as it is, so nothing stored changes.
-_PLAIN_ADAPTERS: dict[type, Callable] = {type(None): lambda value: value, bytes: lambda value: value}
+_PLAIN_ADAPTERS: dict[type, Callable] = {
+    type(None): lambda value: value,
+    bytes: lambda value: value,
+    memoryview: lambda value: value,
+}
 
 
 @contextmanager
@@ -483,7 +542,7 @@ def known_files(con):
     return list(dict.fromkeys(paths))  # duplicates dropped, first place kept
 
 
-def sync(con, session_id=None):
+def sync(con, session_id=None, ignored=None):
     """Catch up: normalise raw lines and read what is new in every known transcript (or one session's).
     Files that vanished are skipped quietly (their lines are already stored)."""
     files = known_files(con)
@@ -498,11 +557,11 @@ def sync(con, session_id=None):
         }
         extra = [s for p in mine if p.endswith(".jsonl") for s in transcript_tail.subagent_files(p)]
         files = [p for p in files if p in mine] + [p for p in extra if p not in mine]
-    return _ingest_all(con, files, _catch_up)
+    return _ingest_all(con, files, _catch_up, ignored=ignored)
 
 
-def _catch_up(con, path, normalizer, result, savepoints=True):
-    if os.path.exists(path):
-        ingest_file(con, path, normalizer, result, savepoints)
+def _catch_up(con, path, normalizer, result, savepoints=True, ignored=()):
+    if os.path.lexists(path):
+        ingest_file(con, path, normalizer, result, savepoints, ignored)
     else:  # gone (Claude Code's cleanup): its lines are stored, only normalising may be left
         normalise_pending(con, path, normalizer, savepoints=savepoints)

@@ -15,14 +15,14 @@ Entry shapes handled (unknown types and fields are left in `transcript_lines.raw
 
 import json
 
-from claude_hooks import capture, transcript_tail
+from claude_hooks import drain, transcript_tail
 
 try:
     import orjson
 except ImportError:  # a dependency, but cra still imports (more slowly) without it
     orjson = None  # type: ignore[assignment]
 
-_safe = capture._safe_text
+_safe = drain.safe_text
 # Parses a line's bytes without decoding them first (transcript_tail.parse_lines' loads_bytes).
 loads_bytes = orjson.loads if orjson is not None else None
 
@@ -31,7 +31,7 @@ def _json(obj):
     """obj as compact JSON (None for None), to bind as CAST(? AS TEXT): orjson's UTF-8 bytes where it
     can take the value (it serialises 7x faster than json's C encoder, and SQLite stores the bytes as
     they are, where text would be decoded here and encoded back by sqlite3); json's text
-    (capture._json) for lone surrogates and ints past 64 bits."""
+    (drain.json_text) for lone surrogates and ints past 64 bits."""
     if obj is None:
         return None
     if orjson is not None:
@@ -39,7 +39,7 @@ def _json(obj):
             return orjson.dumps(obj)
         except TypeError:  # orjson.JSONEncodeError
             pass
-    return capture._json(obj)
+    return drain.json_text(obj)
 
 
 INTERRUPT_MARK = "[Request interrupted by user"
@@ -92,7 +92,7 @@ def result_status(block, entry, text):
         return "success"
     if INTERRUPT_MARK in text[:200]:
         return "interrupted"
-    return capture.classify_unfinished(text, False)
+    return drain.classify_unfinished(text, False)
 
 
 _MESSAGE_COLUMNS = (

@@ -1,10 +1,21 @@
 """`cra show`: one session as a readable timeline."""
 
 import json
+import re
 
 from ..errors import ConfigError, NotFoundError
 
 INDENT = "    "
+
+# What a terminal would act on instead of print: C0 controls but tab and newline, DEL, C1 controls
+# (escape sequences start with ESC or CSI), and the bidirectional overrides that reorder text.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with control characters shown as escapes (ESC as `\\x1b`): a transcript's escape
+    sequences never reach the terminal."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def prompt_display(text: str | None) -> str:

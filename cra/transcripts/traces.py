@@ -52,7 +52,10 @@ class TraceReader:
     def __init__(self):
         self.sessions: dict = {}  # session id -> its session line's fields, and the last message's uuid
 
-    def ingest(self, con, path, normalizer, result, savepoints=True):
+    def ingest(self, con, path, normalizer, result, savepoints=True, ignored=()):
+        if ignored and importer.of_ignored_project(path, ignored):  # (the ignore list, as for transcripts)
+            result.ignored.append(path)
+            return 0
         row = con.execute("SELECT format FROM transcript_files WHERE path = ?", (path,)).fetchone()
         if row is not None and row[0] != FORMAT:
             raise TraceError("already imported as a Claude Code transcript, not an openai-trace")

@@ -72,6 +72,8 @@ def rebuild_turns(con, session_id, agent_id):
     _write(con, session_id, agent_id, built, where)
     if agent_id is None:
         _fill_session(con, session_id)
+    else:
+        _fill_orphan_session(con, session_id)
     return len(built)
 
 
@@ -286,4 +288,20 @@ def _fill_session(con, session_id):
         " first_event_at = min(coalesce(sessions.first_event_at, excluded.first_event_at), excluded.first_event_at),"
         " last_event_at = max(coalesce(sessions.last_event_at, excluded.last_event_at), excluded.last_event_at)",
         (session_id, cwd, cwd, model, first, path, version, first, last),
+    )
+
+
+def _fill_orphan_session(con, session_id):
+    """A subagent's session whose main transcript is gone (or not imported yet) still gets a sessions
+    row, from the subagents' messages, so its messages and tool calls are not left without one.
+    started_at stays empty: the main transcript, if it comes, fills it (and the rest)."""
+    if con.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone():
+        return
+    con.execute(
+        "INSERT INTO sessions (id, cwd, project_dir, client_version, first_event_at, last_event_at)"
+        " SELECT ?1, (SELECT cwd FROM messages WHERE session_id = ?1 AND cwd IS NOT NULL ORDER BY line_id LIMIT 1),"
+        " (SELECT cwd FROM messages WHERE session_id = ?1 AND cwd IS NOT NULL ORDER BY line_id LIMIT 1),"
+        " max(version), min(timestamp), max(timestamp) FROM messages WHERE session_id = ?1"
+        " HAVING count(*) > 0 ON CONFLICT(id) DO NOTHING",
+        (session_id,),
     )

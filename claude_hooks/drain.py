@@ -1,8 +1,19 @@
-"""Spooled hook events -> rows in cra's SQLite database.
+"""A drainer's work: spooled hook events -> rows in cra's SQLite database.
 
-The hook process only spools (claude_hooks/spool.py); the one drainer at a time (a detached child of
-a hook, or any `cra` command) replays the spool through `record` here, so live capture and catch-up
-share one code path. Standard library only.
+The hook process only spools (spool.py); the one drainer at a time (a detached child of a hook, or
+any `cra` command) replays the spool through `record` here, so live capture and catch-up share one
+code path. Standard library only.
+
+A drainer claims a spool file by renaming it to `<name>.claimed-<pid>-<time>`, records it, then
+deletes it. Nothing is stranded whatever is killed when:
+- a claim whose drainer died, or older than CLAIM_STALE_S, goes back to the queue (replaying is
+  idempotent: the database ignores an event uid it already has);
+- the temporary file of a hook killed mid-write is taken into the queue once older than
+  TMP_STALE_S (a cut-off payload is then stored raw with its parse error), or deleted when it holds
+  no complete header;
+- a file that is not an event (no header, not a regular file) is renamed `<name>.unreadable`, kept
+  and counted by `cra status`.
+Files are opened without following symbolic links and without blocking; only regular files are read.
 
 The raw payload always lands (in `events`, or in the spool); deriving `sessions` and `tool_calls`
 from it happens in the same transaction but inside a savepoint, so a bug or an odd payload costs the
@@ -12,9 +23,24 @@ derived rows, never the event.
 import os
 import time
 
-# The hook pays for every import on every tool call (BENCHMARKS.md): fastjson is json.loads/dumps
-# without importing the json package (re, enum, ...); _sqlite3 is the sqlite3 package's C module
-# without the datetime adapters the package registers and cra never uses.
+# The drainer runs per event too (BENCHMARKS.md): fastjson is json.loads/dumps without importing the
+# json package (re, enum, ...); _sqlite3 is the sqlite3 package's C module without the datetime
+# adapters the package registers and cra never uses.
+from claude_hooks import (
+    AUTO_TRIGGER,
+    ENV_KEYS,
+    ERROR_LOG,
+    EVENT,
+    TMP,
+    db_path,
+    home_spool_dir,
+    new_uid,
+    now_iso,
+    privacy,
+    release_drain_lock,
+    spool_dirs,
+    try_drain_lock,
+)
 from claude_hooks import fastjson as json
 
 try:
@@ -22,39 +48,32 @@ try:
 except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C module
     import sqlite3  # type: ignore[no-redef]  # the same API, from the package
 
-from claude_hooks.spool import (  # noqa: F401  (cra reads these names from here)
-    DB_NAME,
-    ENV_KEYS,
-    ERROR_LOG,
-    IGNORE_FILE,
-    OFF_FLAG,
-    SPOOL_DIR,
-    cra_home,
-    db_path,
-    event_header,
-    fallback_spool_dir,
-    now_iso,
-    spool_dirs,
-    write_event,
-)
-from claude_hooks.spool import (
-    log_error as _log_line,
-)
-
 # For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
 # The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
 # (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
 BUSY_TIMEOUT_S = 10.0
-# The migrations (cra/db/migrations.py) the SQL below needs, by name: m002 adds tool_calls.source.
-# A database `cra` has not migrated that far keeps events in the spool until a `cra` command
-# upgrades it, instead of half-deriving them. By name, not by count: migrations from parallel work
-# are appended in any order, so a position says nothing about which ones a database has.
-REQUIRED_MIGRATIONS = ("m002_transcripts",)
+# The migrations (cra/db/migrations.py) the SQL here and in transcript_tail needs, by name: m002
+# adds tool_calls.source, m009_capture transcript_files.skip_from. A database `cra` has not migrated
+# that far keeps events in the spool until a `cra` command upgrades it, instead of half-deriving
+# them. By name, not by count: migrations from parallel work are appended in any order, so a
+# position says nothing about which ones a database has.
+REQUIRED_MIGRATIONS = ("m002_transcripts", "m009_capture")
+ERROR_LOG_MAX = 1_000_000
+
+CLAIM = ".claimed-"  # <name>.claimed-<pid>-<unix time>
+UNREADABLE = ".unreadable"
+# A claim is released once its drainer is dead, or after this long whatever it is doing (the
+# drainer's longest wait for the database is its busy timeout, 10-30 s): a reused pid can't hold it.
+CLAIM_STALE_S = 600
+# A hook writes its file in milliseconds (Claude Code kills a hook after its timeout, 30 s): a
+# temporary file this old belongs to a hook that was killed.
+TMP_STALE_S = 600
+
+_READ_FILE = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
 # Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
@@ -69,7 +88,7 @@ class Event:
     def __init__(
         self, raw: bytes, env: "Mapping[str, str]", uid: str | None = None, received_at: str | None = None
     ) -> None:
-        self.uid = uid or os.urandom(16).hex()  # random like uuid4, without uuid's imports (platform, ...)
+        self.uid = uid or new_uid()
         self.received_at = received_at or now_iso()
         self.env = {k: env[k] for k in ENV_KEYS if k in env}
         self.raw_bytes = None
@@ -109,11 +128,13 @@ def _scalar(value):
     """A JSON value as something SQLite binds: numbers and text as they are, anything else as JSON."""
     if value is None or isinstance(value, float) or (isinstance(value, int) and _INT64_MIN <= value <= _INT64_MAX):
         return value
-    return _safe_text(value if isinstance(value, str) else json.dumps(value))
+    return safe_text(value if isinstance(value, str) else json.dumps(value))
 
 
-def _safe_text(s):
-    """SQLite rejects lone surrogates (valid in JSON escapes): replace them rather than fail."""
+def safe_text(s: str) -> str:
+    """`s` as SQLite takes it: lone surrogates (valid in JSON escapes, refused by SQLite) replaced."""
+    if s.isascii():  # (known without looking at the characters: no encoding to check)
+        return s
     try:
         s.encode("utf-8")
         return s
@@ -121,8 +142,9 @@ def _safe_text(s):
         return s.encode("utf-8", "replace").decode("utf-8")
 
 
-def _json(obj):
-    return None if obj is None else _safe_text(json.dumps(obj, ensure_ascii=False))
+def json_text(obj: object) -> str | None:
+    """obj as JSON text SQLite takes (None for None): non-ASCII kept as is, lone surrogates replaced."""
+    return None if obj is None else safe_text(json.dumps(obj, ensure_ascii=False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,8 +171,25 @@ def drain_into_db(home: str, env: "Mapping[str, str]", via: str = "hook") -> int
         finally:
             con.close()
     except Exception as exc:
-        _log_line(home, None, None, exc)
+        log_error(home, None, exc)
         return None
+
+
+def drain_until_empty(home: str, env: "Mapping[str, str]", lock: int) -> None:
+    """The hook's drainer: drain until the spool is empty, releasing the lock between rounds so that
+    an event written while this process held it is never stranded (its writer saw the lock taken
+    and left)."""
+    while True:
+        try:
+            ingested = drain_into_db(home, env)
+        finally:
+            release_drain_lock(lock)
+        if ingested is None or not has_queued(home):
+            return  # done, or the database refuses: the backlog waits for the next event or `cra`
+        next_lock = try_drain_lock(home)
+        if next_lock is None:
+            return  # another drainer took over
+        lock = next_lock
 
 
 def _after_record(con, home, event, via):
@@ -260,7 +299,7 @@ def record(con: "sqlite3.Connection", event: Event, via: str = "hook") -> None:
                 event.field("agent_id"),
                 event.field("tool_use_id"),
                 event.field("prompt_id"),
-                _safe_text(event.text),
+                safe_text(event.text),
                 event.raw_bytes,
                 event.parse_error,
                 json.dumps(event.env) if event.env else None,
@@ -373,7 +412,7 @@ def _ensure_call(con, ev, session_id, tool_use_id, tool_name, tool_input):
             ev.field("agent_type"),
             ev.field("prompt_id"),
             tool_name,
-            _json(tool_input),
+            json_text(tool_input),
             _next_seq(con, session_id),
             ev.field("permission_mode"),
             ev.field("cwd"),
@@ -392,7 +431,7 @@ def _pair_without_id(con, session_id, ev):
     row = con.execute(
         "SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND synthetic_id = 1"
         " AND status = 'pending' AND tool_name IS ? AND tool_input IS ? ORDER BY seq LIMIT 1",
-        (session_id, ev.field("tool_name"), _json(ev.payload.get("tool_input"))),
+        (session_id, ev.field("tool_name"), json_text(ev.payload.get("tool_input"))),
     ).fetchone()
     return row[0] if row else None
 
@@ -418,7 +457,7 @@ def _on_post_tool_use(con, ev, session_id, t, event_id):
     con.execute(
         "UPDATE tool_calls SET status = 'success', tool_response = ?, duration_ms = ?, post_at = ?,"
         " error = NULL WHERE tool_use_id = ?",
-        (_json(ev.payload.get("tool_response")), _duration(ev, con, call, t), t, call),
+        (json_text(ev.payload.get("tool_response")), _duration(ev, con, call, t), t, call),
     )
 
 
@@ -445,7 +484,7 @@ def _on_permission_request(con, ev, session_id, t, event_id):
         "UPDATE tool_calls SET permission_requested = 1 WHERE tool_use_id = ("
         " SELECT tool_use_id FROM tool_calls WHERE session_id = ? AND status = 'pending'"
         " AND tool_name IS ? AND agent_id IS ? ORDER BY (tool_input IS ?) DESC, seq DESC LIMIT 1)",
-        (session_id, ev.field("tool_name"), ev.field("agent_id"), _json(ev.payload.get("tool_input"))),
+        (session_id, ev.field("tool_name"), ev.field("agent_id"), json_text(ev.payload.get("tool_input"))),
     )
 
 
@@ -472,10 +511,10 @@ def _on_post_tool_batch(con, ev, session_id, t, event_id):
         call = _ensure_call(con, ev, session_id, tool_use_id, _scalar(item.get("tool_name")), item.get("tool_input"))
         ids.append(call)
         response = item.get("tool_response")
-        text = response if isinstance(response, str) else _json(response)
+        text = response if isinstance(response, str) else json_text(response)
         con.execute(
             "UPDATE tool_calls SET response_text = ?, batch_id = ? WHERE tool_use_id = ?",
-            (_safe_text(text) if text is not None else None, event_id, call),
+            (safe_text(text) if text is not None else None, event_id, call),
         )
         row = con.execute(
             "SELECT status, permission_requested FROM tool_calls WHERE tool_use_id = ?", (call,)
@@ -560,60 +599,282 @@ _TOOL_HANDLERS = {
 
 
 # ---------------------------------------------------------------------------------------------
-# The spool: one file per event that the database could not take, replayed later.
-
-
-def spool(home: str, event: Event, reason: str) -> str | None:
-    """Put an already-parsed event back in the spool (used by `cra` when it cannot store one)."""
-    raw = event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape")
-    return write_event(home, raw, event_header(event.uid, event.received_at, event.env, reason), fsync=True)
+# Replaying the spool
 
 
 def drain_spool(con: "sqlite3.Connection", home: str, limit: int | None = None, via: str = "cra") -> int:
     """Replay spooled events into the database, oldest first. Returns how many were ingested.
 
     Callers hold the drain lock, so events land in the order they happened; even so a file is
-    claimed by renaming it, and `record` ignores an event uid it already has, so a crash between
-    insert and unlink duplicates nothing.
+    claimed by renaming it, and `record` ignores an event uid it already has, so a crash anywhere
+    duplicates nothing (queued() puts an abandoned claim back). Events of a project on the
+    ignore list are dropped unrecorded. A file that is not an event is set aside and counted.
     """
-    done = 0
-    for directory in spool_dirs(home):
-        try:
-            names = sorted(n for n in os.listdir(directory) if n.endswith(".event"))
-        except OSError:
-            continue
-        for name in names:
-            if limit is not None and done >= limit:
-                return done
-            path = os.path.join(directory, name)
-            claimed = path + ".claimed-%d" % os.getpid()
-            try:
-                os.rename(path, claimed)
-            except OSError:
+    ingested = 0
+    ignored = privacy.ignored_dirs(home)
+    for directory in usable_dirs(home):
+        for name in queued(directory):
+            if limit is not None and ingested >= limit:
+                return ingested
+            claimed = claim(directory, name)
+            if claimed is None:
                 continue  # another process took it
             try:
                 event = read_spooled(claimed)
-                record(con, event, via=via)
-            except sqlite3.Error:
-                os.rename(claimed, path)  # the database failed again: leave it for later
-                raise
-            except (OSError, ValueError):
-                os.rename(claimed, path + ".unreadable")
+            except UnreadableEvent:
+                set_aside(claimed)
                 continue
-            os.unlink(claimed)
-            done += 1
+            except OSError:
+                unclaim(claimed)  # (e.g. EACCES): it stays queued and counted
+                continue
+            if ignored and privacy.is_ignored(ignored, event.field("cwd"), event.env.get("CLAUDE_PROJECT_DIR")):
+                done(claimed)  # added to the ignore list after it was spooled
+                continue
+            try:
+                record(con, event, via=via)
+            except BaseException:
+                unclaim(claimed)  # the database failed (again): leave it for later
+                raise
+            done(claimed)
+            ingested += 1
             _after_record(con, home, event, via)
-    return done
+    return ingested
 
 
 def read_spooled(path: str) -> Event:
-    with open(path, "rb") as f:
+    """The Event a spool file holds. A header without an event uid or time (written by hand, or by
+    something else) takes them from the file's name, so replaying it twice still stores it once."""
+    meta, raw = read_event(path)
+    uid = meta.get("event_uid")
+    received_at = meta.get("received_at")
+    base = os.path.basename(path).partition(CLAIM)[0]
+    if not isinstance(uid, str) or not uid:
+        uid = "spool-" + base[: -len(EVENT)] if base.endswith(EVENT) else "spool-" + base
+    if not isinstance(received_at, str) or not received_at:
+        received_at = now_iso(name_time(base))
+    env = meta.get("env")
+    return Event(raw, env if isinstance(env, dict) else {}, uid=uid, received_at=received_at)
+
+
+def log_error(home: str, event: "Event | None", exc: BaseException) -> None:
+    """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
+    try:
+        path = os.path.join(home, ERROR_LOG)
+        try:
+            if os.path.getsize(path) > ERROR_LOG_MAX:
+                os.replace(path, path + ".1")
+        except OSError:
+            pass
+        line = json.dumps(
+            {
+                "at": now_iso(),
+                "event": event.name if event is not None and event.payload else None,
+                "uid": event.uid if event is not None else None,
+                "error": repr(exc)[:500],
+            }
+        )
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            os.write(fd, line.encode("utf-8") + b"\n")
+        finally:
+            os.close(fd)
+    except Exception:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------
+# The spool as drainers see it
+
+
+class UnreadableEvent(ValueError):
+    """A spool file that is not an event: not a regular file, or no header line."""
+
+
+def usable_dirs(home: str) -> list[str]:
+    """The spool directories a drainer may read: CRA_HOME's, and the fallback when it is trusted."""
+    return [d for d in spool_dirs(home) if d == home_spool_dir(home) or privacy.trusted_dir(d)]
+
+
+def queued(directory: str, now: float | None = None) -> list[str]:
+    """The event files waiting in `directory`, oldest first, after putting back what nobody will
+    finish: claims of dead (or stale) drainers, temporary files of killed hooks."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    now = time.time() if now is None else now
+    events = []
+    for name in names:
+        if name.endswith(EVENT):
+            events.append(name)
+        elif CLAIM in name:
+            back = _release_if_abandoned(directory, name, now)
+            if back:
+                events.append(back)
+        elif name.startswith(".") and name.endswith(EVENT + TMP):
+            back = _salvage_tmp(directory, name, now)
+            if back:
+                events.append(back)
+    return sorted(events)
+
+
+def _release_if_abandoned(directory: str, name: str, now: float) -> str | None:
+    """Put a claim back in the queue when its owner is gone. Returns the event's name if it did."""
+    base, _, owner = name.partition(CLAIM)
+    if not base.endswith(EVENT):
+        return None
+    pid_text, _, time_text = owner.partition("-")
+    pid = int(pid_text) if pid_text.isdigit() else None
+    claimed_at: float
+    if time_text.isdigit():
+        claimed_at = int(time_text)
+    else:  # (a claim of an older cra: no time in its name)
+        try:
+            claimed_at = os.lstat(os.path.join(directory, name)).st_mtime
+        except OSError:
+            return None
+    if pid is not None and pid != os.getpid() and _alive(pid) and now - claimed_at < CLAIM_STALE_S:
+        return None
+    try:
+        os.rename(os.path.join(directory, name), os.path.join(directory, base))
+    except OSError:
+        return None  # taken back by another drainer first
+    return base
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, killed but not yet reaped, does not)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[:1]
+        return state not in ([b"Z"], [b"X"])
+    except FileNotFoundError:
+        return not os.path.isdir("/proc/self") and _signalable(pid)
+    except OSError:
+        return _signalable(pid)
+
+
+def _signalable(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # (EPERM: it exists)
+    return True
+
+
+def _salvage_tmp(directory: str, name: str, now: float) -> str | None:
+    """A killed hook's temporary file: queued once stale if it holds a header line, else deleted."""
+    path = os.path.join(directory, name)
+    try:
+        if now - os.lstat(path).st_mtime < TMP_STALE_S:
+            return None  # a hook may be writing it
+        with open(path, "rb") as f:
+            has_header = b"\n" in f.read(64 << 10)
+        event = name[1 : -len(TMP)]
+        if has_header:
+            os.rename(path, os.path.join(directory, event))
+            return event
+        os.unlink(path)
+    except OSError:
+        pass
+    return None
+
+
+def claim(directory: str, name: str) -> str | None:
+    """Take `name` for this process (rename). Returns the claimed path, or None if another did."""
+    claimed = os.path.join(directory, "%s%s%d-%d" % (name, CLAIM, os.getpid(), int(time.time())))
+    try:
+        os.rename(os.path.join(directory, name), claimed)
+    except OSError:
+        return None
+    return claimed
+
+
+def unclaim(claimed: str) -> None:
+    """Give a claimed file back to the queue (the database refused it for now)."""
+    try:
+        os.rename(claimed, claimed.partition(CLAIM)[0])
+    except OSError:
+        pass  # (already put back by a drainer that took this claim for abandoned)
+
+
+def done(claimed: str) -> None:
+    try:
+        os.unlink(claimed)
+    except FileNotFoundError:
+        pass  # put back and replayed meanwhile by another drainer: the database has the event once
+
+
+def set_aside(claimed: str) -> None:
+    """Keep a file that is not an event out of the queue, where `cra status` counts it."""
+    try:
+        os.rename(claimed, claimed.partition(CLAIM)[0] + UNREADABLE)
+    except OSError:
+        pass
+
+
+def read_event(path: str) -> tuple[dict, bytes]:
+    """(header dict, payload bytes) of a spool file. Raises UnreadableEvent for anything that is not
+    one (a FIFO or device is never opened for reading: it would block or consume)."""
+    import errno
+    import stat
+
+    try:
+        fd = os.open(path, _READ_FILE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link (O_NOFOLLOW)
+            raise UnreadableEvent("a symbolic link, not a regular file") from exc
+        raise
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnreadableEvent("not a regular file")
         data = f.read()
-    header, _, raw = data.partition(b"\n")
-    meta = json.loads(header)
-    return Event(raw, meta.get("env") or {}, uid=meta["event_uid"], received_at=meta["received_at"])
+    header, newline, raw = data.partition(b"\n")
+    if not newline:
+        raise UnreadableEvent("no header line")
+    try:
+        meta = json.loads(header.decode("utf-8", "replace"))
+    except (ValueError, RecursionError) as exc:
+        raise UnreadableEvent("the header line is not JSON") from exc
+    if not isinstance(meta, dict):
+        raise UnreadableEvent("the header line is not a JSON object")
+    return meta, raw
 
 
-def log_error(home: str, event: Event, exc: BaseException) -> None:
-    """Append one line to hook-errors.log (what `cra status` counts)."""
-    _log_line(home, event.name if event.payload else None, event.uid, exc)
+def name_time(name: str) -> float | None:
+    """The time (seconds) in a spool file's name, or None."""
+    stamp = os.path.basename(name).split("-", 1)[0].lstrip(".")
+    return int(stamp) / 1e9 if stamp.isdigit() else None
+
+
+def spool_counts(home: str) -> dict[str, int]:
+    """{"queued", "claimed", "unreadable"}: files in every spool directory drainers read (counted
+    without changing anything). A hook's temporary file is not counted: it is an event once its
+    hook has finished writing it, or, if the hook was killed, once a drainer salvages it."""
+    found = {"queued": 0, "claimed": 0, "unreadable": 0}
+    for directory in usable_dirs(home):
+        try:
+            names = os.listdir(directory)
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(EVENT):
+                found["queued"] += 1
+            elif CLAIM in n:
+                found["claimed"] += 1
+            elif n.endswith(UNREADABLE):
+                found["unreadable"] += 1
+    return found
+
+
+def has_queued(home: str) -> bool:
+    """Whether an event waits in a spool directory drainers read."""
+    for directory in usable_dirs(home):
+        try:
+            if any(n.endswith(EVENT) for n in os.listdir(directory)):
+                return True
+        except OSError:
+            pass
+    return False
