@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 
 import jsonlines
 
+from ..redact import Redactor
 from .filters import TurnFilters
-from .redact import Redactor
 from .source import TurnData, TurnReader, table_exists
 from .tool_schemas import ObservedSchemas, SchemaResolver
 

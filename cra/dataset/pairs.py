@@ -24,9 +24,9 @@ from collections import Counter
 import jsonlines
 
 from ..jsonl import numbered_rows
+from ..redact import Redactor
 from .build import CORE_TOOLS, DEFAULT_SYSTEM, in_eval, truncate
 from .filters import FAILED
-from .redact import Redactor
 from .source import TurnReader, table_exists
 from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
 
