@@ -216,7 +216,7 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
         "cmvmd",
     ),
     _rule("circleci_token", _B + r"CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}" + _E, "ccipat_"),
-    _rule("buildkite_token", _B + r"bk[ua]_[a-f0-9]{40}" + _E, "bku_", "bka_"),
+    _rule("buildkite_token", _B + r"bkua_[a-f0-9]{40}" + _E, "bkua_"),
     _rule("sonar_token", _B + r"sq[uap]_[a-f0-9]{40}" + _E, "squ_", "sqp_", "sqa_"),
     _rule(
         "sourcegraph_token", _B + r"(?:sgp_(?:[a-f0-9]{16}_|local_)?[a-f0-9]{40}|sgs_[a-f0-9]{64})" + _E, "sgp_", "sgs_"

@@ -89,6 +89,8 @@ class Redactor:
             return []
         low = text.lower()
         spans = self._secret_spans(text, low)
+        if "[redacted:" in low:
+            spans = _outside_marks(text, spans)
         found = [Finding(s, e, k, MARK % k) for s, e, k in _merged(spans)]
         if self.home_paths:
             found = _without_overlaps(found, self._home_findings(text, low))
@@ -175,6 +177,15 @@ class Redactor:
                 found.append(Finding(m.start("val"), m.end("val"), "home_path", "user"))
         found.sort()
         return found
+
+
+_MARK = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
+
+
+def _outside_marks(text: str, spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
+    """Spans that touch no earlier replacement: redacting twice changes nothing."""
+    marks = [(m.start(), m.end()) for m in _MARK.finditer(text)]
+    return [sp for sp in spans if not any(sp[0] < e and s < sp[2] for s, e in marks)]
 
 
 def _mixed(value: str) -> bool:
