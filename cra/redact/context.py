@@ -25,10 +25,9 @@ from .names import is_placeholder, looks_like_value, looks_random, secret_name
 Span = tuple[int, int, str]
 
 # A secret-ish word somewhere in a name (or a prose word before a secret).
-_HIT = re.compile(
-    r"pass|pwd|secret|token|key|auth|cred|dsn|sig|session|cookie|(?<![A-Za-z])pat(?![a-z])",
-    re.IGNORECASE,
-)
+# Searched in the lowercased text (a case-insensitive alternation is ~4x slower in `re`).
+_HIT = re.compile(r"pass|pwd|secret|token|key|auth|cred|dsn|sig|session|cookie|pat(?![a-z])")
+_HIT_ANY_CASE = re.compile(_HIT.pattern, re.IGNORECASE)
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 _MAX_NAME = 64
 _QUOTES = "\"'`"
@@ -69,9 +68,11 @@ def _line_start_before(text: str, pos: int) -> bool:
     return head in ("", "export", "set", "ENV", "ARG", "setenv", "declare", "declare -x", "local", "readonly")
 
 
-def named_values(text: str) -> Iterator[Span]:
+def named_values(text: str, low: str) -> Iterator[Span]:
     seen_names: set[int] = set()
-    for hit in _HIT.finditer(text):
+    # Lowercasing keeps offsets unless a character changes length (rare: `İ`); then search the text.
+    hits = _HIT.finditer(low) if len(low) == len(text) else _HIT_ANY_CASE.finditer(text)
+    for hit in hits:
         lo, hi = _name_bounds(text, hit.start(), hit.end())
         if lo in seen_names:
             continue

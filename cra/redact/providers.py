@@ -9,8 +9,10 @@ them.
 
 `keywords`: lowercase literals, one of which appears (lowercased) in any text the rule can match;
 a text without any is never searched with that rule (a substring test is ~100x cheaper than a
-regex pass). `random`: the match must also look random (digits and letters mixed), for shapes an
-ordinary identifier could take.
+regex pass). A keyword is part of the token itself, so it is looked for only in the text's long
+words (16+ characters between whitespace: a prose answer has none), unless it holds a space or the
+rule says `near` (the keyword is a word next to the token, not in it). `random`: the match must
+also look random (digits and letters mixed), for shapes an ordinary identifier could take.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ class TokenRule:
     pattern: str
     keywords: tuple[str, ...]
     random: bool = False
+    near: bool = False
 
 
-def _rule(kind: str, pattern: str, *keywords: str, random: bool = False) -> TokenRule:
-    return TokenRule(kind, pattern, tuple(k.lower() for k in keywords), random)
+def _rule(kind: str, pattern: str, *keywords: str, random: bool = False, near: bool = False) -> TokenRule:
+    return TokenRule(kind, pattern, tuple(k.lower() for k in keywords), random, near)
 
 
 # Order matters only where two shapes overlap: the first rule's kind names the replacement.
@@ -272,8 +275,7 @@ TOKEN_RULES: tuple[TokenRule, ...] = (
         "discord_bot_token",
         r"(?<![A-Za-z0-9_\-.])[MNO][A-Za-z0-9_\-]{23,27}\.[A-Za-z0-9_\-]{6}\.[A-Za-z0-9_\-]{27,40}(?![A-Za-z0-9_\-])",
         "discord",
-        "bot ",
-        "token",
+        near=True,
     ),
     _rule("telegram_bot_token", r"(?<![0-9])\d{8,10}:AA[A-Za-z0-9_\-]{33}(?![A-Za-z0-9_\-])", ":aa"),
     _rule("sendgrid_key", _B + r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}" + _E, "sg."),

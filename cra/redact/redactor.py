@@ -25,6 +25,7 @@ from .providers import TOKEN_RULES
 MARK = "[REDACTED:%s]"
 NEUTRAL_USERS = ("user", "runner", "linuxbrew")
 _MIN_SECRET_TEXT = 6  # nothing shorter holds a secret (`pwd=ab` is the shortest named one)
+_MIN_TOKEN = 16  # no provider token is shorter (LTAI + 12)
 
 
 class Finding(NamedTuple):
@@ -41,11 +42,14 @@ class _Compiled:
 
     def __init__(self):
         self.rules = [(rule, re.compile(rule.pattern)) for rule in TOKEN_RULES]
-        by_keyword: dict[str, list[int]] = {}
+        in_words: dict[str, list[int]] = {}
+        in_text: dict[str, list[int]] = {}
         for i, rule in enumerate(TOKEN_RULES):
             for keyword in rule.keywords:
-                by_keyword.setdefault(keyword, []).append(i)
-        self.by_keyword = list(by_keyword.items())
+                where = in_text if rule.near or any(c.isspace() for c in keyword) else in_words
+                where.setdefault(keyword, []).append(i)
+        self.in_words = list(in_words.items())  # keywords inside a token: looked for in long words
+        self.in_text = list(in_text.items())  # keywords beside a token or with a space: in the text
 
 
 _compiled: _Compiled | None = None
@@ -138,9 +142,14 @@ class Redactor:
         """(start, rule order, end, kind): provider rules first, so their kind wins a tie."""
         compiled = self._rules
         active: set[int] = set()
-        for keyword, indexes in compiled.by_keyword:
+        for keyword, indexes in compiled.in_text:
             if keyword in low:
                 active.update(indexes)
+        long_words = "\n".join(w for w in low.split() if len(w) >= _MIN_TOKEN)
+        if long_words:
+            for keyword, indexes in compiled.in_words:
+                if keyword in long_words:
+                    active.update(indexes)
         spans = []
         for i in sorted(active):
             rule, pattern = compiled.rules[i]
@@ -152,7 +161,7 @@ class Redactor:
                     continue
                 spans.append((m.start(), i, m.end(), rule.kind))
         order = len(compiled.rules)
-        for start, end, kind in context.named_values(text):
+        for start, end, kind in context.named_values(text, low):
             spans.append((start, order, end, kind))
         for start, end, kind in context.shaped_contexts(text, low):
             spans.append((start, order + 1, end, kind))
