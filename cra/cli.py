@@ -32,6 +32,7 @@ COMMANDS = {
     "reward": "cra.reward.commands:reward_group",
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
+    "redact": "cra.redact.commands:redact_group",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -59,6 +60,7 @@ SHORT_HELP = {
     "import-pairs": "Load external preference pairs (JSONL) into the pair store.",
     "runs": "Training runs and their results (`cra runs show ID`).",
     "auto": "Continuous learning: train, evaluate, promote as turns accumulate (`once`, `run`, `status`).",
+    "redact": "Find secrets in a file or dataset (`check`), or remove them from the database (`db`).",
 }
 
 

@@ -53,7 +53,8 @@ class PairFormatError(ValueError):
     pass
 
 
-def _hash(prompt, chosen, rejected) -> str:
+def pair_hash(prompt, chosen, rejected) -> str:
+    """The identity of a pair (`pairs.content_hash`): storing the same pair twice is a no-op."""
     blob = json.dumps([prompt, chosen, rejected], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -76,7 +77,7 @@ def store_pair(
     origin=MINER_VERSION,
 ) -> bool:
     """Insert one pair; False when the same pair is already stored."""
-    h = _hash(prompt, chosen, rejected)
+    h = pair_hash(prompt, chosen, rejected)
     cur = db.conn.execute(
         "INSERT OR IGNORE INTO pairs (source, session_id, turn_id, tool_use_id, prompt, chosen, rejected, tools,"
         " is_synthetic, content_hash, origin, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",

@@ -122,19 +122,27 @@ class Redactor:
         if isinstance(obj, dict):
             out = {}
             for k, v in obj.items():
-                if isinstance(v, str) and isinstance(k, str) and self.enabled:
-                    strength = secret_name(k)
-                    if strength and looks_like_value(v, strength):
-                        inner = self.findings(v)
-                        kind = inner[0].kind if inner and inner[0].kind != "home_path" else "config_secret"
-                        self.counts[kind] += 1
-                        out[k] = MARK % kind
-                        continue
-                out[k] = self.redact_obj(v)
+                kind = self.named_value_kind(k, v)
+                if kind:
+                    self.counts[kind] += 1
+                    out[k] = MARK % kind
+                else:
+                    out[k] = self.redact_obj(v)
             return out
         if isinstance(obj, list):
             return [self.redact_obj(v) for v in obj]
         return obj
+
+    def named_value_kind(self, key: Any, value: Any) -> str | None:
+        """The kind to replace a whole dict value with, when its key names a secret and the value
+        is one (`{"password": "hunter2"}` as structured tool input); None otherwise."""
+        if not (self.enabled and isinstance(key, str) and isinstance(value, str)):
+            return None
+        strength = secret_name(key)
+        if not strength or not looks_like_value(value, strength):
+            return None
+        inner = self.findings(value)
+        return inner[0].kind if inner and inner[0].kind != "home_path" else "config_secret"
 
     # -- internals ------------------------------------------------------------------------------
 
