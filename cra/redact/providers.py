@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Token boundaries: a token starts and ends where the token alphabet does.
-_B = r"(?<![A-Za-z0-9_\-])"
+_B = r"(?<![A-Za-z0-9])"
 _E = r"(?![A-Za-z0-9_\-])"
 _HEX = "[a-f0-9]"
 _UUID = r"[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"
