@@ -39,7 +39,7 @@ _QUOTED = re.compile(r"(?:[rbuf]{1,2})?(?P<q>[\"'`])(?P<val>[^\"'`\n]{1,1000}?)(
 _XML_VALUE_ATTR = re.compile(r"[ \t]+value[ \t]*=[ \t]*(?P<q>[\"'])(?P<val>[^\"'\n]{1,1000})(?P=q)")
 _XML_TEXT = re.compile(r"[ \t]*>(?P<val>[^<\n]{1,1000})<")
 # Unquoted values: what ends them depends on where the name stands.
-_LINE_VALUE = re.compile(r"(?P<val>[^\s\"'`#][^\n]*?)[ \t]*(?:[ \t]#.*)?$", re.MULTILINE)
+_LINE_VALUE = re.compile(r"(?P<val>[^\s\"'`#][^\n]*?)[,;]?[ \t]*(?:[ \t]#.*)?$", re.MULTILINE)
 _INLINE_VALUE = re.compile(r"(?P<val>(?:[^\s\"'`;|)#<>&,]|&(?![&\s])|,(?!\s))+)")
 _QUERY_VALUE = re.compile(r"(?P<val>[^&\s\"'<>#]+)")
 _CONN_VALUE = re.compile(r"(?P<val>[^;\s\"'<>]+)")
@@ -128,6 +128,8 @@ def _value_after(text: str, lo: int, hi: int, dashes: int, strength: str) -> Spa
     vpos = sep.end()
     q = _QUOTED.match(text, vpos)
     if q:
+        if sep["sep"] == "," and not (looks_random(q["val"], 8) or any(c.isdigit() for c in q["val"])):
+            return None  # ("token_embd", "output."): two strings in a row, not a name and its value
         return _judged(q.start("val"), q.end("val"), q["val"], strength, "config_secret")
     if sep["sep"] == ",":
         return None

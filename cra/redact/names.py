@@ -175,6 +175,21 @@ _NOT_SECRET_PARTS = {
     "publishable",
     "filename",
     "stdin",
+    # a language model's tokens, not credentials: bos_token, pad_token, special_tokens, token_embd
+    "bos",
+    "eos",
+    "pad",
+    "unk",
+    "sep",
+    "mask",
+    "stop",
+    "special",
+    "vocab",
+    "embd",
+    "embed",
+    "embedding",
+    "embeddings",
+    "ids",
 }
 _PLACEHOLDER = re.compile(
     r"^(?:<[^>]*>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\{[^}]*\}|\{\{.*\}\}|\{[A-Za-z_][A-Za-z0-9_.]*\}|%\(.*\)s|%s|"
