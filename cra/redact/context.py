@@ -68,7 +68,16 @@ def _line_start_before(text: str, pos: int) -> bool:
     return head in ("", "export", "set", "ENV", "ARG", "setenv", "declare", "declare -x", "local", "readonly")
 
 
+# The same words as plain substrings: when none is in the text (most tool output), no regex runs.
+_HIT_WORDS = ("pass", "pwd", "secret", "token", "key", "auth", "cred", "dsn", "sig", "session", "cookie", "pat")
+
+
 def named_values(text: str, low: str) -> Iterator[Span]:
+    for word in _HIT_WORDS:
+        if word in low:
+            break
+    else:
+        return
     seen_names: set[int] = set()
     # Lowercasing keeps offsets unless a character changes length (rare: `İ`); then search the text.
     hits = _HIT.finditer(low) if len(low) == len(text) else _HIT_ANY_CASE.finditer(text)

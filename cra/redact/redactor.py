@@ -26,6 +26,7 @@ MARK = "[REDACTED:%s]"
 NEUTRAL_USERS = ("user", "runner", "linuxbrew")
 _MIN_SECRET_TEXT = 6  # nothing shorter holds a secret (`pwd=ab` is the shortest named one)
 _MIN_TOKEN = 16  # no provider token is shorter (LTAI + 12)
+_LONG_WORD = re.compile(r"\S{%d}" % _MIN_TOKEN)
 
 
 class Finding(NamedTuple):
@@ -153,8 +154,8 @@ class Redactor:
         for keyword, indexes in compiled.in_text:
             if keyword in low:
                 active.update(indexes)
-        long_words = "\n".join(w for w in low.split() if len(w) >= _MIN_TOKEN)
-        if long_words:
+        if _LONG_WORD.search(low):
+            long_words = "\n".join([w for w in low.split() if len(w) >= _MIN_TOKEN])
             for keyword, indexes in compiled.in_words:
                 if keyword in long_words:
                     active.update(indexes)
