@@ -1,7 +1,7 @@
 """Tool calls as a model writes them: parsing generated text, checking calls against tool schemas,
 and how close one call's arguments are to another's.
 
-Shared by evaluation (cra/eval) and the behavioral reward (cra/reward): one parser and one argument
+Shared by evaluation (cra/eval) and the behavioral reward (cra/behavioral_reward): one parser and one argument
 similarity, so that "the model called Read on the right file" means the same thing in both. Pure
 standard library; nothing heavy.
 

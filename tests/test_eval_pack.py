@@ -3,13 +3,13 @@
 import json
 import re
 
-import click
 import pytest
 from click.testing import CliRunner
 from test_eval_metrics import EXAMPLES, PREDICTIONS
 
 from cra.cli import cli
 from cra.db import open_db
+from cra.errors import InputFormatError, NotFoundError
 from cra.eval import metrics, pack, store
 from cra.eval.steps import steps_from_examples, steps_hash
 
@@ -160,13 +160,13 @@ def test_pack_hides_the_key_randomises_sides_and_judge_scores(tmp_path):
 
     wrong = tmp_path / "j3.json"
     wrong.write_text(json.dumps({"pack_id": "nope", "judge": "x", "choices": {}}))
-    with pytest.raises(click.ClickException, match="not in this database"):
+    with pytest.raises(NotFoundError, match="not in this database"):
         pack.record_judgements(db, wrong)
     wrong.write_text(json.dumps({"pack_id": info["pack_id"], "judge": "x", "choices": {"zzz": "A"}}))
-    with pytest.raises(click.ClickException, match="unknown items"):
+    with pytest.raises(InputFormatError, match="unknown items"):
         pack.record_judgements(db, wrong)
     wrong.write_text("not json")
-    with pytest.raises(click.ClickException, match="not JSON"):
+    with pytest.raises(InputFormatError, match="not JSON"):
         pack.record_judgements(db, wrong)
 
 

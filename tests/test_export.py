@@ -557,7 +557,7 @@ def test_ollama_modelfile_and_create(tiny_llama, tmp_path, monkeypatch):
 
 def test_ollama_unknown_template_needs_template_file(tiny_llama, tmp_path):
     from cra.export import ollama
-    from cra.export.source import ExportError
+    from cra.export.model_files import ExportError
 
     with pytest.raises(ExportError, match="--template FILE"):
         ollama.template_for("{{ messages }}")

@@ -56,7 +56,7 @@ def test_eval_pack_page_is_redacted(tmp_path):
 
 
 def test_export_label_is_redacted():
-    from cra.export.commands import Source
+    from cra.export.exporter import Source
 
     source = Source.__new__(Source)  # label() reads only these two attributes
     source.run = None

@@ -5,8 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cra.cli import cli
-from cra.reward import (
+from cra.behavioral_reward import (
     COMPONENTS,
     Context,
     RewardScorer,
@@ -21,7 +20,8 @@ from cra.reward import (
     self_correction,
     tool_efficiency,
 )
-from cra.reward.score import completion_text
+from cra.behavioral_reward.score import completion_text
+from cra.cli import cli
 from cra.toolcalls import parse_action
 
 
@@ -372,7 +372,7 @@ def test_scorer_reward_functions_sum_to_the_total_and_log_statistics():
 
 
 def test_contexts_from_a_training_conversation():
-    from cra.reward import contexts_from_example
+    from cra.behavioral_reward import contexts_from_example
     from cra.testing.tiny import synthetic_conversations
 
     example = synthetic_conversations(1, seed=5)[0]

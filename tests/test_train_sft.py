@@ -251,7 +251,7 @@ def test_missing_dataset_is_a_clear_error(tiny):
 
 
 def test_dataset_by_name_from_the_datasets_table(tiny):
-    from cra.train.sft import resolve_dataset
+    from cra.dataset.files import resolve_dataset
 
     _, data = tiny
     db = open_db()

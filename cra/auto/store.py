@@ -191,7 +191,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def pointer_data(db) -> dict[str, Any] | None:
-    from ..eval.runner import adapter_dir
     from ..train import runs
 
     row = promoted(db)
@@ -204,7 +203,7 @@ def pointer_data(db) -> dict[str, Any] | None:
         "kind": row["kind"],
         "cycle_id": row["cycle_id"],
         "base_model": row["base_model"],
-        "adapter": adapter_dir(db, run),
+        "adapter": runs.adapter_dir(db, run),
         "gguf": row["gguf"],
         "promoted_at": row["promoted_at"],
         "reason": row["reason"],

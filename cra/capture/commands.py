@@ -9,8 +9,9 @@ import click
 
 from claude_hooks import capture
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..db import cra_home, default_db_path, drain_spool, open_db, spool_backlog
+from ..errors import ConfigError
 from .install import is_cra_hook, read_settings, settings_path
 
 
@@ -115,7 +116,7 @@ def status_report(database: str | None) -> dict:
         for groups in read_settings(settings).get("hooks", {}).values():
             for group in groups:
                 installed = installed or any(is_cra_hook(h) for h in group.get("hooks", []))
-    except click.ClickException:
+    except ConfigError:
         pass
     db = open_db(path)
     today = time.strftime("%Y-%m-%d", time.gmtime())

@@ -1,6 +1,6 @@
 """`cra dataset build`: recorded turns -> tool-calling training examples on disk.
 
-One pass over the database (streamed: see source.py), in this order per turn: filters (cheap, on
+One pass over the database (streamed: see turn_chats.py), in this order per turn: filters (cheap, on
 facts) -> chat -> redaction (before truncation, so a cut never leaves half a secret unmatched) ->
 truncation of long tool outputs -> token budget -> exact-duplicate removal -> split by session ->
 jsonl. Bootstrap workflows (synthetic) come after all real turns, so on a duplicate the real one
@@ -25,8 +25,8 @@ import jsonlines
 
 from ..redact import Redactor
 from .filters import TurnFilters
-from .source import TurnData, TurnReader, table_exists
 from .tool_schemas import ObservedSchemas, SchemaResolver
+from .turn_chats import TurnData, TurnReader, table_exists
 
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")
@@ -251,7 +251,6 @@ class DatasetBuilder:
         self.lengths = array("l")
         self._seen = set()
         self._tools_cache: dict = {}
-        self._category = _category_function()
         self.sessions = {"train": set(), "eval": set()}
 
     # -- the pass -------------------------------------------------------------------------------
@@ -297,7 +296,7 @@ class DatasetBuilder:
         return False
 
     def _one_turn(self, turn: TurnData, context: list) -> bool:
-        reason = self.o.filters.evaluate(turn.facts(self._category))
+        reason = self.o.filters.evaluate(turn.facts())
         if reason:
             self.removed[reason] += 1
             return False
@@ -483,15 +482,6 @@ class DatasetBuilder:
             },
             "seconds": self.stats["seconds"],
         }
-
-
-def _category_function():
-    """The signals stage's tool categories decide what counts as a recovery (same rule as signals)."""
-    try:
-        from cra.signals.tools import category
-    except ImportError:  # signals not installed alongside: exact-tool retries only
-        return None
-    return lambda name, inp: category(name, inp)
 
 
 def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:

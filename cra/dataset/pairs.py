@@ -27,8 +27,8 @@ from ..jsonl import numbered_rows
 from ..redact import Redactor
 from .build import CORE_TOOLS, DEFAULT_SYSTEM, in_eval, truncate
 from .filters import FAILED
-from .source import TurnReader, table_exists
 from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
+from .turn_chats import TurnReader, table_exists
 
 MINER_VERSION = "pairs-v1"
 # Wrong-tool swaps that look plausible: the model must learn why the real one was right.

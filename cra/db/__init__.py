@@ -4,7 +4,7 @@ import os
 import sqlite3
 import sys
 
-import click
+from .. import errors
 
 
 def _import_sqlite_utils():
@@ -45,8 +45,8 @@ def default_db_path() -> str:
 PAGE_SIZE = 16384
 
 
-class DatabaseError(click.ClickException):
-    pass
+class DatabaseError(errors.DatabaseError):
+    """The cra database cannot be opened (cra.errors.DatabaseError, kept here for `cra.db` callers)."""
 
 
 def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Database:

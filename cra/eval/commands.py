@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..db import open_db
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import toolcalls
 from ..signals import ToolCall, Turn, extract
-from .stats import mean_ci, wilson
+from .intervals import mean_ci, wilson
 from .steps import Step
 
 STOP = "<answer>"  # the sequence token for "answered instead of calling a tool"

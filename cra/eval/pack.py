@@ -19,11 +19,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import click
-
 from .. import toolcalls
+from ..errors import InputFormatError, NotFoundError
 from . import store
-from .stats import wilson
+from .intervals import wilson
 
 CONTEXT_MESSAGES = 6  # the last messages of the context shown (the prompt is always shown)
 MAX_CHARS = 1500  # per shown message or tool result
@@ -83,7 +82,7 @@ def make_pack(db, eval_row: dict[str, Any], out: Path, *, items: int = 40, seed:
         a, b = (claude, model) if claude_side == "A" else (model, claude)
         page_items.append({"id": item_id, "context": render_context(step.context), "A": a, "B": b})
     if not page_items:
-        raise click.ClickException(f"eval {eval_row['id']} has no steps to show")
+        raise NotFoundError(f"eval {eval_row['id']} has no steps to show")
     from ..redact import Redactor
 
     page_items = Redactor().redact_obj(page_items)  # a page people pass around: nothing secret in it
@@ -191,16 +190,16 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+        raise NotFoundError(f"cannot read {path}: {exc.strerror}") from exc
     except ValueError as exc:
-        raise click.ClickException(f"{path} is not JSON: export it again from the pack page ({exc})") from exc
+        raise InputFormatError(f"{path} is not JSON: export it again from the pack page ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("choices"), dict) or not data.get("pack_id"):
-        raise click.ClickException(
+        raise InputFormatError(
             f"{path} is not a judgements file (it needs pack_id and choices): export it from the pack page"
         )
     rows = list(db.query("SELECT * FROM eval_packs WHERE id = ?", [data["pack_id"]]))
     if not rows:
-        raise click.ClickException(
+        raise NotFoundError(
             f"pack {data['pack_id']} is not in this database: judge it against the database that made it (-d)"
         )
     pack = rows[0]
@@ -209,7 +208,7 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
     unknown = [i for i in data["choices"] if i not in key]
     bad = [c for c in data["choices"].values() if c not in ("A", "B")]
     if unknown or bad:
-        raise click.ClickException(
+        raise InputFormatError(
             f"{path} does not match pack {pack['id']}: "
             + (f"unknown items {unknown[:3]}" if unknown else f"choices {bad[:3]} are not A or B")
         )

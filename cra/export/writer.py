@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .source import BaseModel, ExportError, LoraAdapter, tokenizer_dir
+from .model_files import BaseModel, ExportError, LoraAdapter, tokenizer_dir
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m")
 ADAPTER_OUTTYPES = ("f32", "f16", "bf16", "q8_0")

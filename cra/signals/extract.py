@@ -10,12 +10,12 @@ import json
 import re
 from dataclasses import dataclass, field, fields
 
+from ..db.schema import DENIED
+from ..db.schema import ERRORED as FAILED
 from . import text as phrases
 from . import tools
 from .config import SignalConfig
 
-FAILED = ("failure", "invalid", "blocked")  # the call errored (blocked: a hook refused it)
-DENIED = ("denied",)  # the user or the permission rules said no
 INTERRUPTED = ("interrupted",)
 
 

@@ -20,7 +20,7 @@ import json
 import re
 from typing import Any
 
-import click
+from ..errors import ConfigError
 
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
@@ -74,7 +74,7 @@ def choose_template(tokenizer, setting: str) -> str:
             with open(setting, encoding="utf-8") as f:
                 tokenizer.chat_template = f.read()
         except OSError as exc:
-            raise click.ClickException(f"cannot read chat template {setting}: {exc.strerror}") from exc
+            raise ConfigError(f"cannot read chat template {setting}: {exc.strerror}") from exc
     elif not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     return "markers" if has_generation_markers(tokenizer.chat_template) else "prefix"
@@ -128,7 +128,7 @@ def tokenize_with_assistant_labels(tokenizer, example: dict[str, Any]) -> dict:
         before = _render(tokenizer, messages[:i], tools, add_generation_prompt=True)
         through = _render(tokenizer, messages[: i + 1], tools)
         if not (full.startswith(through) and through.startswith(before)):
-            raise click.ClickException(
+            raise ConfigError(
                 "the chat template does not render conversations prefix-consistently (a conversation's start renders "
                 "differently from the whole), so cra cannot find the assistant tokens: pass --chat-template FILE with "
                 "a template that marks assistant output with {% generation %} ... {% endgeneration %}, or "

@@ -2,9 +2,23 @@
 
 import json
 
-import click
+from ..errors import ConfigError, NotFoundError
 
 INDENT = "    "
+
+
+def prompt_display(text: str | None) -> str:
+    """A prompt as the user typed it: slash-command markup becomes `/name args`."""
+    if not text:
+        return ""
+    if "<command-name>" in text:
+        import re
+
+        name = re.search(r"<command-name>(.*?)</command-name>", text, re.S)
+        args = re.search(r"<command-args>(.*?)</command-args>", text, re.S)
+        if name:
+            return (name.group(1).strip() + " " + (args.group(1).strip() if args else "")).strip()
+    return text
 
 
 def resolve_session(db, prefix: str) -> str:
@@ -19,9 +33,9 @@ def resolve_session(db, prefix: str) -> str:
         )
     ]
     if not ids:
-        raise click.ClickException(f"No session matches {prefix!r}. `cra sessions` lists them.")
+        raise NotFoundError(f"No session matches {prefix!r}. `cra sessions` lists them.")
     if len(ids) > 1 and prefix not in ids:
-        raise click.ClickException(
+        raise ConfigError(
             f"{prefix!r} matches several sessions ({', '.join(i[:12] for i in ids[:5])}...): give more of the id."
         )
     return prefix if prefix in ids else ids[0]
@@ -120,8 +134,6 @@ class _Renderer:
                 yield from self.assistant(m, pad, depth)
 
     def user(self, m, pad):
-        from .commands import prompt_display
-
         if m["is_compact_summary"]:
             c = self.compactions.get(m["uuid"])
             how = f" ({c['trigger']}, {c['pre_tokens']} tokens before)" if c and c["trigger"] else ""

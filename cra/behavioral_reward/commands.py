@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..jsonl import numbered_rows
 
 
@@ -33,7 +33,7 @@ def _rows_from_file(path: str):
 
 
 def _rows_from_dataset(db, ref: str, limit: int):
-    from ..train.sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
     from .context import contexts_from_example
 
     train, _ = resolve_dataset(db, ref)

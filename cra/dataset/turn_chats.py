@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from .filters import TurnFacts
+from .qualifying import turn_facts
 
 NO_RESULT = "(no result was recorded for this call)"
 
@@ -39,14 +40,9 @@ class TurnData:
     source: str = "transcript"  # transcript | hooks | bootstrap
     extra: dict = field(default_factory=dict)
 
-    def facts(self, category=None) -> TurnFacts:
-        cat = category or (lambda name, inp: None)
-        return TurnFacts(
-            tool_call_count=self.tool_call_count,
-            final_answer=self.final_answer,
-            outcome=self.outcome,
-            calls=[(name, status, cat(name, inp)) for name, status, _, inp, _ in self.calls],
-        )
+    def facts(self) -> TurnFacts:
+        calls = [(name, status, tool_input) for name, status, _, tool_input, _ in self.calls]
+        return turn_facts(self.tool_call_count, self.final_answer, self.outcome, calls)
 
 
 def table_exists(db, name: str) -> bool:

@@ -1,6 +1,6 @@
 """Combining the components into one reward, and the same reward as TRL reward functions.
 
->>> from cra.reward import Context, score_text
+>>> from cra.behavioral_reward import Context, score_text
 >>> ctx = Context.build([{"role": "user", "content": "What is in a.py?"}], [],
 ...                    {"role": "assistant", "content": "", "tool_calls": [
 ...                        {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}]})
