@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cra.cli import database_option
+from cra.cli_options import database_option
 
 # `cra redact check` exit statuses, for scripts: 0 nothing found, 1 found something, 2 could not check.
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
