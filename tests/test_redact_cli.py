@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import RECORDED, build_fixture_db
 
 from cra.cli import cli
-from cra.testing.secret_corpus import lookalikes, plant, secrets
+from cra.testing.secret_corpus import all_strings, lookalikes, plant, secrets
 
 SEED = 5
 
@@ -100,26 +100,9 @@ def _stored_text(db_path):
                 if isinstance(v, bytes):
                     v = v.decode("utf-8", "replace")
                 if isinstance(v, str):
-                    _strings(v, parts)
+                    all_strings(v, parts)
     con.close()
     return "\n".join(parts)
-
-
-def _strings(value, out):
-    """A value's strings, with JSON documents (and JSON inside their strings) decoded."""
-    if isinstance(value, str):
-        out.append(value)
-        if value[:1] in "[{":
-            try:
-                _strings(json.loads(value), out)
-            except ValueError:
-                pass
-    elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _strings(v, out)
 
 
 def _fts_counts(con):

@@ -17,7 +17,7 @@ from cra.dataset.build import BuildOptions, DatasetBuilder, write_card
 from cra.dataset.filters import TurnFilters
 from cra.db import open_db
 from cra.redact import Redactor
-from cra.testing.secret_corpus import LOOKALIKE_KINDS, PLACES, SECRET_KINDS, lookalikes, plant, secrets
+from cra.testing.secret_corpus import LOOKALIKE_KINDS, PLACES, SECRET_KINDS, all_strings, lookalikes, plant, secrets
 
 SEEDS = range(5)
 
@@ -70,29 +70,11 @@ def test_redacting_twice_changes_nothing():
         assert r.findings(once) == [], item.kind
 
 
-def _strings(value, out):
-    """Every string in a written example, with JSON inside strings (tool arguments, tools) decoded."""
-    if isinstance(value, str):
-        out.append(value)
-        if value[:1] in "[{":
-            try:
-                _strings(json.loads(value), out)
-            except ValueError:
-                pass
-    elif isinstance(value, dict):
-        for v in value.values():
-            _strings(v, out)
-    elif isinstance(value, list):
-        for v in value:
-            _strings(v, out)
-    return out
-
-
 def _written(directory):
     parts = []
     for name in ("train.jsonl", "eval.jsonl"):
         for line in (directory / name).read_text(encoding="utf-8").splitlines():
-            _strings(json.loads(line), parts)
+            all_strings(json.loads(line), parts)
     return "\n".join(parts)
 
 

@@ -21,6 +21,7 @@ names hold secrets, which values are secrets), `context.py` (values found by the
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from .names import is_secret_name
@@ -28,14 +29,10 @@ from .redactor import MARK, Finding, Redactor
 
 __all__ = ["MARK", "Finding", "Redactor", "is_secret_name", "redact_obj", "redact_text"]
 
-_default: Redactor | None = None
 
-
+@lru_cache(maxsize=1)
 def _shared() -> Redactor:
-    global _default
-    if _default is None:
-        _default = Redactor()
-    return _default
+    return Redactor()
 
 
 def redact_text(text: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from . import context
@@ -53,14 +54,9 @@ class _Compiled:
         self.in_text = list(in_text.items())  # keywords beside a token or with a space: in the text
 
 
-_compiled: _Compiled | None = None
-
-
+@lru_cache(maxsize=1)
 def _rules() -> _Compiled:
-    global _compiled
-    if _compiled is None:
-        _compiled = _Compiled()
-    return _compiled
+    return _Compiled()
 
 
 _HOME_GENERIC = re.compile(

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ALNUM = string.ascii_letters + string.digits
 LOWER_ALNUM = string.ascii_lowercase + string.digits
@@ -684,6 +685,26 @@ def lookalikes(seed: int = 0) -> list[Item]:
     """One item per look-alike kind (>= 30), in a fixed order."""
     g = _Gen(random.Random(seed + 1))
     return [Item(kind, *make(g)) for kind, make in LOOKALIKE_KINDS.items()]
+
+
+def all_strings(value: Any, out: list[str] | None = None) -> list[str]:
+    """Every string in a JSON-like value, with JSON held inside strings (tool arguments, tool lists,
+    stored columns) decoded and walked too: what a check for a planted value must look through."""
+    out = [] if out is None else out
+    if isinstance(value, str):
+        out.append(value)
+        if value[:1] in "[{":
+            try:
+                all_strings(json.loads(value), out)
+            except ValueError:
+                pass
+    elif isinstance(value, dict):
+        for v in value.values():
+            all_strings(v, out)
+    elif isinstance(value, list):
+        for v in value:
+            all_strings(v, out)
+    return out
 
 
 # -- planting into recorded sessions --------------------------------------------------------------
