@@ -14,8 +14,9 @@ replaced, on recall, precision and speed, side by side in one run.
 - speed: MB/s over the same corpus texts and over the code, each tool on the same strings in the
   same process, alternating, best of --repeat.
 
-The old redactor is read from git (`main:cra/dataset/redact.py`, or --old-ref), so the comparison
-needs no second checkout. detect-secrets is in the dev extra (constraints.txt pins it).
+The old redactor is read from git (`cra/dataset/redact.py` at --old-ref, by default 3e4ab0e, the
+last commit before it moved to cra/redact), so the comparison needs no second checkout.
+detect-secrets is in the dev extra (constraints.txt pins it).
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="corpus seeds (each: one secret per kind)")
     parser.add_argument("--repeat", type=int, default=3, help="timing runs per tool (best is kept)")
-    parser.add_argument("--old-ref", default="main", help="git ref holding the previous cra/dataset/redact.py")
+    parser.add_argument("--old-ref", default="3e4ab0e", help="git ref holding the previous cra/dataset/redact.py")
     ns = parser.parse_args()
 
     from cra.redact import Redactor
