@@ -133,3 +133,36 @@ def test_the_card_reports_replacements_by_kind(planted):
     card = (planted["dir"] / "README.md").read_text(encoding="utf-8")
     for kind, n in counts.items():
         assert f"| {kind} | {n} |" in card
+
+
+def _real_session_strings(roots):
+    for root in roots:
+        for path in sorted(root.rglob("*.jsonl")):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    value = json.loads(line)
+                except ValueError:
+                    continue
+                for s in all_strings(value):
+                    yield path, s
+
+
+def _nothing_but_home_paths(roots):
+    r = Redactor(homes=[])
+    found = [
+        (p.name, f.kind, s[max(0, f.start - 40) : f.end + 10])
+        for p, s in _real_session_strings(roots)
+        for f in r.findings(s)
+        if f.kind != "home_path"
+    ]
+    assert found == []
+
+
+def test_the_projects_recorded_sessions_have_nothing_to_redact():
+    """Real client sessions (recorded against a mock API, so no real secret in them): precision on
+    real transcripts, hook payloads, tool output, notebooks and code."""
+    _nothing_but_home_paths([RECORDED, RECORDED.parent / "transcripts"])
+
+
+def test_shared_real_sessions_have_nothing_to_redact(shared_dir):
+    _nothing_but_home_paths([shared_dir / "fixtures"])

@@ -159,14 +159,16 @@ def _value_after(text: str, lo: int, hi: int, dashes: int, strength: str) -> Spa
     if m is None:
         return None
     value = m["val"]
-    if _looks_like_code(value, text[lo:hi], sep["sep"], sep.start() == pos and sep.end() == vpos):
+    if _looks_like_code(value, text[lo:hi], sep["sep"], sep.start() == pos and sep.end() == vpos, at_line_start):
         return None
     return _judged(m.start("val"), m.end("val"), value, strength, kind)
 
 
-def _looks_like_code(value: str, name: str, sep: str, tight: bool) -> bool:
-    """An unquoted value that is code, not a literal: `password = get_password()`, `token: str`,
-    `password=password`; `DB_PASSWORD=hunter` (an env line: tight `=`, upper-case name) is a value."""
+def _looks_like_code(value: str, name: str, sep: str, tight: bool, at_line_start: bool) -> bool:
+    """An unquoted value that is code or prose, not a literal: `password = get_password()`,
+    `token: str`, `password=password`, `{ _csrf_token: csrfToken }`, `a single token: embed`.
+    `DB_PASSWORD=hunter` (an env line: tight `=`, upper-case name) and `password: hunter` at the start
+    of a YAML line are values."""
     if _CODE_CHARS.search(value) or _CODE_LINE.search(value):
         return True
     first = value.split(None, 1)[0]
@@ -176,7 +178,7 @@ def _looks_like_code(value: str, name: str, sep: str, tight: bool) -> bool:
         return True  # TOKEN_ENDPOINT-like values reached through a strong name part
     if _IDENTIFIER.fullmatch(value) and not any(c.isdigit() for c in value):
         env_style = sep == "=" and tight and name.upper() == name
-        yaml_style = sep == ":" and not value[:1].isupper() and "." not in value
+        yaml_style = at_line_start and sep == ":" and not value[:1].isupper() and "." not in value
         return not (env_style or yaml_style)
     return False
 
@@ -200,8 +202,8 @@ def _prose_value(text: str, pos: int, strength: str) -> Span | None:
     if m is None:
         return None
     value = m["val"]
-    if is_placeholder(value):
-        return None
+    if is_placeholder(value) or _CODE_CHARS.search(value):
+        return None  # `Token {i+1}/{len(tokens)}:` is a format string
     bare = not sep.group().strip()
     if bare:
         ok = looks_random(value, 16)
@@ -270,7 +272,7 @@ def shaped_contexts(text: str, low: str) -> Iterator[Span]:
                 name, value = p["name"], p["val"]
                 if is_placeholder(value):
                     continue
-                if secret_name(name) == "strong" or looks_random(value, 16):
+                if secret_name(name) in ("strong", "token") or looks_random(value, 16):
                     yield (base + p.start("val"), base + p.end("val"), "cookie")
     if "-u" in text or "--user" in text or "--proxy-user" in text:
         for m in _CURL_USER.finditer(text):

@@ -29,7 +29,6 @@ _STRONG_PARTS = {
     "secret",
     "secrets",
     "token",
-    "tokens",
     "apikey",
     "credential",
     "credentials",
@@ -46,6 +45,9 @@ _STRONG_PARTS = {
     "dsn",
     "pat",
 }
+# Names of what people choose (any literal is the secret, a plain word included) ...
+_PASSWORD_PARTS = {"password", "passwd", "passphrase", "pwd", "pass", "credential", "credentials", "creds", "dsn"}
+# ... and of what machines generate (a short lowercase word is not one): token, secret, api key.
 _STRONG_PAIRS = {
     ("api", "key"),
     ("access", "key"),
@@ -190,6 +192,21 @@ _NOT_SECRET_PARTS = {
     "embedding",
     "embeddings",
     "ids",
+    "tokens",  # counts and lists (total_tokens, special_tokens); a token in one is still found by its shape
+    "duration",
+    "delay",
+    "interval",
+    "seconds",
+    "rate",
+    "ratio",
+    "weight",
+    "score",
+    "level",
+    "threshold",
+    "offset",
+    "position",
+    "window",
+    "per",
 }
 _PLACEHOLDER = re.compile(
     r"^(?:<[^>]*>|\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|\$\{[^}]*\}|\{\{.*\}\}|\{[A-Za-z_][A-Za-z0-9_.]*\}|%\(.*\)s|%s|"
@@ -213,22 +230,26 @@ def name_parts(name: str) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def secret_name(name: str) -> str | None:
-    """'strong', 'weak' or None: how much this name says its value is a secret."""
+    """How much this name says its value is a secret: 'strong' (a password: any literal), 'token'
+    (a generated secret: any literal but a short lowercase word), 'weak' (only a random-looking
+    value), or None."""
     low = name.lower().strip("\"'`[]")
     if low.replace("-", "_") in _STRONG_WHOLE or low.endswith(("private_key_id", "privatekeyid")):
         return "strong"
     parts = name_parts(name)
     if not parts or any(p in _NOT_SECRET_PARTS for p in parts):
         return None
+    if any(p in _PASSWORD_PARTS or p.endswith(("password", "passwd", "passphrase")) for p in parts):
+        return "strong"
     if any(p in _STRONG_PARTS for p in parts):
-        return "strong"
-    # run-together names: PGPASSWORD, authtoken, githubApitoken, MYSQL_ROOTPASSWORD
-    if any(p.endswith(("password", "passwd", "secret", "token", "apikey", "passphrase")) for p in parts):
-        return "strong"
+        return "token"
+    # run-together names: authtoken, githubApitoken, clientsecret
+    if any(p.endswith(("secret", "token", "apikey")) for p in parts):
+        return "token"
     if any(pair in _STRONG_PAIRS for pair in zip(parts, parts[1:])):
-        return "strong"
+        return "token"
     if parts[-1] in _WEAK_PARTS or parts[-1].endswith("key") or any(p in _WEAK_PARTS for p in parts):
-        return "strong" if any(p in _PROVIDER_WORDS for p in parts) else "weak"
+        return "token" if any(p in _PROVIDER_WORDS for p in parts) else "weak"
     return None
 
 
@@ -244,8 +265,8 @@ def entropy(value: str) -> float:
 
 def looks_random(value: str, min_len: int = 12) -> bool:
     """A generated token rather than a word, an identifier or a number: long, letters and digits
-    mixed (or three character classes), and varied."""
-    if len(value) < min_len:
+    mixed (or three character classes), varied, and no spaces (that is a phrase)."""
+    if len(value) < min_len or any(c.isspace() for c in value):
         return False
     has_digit = any(c.isdigit() for c in value)
     has_lower = any(c.islower() for c in value)
@@ -267,6 +288,8 @@ def looks_like_value(value: str, strength: str | None) -> bool:
     value = value.strip()
     if len(value) < 3 or is_placeholder(value):
         return False
+    if strength == "token" and re.fullmatch(r"[a-z]{1,11}", value):
+        return False  # `test_token = "music"`: generated tokens are not short lowercase words
     if strength == "weak":
         # a random-looking value, but not an identifier's shape (a UUID: request, trace, idempotency keys)
         return looks_random(value, 12) and not _UUID.fullmatch(value)

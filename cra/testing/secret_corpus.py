@@ -678,6 +678,14 @@ LOOKALIKE_KINDS: dict[str, Callable[[_Gen], tuple[str, str]]] = {
     "semver_and_build": _same(lambda g: "version 1.24.3+build.20261121"),
     "cache_key_value": _same(lambda g: 'cache_key = f"user:{user_id}:profile"'),
     "password_policy_setting": _same(lambda g: "PASSWORD_MIN_LENGTH=12"),
+    # seen in real sessions: numbers, phrases and code next to secret words
+    "token_usage_counts": _same(lambda g: f"<usage>total_tokens: {g.digits(5)}\ntool_uses: 3</usage>"),
+    "numeric_setting_with_token_name": _same(lambda g: "self.token_duration = 2.5  # seconds"),
+    "label_pair_with_token_name": _same(lambda g: "('mean_std_per_token', 'Mean Std per Token'),"),
+    "format_string_with_token": _same(lambda g: "print(f\"--- Token {i+1}/{len(tokens)}: '{token}'\")"),
+    "object_shorthand_token": _same(lambda g: "params: { _csrf_token: csrfToken },"),
+    "docstring_token_word": _same(lambda g: '"""Process a single token: embed, visualise, play."""'),
+    "short_word_token_literal": _same(lambda g: 'test_token = "music"'),
 }
 
 
