@@ -14,7 +14,6 @@ Stored unredacted in `pairs` (the database already holds the raw sessions); reda
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -23,6 +22,7 @@ from collections import Counter
 
 import jsonlines
 
+from ..db.identity import pair_hash
 from ..jsonl import numbered_rows
 from ..redact import Redactor
 from .build import CORE_TOOLS, DEFAULT_SYSTEM, in_eval, truncate
@@ -51,12 +51,6 @@ _CONFUSABLE = {
 
 class PairFormatError(ValueError):
     pass
-
-
-def pair_hash(prompt, chosen, rejected) -> str:
-    """The identity of a pair (`pairs.content_hash`): storing the same pair twice is a no-op."""
-    blob = json.dumps([prompt, chosen, rejected], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def _now():

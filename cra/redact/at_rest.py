@@ -184,7 +184,7 @@ def _redacted(redactor: Redactor, value, how: str):
 
 def _rehash_pairs(conn) -> int:
     """Recompute each pair's content hash; a pair that became equal to another is dropped."""
-    from ..dataset.pairs import pair_hash
+    from ..db.identity import pair_hash
 
     rows = conn.execute("SELECT id, prompt, chosen, rejected, content_hash FROM pairs ORDER BY id").fetchall()
     keep: dict[str, int] = {}

@@ -44,6 +44,8 @@ _INLINE_VALUE = re.compile(r"(?P<val>(?:[^\s\"'`;|)#<>&,]|&(?![&\s])|,(?!\s))+)"
 _QUERY_VALUE = re.compile(r"(?P<val>[^&\s\"'<>#]+)")
 _CONN_VALUE = re.compile(r"(?P<val>[^;\s\"'<>]+)")
 _PROSE_VALUE = re.compile(r"[\"'`]?(?P<val>[^\s\"'`,;]{6,}?)(?=[\"'`]?(?:[\s,;]|[.!?](?:\s|$)|$))")
+_FLAG_SEP = re.compile(r"=|[ \t]+")
+_FLAG_VALUE = re.compile(r"(?P<val>[^\s\"'`;|&)]+)")
 _CODE_CHARS = re.compile(r"[()\[\]{}$;]")
 _CODE_LINE = re.compile(r"\s(?:=|\|)\s|\s(?:if|else|and|or|for|in|not)\s")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
@@ -119,14 +121,14 @@ def _value_after(text: str, lo: int, hi: int, dashes: int, strength: str) -> Spa
         return None
 
     if dashes:  # --password v, --api-key=v, -token v
-        m = re.compile(r"(?:=|[ \t]+)").match(text, pos)
+        m = _FLAG_SEP.match(text, pos)
         if not m:
             return None
         pos = m.end()
         q = _QUOTED.match(text, pos)
         if q:
             return _judged(q.start("val"), q.end("val"), q["val"], strength, "cli_secret")
-        v = re.compile(r"(?P<val>[^\s\"'`;|&)]+)").match(text, pos)
+        v = _FLAG_VALUE.match(text, pos)
         if v and not v["val"].startswith("-"):
             return _judged(v.start("val"), v.end("val"), v["val"], strength, "cli_secret", code_check=True)
         return None
@@ -150,7 +152,7 @@ def _value_after(text: str, lo: int, hi: int, dashes: int, strength: str) -> Spa
     elif before == ";" or (conn is not None and text.startswith(";", conn.end())):
         m = conn  # Password=v; in ADO.NET, ODBC, JDBC and Azure connection strings
         kind = "connection_string"
-    elif at_line_start and (sep["sep"] in ("=", ":=") or text[sep.start() : sep.end()].startswith(":")):
+    elif at_line_start and sep["sep"] in ("=", ":=", ":"):
         m = _LINE_VALUE.match(text, vpos)
         kind = "env_secret" if sep["sep"] == "=" and sep.start() == pos else "config_secret"
     else:
@@ -184,8 +186,10 @@ def _looks_like_code(value: str, name: str, sep: str, tight: bool, at_line_start
 
 
 def _judged(start: int, end: int, value: str, strength: str, kind: str, code_check: bool = False) -> Span | None:
-    if code_check and (_CODE_CHARS.search(value) or (_IDENTIFIER.fullmatch(value) and not looks_random(value, 8))):
-        if not any(c.isdigit() for c in value):
+    """The value's span when it is a secret's value. `code_check`: an unquoted flag value without a
+    digit that is code or a plain identifier (`--token $(cat f)`, `--password-file path`) is not."""
+    if code_check and not any(c.isdigit() for c in value):
+        if _CODE_CHARS.search(value) or (_IDENTIFIER.fullmatch(value) and not looks_random(value, 8)):
             return None
     if not looks_like_value(value, strength):
         return None
