@@ -5,7 +5,8 @@ Shared by evaluation (cra/eval) and the behavioral reward (cra/behavioral_reward
 similarity, so that "the model called Read on the right file" means the same thing in both. Pure
 standard library; nothing heavy.
 
-    >>> action = parse_action('Let me look.\\n<tool_call>\\n{"name": "Read", "arguments": {"file_path": "a.py"}}\\n</tool_call>')
+    >>> call = '<tool_call>\\n{"name": "Read", "arguments": {"file_path": "a.py"}}\\n</tool_call>'
+    >>> action = parse_action('Let me look.\\n' + call)
     >>> action.kind, action.calls[0].name, action.calls[0].arguments
     ('call', 'Read', {'file_path': 'a.py'})
     >>> argument_similarity("Bash", {"command": "pytest -q tests"}, {"command": "pytest tests"})
@@ -61,7 +62,7 @@ class ParsedAction:
 def _call_from_json(raw: str) -> ParsedCall:
     try:
         obj = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         name = re.search(r'"name"\s*:\s*"([^"]+)"', raw)  # still credit the tool choice of a broken call
         return ParsedCall(name.group(1) if name else None, None, raw, f"not valid JSON: {exc.msg}")
     if not isinstance(obj, dict):
@@ -116,7 +117,7 @@ def action_from_message(message: dict) -> ParsedAction:
 
 # -- schemas ---------------------------------------------------------------------------------------------
 
-_JSON_TYPES = {
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
     "integer": int,
     "number": (int, float),

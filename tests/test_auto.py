@@ -6,6 +6,7 @@ Cycles on the tiny model are in test_auto_cycles.py."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -270,7 +271,7 @@ def test_promotion_is_one_flag_and_a_pointer(db, tmp_path, cra_home):
     assert os.readlink(cra_home / "models" / "promoted.gguf") == b_gguf
 
     # A promotion that fails inside its transaction changes nothing (here: a column that does not exist).
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.OperationalError, match="no_such_column"):
         store.promote(db, a, cycle_id=1, cycle_fields={"no_such_column": 1})
     assert db.execute("SELECT run_id FROM promotions WHERE current = 1").fetchall() == [(b,)]
     # A crash after the commit but before the pointer's rename: cra rewrites it from the database.

@@ -142,3 +142,42 @@ def test_cycles_finds_a_loop_around_several_packages():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _distribution(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def declared_distributions() -> set[str]:
+    """Every distribution pyproject.toml names, in the core dependencies or any extra."""
+    import re
+
+    from cra.compat import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
+    return {_distribution(re.match(r"[A-Za-z0-9_.\-]+", r).group(0)) for r in requirements}
+
+
+def test_every_third_party_import_is_declared():
+    """What cra, the hooks, the scripts and the tests import is in pyproject.toml (core or an extra),
+    not only installed because something else pulled it in."""
+    import importlib.metadata
+    import sys
+
+    own = {"cra", "claude_hooks", "tests", "conftest", "dataset_db", "rl_setup", "e2e", "test_eval_metrics"}
+    providers = importlib.metadata.packages_distributions()
+    declared = declared_distributions()
+    undeclared = set()
+    for path in sources("cra", "claude_hooks", "scripts", "tests"):
+        if "fixtures" in path.parts:
+            continue
+        for imported, _ in imports_of(path):
+            top = imported.split(".")[0]
+            if not top or top in own or top in sys.stdlib_module_names or top.startswith("_"):
+                continue
+            names = {_distribution(d) for d in providers.get(top, [top])}
+            if not names & declared:
+                undeclared.add(f"{top} ({', '.join(sorted(names))}) in {path.relative_to(REPO)}")
+    assert sorted(undeclared) == []
+    assert {"torch", "sqlite-utils", "pyyaml", "llama-cpp-python"} <= declared

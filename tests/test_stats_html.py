@@ -94,6 +94,7 @@ def test_report_escapes_what_it_shows(tmp_path):
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+@pytest.mark.slow
 def test_chromium_renders_the_charts(report, tmp_path):
     binary = chromium()
     url = report.resolve().as_uri()

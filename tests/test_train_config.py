@@ -13,7 +13,7 @@ from cra.train.config import SFTSettings, build_settings, read_config_file
 def test_every_default_is_visible_in_help():
     text = CliRunner().invoke(cli, ["train", "sft", "--help"], terminal_width=2000).output
     defaults = SFTSettings()
-    for name, field in SFTSettings.model_fields.items():
+    for name in SFTSettings.model_fields:
         flag = "--" + name.replace("_", "-")
         assert flag in text, flag
         value = getattr(defaults, name)

@@ -13,6 +13,8 @@ pytest.importorskip("peft")
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains LoRA adapters on a tiny model: the heavy lane
+
 # Small and quick: one torch thread (two threads on a shared 2-core machine spin and run 10x slower).
 FAST = [
     "--batch-size",
@@ -114,8 +116,8 @@ def test_labels_cover_assistant_turns_only(tiny):
         prefixed = templates.tokenize_for_training(plain, example, "prefix")
         assert marked["input_ids"] == prefixed["input_ids"]
         ids = marked["input_ids"]
-        learned = tok.decode([t for t, l in zip(ids, marked["labels"]) if l != -100])
-        masked = tok.decode([t for t, l in zip(ids, marked["labels"]) if l == -100])
+        learned = tok.decode([t for t, label in zip(ids, marked["labels"]) if label != -100])
+        masked = tok.decode([t for t, label in zip(ids, marked["labels"]) if label == -100])
         # Everything the assistant wrote is learned; nothing the user, system or tools wrote is.
         for message in example["messages"]:
             if message["role"] == "assistant":

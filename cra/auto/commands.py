@@ -89,7 +89,7 @@ def once_command(force, quiet, as_json, config_file, database):
                 f"Stopped ({_stop_reason(exc)}): the cycle is recorded as stopped and runs again at the next check.",
                 err=True,
             )
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     if result["status"] == "failed":
         cycle = result["cycle"]
         if quiet or as_json:

@@ -146,7 +146,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(text)
         elif path.suffix == ".json":

@@ -182,6 +182,7 @@ class Cycle:
         started = time.time()
         for name in self.plan():
             if name in reuse:
+                assert self.previous is not None  # what is reused comes from the previous attempt
                 outputs = reuse[name]["outputs"]
                 self.state.update(outputs)
                 self._record(
@@ -196,7 +197,12 @@ class Cycle:
                 )
                 self.echo(f"  {name}: reused from cycle id {self.previous['id']}")
                 continue
-            stage = {"name": name, "status": "running", "started_at": store.now_iso(), "fingerprint": prints.get(name)}
+            stage: dict[str, Any] = {
+                "name": name,
+                "status": "running",
+                "started_at": store.now_iso(),
+                "fingerprint": prints.get(name),
+            }
             child = None
             if name not in TRAINING:
                 child = runs.start_run(
@@ -478,7 +484,7 @@ def run_once(
         ready = readiness(db, settings, now)
         if not ready.due and not force:
             return {"status": "not_due", "readiness": ready.as_dict()}
-        trigger = ready.trigger if ready.due else "forced"
+        trigger = ready.trigger if ready.due and ready.trigger else "forced"
         cycle = Cycle(db, settings, ready, trigger, echo).run_all()
         return {"status": cycle["status"], "readiness": ready.as_dict(), "cycle": cycle}
     finally:

@@ -79,11 +79,19 @@ def readiness(db, settings: AutoSettings, now: float | None = None) -> Readiness
     elif new >= settings.min_new_turns:
         due, trigger = True, "new_turns"
         reason = f"{new}/{settings.min_new_turns} new qualifying turns"
-    elif now >= interval_at and qualifying >= settings.min_total_turns and new >= settings.interval_min_new_turns:
+    elif (
+        interval_at is not None
+        and now >= interval_at
+        and qualifying >= settings.min_total_turns
+        and new >= settings.interval_min_new_turns
+    ):
         due, trigger = True, "interval"
         reason = f"{settings.max_interval_hours:g} h since the last cycle, with {new} new qualifying turns"
     else:
-        reason = f"{new}/{settings.min_new_turns} new qualifying turns (or {settings.max_interval_hours:g} h after the last cycle)"
+        reason = (
+            f"{new}/{settings.min_new_turns} new qualifying turns "
+            f"(or {settings.max_interval_hours:g} h after the last cycle)"
+        )
     return Readiness(
         candidates=counts["candidates"],
         qualifying=qualifying,

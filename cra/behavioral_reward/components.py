@@ -134,16 +134,18 @@ def agreement(ctx: Context, action: ParsedAction) -> Component:
     Claude answered: an answer scores 0.5 plus 0.5 x word overlap with Claude's; exploring instead
     scores 0.1, acting 0.
 
-    >>> ref = {"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}]}
+    >>> read = {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}
+    >>> ref = {"role": "assistant", "content": "", "tool_calls": [read]}
     >>> ctx = Context.build([{"role": "user", "content": "fix a.py"}], [], ref)
     >>> from cra.toolcalls import parse_action
-    >>> agreement(ctx, parse_action('<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>')).score
+    >>> action = parse_action('<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>')
+    >>> agreement(ctx, action).score
     1.0
     """
     ref = ctx.reference_action
     if ref.calls:
         if not action.calls:
-            return Component(0.0, f"no tool call; Claude called {', '.join(ref.names)}")
+            return Component(0.0, f"no tool call; Claude called {', '.join(n or '?' for n in ref.names)}")
         remaining = list(action.calls)
         total = 0.0
         for rc in ref.calls:
@@ -153,8 +155,8 @@ def agreement(ctx: Context, action: ParsedAction) -> Component:
             if not remaining:
                 break
         score = total / max(len(ref.calls), len(action.calls))
-        same = sorted(set(n for n in action.names if n) & set(ref.names))
-        reason = f"Claude called {', '.join(ref.names)}; " + (
+        same = sorted({n for n in action.names if n} & {n for n in ref.names if n})
+        reason = f"Claude called {', '.join(n or '?' for n in ref.names)}; " + (
             f"same tool ({', '.join(same)}), arguments {score:.2f}"
             if same
             else f"this called {', '.join(n or '?' for n in action.names)}"
@@ -199,7 +201,7 @@ class Rule:
             return cat == tool_kinds.RUN
         if self.kind == "no_tool":
             program = str((call.arguments or {}).get("command", "")).split()[:1]
-            return call.name == self.target or (program and program[0] == (self.target or "").lower())
+            return call.name == self.target or bool(program and program[0] == (self.target or "").lower())
         return False
 
 
@@ -218,7 +220,7 @@ def constraint_rules(ctx: Context) -> list[Rule]:
     """
     rules = []
     text = ctx.prompt_text
-    for label, start, end, _match, sentence in phrases.find(phrases.CONSTRAINT_PATTERNS, text, 400):
+    for label, _start, _end, _match, sentence in phrases.find(phrases.CONSTRAINT_PATTERNS, text, 400):
         sentence_l = sentence.lower()
         paths = [p.rstrip(".") for p in _PATHISH.findall(sentence) if p.rstrip(".")]
         if _READ_ONLY.search(sentence):
@@ -300,7 +302,7 @@ def tool_efficiency(ctx: Context, action: ParsedAction) -> Component:
     if not action.calls:
         return Component(1.0, "no calls")
     ref_keys = {call_key(c.name, c.arguments) for c in ctx.reference_action.calls}
-    seen = set()
+    seen: set[tuple] = set()
     for prior in ctx.turn_calls:
         if tool_kinds.is_change(tool_kinds.category(prior.name, prior.arguments or {})):
             seen.clear()  # after a change, looking again is not waste

@@ -67,7 +67,7 @@ def parse_weights(value: Any) -> RewardWeights:
     if text.endswith((".json", ".toml")) and path.is_file():
         raw = path.read_text(encoding="utf-8")
         if text.endswith(".toml"):
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(raw)
             data = data.get("reward", data)

@@ -46,7 +46,7 @@ def _ignore_file() -> Path:
 
 def _ignored() -> list[str]:
     try:
-        return [l.strip() for l in _ignore_file().read_text(encoding="utf-8").splitlines() if l.strip()]
+        return [line.strip() for line in _ignore_file().read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
         return []
 

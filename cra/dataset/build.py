@@ -156,7 +156,7 @@ def in_eval(session_id: str, seed: int, fraction: float) -> bool:
 def _digest(example: dict) -> bytes:
     """Identity for exact-duplicate removal: the content, with tool call ids replaced by their
     position (the same work recorded twice, or in two sessions, has different ids)."""
-    ids = {}
+    ids: dict[str, str] = {}
     for m in example["messages"]:
         for tc in m.get("tool_calls") or ():
             ids.setdefault(tc["id"], f"call_{len(ids)}")
@@ -246,12 +246,13 @@ class DatasetBuilder:
         self.redactor = redactor or Redactor(enabled=options.redact)
         self.counter = TokenCounter(options.tokenizer)
         self.resolver = SchemaResolver(ObservedSchemas())
-        self.stats = Counter()
+        self.stats: Counter[str] = Counter()
+        self.seconds = 0.0
         self.removed = Counter({name: 0 for name in TurnFilters.ORDER})
         self.lengths = array("l")
-        self._seen = set()
+        self._seen: set[bytes] = set()
         self._tools_cache: dict = {}
-        self.sessions = {"train": set(), "eval": set()}
+        self.sessions: dict[str, set[str]] = {"train": set(), "eval": set()}
 
     # -- the pass -------------------------------------------------------------------------------
 
@@ -270,11 +271,12 @@ class DatasetBuilder:
                 done = self._run(reader, reader)
             if self.o.synthetic and not done and table_exists(self.db, "synthetic_workflows"):
                 self._run(self._synthetic_turns(), None)
-        self.stats["seconds"] = round(time.time() - started, 3)
+        self.seconds = round(time.time() - started, 3)
         return self.summary()
 
     def _run(self, turns, reader) -> bool:
-        session = context = None
+        session = None
+        context: list[tuple[str, str]] = []
         for turn in turns:
             key = (turn.session_id, turn.agent_id)
             if key != session:
@@ -480,21 +482,29 @@ class DatasetBuilder:
                 "max": lengths[-1] if lengths else 0,
                 "total": sum(lengths),
             },
-            "seconds": self.stats["seconds"],
+            "seconds": self.seconds,
         }
 
 
-def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:
+def write_card(path: str, name: str, options: BuildOptions | None, summary: dict, kind: str = "sft") -> None:
+    """The dataset's README.md; `options` are the build's (None for pairs, which have their own)."""
     s = summary
     lines = [
         f"# {name}",
         "",
-        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
+        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
         "",
     ]
     if kind == "sft":
+        assert options is not None
+        rows = (
+            "`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments"
+            if options.format == "openai"
+            else "LLaMA-Factory sharegpt: human/gpt/function_call/observation"
+        )
         lines += [
-            f"Format: **{options.format}** ({'`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments' if options.format == 'openai' else 'LLaMA-Factory sharegpt: human/gpt/function_call/observation'}), "
+            f"Format: **{options.format}** ({rows}), "
             f"one example per **{options.unit}**. Load with "
             '`datasets.load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})`.',
             "",
@@ -564,8 +574,8 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
     else:
         lines += ["**Off** (`--no-redact`): examples contain secrets and paths exactly as recorded. Do not share."]
     lines.append("")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines))
 
 
 def record_dataset(db, name, kind, fmt, path, options_dict, summary) -> int:

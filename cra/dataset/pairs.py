@@ -101,7 +101,7 @@ class PairMiner:
         self.resolver = SchemaResolver(ObservedSchemas())
 
     def mine(self) -> dict:
-        added = Counter()
+        added: Counter[str] = Counter()
         if not table_exists(self.db, "turns"):
             return {}
         reader = TurnReader(self.db, thinking=True)
@@ -287,7 +287,7 @@ def export_pairs(db, out_dir, eval_fraction=0.1, seed=0, redact=True, max_tool_o
 
     os.makedirs(out_dir, exist_ok=True)
     redactor = Redactor(enabled=redact)
-    counts, sources = Counter(), Counter()
+    counts, sources = Counter[str](), Counter[str]()
     cur = db.conn.execute(
         "SELECT source, session_id, turn_id, prompt, chosen, rejected, tools, is_synthetic, content_hash "
         "FROM pairs ORDER BY id"

@@ -91,7 +91,8 @@ def make_pack(db, eval_row: dict[str, Any], out: Path, *, items: int = 40, seed:
     out.write_text(page_html(pack_id, page_items), encoding="utf-8")
     with db.conn:
         db.conn.execute(
-            "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 pack_id,
                 eval_row["id"],
@@ -122,7 +123,8 @@ _PAGE = """<!doctype html>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 .item{border:1px solid #ccc;border-radius:8px;padding:1em;margin:1.5em 0}
-.msg{margin:.3em 0;padding:.4em .6em;background:#f6f6f6;border-radius:4px;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:13px}
+.msg{margin:.3em 0;padding:.4em .6em;background:#f6f6f6;border-radius:4px;white-space:pre-wrap;
+  font-family:ui-monospace,monospace;font-size:13px}
 .role{font-weight:600;font-family:system-ui,sans-serif;color:#555}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin-top:.8em}
 .side{border:2px solid #ddd;border-radius:6px;padding:.6em}
@@ -157,7 +159,8 @@ Claude's. When done, export your choices and hand the file to <code>cra eval jud
     var box = el('div', 'item');
     box.appendChild(el('h3', null, 'Item ' + (n + 1)));
     item.context.forEach(function(m){
-      var d = el('div', 'msg'); d.appendChild(el('div', 'role', m.role)); d.appendChild(document.createTextNode(m.text));
+      var d = el('div', 'msg'); d.appendChild(el('div', 'role', m.role));
+      d.appendChild(document.createTextNode(m.text));
       box.appendChild(d);
     });
     var pair = el('div', 'pair'); var sides = {};
@@ -168,7 +171,9 @@ Claude's. When done, export your choices and hand the file to <code>cra eval jud
       b.onclick = function(){ saved.choices[item.id] = side; persist(); mark(); };
       s.appendChild(b); pair.appendChild(s); sides[side] = s;
     });
-    function mark(){ ['A', 'B'].forEach(function(x){ sides[x].classList.toggle('picked', saved.choices[item.id] === x); }); }
+    function mark(){
+      ['A', 'B'].forEach(function(x){ sides[x].classList.toggle('picked', saved.choices[item.id] === x); });
+    }
     mark(); box.appendChild(pair); root.appendChild(box);
   });
   count();
@@ -217,7 +222,8 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
             db.conn.execute(
                 "INSERT INTO eval_judgements (pack_id, judge, item_id, choice, fooled, identical, source, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pack_id, judge, item_id) DO UPDATE SET "
-                "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source, recorded_at = excluded.recorded_at",
+                "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source,"
+                " recorded_at = excluded.recorded_at",
                 (
                     pack["id"],
                     judge,

@@ -94,7 +94,8 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
     if subject.label == "base":
         if "base" not in files:
             raise NotFoundError(
-                f"--backend llama.cpp needs the base model as GGUF to compare with: `cra export gguf {owner} --adapter` "
+                "--backend llama.cpp needs the base model as GGUF to compare with: "
+                f"`cra export gguf {owner} --adapter` "
                 "writes it beside the adapter"
             )
         return {"model_path": str(files["base"]), "lora_path": None}, None

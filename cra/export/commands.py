@@ -24,7 +24,7 @@ from .model_files import ExportError
 from .writer import OUTTYPES
 
 
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -34,7 +34,8 @@ def _human(n: int) -> str:
 
 @click.group(name="export")
 def export_group():
-    """Export a trained run for local runtimes: GGUF files (llama.cpp, LM Studio) and an Ollama model."""
+    """Export a trained run for local runtimes: GGUF files (llama.cpp, LM Studio) and an Ollama model;
+    or the database's tables as Parquet (`parquet`)."""
 
 
 _source_options = [
@@ -54,7 +55,8 @@ _source_options = [
         type=click.Choice(OUTTYPES),
         default="f16",
         show_default=True,
-        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
+        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; "
+        "q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
     ),
     click.option(
         "--out", help="Output directory (or a .gguf file when one file is written) [default: <run dir>/gguf]."
@@ -169,8 +171,9 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
     db = open_db(database)
     source = Source(db, run, adapter_dir, base_ref)
     kinds = ("base", "adapter") if as_adapter else ("merged",)
-    paths = {kind: _reusable(db, source, kind, outtype) for kind in kinds}
-    missing = [kind for kind, path in paths.items() if path is None]
+    reusable = {kind: _reusable(db, source, kind, outtype) for kind in kinds}
+    paths = {kind: path for kind, path in reusable.items() if path is not None}
+    missing = [kind for kind in kinds if kind not in paths]
     if missing:
         written = export_gguf(
             db,
@@ -232,3 +235,36 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
     else:
         reason = "" if not create else "Ollama is not installed (https://ollama.com/download); then run:\n  "
         click.echo(f"{reason}{output}" if reason else f"To create the model, run:\n  {output}")
+
+
+@export_group.command(name="parquet")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--table", "tables", multiple=True, help="Only this table (repeatable) [default: every table].")
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def parquet_command(out_dir, tables, database, as_json):
+    """Every table as Parquet, partitioned by month: OUT_DIR/<table>/month=YYYY-MM/part-0.parquet.
+
+    Columns keep the schema's types; OUT_DIR/manifest.json lists tables, rows and types. Rerunning
+    replaces each table's directory. Needs pyarrow (pip install 'cra-claude[parquet]').
+
+    \b
+      cra export parquet traces/
+      python -c "import duckdb; print(duckdb.sql(\"FROM 'traces/turns/*/*.parquet'\"))"
+    """
+    from ..db import open_db
+    from .parquet import export_parquet
+
+    manifest = export_parquet(open_db(database).conn, out_dir, list(tables) or None)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    for name, t in manifest["tables"].items():
+        months = f"{len(t['months'])} month(s)" if t["months"] else "empty"
+        bad = (
+            f"; {sum(t['mismatched'].values())} values not of their column's type written as NULL"
+            if t["mismatched"]
+            else ""
+        )
+        click.echo(f"  {name:<24} {t['rows']:>9} rows, {months}{bad}")
+    click.echo(f"Wrote {len(manifest['tables'])} tables to {Path(out_dir).resolve()} ({manifest['seconds']:.1f} s).")

@@ -167,7 +167,7 @@ Respond in the format {"name": function name, "parameters": dictionary of argume
 
 {{ end }}
 {{- end }}
-{{- end }}"""
+{{- end }}"""  # noqa: E501  (Ollama's template, verbatim: its long lines are prompt text)
 
 
 @dataclass

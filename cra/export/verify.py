@@ -29,7 +29,7 @@ SAMPLE_TOOLS = [
         },
     }
 ]
-SAMPLE_CONVERSATION = [
+SAMPLE_CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are a coding agent working in a Python repository."},
     {"role": "user", "content": "The parser tests fail since yesterday. Find out why."},
     {

@@ -108,8 +108,8 @@ def browse_command(database, metadata_only, datasette_args):
     open_db(path).conn.close()  # created and migrated (foreign keys declared) before Datasette reads it
     if importlib.util.find_spec("datasette") is not None:
         command = [sys.executable, "-m", "datasette"]
-    elif shutil.which("datasette"):
-        command = [shutil.which("datasette")]
+    elif found := shutil.which("datasette"):
+        command = [found]
     else:
         raise click.ClickException(
             "Datasette is not installed: pip install 'cra-claude[browse]' (or `pipx install datasette`), "

@@ -108,7 +108,7 @@ def timeline_chart(timeline, width=960, height=260):
     """Stacked columns: tool calls per day, the busiest tools coloured, the rest grey."""
     if not timeline:
         return _empty("chart-timeline")
-    totals = {}
+    totals: dict[str, int] = {}
     for day in timeline:
         for tool, n in day["tools"].items():
             totals[tool] = totals.get(tool, 0) + n
@@ -179,7 +179,8 @@ def hbar_chart(chart_id, items, unit, width=960):
         y = 5 + i * row_h
         w = max(1.0, bar_max * n / peak)
         out.append(
-            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(_clip(label, 50))}<title>{escape(label)}</title></text>'
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(_clip(label, 50))}'
+            f"<title>{escape(label)}</title></text>"
         )
         out.append(
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{PALETTE[i % len(PALETTE)]}">'
@@ -208,7 +209,8 @@ def column_chart(chart_id, items, width=520, height=240):
         x = left + i * step + step * 0.15
         y = top_pad + plot_h - h
         out.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
+            f'fill="{PALETTE[i % len(PALETTE)]}">'
             f"<title>{escape(label)}: {n}</title></rect>"
         )
         out.append(f'<text x="{x + step * 0.35:.1f}" y="{y - 3:.1f}" text-anchor="middle">{n}</text>')

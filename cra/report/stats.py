@@ -6,6 +6,7 @@ import datetime as dt
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from ..dataset.filters import TurnFilters
 from ..dataset.qualifying import MIN_TRAINING_TURNS, count_qualifying
@@ -198,7 +199,7 @@ def _tools(calls):
 
 
 def _tokens(turns):
-    by_model = defaultdict(
+    by_model: defaultdict[str, dict[str, int]] = defaultdict(
         lambda: {"turns": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
     )
     for t in turns:
@@ -206,13 +207,13 @@ def _tokens(turns):
         row["turns"] += 1
         for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens"):
             row[key] += t[key] or 0
-    rows = [{"model": m, **v} for m, v in by_model.items()]
+    rows: list[dict[str, Any]] = [{"model": m, **v} for m, v in by_model.items()]
     rows.sort(key=lambda r: (-(r["input_tokens"] + r["output_tokens"]), r["model"]))
     return rows
 
 
 def _projects(calls, turns, n=TOP):
-    stats = defaultdict(lambda: {"sessions": set(), "turns": 0, "tool_calls": 0})
+    stats: defaultdict[str, dict[str, Any]] = defaultdict(lambda: {"sessions": set(), "turns": 0, "tool_calls": 0})
     for c in calls:
         p = stats[c["project_dir"] or c["session_cwd"] or c["cwd"] or "unknown"]
         p["tool_calls"] += 1
@@ -232,7 +233,7 @@ def _projects(calls, turns, n=TOP):
 
 def _timeline(calls):
     """Tool calls per day, by tool: the HTML report's first chart."""
-    days = defaultdict(Counter)
+    days: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for c in calls:
         when = c["pre_at"] or c["post_at"] or c["turn_started_at"] or c["s_first"]
         if when:

@@ -134,7 +134,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         if suffix == ".json":
             data = json.loads(text)
         elif suffix == ".toml":
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):

@@ -226,10 +226,12 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
     start_adapter, steps_done = sft_adapter, 0
     if parent:
         checkpoint = runs.last_checkpoint(parent["output_dir"])
+        assert checkpoint is not None  # runs.resumable_run refuses a run without one
         start_adapter, steps_done = str(checkpoint), int(checkpoint.name.rsplit("-", 1)[-1])
         if steps_done >= settings.max_steps:
             raise ConfigError(
-                f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: pass a larger --max-steps"
+                f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: "
+                "pass a larger --max-steps"
             )
     run = RLRun.start(db, "ppo", settings, sft, parent, echo)
     output_dir = run.output_dir

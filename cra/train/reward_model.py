@@ -248,7 +248,8 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         eval_rows, eval_skipped = tokenize_pairs(eval_path, tokenizer, settings.max_length) if eval_path else ([], 0)
         if not train_rows:
             raise StageError(
-                f"no usable pair in {train_path} ({skipped} longer than --max-length {settings.max_length} or identical)"
+                f"no usable pair in {train_path} "
+                f"({skipped} longer than --max-length {settings.max_length} or identical)"
             )
         from peft import LoraConfig, get_peft_model
         from transformers import set_seed

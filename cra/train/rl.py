@@ -89,7 +89,8 @@ def sft_parent(db, ref: str) -> dict[str, Any]:
             raise ConfigError(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
         if run["status"] != "completed":
             raise ConfigError(
-                f"sft run {run['id']} is {run['status']}, not completed: finish it first (cra train sft --resume {run['id']})"
+                f"sft run {run['id']} is {run['status']}, not completed: "
+                f"finish it first (cra train sft --resume {run['id']})"
             )
     adapter = (run.get("metrics") or {}).get("adapter")
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
@@ -131,7 +132,7 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
     """The base causal LM (4-bit NF4 when asked), ready for adapter training."""
     from transformers import AutoModelForCausalLM
 
-    from . import loading
+    from . import distributed, loading
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if settings.load_in_4bit:
@@ -140,7 +141,7 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
         raise StageError(f"cannot load model {settings.base!r}: {exc}") from exc
-    if settings.load_in_4bit and trainable:
+    if settings.load_in_4bit and trainable and not distributed.shards_parameters():
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
@@ -234,7 +235,8 @@ def mean_reward(
     model.eval()
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    totals, per = [], {}
+    totals: list[float] = []
+    per: dict[str, list[float]] = {}
     sampling = samples > 0
     torch.manual_seed(seed)
     try:

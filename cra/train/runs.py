@@ -48,6 +48,7 @@ def start_run(
             (kind, base_model, dataset, json.dumps(config, sort_keys=True), now_iso(), parent_run),
         )
         run_id = cursor.lastrowid
+        assert run_id is not None  # an INSERT's row
         output_dir = (root / f"{kind}-{run_id:04d}").resolve()
         db.conn.execute("UPDATE runs SET output_dir = ? WHERE id = ?", (str(output_dir), run_id))
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -211,6 +212,7 @@ def record_artifact(
             "INSERT INTO artifacts (run_id, kind, path, bytes, created_at, meta) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, kind, str(path), size, now_iso(), json.dumps(meta, sort_keys=True) if meta else None),
         )
+    assert cursor.lastrowid is not None  # an INSERT's row
     return cursor.lastrowid
 
 

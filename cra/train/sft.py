@@ -19,6 +19,7 @@ from ..dataset.files import resolve_dataset
 from ..errors import ConfigError, InputFormatError
 from . import loading, runs, templates
 from .config import SFTSettings
+from .distributed import Launch
 from .lifecycle import make_graceful_stop, write_summary
 
 # -- data --------------------------------------------------------------------------------------------------
@@ -145,10 +146,6 @@ def _loss_history(log_history: list[dict]) -> dict[str, Any]:
     return out
 
 
-def _skip(*args, **kwargs):
-    return None
-
-
 def train_sft(
     settings: SFTSettings,
     db,
@@ -165,16 +162,13 @@ def train_sft(
     train_path, eval_path = resolve_dataset(db, settings.dataset)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    config = settings.model_dump()
-    launch = runs.launch_key()
-    if launch:
-        config["launch"] = launch  # lets ranks > 0 find the run rank 0 registered
-    main = runs.is_main_process()
-    if not main:  # under accelerate launch: one run, registered and finished by rank 0 only
-        run = runs.wait_for_launch_run(db, "sft", config)
-        echo = lambda *a, **k: None  # noqa: E731
-    else:
-        run = runs.start_run(
+    # Under accelerate launch every rank trains; rank 0 alone registers, finishes and writes the run.
+    launch = Launch()
+    echo = launch.on_main(echo)
+    run = launch.start_run(
+        db,
+        settings.model_dump(),
+        lambda config: runs.start_run(
             db,
             kind="sft",
             base_model=settings.base,
@@ -182,11 +176,12 @@ def train_sft(
             config=config,
             runs_dir=settings.runs_dir,
             parent_run=parent["id"] if parent else None,
-        )
+        ),
+    )
     run_id, output_dir = run["id"], Path(run["output_dir"])
-    finish, record, summarize = (runs.finish_run, runs.record_artifact, write_summary) if main else (_skip,) * 3
+    finish, record, summarize = (launch.on_main(fn) for fn in (runs.finish_run, runs.record_artifact, write_summary))
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
-    if resume_from:
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     threads_before = None
     started = time.time()
@@ -230,10 +225,9 @@ def train_sft(
                 "steps": trainer.state.global_step,
                 "epochs": trainer.state.epoch,
                 "train_loss": result.training_loss,
-                "tokens": counter.real,
-                "padded_tokens": counter.total,
-                "padding_fraction": (1 - counter.real / counter.total) if counter.total else 0.0,
-                "tokens_per_second": counter.real / seconds if seconds else None,
+                "tokens": launch.total(counter.real),  # every rank's batches
+                "padded_tokens": launch.total(counter.total),
+                "processes": launch.world_size,
                 "train_seconds": seconds,
                 "backend": backend,
                 "chat_template": mode,
@@ -244,6 +238,9 @@ def train_sft(
                 "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
                 **_loss_history(trainer.state.log_history),
             }
+            padded = metrics["padded_tokens"]
+            metrics["padding_fraction"] = 1 - metrics["tokens"] / padded if padded else 0.0
+            metrics["tokens_per_second"] = metrics["tokens"] / seconds if seconds else None
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
             if stop.requested:
                 metrics["wall_seconds"] = time.time() - started
@@ -255,6 +252,8 @@ def train_sft(
                 summarize(output_dir, metrics)
                 return runs.get_run(db, run_id)
             adapter_dir = output_dir / "adapter"
+            if trainer.is_fsdp_enabled:  # every rank hands rank 0 its shard: one whole adapter (PEFT's recipe)
+                trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
             trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
             metrics["adapter"] = str(adapter_dir)
             metrics["best_checkpoint"] = trainer.state.best_model_checkpoint

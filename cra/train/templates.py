@@ -31,7 +31,8 @@ CHATML_TEMPLATE = (
     "{%- if messages[0].role == 'system' %}{{- messages[0].content + '\\n\\n' }}{%- endif %}"
     "{{- '# Tools\\n\\nYou may call one or more functions. Function signatures:\\n<tools>' }}"
     "{%- for tool in tools %}{{- '\\n' + (tool | tojson) }}{%- endfor %}"
-    '{{- \'\\n</tools>\\n\\nFor each call, return <tool_call>{"name": ..., "arguments": ...}</tool_call>.<|im_end|>\\n\' }}'
+    "{{- '\\n</tools>\\n\\nFor each call, return "
+    '<tool_call>{"name": ..., "arguments": ...}</tool_call>.<|im_end|>\\n\' }}'
     "{%- elif messages[0].role == 'system' %}"
     "{{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}"
     "{%- endif %}"
@@ -64,7 +65,7 @@ CHATML_TEMPLATE = (
 
 
 def has_generation_markers(template: str | None) -> bool:
-    return bool(template) and bool(GENERATION_MARKER.search(template))
+    return bool(template and GENERATION_MARKER.search(template))
 
 
 def choose_template(tokenizer, setting: str) -> str:

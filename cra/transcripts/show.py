@@ -51,7 +51,7 @@ def _bounded(text, max_lines, full, width=160):
     lines = text.splitlines() or [""]
     if full:
         return lines
-    out = [l if len(l) <= width else l[: width - 1] + "…" for l in lines[:max_lines]]
+    out = [line if len(line) <= width else line[: width - 1] + "…" for line in lines[:max_lines]]
     if len(lines) > max_lines:
         out.append(f"… (+{len(lines) - max_lines} more lines)")
     return out
@@ -85,7 +85,7 @@ class _Renderer:
         self.calls = {
             r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
         }
-        self.agents_by_call = {}
+        self.agents_by_call: dict[str, list[dict]] = {}
         self.agents = list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id]))
         for a in self.agents:
             if a["parent_tool_use_id"]:
@@ -102,14 +102,15 @@ class _Renderer:
     def header(self):
         s = self.db.execute(
             "SELECT id, coalesce(project_dir, cwd), model, client_version, coalesce(started_at, first_event_at),"
-            " ended_at, end_reason FROM sessions WHERE id = ?",
+            " ended_at, end_reason, source FROM sessions WHERE id = ?",
             [self.session_id],
         ).fetchone()
         if s is None:
             yield f"Session {self.session_id}"
             return
         yield f"Session {s[0]}"
-        facts = [x for x in (s[1], s[2], f"Claude Code {s[3]}" if s[3] else None) if x]
+        client = "Claude Code" if s[7] == "claude-code" else f"{s[7]}:"  # (another agent's trace: its name)
+        facts = [x for x in (s[1], s[2], f"{client} {s[3]}" if s[3] else None) if x]
         yield "  " + " · ".join(facts)
         n_turns = sum(1 for t in self.turns.values() if t["agent_id"] is None)
         yield (
@@ -205,7 +206,8 @@ class _Renderer:
         for agent in self.agents:
             if agent["agent_id"] not in self.shown_agents:
                 yield ""
-                yield f"┌ subagent {agent['agent_id']} ({agent['agent_type'] or 'subagent'}), its launching call not recorded"
+                kind = agent["agent_type"] or "subagent"
+                yield f"┌ subagent {agent['agent_id']} ({kind}), its launching call not recorded"
                 yield from self.stream(agent["agent_id"], 1)
 
 
