@@ -222,7 +222,7 @@ def _merged(spans: list[tuple[int, int, int, str]]) -> list[tuple[int, int, str]
 def _without_overlaps(secrets: list[Finding], homes: list[Finding]) -> list[Finding]:
     if not homes:
         return secrets
-    kept = []
+    kept: list[Finding] = []
     for h in homes:
         if kept and h.start < kept[-1].end:
             continue

@@ -776,7 +776,7 @@ def _rewrite(path: Path, blocks: dict[str, str], subagent: bool) -> None:
             tools = (e.get("shape") or {}).get("tools") or []
             if tools:
                 tools[0]["description"] = tools[0].get("description", "") + blocks["tool_schema"]
-        if e.get("type") == "user" and isinstance(content, str) and once("prompt"):
+        if e.get("type") == "user" and message is not None and isinstance(content, str) and once("prompt"):
             message["content"] = content + blocks["prompt"]
         if e.get("type") == "assistant" and isinstance(content, list):
             for b in content:
