@@ -165,7 +165,17 @@ def test_every_third_party_import_is_declared():
     import importlib.metadata
     import sys
 
-    own = {"cra", "claude_hooks", "tests", "conftest", "dataset_db", "rl_setup", "e2e", "test_eval_metrics"}
+    own = {
+        "cra",
+        "claude_hooks",
+        "tests",
+        "conftest",
+        "dataset_db",
+        "rl_setup",
+        "e2e",
+        "test_eval_metrics",
+        "test_eval_pack",
+    }
     providers = importlib.metadata.packages_distributions()
     declared = declared_distributions()
     undeclared = set()
