@@ -99,16 +99,9 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         found = self.findings(text)
-        if not found:
-            return text
-        out, last = [], 0
         for f in found:
-            out.append(text[last : f.start])
-            out.append(f.replacement)
-            last = f.end
             self.counts[f.kind] += 1
-        out.append(text[last:])
-        return "".join(out)
+        return replaced(text, found)
 
     def redact_obj(self, obj: Any) -> Any:
         """Redact every string inside a JSON-like value. Dict keys are names, left alone, and a
@@ -191,6 +184,19 @@ class Redactor:
                 found.append(Finding(m.start("val"), m.end("val"), "home_path", "user"))
         found.sort()
         return found
+
+
+def replaced(text: str, found: list[Finding]) -> str:
+    """`text` with each finding's span replaced (findings in order, not overlapping)."""
+    if not found:
+        return text
+    out, last = [], 0
+    for f in found:
+        out.append(text[last : f.start])
+        out.append(f.replacement)
+        last = f.end
+    out.append(text[last:])
+    return "".join(out)
 
 
 _MARK = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
