@@ -34,6 +34,7 @@ COMMANDS = {
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
     "merge": "cra.merge.commands:merge_command",
+    "redact": "cra.redact.commands:redact_group",
     "serve": "cra.serve.commands:serve_group",
 }
 
@@ -64,6 +65,7 @@ SHORT_HELP = {
     "runs": "Training runs and their results (`cra runs show ID`).",
     "auto": "Continuous learning: train, evaluate, promote as turns accumulate (`once`, `run`, `status`).",
     "merge": "Merge databases from other machines into this one, by natural ids (idempotent, --json).",
+    "redact": "Find secrets in a file or dataset (`check`), or remove them from the database (`db`).",
     "serve": "Serve the trained model to Claude Code, to a share of sessions (`status`, `set-share`).",
 }
 

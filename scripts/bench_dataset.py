@@ -1,12 +1,19 @@
-"""Benchmark `cra dataset build`: examples per second, and peak memory at two corpus sizes.
+"""Benchmark `cra dataset build`: examples per second, peak memory at two corpus sizes, and the cost of
+redaction against another version of cra (before/after), side by side.
 
     .venv/bin/python scripts/bench_dataset.py                 # 10,000 and 50,000 turns
     .venv/bin/python scripts/bench_dataset.py --sizes 2000 8000
+    .venv/bin/python scripts/bench_dataset.py --sizes 2000 10000 --baseline main --repeat 2
 
 Each size gets a synthetic database (turns, messages, tool calls with realistic sizes: a parallel
 step, file reads of a few KB, a 60-word answer, a planted secret every 50 turns), built once and
 cached under --work. The build runs in a fresh child process so that its peak RSS is the build's
 alone; memory must stay flat across sizes (the build streams).
+
+With --baseline REF, the same databases are also built by the code at git REF (exported with `git
+archive` under --work), with redaction on and off (--no-redact) for both versions, alternating, best
+of --repeat: redaction's cost is the difference on - off, per example, and the report gives this
+version's cost as a multiple of REF's.
 """
 
 from __future__ import annotations
@@ -103,14 +110,14 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
     conn.close()
 
 
-def run_build(db_path: str, out: str) -> dict:
+def run_build(db_path: str, out: str, redact: bool = True) -> dict:
     """In this process (called in a child): build, report time and peak RSS."""
     from cra.dataset.build import BuildOptions, DatasetBuilder
     from cra.db import open_db
 
     db = open_db(db_path, drain=False)
     started = time.perf_counter()
-    summary = DatasetBuilder(db, BuildOptions(eval_fraction=0.1)).build(out)
+    summary = DatasetBuilder(db, BuildOptions(eval_fraction=0.1, redact=redact)).build(out)
     seconds = time.perf_counter() - started
     examples = summary["train_examples"] + summary["eval_examples"]
     return {
@@ -123,29 +130,62 @@ def run_build(db_path: str, out: str) -> dict:
     }
 
 
+def export_ref(ref: str, work: str) -> str:
+    """The code at git `ref`, exported (cra and claude_hooks) under `work`: a second version to run."""
+    root = os.path.dirname(HERE)
+    commit = subprocess.run(
+        ["git", "-C", root, "rev-parse", "--short", ref], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    dest = os.path.join(work, f"code-{commit}")
+    if not os.path.isdir(dest):
+        os.makedirs(dest)
+        archive = subprocess.run(
+            ["git", "-C", root, "archive", commit, "cra", "claude_hooks"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", dest], input=archive, check=True)
+    return dest
+
+
+def child_build(code: str, db_path: str, out: str, redact: bool, env: dict) -> dict:
+    """One build in a fresh process, importing cra from `code`."""
+    args = [sys.executable, __file__, "--child", db_path, out, "--code", code] + ([] if redact else ["--no-redact"])
+    proc = subprocess.run(args, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({code}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[10_000, 50_000], help="turns in the two corpora")
     parser.add_argument("--work", default=os.path.join(os.environ.get("TMPDIR", "/tmp"), "cra-bench-dataset"))
+    parser.add_argument("--baseline", metavar="REF", help="also build with the code at git REF (e.g. main)")
+    parser.add_argument("--repeat", type=int, default=1, help="builds per variant with --baseline (best kept)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--code", help=argparse.SUPPRESS)
+    parser.add_argument("--no-redact", action="store_true", help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.child:
-        print(json.dumps(run_build(*ns.child)))
+        if ns.code:
+            sys.path.insert(0, ns.code)
+            for name in [m for m in sys.modules if m == "cra" or m.startswith(("cra.", "claude_hooks"))]:
+                del sys.modules[name]
+        print(json.dumps(run_build(*ns.child, redact=not ns.no_redact)))
         return
     os.makedirs(ns.work, exist_ok=True)
     env = {**os.environ, "CRA_HOME": os.path.join(ns.work, "home")}
+    here = os.path.dirname(HERE)
     results = []
+    paths = {}
     for size in ns.sizes:
         db_path = os.path.join(ns.work, f"turns-{size}.db")
+        paths[size] = db_path
         if not os.path.exists(db_path):
             t0 = time.perf_counter()
             make_db(db_path, size)
             print(f"made {db_path} ({size} turns) in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
         out = os.path.join(ns.work, f"out-{size}")
-        proc = subprocess.run(
-            [sys.executable, __file__, "--child", db_path, out], env=env, capture_output=True, text=True, check=True
-        )
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        results.append(child_build(here, db_path, out, True, env))
         print(json.dumps(results[-1]))
     small, big = results
     print("\n| turns | examples | seconds | examples/s | peak RSS (MiB) |\n|---|---|---|---|---|")
@@ -153,6 +193,43 @@ def main():
         print(f"| {r['turns']:,} | {r['examples']:,} | {r['seconds']} | {r['examples_per_s']} | {r['peak_rss_mib']} |")
     growth = big["peak_rss_mib"] - small["peak_rss_mib"]
     print(f"\npeak RSS grew {growth:+.1f} MiB for {big['turns'] / small['turns']:.0f}x the turns")
+    if ns.baseline:
+        compare(ns, env, here, export_ref(ns.baseline, ns.work), paths)
+
+
+def compare(ns, env: dict, here: str, baseline: str, paths: dict) -> None:
+    """Both versions, redaction on and off, alternating; best of --repeat each."""
+    variants = [
+        ("this", here, True),
+        ("this", here, False),
+        (ns.baseline, baseline, True),
+        (ns.baseline, baseline, False),
+    ]
+    print(f"\nbefore/after: {ns.baseline} = {os.path.basename(baseline)}, load average {os.getloadavg()[0]:.1f}")
+    print("\n| turns | code | redaction | examples/s | seconds | redactions |\n|---|---|---|---|---|---|")
+    costs = {}
+    for size, db_path in paths.items():
+        best: dict = {}
+        for _ in range(ns.repeat):
+            for label, code, redact in variants:
+                r = child_build(code, db_path, os.path.join(ns.work, f"cmp-{size}"), redact, env)
+                key = (label, redact)
+                if key not in best or r["seconds"] < best[key]["seconds"]:
+                    best[key] = r
+        for (label, redact), r in best.items():
+            print(
+                f"| {r['turns']:,} | {label} | {'on' if redact else 'off'} | {r['examples_per_s']} | {r['seconds']} "
+                f"| {r['redactions']} |"
+            )
+        for label in ("this", ns.baseline):
+            on, off = best[(label, True)], best[(label, False)]
+            costs[(size, label)] = (on["seconds"] - off["seconds"]) / max(on["examples"], 1) * 1000
+    print("\n| turns | redaction cost, ms/example (this) | (" + ns.baseline + ") | this / " + ns.baseline + " |")
+    print("|---|---|---|---|")
+    for size in paths:
+        mine, theirs = costs[(size, "this")], costs[(size, ns.baseline)]
+        ratio = f"{mine / theirs:.2f}x" if theirs > 0 else "-"
+        print(f"| {size:,} | {mine:.2f} | {theirs:.2f} | {ratio} |")
 
 
 if __name__ == "__main__":

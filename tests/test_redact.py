@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cra.dataset.redact import Redactor, is_secret_name
+from cra.redact import Redactor, is_secret_name
 
 CORPUS = Path(__file__).parent / "fixtures" / "secrets"
 

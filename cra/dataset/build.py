@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import jsonlines
 
+from ..redact import Redactor
 from .filters import TurnFilters
-from .redact import Redactor
 from .tool_schemas import ObservedSchemas, SchemaResolver
 from .turn_chats import TurnData, TurnReader, table_exists
 
@@ -654,9 +654,10 @@ def write_card(path: str, name: str, options: BuildOptions | None, summary: dict
     if s["redaction_enabled"]:
         total = sum(s["redactions"].values())
         lines += [
-            f"On: {total} values replaced with `[REDACTED:<kind>]` (API keys and tokens, private keys, "
-            "passwords and secrets in env/config lines, credentials in URLs, auth headers; home "
-            "directories become `/home/user`).",
+            f"On: {total} values replaced with `[REDACTED:<kind>]` (provider keys and tokens, private keys, "
+            "passwords and secrets in env/config/code/CLI, credentials in URLs and connection strings, "
+            "auth headers and cookies; home directories become `/home/user`). By kind (what each means: "
+            "cra's docs/redaction.md):",
             "",
             "| kind | replaced |",
             "|---|---|",

@@ -14,7 +14,6 @@ Stored unredacted in `pairs` (the database already holds the raw sessions); reda
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -23,10 +22,11 @@ from collections import Counter
 
 import jsonlines
 
+from ..db.identity import pair_hash
 from ..jsonl import numbered_rows
+from ..redact import Redactor
 from .build import CORE_TOOLS, DEFAULT_SYSTEM, in_eval, truncate
 from .filters import FAILED
-from .redact import Redactor
 from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
 from .turn_chats import TurnReader, table_exists
 
@@ -53,11 +53,6 @@ class PairFormatError(ValueError):
     pass
 
 
-def _hash(prompt, chosen, rejected) -> str:
-    blob = json.dumps([prompt, chosen, rejected], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
 def _now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -76,7 +71,7 @@ def store_pair(
     origin=MINER_VERSION,
 ) -> bool:
     """Insert one pair; False when the same pair is already stored."""
-    h = _hash(prompt, chosen, rejected)
+    h = pair_hash(prompt, chosen, rejected)
     cur = db.conn.execute(
         "INSERT OR IGNORE INTO pairs (source, session_id, turn_id, tool_use_id, prompt, chosen, rejected, tools,"
         " is_synthetic, content_hash, origin, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",

@@ -83,6 +83,9 @@ def make_pack(db, eval_row: dict[str, Any], out: Path, *, items: int = 40, seed:
         page_items.append({"id": item_id, "context": render_context(step.context), "A": a, "B": b})
     if not page_items:
         raise NotFoundError(f"eval {eval_row['id']} has no steps to show")
+    from ..redact import Redactor
+
+    page_items = Redactor().redact_obj(page_items)  # a page people pass around: nothing secret in it
     out = Path(out).expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page_html(pack_id, page_items), encoding="utf-8")

@@ -59,8 +59,12 @@ class Source:
         return self.adapter.path.parent / "gguf"
 
     def label(self) -> str:
+        """The model's name in GGUF metadata and the Modelfile: files meant to be shared, so redacted."""
+        from ..redact import redact_text
+
         base_name = Path(self.base.ref.rstrip("/")).name
-        return f"{base_name} + cra run {self.run['id']}" if self.run else f"{base_name} + {self.adapter.path.name}"
+        label = f"{base_name} + cra run {self.run['id']}" if self.run else f"{base_name} + {self.adapter.path.name}"
+        return redact_text(label)
 
 
 def export_gguf(

@@ -50,15 +50,20 @@ def stats_command(database, as_json, html_path, project, since, until, model):
     # The readiness `cra auto` acts on: its bar and filters ($CRA_HOME/auto.toml), shown as `cra status` does.
     configured = thresholds()
     data = stats_mod.compute(db, filters, configured["settings"].turn_filters(), configured["min_total_turns"])
+    shared = data
+    if html_path or as_json:
+        from ..redact import redact_obj
+
+        shared = redact_obj(data)  # files and JSON get passed on: no home directory, no secret in them
     if html_path:
         from .html import render as render_html
 
         try:
-            Path(html_path).write_text(render_html(data), encoding="utf-8")
+            Path(html_path).write_text(render_html(shared), encoding="utf-8")
         except OSError as exc:
             raise click.ClickException(f"cannot write the HTML report to {html_path}: {exc}") from exc
     if as_json:
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(json.dumps(shared, indent=2, ensure_ascii=False))
     else:
         from .text import render as render_text
 

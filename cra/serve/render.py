@@ -20,10 +20,10 @@ import secrets
 from dataclasses import dataclass, field
 
 from ..dataset.build import BuildOptions, DatasetBuilder, TokenCounter
-from ..dataset.redact import Redactor
 from ..dataset.tool_schemas import from_anthropic as tool_schema
 from ..dataset.turn_chats import TurnData, turn_chat
 from ..eval.backends import END_OF_TURN, load_tokenizer
+from ..redact import Redactor
 from ..toolcalls import ParsedAction, check_call, parse_action, tool_schemas
 from ..transcripts.normalize import INTERRUPT_MARK, LOCAL_OUTPUT_PREFIXES
 

@@ -14,11 +14,7 @@ import threading
 import time
 from typing import Any
 
-from ..dataset.redact import Redactor
-
-# cra.redact (redact_text) is being created beside this; until it lands, the dataset's redactor.
-_REDACTOR = Redactor()
-_redact_lock = threading.Lock()
+from ..redact import redact_text
 
 REQUEST_COLUMNS = (
     "server_id",
@@ -43,11 +39,6 @@ REQUEST_COLUMNS = (
     "shadow_detail",
     "error",
 )
-
-
-def redact_text(text: str) -> str:
-    with _redact_lock:  # the redactor counts what it replaced: one caller at a time
-        return _REDACTOR.redact(text)
 
 
 def now_iso(t: float | None = None) -> str:
