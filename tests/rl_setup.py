@@ -20,14 +20,15 @@ def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cra import chat
     from cra.testing.tiny import build_model, synthetic_conversations
-    from cra.train import templates
 
     build_model(out_dir, seed=seed)
     tok = AutoTokenizer.from_pretrained(out_dir)
     model = AutoModelForCausalLM.from_pretrained(out_dir)
     # Loss on the assistant's tokens only: the tool schemas in the system turn are the same everywhere.
-    examples = [templates.tokenize_for_training(tok, c, "markers") for c in synthetic_conversations(256, seed=seed + 1)]
+    family = chat.resolve_family(tok, "auto")
+    examples = [chat.tokenize_example(tok, c, family) for c in synthetic_conversations(256, seed=seed + 1)]
     enc = [(e["input_ids"][:320], e["labels"][:320]) for e in examples]
     torch.manual_seed(seed)
     threads = torch.get_num_threads()
@@ -40,7 +41,7 @@ def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int
             width = max(len(ids) for ids, _ in rows)
             ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in rows])
             mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in rows])
-            labels = torch.tensor([l + [-100] * (width - len(l)) for _, l in rows])
+            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             opt.step()
@@ -60,11 +61,12 @@ def cached_prefit_model(root: Path) -> Path:
     import torch
     import transformers
 
+    import cra.chat as chat
     import cra.testing.tiny as tiny
-    import cra.train.templates as templates
 
     key = hashlib.sha256()
-    for source in (tiny.__file__, templates.__file__, __file__):
+    sources = sorted(Path(chat.__file__).parent.glob("*.py"))
+    for source in (tiny.__file__, *sources, __file__):
         key.update(Path(source).read_bytes())
     key.update(f"{torch.__version__} {transformers.__version__}".encode())
     cache_root = Path(os.environ.get("CRA_TEST_CACHE", Path.home() / ".cache" / "cra" / "test-models"))

@@ -5,6 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from cra.chat import parse_action
 from cra.cli import cli
 from cra.reward import (
     COMPONENTS,
@@ -22,7 +23,6 @@ from cra.reward import (
     tool_efficiency,
 )
 from cra.reward.score import completion_text
-from cra.toolcalls import parse_action
 
 
 def tool(name, **props):

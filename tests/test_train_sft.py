@@ -94,28 +94,31 @@ def test_sft_learns_keeps_best_checkpoint_and_records_the_run(tiny, tmp_path):
 
 
 def test_labels_cover_assistant_turns_only(tiny):
-    """Both template paths: generation markers (TRL-style mask) and prefix rendering give the same labels."""
+    """Both ways of finding the assistant's text: cra's own ChatML renderer, and the template's rendering of
+    each conversation's prefixes (a template cra has no renderer for) give the same labels."""
     import re
 
     from transformers import AutoTokenizer
 
+    from cra import chat
     from cra.testing.tiny import synthetic_conversations
-    from cra.train import templates
 
     model, _ = tiny
     tok = AutoTokenizer.from_pretrained(model)
-    assert templates.choose_template(tok, "auto") == "markers"
+    family = chat.resolve_family(tok, "auto")
+    assert family.name == "chatml"
     plain = AutoTokenizer.from_pretrained(model)
     plain.chat_template = re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", tok.chat_template)
-    assert templates.choose_template(plain, "auto") == "prefix"
+    fallback = chat.resolve_family(plain, "auto")
+    assert fallback.name == "template" and not fallback.markers
 
     for example in synthetic_conversations(5, seed=3):
-        marked = templates.tokenize_for_training(tok, example, "markers")
-        prefixed = templates.tokenize_for_training(plain, example, "prefix")
-        assert marked["input_ids"] == prefixed["input_ids"]
-        ids = marked["input_ids"]
-        learned = tok.decode([t for t, l in zip(ids, marked["labels"]) if l != -100])
-        masked = tok.decode([t for t, l in zip(ids, marked["labels"]) if l == -100])
+        ours = chat.tokenize_example(tok, example, family)
+        prefixed = chat.tokenize_example(plain, example, fallback)
+        assert ours["input_ids"] == prefixed["input_ids"]
+        ids = ours["input_ids"]
+        learned = tok.decode([t for t, lab in zip(ids, ours["labels"]) if lab != -100])
+        masked = tok.decode([t for t, lab in zip(ids, ours["labels"]) if lab == -100])
         # Everything the assistant wrote is learned; nothing the user, system or tools wrote is.
         for message in example["messages"]:
             if message["role"] == "assistant":
@@ -129,8 +132,8 @@ def test_labels_cover_assistant_turns_only(tiny):
             m["role"] == "assistant" for m in example["messages"]
         )
         # The prefix path differs only by the newline after each assistant turn's end token.
-        extra = [t for t, a, b in zip(ids, marked["labels"], prefixed["labels"]) if a != b]
-        assert all(a == b or b == t for t, a, b in zip(ids, marked["labels"], prefixed["labels"]))
+        extra = [t for t, a, b in zip(ids, ours["labels"], prefixed["labels"]) if a != b]
+        assert all(a == b or b == t for t, a, b in zip(ids, ours["labels"], prefixed["labels"]))
         assert tok.decode(extra).strip() == ""
 
 
@@ -151,7 +154,7 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_continues_it(tiny, tmp_path):
     import re
 
     template = tmp_path / "plain.jinja"
-    from cra.train.templates import CHATML_TEMPLATE
+    from cra.chat import CHATML_TEMPLATE
 
     template.write_text(re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", CHATML_TEMPLATE))
     settings = SFTSettings(
@@ -171,7 +174,7 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_continues_it(tiny, tmp_path):
     db = open_db()
     first = train_sft(settings, db, callbacks=(CtrlCAtStep3(),))
     assert first["status"] == "interrupted" and "Ctrl-C" in first["error"]
-    assert first["metrics"]["steps"] == 3 and first["metrics"]["chat_template"] == "prefix"
+    assert first["metrics"]["steps"] == 3 and first["metrics"]["chat_template"] == "template"
     assert first["metrics"]["last_checkpoint"].endswith("checkpoint-3")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import toolcalls
+from ..chat import toolcalls
 from ..signals import ToolCall, Turn, extract
 from .stats import mean_ci, wilson
 from .steps import Step

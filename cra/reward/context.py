@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..toolcalls import ParsedAction, action_from_message, tool_schemas
+from ..chat.toolcalls import ParsedAction, action_from_message, tool_schemas
 
 # How Claude Code reports a failed call in the tool result the model reads (docs/claude-code-hooks.md):
 # input validation, unknown tools, Edit mismatches come wrapped in <tool_use_error>; Bash failures

@@ -15,7 +15,7 @@ import statistics
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from ..toolcalls import ParsedAction, parse_action
+from ..chat.toolcalls import ParsedAction, parse_action
 from .components import BEHAVIOR_COMPONENTS, Component, agreement, format_validity
 from .config import RewardWeights, parse_weights
 from .context import Context

@@ -10,6 +10,7 @@ Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import signal
 import threading
@@ -19,7 +20,9 @@ from typing import Any
 
 import click
 
-from . import loading, runs, templates
+from .. import chat
+from ..errors import InputFormatError, NotFoundError
+from . import loading, runs
 from .config import SFTSettings
 
 # -- data --------------------------------------------------------------------------------------------------
@@ -46,6 +49,23 @@ def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
     raise click.ClickException(
         f"no dataset {ref!r}: give a name from `cra dataset build`, a directory with train.jsonl, or a JSONL file"
     )
+
+
+def newest_dataset(db, echo=click.echo) -> str:
+    """The name of the newest SFT dataset `cra dataset build` recorded (for a run without --dataset)."""
+    row = None
+    if "datasets" in db.table_names():
+        row = next(
+            iter(db.query("SELECT id, name, created_at FROM datasets WHERE kind = 'sft' ORDER BY id DESC LIMIT 1")),
+            None,
+        )
+    if row is None:
+        raise NotFoundError(
+            "no dataset: build one with `cra dataset build` (the newest is used when --dataset is not given), "
+            "or pass --dataset DIR|FILE"
+        )
+    echo(f"No --dataset given: using {row['name']} (#{row['id']}, built {row['created_at']}), the newest dataset.")
+    return row["name"]
 
 
 def _has_rows(path: Path) -> bool:
@@ -176,18 +196,33 @@ def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool, packing
     )
 
 
-def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, stats: dict):
-    """Tokenize and label every example; truncate to max_length; drop rows left without assistant tokens."""
+def _prepare(dataset, tokenizer, family, settings: SFTSettings, split: str, stats: dict):
+    """Render, tokenize and label every example; truncate to max_length; drop rows left without assistant tokens."""
     if dataset is None:
         return None
     total = len(dataset)
+
+    def tokenize(example, index):
+        try:
+            return chat.tokenize_example(tokenizer, example, family, settings.assistant_only_loss)
+        except InputFormatError as exc:
+            raise InputFormatError(f"{split} example {index + 1}: {exc}") from exc
+
+    # The fingerprint names what the result depends on (datasets cannot hash a closure over a tokenizer).
+    key = (
+        f"{dataset._fingerprint} {tokenizer.name_or_path} {len(tokenizer)} {family.name} {settings.assistant_only_loss}"
+    )
     dataset = dataset.map(
-        lambda ex: templates.tokenize_for_training(tokenizer, ex, mode, settings.assistant_only_loss),
+        tokenize,
+        with_indices=True,
         remove_columns=dataset.column_names,
         desc=f"Tokenizing {split}",
+        new_fingerprint=hashlib.sha256((key + getattr(family, "template", "")).encode()).hexdigest()[:16],
     )
     limit = settings.max_length
-    stats[f"{split}_truncated"] = sum(1 for n in map(len, dataset["input_ids"]) if n > limit)
+    lengths = list(map(len, dataset["input_ids"]))
+    stats[f"{split}_truncated"] = sum(1 for n in lengths if n > limit)
+    stats[f"{split}_tokens_max"] = max(lengths, default=0)
     dataset = dataset.map(lambda ex: {"input_ids": ex["input_ids"][:limit], "labels": ex["labels"][:limit]})
     dataset = dataset.filter(lambda ex: any(label != -100 for label in ex["labels"]))
     stats[f"{split}_examples"] = len(dataset)
@@ -195,7 +230,8 @@ def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, s
     if len(dataset) == 0:
         raise click.ClickException(
             f"no {split} example has an assistant token within --max-length {limit}: raise --max-length "
-            "(the system prompt and tool schemas come first)"
+            "(the system prompt and tool schemas come first), or build the dataset for this length "
+            f"(`cra dataset build --base BASE --max-tokens {limit}`)"
         )
     return dataset
 
@@ -228,8 +264,9 @@ def train_sft(
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. Raises ClickException on a failed run."""
     if not settings.dataset:
-        raise click.ClickException("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
+        settings = settings.model_copy(update={"dataset": newest_dataset(db, echo)})
     backend = loading.resolve_backend(settings.backend)
+    loading.check_base(settings.base)  # a hub id with no hub to reach fails now, not after retries
     loading.import_backend(backend)  # before datasets/trl/transformers/peft
     train_path, eval_path = resolve_dataset(db, settings.dataset)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
@@ -268,10 +305,10 @@ def train_sft(
             precision = loading.resolve_precision(settings.precision)
             loaded = loading.load_for_lora(settings, backend, precision)
             tokenizer = loaded.tokenizer
-            mode = templates.choose_template(tokenizer, settings.chat_template)
+            family = chat.resolve_family(tokenizer, settings.chat_template)
             data_stats: dict[str, Any] = {}
-            train_ds = _prepare(train_ds, tokenizer, mode, settings, "train", data_stats)
-            eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
+            train_ds = _prepare(train_ds, tokenizer, family, settings, "train", data_stats)
+            eval_ds = _prepare(eval_ds, tokenizer, family, settings, "eval", data_stats)
             if data_stats["train_truncated"]:
                 echo(
                     f"{data_stats['train_truncated']} training examples are longer than "
@@ -305,7 +342,7 @@ def train_sft(
                 "tokens_per_second": counter.real / seconds if seconds else None,
                 "train_seconds": seconds,
                 "backend": backend,
-                "chat_template": mode,
+                "chat_template": family.name,
                 "packing": packing,
                 **data_stats,
                 "target_modules": loaded.target_modules,
