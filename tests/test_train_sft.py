@@ -253,17 +253,13 @@ def test_missing_dataset_is_a_clear_error(tiny):
     assert result.exit_code == 1 and "no dataset 'no-such-dataset'" in result.output
 
 
-def test_dataset_by_name_from_the_datasets_table(tiny):
-    from cra.train.sft import resolve_dataset
-
-    _, data = tiny
-    db = open_db()
+def _register(db, name, path):
     db["datasets"].insert(
         dict(
-            name="mine",
+            name=name,
             kind="sft",
             format="openai",
-            path=data,
+            path=path,
             created_at="2026-01-01T00:00:00Z",
             params="{}",
             stats="{}",
@@ -272,6 +268,46 @@ def test_dataset_by_name_from_the_datasets_table(tiny):
             redacted=1,
         )
     )
+
+
+def test_without_dataset_the_newest_is_used_and_named(tiny, tmp_path):
+    model, data = tiny
+    nothing = CliRunner().invoke(cli, ["train", "sft", "--base", model])
+    assert nothing.exit_code == 1 and "no dataset: build one with `cra dataset build`" in nothing.output
+    db = open_db()
+    _register(db, "older", str(tmp_path / "gone"))
+    _register(db, "newer", data)
+    result = sft("--base", model, "--no-load-in-4bit", "--max-steps", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "No --dataset given: using newer (#2, built 2026-01-01T00:00:00Z), the newest dataset." in result.output
+    (run,) = db.query("SELECT * FROM runs")
+    assert run["dataset"] == "newer" and json.loads(run["config"])["dataset"] == "newer"
+
+
+@pytest.mark.parametrize("offline_flag", [False, True])
+def test_a_hub_base_without_a_hub_fails_at_once_saying_what_to_pass(tiny, tmp_path, monkeypatch, offline_flag):
+    """No minute of retries: an unreachable hub (here a closed local port) or HF_HUB_OFFLINE is seen before
+    anything loads, and the message says to pass a local directory."""
+    _, data = tiny
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
+    for name in ("HTTPS_PROXY", "https_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    if offline_flag:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(cli, ["train", "sft", "--base", "some-org/some-model", "--dataset", data])
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert message.count("\n") == 0 and "cannot be reached" in message and "local directory" in message
+    assert open_db()["runs"].count == 0  # refused before a run was registered
+
+
+def test_dataset_by_name_from_the_datasets_table(tiny):
+    from cra.train.sft import resolve_dataset
+
+    _, data = tiny
+    db = open_db()
+    _register(db, "mine", data)
     train, evals = resolve_dataset(db, "mine")
     assert str(train) == os.path.join(data, "train.jsonl") and str(evals) == os.path.join(data, "eval.jsonl")
 

@@ -343,6 +343,8 @@ def train_sft(
                 "train_seconds": seconds,
                 "backend": backend,
                 "chat_template": family.name,
+                # TRL's chunked_nll (unsloth: its fused loss) applies the output layer only where a label is.
+                "loss_type": getattr(trainer.args, "loss_type", None),
                 "packing": packing,
                 **data_stats,
                 "target_modules": loaded.target_modules,
