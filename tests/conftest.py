@@ -170,6 +170,6 @@ def llama_cpp_models():
 @pytest.fixture(scope="session")
 def real_tokenizers(llama_cpp_models):
     """family -> the real tokenizer (with its real chat template) of Llama 3.1, Qwen2.5 and Qwen3."""
-    from cra.testing.bases import BASES, build_tokenizer
+    from cra.testing.bases import build_tokenizer
 
-    return {family: build_tokenizer(family) for family in BASES}
+    return {family: build_tokenizer(family) for family in ("llama3.1", "qwen2.5", "qwen3")}

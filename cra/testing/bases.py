@@ -81,6 +81,15 @@ _NOT_SPECIAL = {"<tool_call>", "</tool_call>", "<tool_response>", "</tool_respon
 # Small: the vocabulary is the real one (128k-152k rows), the rest is tiny. Sizes are multiples of 32
 # (bitsandbytes' 4-bit CPU path); Llama 3.1 keeps its RoPE scaling and untied head, Qwen its tied one.
 SMALL = dict(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+# Llama 3.2 1B's shape: 1.24 B parameters with the 128k vocabulary (scripts/bench_train.py --gpu).
+LLAMA32_1B = dict(
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=64,
+)
 
 
 @dataclass(frozen=True)
@@ -121,6 +130,31 @@ BASES = {
             },
             max_position_embeddings=131072,
             tie_word_embeddings=False,
+            bos_token_id=128000,
+        ),
+    ),
+    # Llama 3.2 1B's shape (with `sizes=LLAMA32_1B`): tied embeddings, RoPE scaled by 32.
+    "llama3.2": BaseSpec(
+        vocab="ggml-vocab-llama-bpe.gguf",
+        template=TEMPLATE_FILES["llama3.2"],
+        arch="llama",
+        vocab_size=128256,
+        bos="<|begin_of_text|>",
+        eos="<|eot_id|>",
+        pad=None,
+        eos_ids=(128001, 128008, 128009),
+        renames=_LLAMA31_SPECIAL,
+        config=dict(
+            rope_theta=500000.0,
+            rope_scaling={
+                "rope_type": "llama3",
+                "factor": 32.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+            },
+            max_position_embeddings=131072,
+            tie_word_embeddings=True,
             bos_token_id=128000,
         ),
     ),
@@ -335,8 +369,13 @@ def build_tokenizer(family: str = "llama3.1"):
 # -- the model --------------------------------------------------------------------------------------------
 
 
-def build_base(out_dir: str | os.PathLike, family: str = "llama3.1", seed: int = 0, sizes: dict | None = None) -> Path:
-    """Save a small random model of the family's architecture with its real tokenizer and template."""
+def build_base(
+    out_dir: str | os.PathLike, family: str = "llama3.1", seed: int = 0, sizes: dict | None = None, dtype=None
+) -> Path:
+    """Save a small random model of the family's architecture with its real tokenizer and template.
+
+    `sizes` overrides the small shape (LLAMA32_1B: a full-size 1 B model); `dtype` the saved precision.
+    """
     import torch
     from transformers import GenerationConfig
 
@@ -353,6 +392,8 @@ def build_base(out_dir: str | os.PathLike, family: str = "llama3.1", seed: int =
     )
     torch.manual_seed(seed)
     model = model_cls(config)
+    if dtype is not None:
+        model = model.to(dtype)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(

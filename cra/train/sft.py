@@ -250,6 +250,12 @@ def _loss_history(log_history: list[dict]) -> dict[str, Any]:
     return out
 
 
+def _peak_gpu_memory_mb() -> float | None:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
+
+
 def _skip(*args, **kwargs):
     return None
 
@@ -346,6 +352,7 @@ def train_sft(
                 # TRL's chunked_nll (unsloth: its fused loss) applies the output layer only where a label is.
                 "loss_type": getattr(trainer.args, "loss_type", None),
                 "packing": packing,
+                "attention": getattr(getattr(loaded.model, "config", None), "_attn_implementation", None),
                 **data_stats,
                 "target_modules": loaded.target_modules,
                 "quantized_4bit": loaded.quantized,
@@ -353,6 +360,7 @@ def train_sft(
                 **_loss_history(trainer.state.log_history),
             }
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
+            metrics["peak_gpu_memory_mb"] = _peak_gpu_memory_mb()
             if stop.requested:
                 metrics["wall_seconds"] = time.time() - started
                 finish(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
