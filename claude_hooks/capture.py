@@ -20,7 +20,7 @@ from claude_hooks import fastjson as json
 try:
     import _sqlite3 as sqlite3
 except ImportError:  # pragma: no cover - a Python whose sqlite3 is not the C module
-    import sqlite3
+    import sqlite3  # type: ignore[no-redef]  # the same API, from the package
 
 from claude_hooks.spool import (  # noqa: F401  (cra reads these names from here)
     DB_NAME,
@@ -41,14 +41,20 @@ from claude_hooks.spool import (
     log_error as _log_line,
 )
 
+# For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 AUTO_TRIGGER = "auto-trigger.json"  # present: Stop may start `cra auto once` (`cra auto hook on`)
 # The drainer is off Claude Code's path: it can wait for `cra` commands holding the write lock
 # (CRA_DRAIN_TIMEOUT overrides); past that the events stay spooled for the next drainer.
 BUSY_TIMEOUT_S = 10.0
-# `cra` sets PRAGMA user_version to the number of applied migrations; the SQL below needs at least
-# this many (m002 adds tool_calls.source). An older database keeps events in the spool until a `cra`
-# command upgrades it, instead of half-deriving them.
-MIN_SCHEMA_VERSION = 2
+# The migrations (cra/db/migrations.py) the SQL below needs, by name: m002 adds tool_calls.source.
+# A database `cra` has not migrated that far keeps events in the spool until a `cra` command
+# upgrades it, instead of half-deriving them. By name, not by count: migrations from parallel work
+# are appended in any order, so a position says nothing about which ones a database has.
+REQUIRED_MIGRATIONS = ("m002_transcripts",)
 
 # Boundaries at which Claude Code is between tool calls: a call still pending has ended unseen.
 # Stop ends the main thread's calls, SubagentStop one agent's, SessionEnd everything.
@@ -60,7 +66,9 @@ class Event:
 
     __slots__ = ("uid", "received_at", "text", "raw_bytes", "payload", "parse_error", "env")
 
-    def __init__(self, raw, env, uid=None, received_at=None):
+    def __init__(
+        self, raw: bytes, env: "Mapping[str, str]", uid: str | None = None, received_at: str | None = None
+    ) -> None:
         self.uid = uid or os.urandom(16).hex()  # random like uuid4, without uuid's imports (platform, ...)
         self.received_at = received_at or now_iso()
         self.env = {k: env[k] for k in ENV_KEYS if k in env}
@@ -85,11 +93,11 @@ class Event:
             else:
                 self.parse_error = "payload is %s, not an object" % type(payload).__name__
 
-    def field(self, name):
+    def field(self, name: str):
         return _scalar(self.payload.get(name) if self.payload else None)
 
     @property
-    def name(self):
+    def name(self) -> str | None:
         return self.field("hook_event_name")
 
 
@@ -121,7 +129,7 @@ def _json(obj):
 # Entry point
 
 
-def drain_into_db(home, env, via="hook"):
+def drain_into_db(home: str, env: "Mapping[str, str]", via: str = "hook") -> int | None:
     """Replay the whole spool into the database; the caller holds the drain lock. Returns how many
     events were ingested, or None when the database can't take them (they stay spooled, the error
     is logged)."""
@@ -131,11 +139,11 @@ def drain_into_db(home, env, via="hook"):
             raise FileNotFoundError("no database at %s (run any cra command to create it)" % path)
         con = connect(path, timeout=float(env.get("CRA_DRAIN_TIMEOUT") or BUSY_TIMEOUT_S))
         try:
-            version = con.execute("PRAGMA user_version").fetchone()[0]
-            if version < MIN_SCHEMA_VERSION:
+            missing = missing_migrations(con)
+            if missing:
                 raise RuntimeError(
-                    "database schema version %d is older than this cra needs (%d): run any cra command"
-                    % (version, MIN_SCHEMA_VERSION)
+                    "the database schema is older than this cra needs (%s not applied): run any cra command"
+                    % ", ".join(missing)
                 )
             return drain_spool(con, home, via=via)
         finally:
@@ -212,7 +220,23 @@ def _maybe_start_cycle(con, home, event):
         log_error(home, event, exc)
 
 
-def connect(path, timeout=BUSY_TIMEOUT_S):
+def missing_migrations(con: "sqlite3.Connection", required: tuple[str, ...] = REQUIRED_MIGRATIONS) -> list[str]:
+    """The required migrations sqlite-utils' log does not list as applied to this database."""
+    try:
+        applied = {
+            row[0]
+            for row in con.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = 'cra' AND name IN (%s)"
+                % ",".join("?" * len(required)),
+                required,
+            )
+        }
+    except sqlite3.OperationalError:  # no migration log: no cra command has opened it yet
+        applied = set()
+    return [name for name in required if name not in applied]
+
+
+def connect(path: str, timeout: float = BUSY_TIMEOUT_S) -> "sqlite3.Connection":
     con = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     # WAL is persistent (set when cra creates the file); NORMAL is durable enough under WAL and
     # saves an fsync per event.
@@ -220,7 +244,7 @@ def connect(path, timeout=BUSY_TIMEOUT_S):
     return con
 
 
-def record(con, event, via="hook"):
+def record(con: "sqlite3.Connection", event: Event, via: str = "hook") -> None:
     """Insert the event and derive rows from it, in one transaction. Idempotent on event.uid."""
     con.execute("BEGIN IMMEDIATE")
     try:
@@ -476,7 +500,7 @@ def _order_batch(con, ids):
         con.execute("UPDATE tool_calls SET seq = ? WHERE tool_use_id = ?", (seq, tool_use_id))
 
 
-def classify_unfinished(text, permission_requested):
+def classify_unfinished(text: str, permission_requested: object) -> str:
     """Status of a call that got no PostToolUse(Failure), from the text the model was shown."""
     lowered = text.lower()
     if text.startswith("PreToolUse:") and "hook error" in text:
@@ -539,13 +563,13 @@ _TOOL_HANDLERS = {
 # The spool: one file per event that the database could not take, replayed later.
 
 
-def spool(home, event, reason):
+def spool(home: str, event: Event, reason: str) -> str | None:
     """Put an already-parsed event back in the spool (used by `cra` when it cannot store one)."""
     raw = event.raw_bytes if event.raw_bytes is not None else event.text.encode("utf-8", "surrogateescape")
     return write_event(home, raw, event_header(event.uid, event.received_at, event.env, reason), fsync=True)
 
 
-def drain_spool(con, home, limit=None, via="cra"):
+def drain_spool(con: "sqlite3.Connection", home: str, limit: int | None = None, via: str = "cra") -> int:
     """Replay spooled events into the database, oldest first. Returns how many were ingested.
 
     Callers hold the drain lock, so events land in the order they happened; even so a file is
@@ -582,7 +606,7 @@ def drain_spool(con, home, limit=None, via="cra"):
     return done
 
 
-def read_spooled(path):
+def read_spooled(path: str) -> Event:
     with open(path, "rb") as f:
         data = f.read()
     header, _, raw = data.partition(b"\n")
@@ -590,6 +614,6 @@ def read_spooled(path):
     return Event(raw, meta.get("env") or {}, uid=meta["event_uid"], received_at=meta["received_at"])
 
 
-def log_error(home, event, exc):
+def log_error(home: str, event: Event, exc: BaseException) -> None:
     """Append one line to hook-errors.log (what `cra status` counts)."""
     _log_line(home, event.name if event.payload else None, event.uid, exc)

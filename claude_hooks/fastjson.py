@@ -14,7 +14,7 @@ __all__ = ["loads", "dumps"]
 _WHITESPACE = " \t\n\r"  # what JSON allows around a value (json.decoder.WHITESPACE)
 
 
-def _type_error(o):
+def _type_error(o: object):
     raise TypeError(f"Object of type {o.__class__.__name__} is not JSON serializable")
 
 
@@ -29,12 +29,12 @@ try:
         parse_float = float
         parse_int = int
         parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
-        memo = {}
+        memo: dict = {}
 
-    _scan = _json.make_scanner(_DecodeContext())
+    _scan = _json.make_scanner(_DecodeContext())  # type: ignore[arg-type]  # JSONDecoder's fields, duck-typed
     _encode_str = {True: _json.encode_basestring_ascii, False: _json.encode_basestring}
 
-    def _fast_loads(s):
+    def _fast_loads(s: str | bytes):
         if not isinstance(s, str) or s.startswith("\ufeff"):
             return _slow_loads(s)
         start = len(s) - len(s.lstrip(_WHITESPACE))
@@ -48,7 +48,7 @@ try:
             return _slow_loads(s)  # extra data
         return obj
 
-    def _fast_dumps(obj, ensure_ascii=True):
+    def _fast_dumps(obj: object, ensure_ascii: bool = True) -> str:
         encode_str = _encode_str[bool(ensure_ascii)]
         if isinstance(obj, str):
             return encode_str(obj)
@@ -62,22 +62,20 @@ try:
     if _fast_dumps(_fast_loads(_SAMPLE)) != _SAMPLE or _fast_dumps({"é": "é"}, ensure_ascii=False) != '{"é": "é"}':
         raise ValueError("_json disagrees with json")
     loads, dumps = _fast_loads, _fast_dumps
+    FAST = True
 except Exception:  # no usable _json: the json package, at its usual cost
-    _json = None
+    FAST = False
 
-    def loads(s):
+    def loads(s: str | bytes):
         return _slow_loads(s)
 
-    def dumps(obj, ensure_ascii=True):
+    def dumps(obj: object, ensure_ascii: bool = True) -> str:
         import json
 
         return json.dumps(obj, ensure_ascii=ensure_ascii)
 
 
-def _slow_loads(s):
+def _slow_loads(s: str | bytes):
     import json
 
     return json.loads(s)
-
-
-FAST = _json is not None

@@ -21,7 +21,7 @@ if __name__ == "__main__":
     sys.dont_write_bytecode = False
 
 
-def main():
+def main() -> None:
     try:
         from claude_hooks import spool
 

@@ -15,6 +15,11 @@ Standard library only, and nothing heavier than os, time and fcntl on this path.
 import os
 import time
 
+# For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 DB_NAME = "cra.db"
 OFF_FLAG = "off"  # present in CRA_HOME: capture is paused (`cra off`)
 IGNORE_FILE = "ignored-projects"  # one directory a line: never recorded
@@ -34,7 +39,7 @@ ENV_KEYS = (
 )
 
 
-def cra_home(env=os.environ):
+def cra_home(env: "Mapping[str, str]" = os.environ) -> str:
     """CRA_HOME, else the user data dir (XDG on Linux, Application Support on macOS)."""
     if env.get("CRA_HOME"):
         return env["CRA_HOME"]
@@ -44,30 +49,30 @@ def cra_home(env=os.environ):
     return os.path.join(env.get("XDG_DATA_HOME") or os.path.join(home, ".local", "share"), "cra")
 
 
-def db_path(env=os.environ):
+def db_path(env: "Mapping[str, str]" = os.environ) -> str:
     return env.get("CRA_DB") or os.path.join(cra_home(env), DB_NAME)
 
 
-def fallback_spool_dir():
+def fallback_spool_dir() -> str:
     """Where events go when CRA_HOME itself is missing and can't be created, or read-only."""
     tmp = os.environ.get("TMPDIR") or "/tmp"
     return os.path.join(tmp, "cra-spool-%d" % os.getuid())
 
 
-def spool_dirs(home):
+def spool_dirs(home: str) -> list[str]:
     return [os.path.join(home, SPOOL_DIR), fallback_spool_dir()]
 
 
-def now_iso(t=None):
+def now_iso(t: float | None = None) -> str:
     t = time.time() if t is None else t
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%03dZ" % (int(t * 1000) % 1000)
 
 
-def new_uid():
+def new_uid() -> str:
     return os.urandom(16).hex()  # random like uuid4, without uuid's imports
 
 
-def event_header(uid, received_at, env, reason=None):
+def event_header(uid: str, received_at: str, env: "Mapping[str, str]", reason: str | None = None) -> bytes:
     from claude_hooks import fastjson
 
     meta = {"event_uid": uid, "received_at": received_at, "env": {k: env[k] for k in ENV_KEYS if k in env}}
@@ -76,7 +81,7 @@ def event_header(uid, received_at, env, reason=None):
     return fastjson.dumps(meta).encode("utf-8")
 
 
-def write_event(home, raw, header, fsync=False):
+def write_event(home: str, raw: bytes, header: bytes, fsync: bool = False) -> str | None:
     """Put one event in the spool (CRA_HOME's, else the fallback). Returns the directory, or None."""
     name = "%d-%s.event" % (time.time_ns(), os.urandom(8).hex())
     parts = [header + b"\n", raw]  # written with writev: no copy of a large payload
@@ -89,7 +94,7 @@ def write_event(home, raw, header, fsync=False):
     return None
 
 
-def _write_file(directory, name, parts, fsync):
+def _write_file(directory: str, name: str, parts: list[bytes], fsync: bool) -> None:
     try:
         fd = _open_new(directory, name)
     except FileNotFoundError:
@@ -110,11 +115,11 @@ def _write_file(directory, name, parts, fsync):
     os.rename(os.path.join(directory, "." + name + ".tmp"), os.path.join(directory, name))
 
 
-def _open_new(directory, name):
+def _open_new(directory: str, name: str) -> int:
     return os.open(os.path.join(directory, "." + name + ".tmp"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
 
-def try_drain_lock(home, blocking=False):
+def try_drain_lock(home: str, blocking: bool = False) -> int | None:
     """The drain lock's fd if this process got it, else None. flock: released by the kernel when
     the holder dies, so a crashed drainer never wedges capture."""
     import fcntl
@@ -131,11 +136,11 @@ def try_drain_lock(home, blocking=False):
     return fd
 
 
-def release_drain_lock(fd):
+def release_drain_lock(fd: int) -> None:
     os.close(fd)  # closing the last descriptor of the open file releases the flock
 
 
-def spool_pending(home):
+def spool_pending(home: str) -> bool:
     for directory in spool_dirs(home):
         try:
             if any(n.endswith(".event") for n in os.listdir(directory)):
@@ -145,7 +150,7 @@ def spool_pending(home):
     return False
 
 
-def is_ignored(home, cwd, project_dir):
+def is_ignored(home: str, cwd: object, project_dir: object) -> bool:
     try:
         # surrogateescape: a hand-edited file with stray bytes still reads (and never costs the event).
         with open(os.path.join(home, IGNORE_FILE), encoding="utf-8", errors="surrogateescape") as f:
@@ -160,7 +165,7 @@ def is_ignored(home, cwd, project_dir):
     return False
 
 
-def handle(raw, env):
+def handle(raw: bytes, env: "Mapping[str, str]") -> None:
     """What the hook process does: spool the event, start a drainer if none runs. Never raises."""
     home = cra_home(env)
     if os.path.exists(os.path.join(home, OFF_FLAG)):
@@ -193,7 +198,7 @@ def handle(raw, env):
     # The parent returns at once; the child holds the lock (a shared open file description).
 
 
-def _ignored_payload(home, raw, env):
+def _ignored_payload(home: str, raw: bytes, env: "Mapping[str, str]") -> bool:
     from claude_hooks import fastjson
 
     try:
@@ -204,7 +209,7 @@ def _ignored_payload(home, raw, env):
     return is_ignored(home, cwd, env.get("CLAUDE_PROJECT_DIR"))
 
 
-def _drain_and_release(home, env, lock):
+def _drain_and_release(home: str, env: "Mapping[str, str]", lock: int) -> None:
     """Drain until the spool is empty, releasing the lock between rounds so that an event written
     while this process held it is never stranded (its writer saw the lock taken and left)."""
     from claude_hooks import capture
@@ -216,12 +221,13 @@ def _drain_and_release(home, env, lock):
             release_drain_lock(lock)
         if ingested is None or not spool_pending(home):
             return  # done, or the database refuses: the backlog waits for the next event or `cra`
-        lock = try_drain_lock(home)
-        if lock is None:
+        again = try_drain_lock(home)
+        if again is None:
             return  # another drainer took over
+        lock = again
 
 
-def log_error(home, event_name, uid, exc):
+def log_error(home: str, event_name: str | None, uid: str | None, exc: BaseException) -> None:
     """Append one line to hook-errors.log (what `cra status` counts). Bounded, and best effort."""
     try:
         from claude_hooks import fastjson

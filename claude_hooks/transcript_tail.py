@@ -18,6 +18,15 @@ import zlib
 # json.loads without importing the json package (this runs inside the hook; see fastjson's docstring).
 from claude_hooks import fastjson as json
 
+# For type checkers only (mypy reads the name as true): the hook never pays for importing typing.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+
+    LoadsBytes = Callable[[bytes], object]
+    OnLines = Callable[[sqlite3.Connection, str, list[tuple]], None]
+
 BOUNDARY_EVENTS = ("Stop", "SubagentStop", "PreCompact", "SessionEnd", "UserPromptSubmit", "SessionStart")
 
 # Bytes a single hook call may read over all files: ~10 ms of work on a slow machine. A longer
@@ -27,7 +36,7 @@ CHUNK_BYTES = 8 << 20  # lines per transaction when uncapped: bounded memory, re
 HEAD_LEN = 1024  # bytes checksummed as the rewrite/rotation guard
 
 
-def file_identity(path):
+def file_identity(path: str) -> tuple[str, str | None]:
     """(session_id, agent_id) from a transcript's path: `<session>.jsonl` or
     `<session>/subagents/agent-<id>.jsonl`."""
     name = os.path.basename(path)
@@ -48,7 +57,7 @@ def _str(value):
     return value if isinstance(value, str) else None
 
 
-def decode_line(line):
+def decode_line(line: bytes) -> tuple[str, bytes | None, dict | None, str | None]:
     """(text, raw_bytes or None, entry dict or None, parse_error or None) for one line's bytes."""
     raw_bytes = None
     try:
@@ -65,7 +74,17 @@ def decode_line(line):
     return text, raw_bytes, entry, ("invalid UTF-8" if raw_bytes is not None else None)
 
 
-def parse_lines(data, offset, next_id, line_no, path, generation, session_id, agent_id, loads_bytes=None):
+def parse_lines(
+    data: bytes,
+    offset: int,
+    next_id: int,
+    line_no: int,
+    path: str,
+    generation: int,
+    session_id: str | None,
+    agent_id: str | None,
+    loads_bytes: "LoadsBytes | None" = None,
+) -> tuple[list[tuple], list[tuple]]:
     """The complete lines of `data` (what follows its last newline is left out), blank ones skipped,
     as (params for transcript_lines, rows for on_lines). The hot loop of `cra import`: one parse per
     line (and a decode, without loads_bytes), nothing else per line that can be avoided.
@@ -73,8 +92,8 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     loads_bytes, if given, parses a line's bytes straight, raising ValueError for anything but valid
     UTF-8 JSON (`cra` passes orjson.loads: no decode step); what it refuses takes the careful path."""
     loads = json.loads
-    params = []
-    rows = []
+    params: list[tuple] = []
+    rows: list[tuple] = []
     add_param = params.append
     add_row = rows.append
     line_id = next_id
@@ -140,7 +159,15 @@ def parse_lines(data, offset, next_id, line_no, path, generation, session_id, ag
     return params, rows
 
 
-def tail_file(con, path, max_bytes=None, chunk_bytes=CHUNK_BYTES, on_lines=None, loads_bytes=None, savepoints=True):
+def tail_file(
+    con: "sqlite3.Connection",
+    path: str,
+    max_bytes: int | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+    on_lines: "OnLines | None" = None,
+    loads_bytes: "LoadsBytes | None" = None,
+    savepoints: bool = True,
+) -> int:
     """Store the complete lines of `path` not read yet. Returns the number of bytes consumed.
 
     max_bytes caps the bytes read in this call (a single line longer than the cap waits for an
@@ -259,7 +286,7 @@ SAVEPOINT = "savepoint"  # inside the caller's transaction, rolled back alone on
 CALLERS = "callers"  # the caller's transaction as it is: the caller rolls all of it back on an error
 
 
-def begin(con, savepoint=True):
+def begin(con: "sqlite3.Connection", savepoint: bool = True) -> str:
     """Open a chunk's transaction: BEGIN IMMEDIATE, or, when the caller already holds one (`cra
     import` commits several files at once), a savepoint, unless savepoint=False: a savepoint makes
     SQLite copy every page it touches that the transaction had already changed to a temporary file
@@ -274,7 +301,7 @@ def begin(con, savepoint=True):
     return CALLERS
 
 
-def end(con, opened, commit):
+def end(con: "sqlite3.Connection", opened: str, commit: bool) -> None:
     """Close what begin() opened: a savepoint's work then commits or rolls back with the caller's."""
     if opened == OWN:
         con.execute("COMMIT" if commit else "ROLLBACK")
@@ -284,7 +311,7 @@ def end(con, opened, commit):
         con.execute("RELEASE tail_chunk")
 
 
-def subagent_files(transcript_path):
+def subagent_files(transcript_path: str) -> list[str]:
     """The subagent transcripts of a session: `<session>/subagents/agent-*.jsonl`."""
     directory = os.path.join(transcript_path[: -len(".jsonl")], "subagents")
     try:
@@ -294,7 +321,7 @@ def subagent_files(transcript_path):
     return [os.path.join(directory, n) for n in names]
 
 
-def tail_for_event(con, payload, budget=HOOK_BUDGET_BYTES):
+def tail_for_event(con: "sqlite3.Connection", payload: dict, budget: int = HOOK_BUDGET_BYTES) -> int:
     """The hook's part: tail the transcripts a boundary event names, within `budget` bytes in all."""
     name = payload.get("hook_event_name")
     if name not in BOUNDARY_EVENTS:

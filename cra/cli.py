@@ -14,8 +14,8 @@ COMMANDS = {
     "on": "cra.capture.commands:on_command",
     "off": "cra.capture.commands:off_command",
     "ignore": "cra.capture.commands:ignore_group",
-    "install": "cra.capture.install:install_command",
-    "uninstall": "cra.capture.install:uninstall_command",
+    "install": "cra.capture.install_commands:install_command",
+    "uninstall": "cra.capture.install_commands:uninstall_command",
     "ingest": "cra.capture.commands:ingest_command",
     "import": "cra.transcripts.commands:import_command",
     "sync": "cra.transcripts.commands:sync_command",
@@ -23,13 +23,14 @@ COMMANDS = {
     "show": "cra.transcripts.commands:show_command",
     "signals": "cra.signals.commands:signals_command",
     "stats": "cra.report.commands:stats_command",
+    "browse": "cra.report.commands:browse_command",
     "train": "cra.train.commands:train_group",
     "runs": "cra.train.commands:runs_group",
     "dataset": "cra.dataset.commands:dataset_group",
     "bootstrap": "cra.dataset.commands:bootstrap_command",
     "import-pairs": "cra.dataset.commands:import_pairs_command",
     "export": "cra.export.commands:export_group",
-    "reward": "cra.reward.commands:reward_group",
+    "reward": "cra.behavioral_reward.commands:reward_group",
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
 }
@@ -49,6 +50,7 @@ SHORT_HELP = {
     "sessions": "List sessions, newest first (-n, --json, --project, --since/--until).",
     "show": "Print one session as a timeline: prompts, text, tool calls, subagents.",
     "signals": "Compute per-turn reasoning signals (incremental).",
+    "browse": "Browse the database in Datasette, tables and columns described, with canned queries.",
     "stats": "What Claude did: tools, sequences, depth, tokens, training readiness (--json, --html).",
     "train": "Train a LoRA adapter on recorded sessions (`cra train sft`).",
     "dataset": "Build tool-calling training data (`build`) and preference pairs (`pairs`), redacted.",
@@ -66,7 +68,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         # The CLI edge: the library raises cra.errors, a person sees one line and exit status 1.
         from .errors import CraError
+        from .quiet import quiet_libraries
 
+        quiet_libraries()
         try:
             return super().invoke(ctx)
         except CraError as exc:
@@ -96,12 +100,3 @@ def cli():
     Hooks write every tool call into one SQLite database (`cra path`); transcripts add the
     conversation around them.
     """
-
-
-database_option = click.option(
-    "-d",
-    "--database",
-    type=click.Path(dir_okay=False),
-    envvar="CRA_DB",
-    help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
-)

@@ -1,4 +1,5 @@
-"""Reading JSONL files a row at a time, with the line number a user needs when a row is wrong."""
+"""Reading JSON that may be wrong: JSONL files a row at a time (with the line number a user needs when
+a row is wrong), and stored JSON objects that may be empty or malformed."""
 
 import json
 
@@ -15,3 +16,12 @@ def numbered_rows(path, error=ValueError):
             except ValueError as exc:
                 raise error(f"line {line_no} is not JSON ({exc})") from exc
             yield line_no, row
+
+
+def json_object(text) -> dict:
+    """A stored JSON object (a tool call's input): {} when the column is empty, not JSON, or not an object."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -57,7 +57,7 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
         turn_id = cur.lastrowid
         seq = 0
 
-        def msg(role, content, api=None):
+        def msg(role, content, api=None, sid=sid, turn_id=turn_id):
             nonlocal uid, seq
             uid += 1
             seq += 1
@@ -67,7 +67,7 @@ def make_db(path: str, turns: int, seed: int = 0) -> None:
                 [f"m{uid}", sid, role, seq, json.dumps(content), api, turn_id, "/home/alice/proj"],
             )
 
-        def call(name, inp, result, api):
+        def call(name, inp, result, api, sid=sid, turn_id=turn_id):
             nonlocal uid
             uid += 1
             cid = f"toolu_{uid}"

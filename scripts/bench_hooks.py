@@ -90,7 +90,7 @@ def timed(cmd, stdin, env):
     """(wall ms, CPU ms) of one process. CPU time (user + system) barely moves with machine load."""
     cpu = _children_cpu()
     start = time.perf_counter()
-    proc = subprocess.run(cmd, input=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, env=env)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0 or proc.stdout or proc.stderr:
         raise SystemExit(f"{cmd} misbehaved: rc={proc.returncode} out={proc.stdout[:200]!r} err={proc.stderr[:200]!r}")
@@ -127,7 +127,7 @@ def bench_latency(python, runs, env, hook=HOOK):
     }
     times = {name: [] for name in cases}
     cpu = {name: [] for name in cases}
-    for name, (cmd, make) in cases.items():  # warm the page cache, not counted
+    for cmd, make in cases.values():  # warm the page cache, not counted
         timed(cmd, make(-1), env)
     for n in range(runs):
         order = list(cases)
@@ -245,7 +245,8 @@ def render(rows, par, python, runs, load=None):
     ]
     for name, n, med, p99, rmed, rp99, cpu_med, rcpu in rows:
         lines.append(
-            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x | {cpu_med:.1f} | {rcpu:.2f}x |"
+            f"| {LABELS[name]} | {n} | {med:.1f} | {p99:.1f} | {rmed:.2f}x | {rp99:.2f}x | {cpu_med:.1f} | "
+            f"{rcpu:.2f}x |"
         )
     lines += ["", f"Load average while measuring: {load}."] if load else []
     by = {r[0]: r for r in rows}
@@ -296,7 +297,7 @@ def write_section(text, path=BENCHMARKS):
     """Replace this script's section of BENCHMARKS.md (or add it), leaving every other section alone."""
     old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     lines = old.splitlines(keepends=True)
-    start = next((i for i, l in enumerate(lines) if l.rstrip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
     if start is None:
         new = old.rstrip("\n") + "\n\n" + text
     else:

@@ -74,9 +74,9 @@ def build_corpus(dest: Path, size_mb: float) -> int:
             tag = b"%012x" % copy
 
             # Every uuid (session ids included) gets this copy's last 12 hex digits: same shape, unique.
-            def fresh(blob):
-                blob = UUID.sub(lambda m: m.group(1) + tag, blob)
-                return TOOL_USE_ID.sub(lambda m: m.group(1) + b"_" + tag, blob)  # tool calls unique too
+            def fresh(blob, tag=tag):
+                blob = UUID.sub(lambda found: found.group(1) + tag, blob)
+                return TOOL_USE_ID.sub(lambda found: found.group(1) + b"_" + tag, blob)  # tool calls unique too
 
             new = fresh(data)
             first = json.loads(new.split(b"\n", 1)[0] or b"{}")
@@ -187,14 +187,14 @@ def worker(corpus: str, db_path: str, rounds: int) -> dict:
 
         _fresh(db_path + "-raw-only")
         raw_db = open_db(db_path + "-raw-only", drain=False)
-        _, *t = _timed(lambda: [transcript_tail.tail_file(raw_db.conn, f) for f in files])
+        _, *t = _timed(lambda raw_db=raw_db: [transcript_tail.tail_file(raw_db.conn, f) for f in files])
         raw_only.append(t)
         raw_db.conn.close()
         _fresh(db_path + "-raw-only")
 
         _fresh(db_path)
         db = open_db(db_path, drain=False)
-        r, *t = _timed(lambda: importer.import_paths(db.conn, files))
+        r, *t = _timed(lambda db=db: importer.import_paths(db.conn, files))
         assert not r.errors, r.errors[:3]
         first.append(t)
         if len(first) < rounds:
@@ -310,12 +310,14 @@ def main():
         f"{'':>10} {'':>6} {'':>8} {'(CPU)':>10} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>12} {'(CPU)':>14}"
         f" {'(CPU)':>11} {'(CPU)':>10}"
     )
-    for size, r in results.items():
+    for r in results.values():
         print(
-            f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s_cpu']:>10.1f} {r['import_mb_s_cpu']:>12.1f}"
+            f"{r['mb']:>8.0f}MB {r['files']:>6} {r['lines']:>8} {r['bare_mb_s_cpu']:>10.1f} "
+            f"{r['import_mb_s_cpu']:>12.1f}"
             f" {r['paired_vs_bare']:>11.2f}x {r['import_vs_bare_cpu']:>11.2f}x {r['interleaved_vs_bare']:>11.2f}x"
             f" {r['raw_only_vs_bare_cpu']:>13.2f}x {r['reimport_cpu_s']:>11.3f}"
-            f" {r['reimport_vs_import_cpu']:>9.4f}x {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f} {r['load_avg_1m']:>6.1f}"
+            f" {r['reimport_vs_import_cpu']:>9.4f}x {r['peak_rss_mb']:>12.0f} {r['db_mb']:>7.0f} "
+            f"{r['load_avg_1m']:>6.1f}"
         )
     print(json.dumps({str(k): v for k, v in results.items()}, indent=2))
 

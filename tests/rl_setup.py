@@ -41,7 +41,7 @@ def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int
             width = max(len(ids) for ids, _ in rows)
             ids = torch.tensor([i + [tok.pad_token_id] * (width - len(i)) for i, _ in rows])
             mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in rows])
-            labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows])
+            labels = torch.tensor([row_labels + [-100] * (width - len(row_labels)) for _, row_labels in rows])
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
             loss.backward()
             opt.step()

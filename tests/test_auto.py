@@ -6,6 +6,7 @@ Cycles on the tiny model are in test_auto_cycles.py."""
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -18,8 +19,9 @@ from dataset_db import Session, answer, good_steps
 from cra.auto import lock, store, trigger
 from cra.auto.config import AutoSettings, load_settings
 from cra.auto.cycle import metric_value, run_once
-from cra.auto.readiness import backoff_seconds, qualifying_turns, readiness
+from cra.auto.readiness import backoff_seconds, readiness
 from cra.cli import cli
+from cra.dataset.qualifying import qualifying_turns
 from cra.db import open_db
 
 
@@ -100,7 +102,8 @@ def test_qualifying_turns_use_the_dataset_filters(db):
     add_turns(db, 3)
     add_turns(db, 2, start=3, qualifying=False)
     s = AutoSettings()
-    assert qualifying_turns(db, s.turn_filters()) == {"candidates": 5, "qualifying": 3}
+    counts = qualifying_turns(db, s.turn_filters())
+    assert (counts["candidates"], counts["qualifying"], counts["excluded"]["short_final_answer"]) == (5, 3, 2)
     assert qualifying_turns(db, AutoSettings(filters={"min_answer_words": 1}).turn_filters())["qualifying"] == 5
 
 
@@ -268,7 +271,7 @@ def test_promotion_is_one_flag_and_a_pointer(db, tmp_path, cra_home):
     assert os.readlink(cra_home / "models" / "promoted.gguf") == b_gguf
 
     # A promotion that fails inside its transaction changes nothing (here: a column that does not exist).
-    with pytest.raises(Exception):
+    with pytest.raises(sqlite3.OperationalError, match="no_such_column"):
         store.promote(db, a, cycle_id=1, cycle_fields={"no_such_column": 1})
     assert db.execute("SELECT run_id FROM promotions WHERE current = 1").fetchall() == [(b,)]
     # A crash after the commit but before the pointer's rename: cra rewrites it from the database.
@@ -366,9 +369,8 @@ def test_status_and_stats_show_the_configured_readiness(db, cra_home):
     result = CliRunner().invoke(cli, ["status"], catch_exceptions=False)
     assert "Turns:         3 captured, 2 qualify for training" in result.output
     assert "First cycle:   2/4 qualifying turns" in result.output
-    from cra.report.stats import compute
-
-    assert compute(db)["readiness"]["threshold"] == 4
+    stats = json.loads(CliRunner().invoke(cli, ["stats", "--json"], catch_exceptions=False).output)
+    assert (stats["readiness"]["qualifying"], stats["readiness"]["threshold"]) == (2, 4)
     completed_cycle(db, 2)
     add_turns(db, 1, start=3)
     data = json.loads(CliRunner().invoke(cli, ["status", "--json"], catch_exceptions=False).output)

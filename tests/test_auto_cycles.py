@@ -132,7 +132,7 @@ def test_first_cycle_at_the_threshold_and_rl_on_the_second(tiny_model, cra_home)
     gguf = next(s for s in first["stages"] if s["name"] == "export")["outputs"]["gguf"]
     assert pointer["run_id"] == sft["id"] and pointer["gguf"] == gguf and os.path.isfile(gguf)
     assert os.readlink(cra_home / "models" / "promoted.gguf") == gguf
-    from cra.export.commands import Source
+    from cra.export.exporter import Source
 
     assert Source(db, None, None, None).run["id"] == sft["id"]
     assert "Cycle 1: model run" in result.output and "promoted" in result.output

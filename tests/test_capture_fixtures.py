@@ -36,7 +36,7 @@ def _params(root, label):
 ALL_SCENARIOS = _params(SHARED_SCENARIOS, "shared") + _params(RECORDED, "recorded")
 
 # What each shared scenario must produce: (tool, status, inside a subagent), in session order.
-S, F, D, I, B = "success", "failure", "denied", "invalid", "blocked"
+S, F, D, V, B = "success", "failure", "denied", "invalid", "blocked"  # V: failed validation
 PINNED = {
     "basic_json": [("Bash", S, False)],
     "compact": [("Bash", S, False)],
@@ -47,8 +47,8 @@ PINNED = {
         ("Read", F, False),  # missing file: PostToolUseFailure
         ("Read", S, False),
         ("Edit", F, False),  # old text not found: only PostToolBatch tells
-        ("Read", I, False),  # InputValidationError
-        ("NoSuchTool", I, False),
+        ("Read", V, False),  # InputValidationError
+        ("NoSuchTool", V, False),
     ],
     "hook_exit2": [("Bash", B, False)],
     "misc_events": [("Bash", S, False)],
@@ -211,19 +211,23 @@ def test_parallel_batch_keeps_model_order(scenario, cra_home, tmp_path):
     """Parallel read-only calls' hooks overlap and arrive in any order: PostToolBatch restores the
     model's order. A parallel run replayed with each batch's hook calls reversed."""
     lines = load_hook_lines(scenario)
-    batch_ids = [[c["tool_use_id"] for c in l["payload"]["tool_calls"]] for l in lines if l["event"] == "PostToolBatch"]
+    batch_ids = [
+        [c["tool_use_id"] for c in line["payload"]["tool_calls"]] for line in lines if line["event"] == "PostToolBatch"
+    ]
     assert max(map(len, batch_ids)) > 1
     shuffled = list(lines)
     for ids in batch_ids:
         for event in ("PreToolUse", "PostToolUse"):
             positions = [
-                n for n, l in enumerate(lines) if l["payload"].get("tool_use_id") in ids and l["event"] == event
+                n
+                for n, line in enumerate(lines)
+                if line["payload"].get("tool_use_id") in ids and line["event"] == event
             ]
             for n, m in zip(positions, reversed(positions)):
                 shuffled[n] = lines[m]
     (tmp_path / "reversed").mkdir()
     with open(tmp_path / "reversed" / "hooks.jsonl", "w") as f:
-        f.writelines(json.dumps(l) + "\n" for l in shuffled)
+        f.writelines(json.dumps(line) + "\n" for line in shuffled)
     feed(tmp_path / "reversed")
     con = _db()
     first = [

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from click.testing import CliRunner
 from conftest import REPO, run_hook
 
@@ -41,6 +42,7 @@ def _worker(worker):
     return failures
 
 
+@pytest.mark.slow
 def test_parallel_hooks_lose_and_duplicate_nothing(cra_home):
     path = str(cra_home / "cra.db")
     open_db().conn.close()

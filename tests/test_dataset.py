@@ -43,7 +43,8 @@ def build(db, out, **kw):
     opts = BuildOptions(**kw)
     summary = DatasetBuilder(db, opts).build(str(out))
     rows = {
-        split: [json.loads(l) for l in (out / f"{split}.jsonl").read_text().splitlines()] for split in ("train", "eval")
+        split: [json.loads(line) for line in (out / f"{split}.jsonl").read_text().splitlines()]
+        for split in ("train", "eval")
     }
     return summary, rows
 
@@ -232,7 +233,7 @@ def test_sharegpt_format(db, tmp_path):
 
 def test_planted_secrets_never_reach_the_written_dataset(db, tmp_path):
     """Every planted secret, in prompts, tool inputs and tool outputs, through the whole builder."""
-    entries = [json.loads(l) for l in PLANTED.read_text().splitlines()]
+    entries = [json.loads(line) for line in PLANTED.read_text().splitlines()]
     s = Session(db, "secrets")
     for e in entries:
         steps = good_steps(str(e["id"]))

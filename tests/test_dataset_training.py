@@ -12,6 +12,8 @@ from cra.dataset.build import BuildOptions, DatasetBuilder
 datasets = pytest.importorskip("datasets")
 pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.slow  # tokenizes and trains on built datasets: the heavy lane
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
@@ -75,7 +77,6 @@ def test_chat_template_renders_tools_calls_and_results(built, tokenizer):
         assert 0 < sum(mask["assistant_masks"]) < len(mask["input_ids"])
 
 
-@pytest.mark.slow
 def test_sft_trainer_accepts_and_trains(built, tokenizer, tmp_path):
     trl = pytest.importorskip("trl")
     from transformers import AutoModelForCausalLM

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 from cra.cli import cli
 from cra.db import open_db
 
+pytestmark = pytest.mark.slow  # trains and evaluates a tiny model: the heavy lane
+
 
 def _render(message):
     """Claude's own action written as the model would write it (cra's ChatML tool-call format)."""
@@ -50,7 +52,7 @@ def test_recorded_sessions_replayed_with_claudes_own_actions_score_perfectly(rec
     )
     assert built.exit_code == 0, built.output
     steps, skipped = load_steps(out / "train.jsonl")
-    examples = [json.loads(l) for l in open(out / "train.jsonl")]
+    examples = [json.loads(line) for line in open(out / "train.jsonl")]
     assistant = sum(1 for e in examples for m in e["messages"] if m["role"] == "assistant")
     assert len(steps) + skipped["duplicate_steps"] == assistant and len(steps) >= 10
     scores = [metrics.score_step(s, _render(s.target)) for s in steps]
@@ -164,10 +166,10 @@ def test_trained_adapter_beats_its_base_on_held_out_steps(trained):
     assert run_acc["low"] > base_acc["high"], (run_acc, base_acc)
     assert run["format"]["valid"]["rate"] >= 0.85 and run["stop_accuracy"]["rate"] >= 0.9
     assert run["reward"]["total"]["mean"] > base["reward"]["total"]["mean"]
-    line = next(l for l in result.output.splitlines() if l.startswith("tool name accuracy"))
+    line = next(line for line in result.output.splitlines() if line.startswith("tool name accuracy"))
     assert f"{100 * run_acc['rate']:.1f}%" in line and f"{100 * base_acc['rate']:.1f}%" in line
     assert "the adapter beats its base" in result.output
-    predictions = [json.loads(l) for l in open(rows["run"]["predictions"])]
+    predictions = [json.loads(line) for line in open(rows["run"]["predictions"])]
     assert len(predictions) == 64 and all("prediction" in p for p in predictions)
 
     # The same models on the same steps are not generated again.
@@ -197,8 +199,8 @@ def test_llama_cpp_backend_behaves_like_the_hf_adapter(trained):
     cpp_rows = {r["subject"]: r for r in json.loads(cpp.stdout)}
     assert cpp_rows["run"]["backend"] == "llama.cpp" and cpp_rows["run"]["adapter"].endswith("adapter-f32.gguf")
     for subject in ("run", "base"):
-        a = [json.loads(l)["prediction"] for l in open(hf_rows[subject]["predictions"])]
-        b = [json.loads(l)["prediction"] for l in open(cpp_rows[subject]["predictions"])]
+        a = [json.loads(line)["prediction"] for line in open(hf_rows[subject]["predictions"])]
+        b = [json.loads(line)["prediction"] for line in open(cpp_rows[subject]["predictions"])]
         same = sum(x == y for x, y in zip(a, b))
         print(f"{subject}: {same}/{len(a)} predictions identical in llama.cpp and transformers")
         assert same >= 0.9 * len(a), (subject, same, len(a), [(x, y) for x, y in zip(a, b) if x != y][:3])

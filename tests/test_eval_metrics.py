@@ -7,7 +7,7 @@ import pytest
 
 from cra.chat import toolcalls
 from cra.eval import metrics
-from cra.eval.stats import mean_ci, wilson
+from cra.eval.intervals import mean_ci, wilson
 from cra.eval.steps import steps_from_examples
 
 SCHEMA = [
@@ -174,8 +174,8 @@ def test_turn_sequences_are_teacher_forced_rollouts():
 
 
 def test_reward_components_are_cra_reward_on_the_same_steps():
+    from cra.behavioral_reward import COMPONENTS, Context, score_text
     from cra.eval.runner import reward_function
-    from cra.reward import COMPONENTS, Context, score_text
 
     steps, _ = steps_from_examples(EXAMPLES)
     fn = reward_function()

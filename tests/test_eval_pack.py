@@ -3,13 +3,13 @@
 import json
 import re
 
-import click
 import pytest
 from click.testing import CliRunner
 from test_eval_metrics import EXAMPLES, PREDICTIONS
 
 from cra.cli import cli
 from cra.db import open_db
+from cra.errors import InputFormatError, NotFoundError
 from cra.eval import metrics, pack, store
 from cra.eval.steps import steps_from_examples, steps_hash
 
@@ -79,7 +79,8 @@ def test_compare_two_runs_side_by_side_and_list(tmp_path):
     claude = [metrics.STOP] * 0 + [
         '<tool_call>{"name": "Read", "arguments": {"file_path": "src/app.py"}}</tool_call>',
         '<tool_call>{"name": "Grep", "arguments": {"pattern": "def main"}}</tool_call>',
-        '<tool_call>{"name": "Edit", "arguments": {"file_path": "src/app.py", "old_string": "a", "new_string": "b"}}</tool_call>',
+        '<tool_call>{"name": "Edit", "arguments": '
+        '{"file_path": "src/app.py", "old_string": "a", "new_string": "b"}}</tool_call>',
         "Fixed.",
         '<tool_call>{"name": "Bash", "arguments": {"command": "pytest -q"}}</tool_call>',
         "All pass.",
@@ -87,7 +88,7 @@ def test_compare_two_runs_side_by_side_and_list(tmp_path):
     record_eval(db, r2, claude)
     out = CliRunner().invoke(cli, ["eval", "--compare", str(r1["id"]), str(r2["id"])], catch_exceptions=False)
     assert out.exit_code == 0, out.output
-    line = next(l for l in out.output.splitlines() if l.startswith("tool name accuracy"))
+    line = next(line for line in out.output.splitlines() if line.startswith("tool name accuracy"))
     assert "75.0%" in line and "3/4" in line and "100.0%" in line and "4/4" in line
     assert re.search(r"exact argument match\s+25\.0% \[\d+-\d+\] 1/4\s+100\.0%", out.output)
     assert f"run {r1['id']}" in out.output and f"run {r2['id']}" in out.output
@@ -160,13 +161,13 @@ def test_pack_hides_the_key_randomises_sides_and_judge_scores(tmp_path):
 
     wrong = tmp_path / "j3.json"
     wrong.write_text(json.dumps({"pack_id": "nope", "judge": "x", "choices": {}}))
-    with pytest.raises(click.ClickException, match="not in this database"):
+    with pytest.raises(NotFoundError, match="not in this database"):
         pack.record_judgements(db, wrong)
     wrong.write_text(json.dumps({"pack_id": info["pack_id"], "judge": "x", "choices": {"zzz": "A"}}))
-    with pytest.raises(click.ClickException, match="unknown items"):
+    with pytest.raises(InputFormatError, match="unknown items"):
         pack.record_judgements(db, wrong)
     wrong.write_text("not json")
-    with pytest.raises(click.ClickException, match="not JSON"):
+    with pytest.raises(InputFormatError, match="not JSON"):
         pack.record_judgements(db, wrong)
 
 

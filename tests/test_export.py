@@ -24,6 +24,9 @@ HAS_LLAMA_CPP = importlib.util.find_spec("llama_cpp") is not None
 needs_llama_cpp = pytest.mark.skipif(
     not HAS_LLAMA_CPP, reason="llama-cpp-python is not installed (pip install 'cra[llama]'; scripts/test.sh does)"
 )
+
+pytestmark = pytest.mark.slow  # builds and exports tiny models, runs them in llama.cpp: the heavy lane
+
 PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # Llama 3.1's RoPE scaling on the tiny Llama, so the rope_freqs tensor is exercised (original context
 # 64: some of the 8 frequencies are scaled, some not, some smoothed).
@@ -557,7 +560,7 @@ def test_ollama_modelfile_and_create(tiny_llama, tmp_path, monkeypatch):
 
 def test_ollama_unknown_template_needs_template_file(tiny_llama, tmp_path):
     from cra.export import ollama
-    from cra.export.source import ExportError
+    from cra.export.model_files import ExportError
 
     with pytest.raises(ExportError, match="--template FILE"):
         ollama.template_for("{{ messages }}")
@@ -666,7 +669,7 @@ def test_llama_cpp_tied_embeddings(tmp_path, tokenizer):
     assert diff < 1e-3, f"tied-embedding export differs from transformers by {diff}"
 
 
-LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+LLAMA3_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"  # noqa: E501  (verbatim)
 
 
 @needs_llama_cpp
@@ -750,7 +753,6 @@ def test_llama_cpp_q4_k_m(wide_llama, tmp_path):
 # -- a run trained by `cra train sft` ----------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_export_of_a_trained_sft_run(tmp_path):
     """The real pipeline: `cra train sft` on the tiny model, then `cra export gguf last`; the merged GGUF
     holds exactly PEFT's merge of the adapter the run saved."""

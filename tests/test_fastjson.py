@@ -68,7 +68,7 @@ def test_edge_cases_match_json():
         b'{"a": 1}'.decode(),
     ]:
         assert outcome(fastjson.loads, text) == outcome(json.loads, text), text
-    for value in [float("nan"), float("-inf"), {1: 2, None: 3, True: 4, 2.5: 5}, "\ud800", [object]]:
+    for value in [float("nan"), float("-inf"), {1: 2, None: 3, False: 4, 2.5: 5}, "\ud800", [object]]:
         assert outcome(fastjson.dumps, value) == outcome(json.dumps, value)
 
 

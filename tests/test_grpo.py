@@ -16,6 +16,8 @@ from rl_setup import use_sft_database  # noqa: E402
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains on a tiny model: the heavy lane
+
 # 4 contexts x 4 samples per step at temperature 0.7: enough signal per step for 8 steps to move the
 # policy reliably on the tiny model (fewer contexts per step made the direction noise).
 FAST = [

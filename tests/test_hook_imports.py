@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
 from conftest import HOOK_SCRIPT, REPO
 
 from cra.db import open_db
@@ -51,6 +52,7 @@ def _payload(event, session_id="5e55e55e-0000-4000-8000-0000000000aa", **fields)
     ).encode()
 
 
+@pytest.mark.slow
 def test_hook_imports_only_stdlib_on_every_path(tmp_path, cra_home):
     seen = []
     # No database yet: the spool path.

@@ -306,7 +306,8 @@ def test_deferred_turn_indexing_handles_reused_rowids(tmp_path):
 
 def test_json_array_transcript(tmp_path):
     entries = [
-        json.loads(l) for l in (FIXTURES / "v1_old" / "-home-dev-old-project" / f"{S1}.jsonl").read_text().splitlines()
+        json.loads(line)
+        for line in (FIXTURES / "v1_old" / "-home-dev-old-project" / f"{S1}.jsonl").read_text().splitlines()
     ]
     path = tmp_path / "chat.json"
     path.write_text(json.dumps(entries, indent=2))

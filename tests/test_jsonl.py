@@ -1,8 +1,8 @@
 """cra/jsonl.py: the JSONL reader the pairs import, `cra reward score` and eval share."""
 
-import click
 import pytest
 
+from cra.errors import InputFormatError
 from cra.jsonl import numbered_rows
 
 
@@ -15,9 +15,9 @@ def test_rows_come_with_their_line_numbers_and_blank_lines_are_skipped(tmp_path)
 def test_a_bad_line_raises_the_callers_error_with_its_number(tmp_path):
     path = tmp_path / "rows.jsonl"
     path.write_text('{"a": 1}\n{"a": \n', encoding="utf-8")
-    rows = numbered_rows(path, lambda m: click.ClickException(f"{path}: {m}"))
+    rows = numbered_rows(path, lambda m: InputFormatError(f"{path}: {m}"))
     assert next(rows) == (1, {"a": 1})
-    with pytest.raises(click.ClickException, match=r"rows.jsonl: line 2 is not JSON \(Expecting value"):
+    with pytest.raises(InputFormatError, match=r"rows.jsonl: line 2 is not JSON \(Expecting value"):
         next(rows)
     with pytest.raises(ValueError, match="line 2 is not JSON"):
         list(numbered_rows(path))

@@ -97,6 +97,48 @@ def test_migration_names_are_unique_and_numbered():
     assert len(set(numbers)) == len(numbers)
 
 
+# Released migrations in the order databases applied them (m005 was merged before m004). New ones
+# are appended after these, in whatever order parallel work lands; none may be inserted in between.
+RELEASED = [
+    "m001_capture",
+    "m002_transcripts",
+    "m003_signals",
+    "m005_runs",
+    "m004_datasets",
+    "m006_evals",
+    "m007_cycles",
+    "m008_shared_request_shapes",
+    "m013_foreign_keys",
+    "m014_call_outcome",
+]
+
+
+def test_released_migrations_keep_their_order():
+    assert NAMES[: len(RELEASED)] == RELEASED
+
+
+def test_the_hook_names_the_migrations_it_needs():
+    """The hook checks names, not a count: every migration it requires exists, and what it needs
+    (tool_calls.source, from m002) is there once they are applied."""
+    assert set(capture.REQUIRED_MIGRATIONS) <= set(NAMES)
+    db = sqlite_utils.Database(memory=True)
+    migrations.apply(db, stop_before=capture.REQUIRED_MIGRATIONS[-1])
+    assert capture.missing_migrations(db.conn) == [capture.REQUIRED_MIGRATIONS[-1]]
+    migrations.apply(db)
+    assert capture.missing_migrations(db.conn) == [] and "source" in db["tool_calls"].columns_dict
+
+
+def test_the_hook_check_does_not_count_positions(fresh):
+    """A database with as many migrations as the hook's list is long, but not the required one (as
+    when branches append migrations in different orders), is refused; one without a migration log
+    (never opened by cra) too."""
+    required = capture.REQUIRED_MIGRATIONS[0]
+    fresh.execute("DELETE FROM _sqlite_migrations WHERE name = ?", [required])
+    assert len(migrations.applied(fresh)) >= NAMES.index(required) + 1  # a count would have passed
+    assert capture.missing_migrations(fresh.conn) == [required]
+    assert capture.missing_migrations(sqlite_utils.Database(memory=True).conn) == list(capture.REQUIRED_MIGRATIONS)
+
+
 def test_fresh_database(fresh, tmp_path):
     for table, columns in CAPTURE_COLUMNS.items():
         actual = fresh[table].columns_dict

@@ -140,8 +140,8 @@ def test_dataset_pairs_cli_writes_split_files_and_row(db, tmp_path):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["train_examples"] + summary["eval_examples"] == 8
-    train = [json.loads(l) for l in (out / "train.jsonl").read_text().splitlines()]
-    evals = [json.loads(l) for l in (out / "eval.jsonl").read_text().splitlines()]
+    train = [json.loads(line) for line in (out / "train.jsonl").read_text().splitlines()]
+    evals = [json.loads(line) for line in (out / "eval.jsonl").read_text().splitlines()]
     assert not {r["meta"]["session_id"] for r in train} & {r["meta"]["session_id"] for r in evals}
     assert all(set(r) >= {"prompt", "chosen", "rejected", "tools"} for r in train + evals)
     assert db["datasets"].count == 1 and next(db["datasets"].rows)["kind"] == "pairs"

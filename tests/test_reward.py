@@ -5,9 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from cra.chat import parse_action
-from cra.cli import cli
-from cra.reward import (
+from cra.behavioral_reward import (
     COMPONENTS,
     Context,
     RewardScorer,
@@ -22,7 +20,9 @@ from cra.reward import (
     self_correction,
     tool_efficiency,
 )
-from cra.reward.score import completion_text
+from cra.behavioral_reward.score import completion_text
+from cra.chat import parse_action
+from cra.cli import cli
 
 
 def tool(name, **props):
@@ -372,7 +372,7 @@ def test_scorer_reward_functions_sum_to_the_total_and_log_statistics():
 
 
 def test_contexts_from_a_training_conversation():
-    from cra.reward import contexts_from_example
+    from cra.behavioral_reward import contexts_from_example
     from cra.testing.tiny import synthetic_conversations
 
     example = synthetic_conversations(1, seed=5)[0]

@@ -13,6 +13,8 @@ from rl_setup import store_perturbed_pairs, use_sft_database  # noqa: E402
 
 from cra.cli import cli  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains on a tiny model: the heavy lane
+
 FAST = [
     "--no-load-in-4bit",
     "--max-steps",

@@ -2,8 +2,8 @@
 
 import json
 import os
+from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner
 from sqlite_utils import Database
@@ -11,6 +11,7 @@ from sqlite_utils import Database
 from cra.cli import cli
 from cra.db import open_db
 from cra.db.migrations import migrations
+from cra.errors import ConfigError, NotFoundError, StageError
 from cra.train import runs
 
 
@@ -40,6 +41,36 @@ def test_migration_creates_runs_and_artifacts():
         "created_at": str,
         "meta": str,
     }
+
+
+def test_adapter_lookup_and_last_are_one_rule_for_eval_export_and_auto(cra_home, tmp_path):
+    """runs.adapter_dir: the newest recorded adapter still on disk, else <output_dir>/adapter;
+    runs.newest_with_adapter ('last'): the newest completed run that has one."""
+    db = open_db()
+
+    def adapter(path):
+        path.mkdir(parents=True)
+        (path / "adapter_config.json").write_text("{}")
+        return path
+
+    a = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    b = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    c = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
+    assert runs.adapter_dir(db, a) is None and runs.newest_with_adapter(db) is None
+
+    own = adapter(Path(a["output_dir"]) / "adapter")
+    assert runs.adapter_dir(db, a) == str(own)
+    moved = adapter(tmp_path / "elsewhere")
+    runs.record_artifact(db, a["id"], "adapter", moved)
+    assert runs.adapter_dir(db, a) == str(moved.resolve())  # the recorded one wins while it exists
+    (moved / "adapter_config.json").unlink()
+    assert runs.adapter_dir(db, a) == str(own)
+
+    adapter(Path(c["output_dir"]) / "adapter")
+    runs.finish_run(db, a["id"], "completed")
+    runs.finish_run(db, b["id"], "completed")  # newer than a, but without an adapter
+    runs.finish_run(db, c["id"], "failed")  # has one, but failed
+    assert runs.newest_with_adapter(db)["id"] == a["id"]
 
 
 def test_runs_get_versioned_directories_and_a_lifecycle(cra_home):
@@ -87,7 +118,7 @@ def test_resume_picks_the_newest_unfinished_run_with_a_checkpoint(cra_home):
     db = open_db()
     a = runs.start_run(db, kind="sft", base_model="m", dataset="d", config={})
     runs.finish_run(db, a["id"], "interrupted")
-    with pytest.raises(click.ClickException, match="no checkpoint to resume from"):
+    with pytest.raises(NotFoundError, match="no checkpoint to resume from"):
         runs.resumable_run(db, "sft", "last")
     for step in (2, 10, 4):
         ckpt = os.path.join(a["output_dir"], "checkpoints", f"checkpoint-{step}")
@@ -96,12 +127,12 @@ def test_resume_picks_the_newest_unfinished_run_with_a_checkpoint(cra_home):
     assert runs.last_checkpoint(a["output_dir"]).name == "checkpoint-10"
     assert runs.resumable_run(db, "sft", "last")["id"] == a["id"]
     assert runs.resumable_run(db, "sft", str(a["id"]))["id"] == a["id"]
-    with pytest.raises(click.ClickException, match="is a sft run, not grpo"):
+    with pytest.raises(ConfigError, match="is a sft run, not grpo"):
         runs.resumable_run(db, "grpo", str(a["id"]))
-    with pytest.raises(click.ClickException, match="run id or 'last'"):
+    with pytest.raises(ConfigError, match="run id or 'last'"):
         runs.resumable_run(db, "sft", "yesterday")
     runs.start_run(db, kind="sft", base_model="m", dataset="d", config={}, parent_run=a["id"])
-    with pytest.raises(click.ClickException, match="run 2 has no checkpoint"):
+    with pytest.raises(NotFoundError, match="run 2 has no checkpoint"):
         runs.resumable_run(db, "sft", "last")  # run 1 was continued by run 2, the newest unfinished one
 
 
@@ -119,5 +150,5 @@ def test_ranks_of_one_launch_share_the_run_rank_0_registered(monkeypatch):
     assert not runs.is_main_process()
     assert runs.wait_for_launch_run(db, "sft", config, timeout=1)["id"] == registered["id"]
     other = {**config, "launch": {**config["launch"], "master": "127.0.0.1:29501"}}
-    with pytest.raises(click.ClickException, match="no run registered by rank 0"):
+    with pytest.raises(StageError, match="no run registered by rank 0"):
         runs.wait_for_launch_run(db, "sft", other, timeout=0.6)

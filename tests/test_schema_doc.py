@@ -12,6 +12,8 @@ import sys
 from conftest import REPO
 
 README = REPO / "README.md"
+from cra.db.schema import build_schema_db, column_notes  # noqa: E402
+
 QUERY_PREFIX = 'sqlite-utils query "$(cra path)"'
 
 
@@ -34,7 +36,7 @@ def test_readme_schema_section_is_current():
 def test_generated_section_covers_every_table_view_and_index():
     doc = _schema_doc()
     section = doc.generate()
-    db, origin = doc.build_schema_db()
+    db, origin = build_schema_db()
     for name in db.table_names():
         if not name.startswith("_") and "_fts_" not in name:
             assert f"`{name}`" in section
@@ -47,11 +49,12 @@ def test_generated_section_covers_every_table_view_and_index():
     # A table replaced by a view is documented once, as the view, under the migration that made it.
     assert origin["view", "api_shapes"][0] == "m008_shared_request_shapes"
     assert "**`api_shapes`** (m008_shared_request_shapes)" in section and "**`api_shapes`** (m002" not in section
+    # Declared links (m013_foreign_keys) beside the column's type.
+    assert "| `turn_id` | INTEGER → `turns.id` |" in section
 
 
 def test_column_notes_parser():
-    doc = _schema_doc()
-    notes = doc.column_notes(
+    notes = column_notes(
         "CREATE TABLE t (\n  a INTEGER PRIMARY KEY, -- the id\n  b TEXT,\n  c TEXT -- first part\n"
         "      -- second part\n  PRIMARY KEY (a, b) -- not a column\n)"
     )

@@ -211,7 +211,8 @@ def test_views_and_full_text_search(db):
     assert {r[0] for r in rows} == {"Read", "NoSuchTool"}
     assert all(r[1] == 0 and r[2].startswith("[[scenario:failures]]") for r in rows)
     row = db.execute(
-        "SELECT workflow, exploration_depth, project_dir FROM turns_with_signals WHERE prompt_text LIKE '[[scenario:parallel]]%'"
+        "SELECT workflow, exploration_depth, project_dir FROM turns_with_signals"
+        " WHERE prompt_text LIKE '[[scenario:parallel]]%'"
     ).fetchone()
     assert row[:2] == ("parallel", "thorough") and row[2].endswith("/parallel/work")
     # FTS5 over assistant text and thinking (porter stemming: "globbing" finds "glob")...

@@ -35,16 +35,26 @@ def test_totals_and_tools(db):
     tools = {r["tool"]: r for r in s["tools"]}
     # Read: missing file (failure) and a bad parameter (invalid) fail; the rest succeed.
     read_total = one("SELECT count(*) FROM tool_calls WHERE tool_name = 'Read'")
-    assert (tools["Read"]["calls"], tools["Read"]["failures"]) == (read_total, 2)
-    assert tools["Read"]["failure_rate"] == round(2 / read_total, 4)
+    assert (tools["Read"]["calls"], tools["Read"]["errored"]) == (read_total, 2)
+    assert tools["Read"]["error_rate"] == round(2 / read_total, 4)
     durations = [
         r[0]
         for r in db.execute("SELECT duration_ms FROM tool_calls WHERE tool_name = 'Read' AND duration_ms IS NOT NULL")
     ]
     assert tools["Read"]["median_ms"] == int(statistics.median(durations))
-    assert (tools["NoSuchTool"]["failures"], tools["NoSuchTool"]["failure_rate"]) == (1, 1.0)
-    assert tools["Write"]["denials"] == 1 and tools["Write"]["failures"] == 0
+    assert (tools["NoSuchTool"]["errored"], tools["NoSuchTool"]["error_rate"]) == (1, 1.0)
+    assert tools["Write"]["denied"] == 1 and tools["Write"]["errored"] == 0
     assert [r["calls"] for r in s["tools"]] == sorted((r["calls"] for r in s["tools"]), reverse=True)
+
+
+def test_the_report_and_the_view_count_outcomes_alike(db):
+    """`cra stats` and SQL over tool_calls_with_turns.call_outcome give the same errored and denied counts."""
+    s = compute(db)
+    by_sql = dict(db.execute("SELECT call_outcome, count(*) FROM tool_calls_with_turns GROUP BY 1").fetchall())
+    assert by_sql.get("errored", 0) == sum(r["errored"] for r in s["tools"]) > 0
+    assert by_sql.get("denied", 0) == sum(r["denied"] for r in s["tools"]) > 0
+    assert sum(by_sql.values()) == s["totals"]["tool_calls"]
+    assert set(by_sql) <= {"succeeded", "errored", "denied", "interrupted", "pending"}
 
 
 def test_sequences_workflows_depth_and_reasoning(db):
@@ -87,6 +97,26 @@ def test_readiness_uses_the_dataset_filters(db):
         "unrecovered_error": 1,
     }
     assert compute(db, ready_turns=3)["readiness"]["ready"] is True
+
+
+def test_stats_status_and_the_build_count_the_same_turns(db, tmp_path):
+    """One definition of a qualifying turn (cra/dataset/qualifying.py): `cra stats`, `cra status`
+    (through auto's readiness) and the turns a dataset build keeps agree."""
+    from cra.auto.config import AutoSettings
+    from cra.auto.readiness import readiness
+    from cra.dataset.build import BuildOptions, DatasetBuilder
+    from cra.dataset.filters import TurnFilters
+
+    for filters in (TurnFilters(), TurnFilters(min_tool_calls=1, min_answer_words=5, skip_unrecovered=False)):
+        shown = compute(db, turn_filters=filters)["readiness"]
+        status = readiness(db, AutoSettings(filters=filters.as_dict()))
+        # Main-thread turns of real sessions, all in train: the build keeps exactly those that qualify.
+        options = BuildOptions(include_subagents=False, synthetic=False, eval_fraction=0, filters=filters)
+        built = DatasetBuilder(db, options).build(str(tmp_path / "out"))
+        synthetic = db.execute("SELECT count(*) FROM turns WHERE agent_id IS NULL AND is_synthetic").fetchone()[0]
+        assert built["real_turns_seen"] == shown["candidates"] + synthetic
+        assert (status.candidates, status.qualifying) == (shown["candidates"], shown["qualifying"])
+        assert built["turns_kept"] == shown["qualifying"] > 0
 
 
 def test_filters(db):

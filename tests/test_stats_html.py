@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,21 @@ def test_report_is_self_contained(report):
     assert "[Bash|Glob|Grep|Read*2]" in html
 
 
+def test_report_has_the_text_reports_sections_and_words(report, recorded_db):
+    """The page and `cra stats` agree: outcomes, reasoning, and errored/denied calls named alike."""
+    from cra.report.text import CALL_LEGEND, reasoning_line
+
+    html = report.read_text(encoding="utf-8")
+    stats = compute(open_db(str(recorded_db), drain=False))
+    assert "Outcomes and reasoning" in html and reasoning_line(stats["reasoning"]) in html
+    assert escape(CALL_LEGEND) in html
+    for outcome, turns in stats["outcomes"].items():
+        assert f'<td>{outcome}</td><td class="n">{turns}</td>' in html
+    # Denied calls are marked on the bars, not only errored ones.
+    denied = sum(r["denied"] for r in stats["tools"])
+    assert denied and html.count('class="denied"') == sum(1 for r in stats["tools"][:12] if r["denied"])
+
+
 def test_report_escapes_what_it_shows(tmp_path):
     stats = compute(open_db(str(tmp_path / "x.db"), drain=False))
     stats["sequences"] = [{"pattern": "<script>alert(1)</script>", "turns": 1}]
@@ -78,6 +94,7 @@ def test_report_escapes_what_it_shows(tmp_path):
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
+@pytest.mark.slow
 def test_chromium_renders_the_charts(report, tmp_path):
     binary = chromium()
     url = report.resolve().as_uri()

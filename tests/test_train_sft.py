@@ -13,6 +13,8 @@ pytest.importorskip("peft")
 from cra.cli import cli  # noqa: E402
 from cra.db import open_db  # noqa: E402
 
+pytestmark = pytest.mark.slow  # trains LoRA adapters on a tiny model: the heavy lane
+
 # Small and quick: one torch thread (two threads on a shared 2-core machine spin and run 10x slower).
 FAST = [
     "--batch-size",
@@ -303,7 +305,7 @@ def test_a_hub_base_without_a_hub_fails_at_once_saying_what_to_pass(tiny, tmp_pa
 
 
 def test_dataset_by_name_from_the_datasets_table(tiny):
-    from cra.train.sft import resolve_dataset
+    from cra.dataset.files import resolve_dataset
 
     _, data = tiny
     db = open_db()

@@ -13,7 +13,7 @@ import time
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 config_option = click.option(
     "--config",
@@ -89,7 +89,7 @@ def once_command(force, quiet, as_json, config_file, database):
                 f"Stopped ({_stop_reason(exc)}): the cycle is recorded as stopped and runs again at the next check.",
                 err=True,
             )
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     if result["status"] == "failed":
         cycle = result["cycle"]
         if quiet or as_json:
@@ -234,13 +234,12 @@ def hook_command(state, config_file, database):
 def promote_command(run_id, database):
     """Make RUN the promoted model by hand (the one `cra export ollama` uses by default)."""
     from ..db import open_db
-    from ..eval.runner import adapter_dir
     from ..train import runs
     from . import store
 
     db = open_db(database)
     run = runs.get_run(db, run_id)
-    if adapter_dir(db, run) is None:
+    if runs.adapter_dir(db, run) is None:
         raise click.ClickException(
             f"run {run_id} ({run['kind']}, {run['status']}) has no adapter: promote a completed training run"
         )

@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..dataset.qualifying import MIN_TRAINING_TURNS
+from ..errors import ConfigError, CraError, MissingDependencyError
 from ..train.config import DEFAULT_BASE
 
 CONFIG_NAMES = ("auto.toml", "auto.json", "auto.yaml", "auto.yml")
@@ -38,7 +39,9 @@ class AutoSettings(BaseModel):
         50, ge=1, description="A cycle when this many new qualifying turns accumulated since the last one."
     )
     min_total_turns: int = Field(
-        50, ge=1, description="Qualifying turns needed before the first cycle (and for the time trigger)."
+        MIN_TRAINING_TURNS,
+        ge=1,
+        description="Qualifying turns needed before the first cycle (and for the time trigger).",
     )
     max_interval_hours: float = Field(
         24.0, gt=0, description="Or a cycle this long after the last one, given min_total_turns..."
@@ -143,7 +146,7 @@ def _read(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(text)
         elif path.suffix == ".json":
@@ -155,11 +158,11 @@ def _read(path: Path) -> dict[str, Any]:
 
             data = yaml.safe_load(text) or {}
     except ImportError:
-        raise click.ClickException(f"{path}: YAML needs PyYAML (pip install pyyaml), or use auto.toml") from None
+        raise MissingDependencyError(f"{path}: YAML needs PyYAML (pip install pyyaml), or use auto.toml") from None
     except Exception as exc:  # each parser has its own error type; all mean "fix the file"
-        raise click.ClickException(f"cannot read the auto settings {path}: {exc}") from exc
+        raise ConfigError(f"cannot read the auto settings {path}: {exc}") from exc
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path} must hold a table of settings, not {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a table of settings, not {type(data).__name__}")
     return {str(k).replace("-", "_"): v for k, v in data.items()}
 
 
@@ -174,7 +177,7 @@ def load_settings(path: str | os.PathLike | None = None, **overrides) -> AutoSet
         return AutoSettings(**values)
     except ValidationError as exc:
         lines = [f"  {'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()]
-        raise click.ClickException(f"invalid auto settings in {path}:\n" + "\n".join(lines)) from exc
+        raise ConfigError(f"invalid auto settings in {path}:\n" + "\n".join(lines)) from exc
 
 
 def thresholds() -> dict[str, Any]:
@@ -182,7 +185,7 @@ def thresholds() -> dict[str, Any]:
     (those commands must still work: `cra auto config` reports the problem)."""
     try:
         s = load_settings()
-    except click.ClickException:
+    except CraError:
         s = AutoSettings.model_construct()
         for name, field in AutoSettings.model_fields.items():
             setattr(s, name, field.get_default(call_default_factory=True))

@@ -28,9 +28,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .. import progress
 from ..db import cra_home
+from ..errors import CraError
 from . import store
 from .config import AutoSettings
 from .lock import CycleLock, CycleRunning
@@ -89,15 +89,15 @@ def _error_text(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, KeyboardInterrupt):
         return "stopped by Ctrl-C"
-    if isinstance(exc, click.ClickException):
-        return exc.format_message()
+    if isinstance(exc, CraError):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
 class Cycle:
     """Runs the stages of one cycle (the lock is held by the caller)."""
 
-    def __init__(self, db, settings: AutoSettings, ready: Readiness, trigger: str, echo: Callable = click.echo):
+    def __init__(self, db, settings: AutoSettings, ready: Readiness, trigger: str, echo: Callable = progress.echo):
         from ..train import runs
 
         self.db, self.settings, self.ready, self.echo = db, settings, ready, echo
@@ -182,6 +182,7 @@ class Cycle:
         started = time.time()
         for name in self.plan():
             if name in reuse:
+                assert self.previous is not None  # what is reused comes from the previous attempt
                 outputs = reuse[name]["outputs"]
                 self.state.update(outputs)
                 self._record(
@@ -196,7 +197,12 @@ class Cycle:
                 )
                 self.echo(f"  {name}: reused from cycle id {self.previous['id']}")
                 continue
-            stage = {"name": name, "status": "running", "started_at": store.now_iso(), "fingerprint": prints.get(name)}
+            stage: dict[str, Any] = {
+                "name": name,
+                "status": "running",
+                "started_at": store.now_iso(),
+                "fingerprint": prints.get(name),
+            }
             child = None
             if name not in TRAINING:
                 child = runs.start_run(
@@ -333,7 +339,7 @@ class Cycle:
         return {"rl_run": run["id"], "model_run": run["id"], "adapter": run["metrics"]["adapter"]}
 
     def stage_export(self, stage) -> dict[str, Any]:
-        from ..export.commands import Source, export_gguf
+        from ..export.exporter import Source, export_gguf
 
         source = Source(self.db, str(self.state["model_run"]), None, None)
         written = export_gguf(
@@ -457,7 +463,7 @@ def _outputs_exist(outputs: dict[str, Any]) -> bool:
 
 
 def run_once(
-    db, settings: AutoSettings, *, force: bool = False, now: float | None = None, echo: Callable = click.echo
+    db, settings: AutoSettings, *, force: bool = False, now: float | None = None, echo: Callable = progress.echo
 ) -> dict[str, Any]:
     """Run one cycle if one is due (or `force`), under the lock. Never waits for another cycle.
 
@@ -478,7 +484,7 @@ def run_once(
         ready = readiness(db, settings, now)
         if not ready.due and not force:
             return {"status": "not_due", "readiness": ready.as_dict()}
-        trigger = ready.trigger if ready.due else "forced"
+        trigger = ready.trigger if ready.due and ready.trigger else "forced"
         cycle = Cycle(db, settings, ready, trigger, echo).run_all()
         return {"status": cycle["status"], "readiness": ready.as_dict(), "cycle": cycle}
     finally:

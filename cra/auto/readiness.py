@@ -1,55 +1,18 @@
-"""Is a cycle due? Qualifying turns (the dataset filters' definition), progress, backoff.
+"""Is a cycle due? Qualifying turns, progress, backoff.
 
-A turn qualifies when `cra dataset build` would keep it: a main-thread turn (not a subagent's, not
-synthetic) that passes `TurnFilters` (cra/dataset/filters.py) with the `[filters]` of auto.toml, the
-same filters each cycle builds its dataset with. "New" turns are counted against the number that
-qualified when the last completed cycle started.
+Turns qualify by the dataset's one definition (cra/dataset/qualifying.py), with the `[filters]` of
+auto.toml: the same filters each cycle builds its dataset with. "New" turns are counted against the
+number that qualified when the last completed cycle started.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 
+from ..dataset.qualifying import qualifying_turns
 from . import store
 from .config import AutoSettings
-
-
-def qualifying_turns(db, filters) -> dict[str, int]:
-    """{"candidates": main-thread real turns, "qualifying": those that pass the filters}."""
-    from ..dataset.filters import TurnFacts
-    from ..signals.tools import category
-
-    if not db["turns"].exists():
-        return {"candidates": 0, "qualifying": 0}
-    turns = db.execute(
-        "SELECT id, tool_call_count, final_answer, outcome FROM turns WHERE agent_id IS NULL AND NOT is_synthetic"
-    ).fetchall()
-    calls = defaultdict(list)
-    for turn_id, name, status, tool_input in db.execute(
-        "SELECT c.turn_id, c.tool_name, c.status, c.tool_input FROM tool_calls c JOIN turns t ON t.id = c.turn_id"
-        " WHERE t.agent_id IS NULL AND NOT t.is_synthetic AND c.agent_id IS NULL ORDER BY c.turn_id, c.seq"
-    ):
-        calls[turn_id].append((name, status, category(name, _input(tool_input))))
-    qualifying = sum(
-        1
-        for turn_id, count, answer, outcome in turns
-        if filters.evaluate(
-            TurnFacts(tool_call_count=count or 0, final_answer=answer, outcome=outcome, calls=calls.get(turn_id, []))
-        )
-        is None
-    )
-    return {"candidates": len(turns), "qualifying": qualifying}
-
-
-def _input(value):
-    try:
-        out = json.loads(value) if value else {}
-    except ValueError:
-        return {}
-    return out if isinstance(out, dict) else {}
 
 
 def backoff_seconds(settings: AutoSettings, failures: int) -> float:
@@ -116,11 +79,19 @@ def readiness(db, settings: AutoSettings, now: float | None = None) -> Readiness
     elif new >= settings.min_new_turns:
         due, trigger = True, "new_turns"
         reason = f"{new}/{settings.min_new_turns} new qualifying turns"
-    elif now >= interval_at and qualifying >= settings.min_total_turns and new >= settings.interval_min_new_turns:
+    elif (
+        interval_at is not None
+        and now >= interval_at
+        and qualifying >= settings.min_total_turns
+        and new >= settings.interval_min_new_turns
+    ):
         due, trigger = True, "interval"
         reason = f"{settings.max_interval_hours:g} h since the last cycle, with {new} new qualifying turns"
     else:
-        reason = f"{new}/{settings.min_new_turns} new qualifying turns (or {settings.max_interval_hours:g} h after the last cycle)"
+        reason = (
+            f"{new}/{settings.min_new_turns} new qualifying turns "
+            f"(or {settings.max_interval_hours:g} h after the last cycle)"
+        )
     return Readiness(
         candidates=counts["candidates"],
         qualifying=qualifying,

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..db import cra_home
+from ..errors import NotFoundError
 
 POINTER = "promoted.json"
 LINK = "promoted.gguf"
@@ -39,9 +40,7 @@ def models_dir() -> Path:
 # -- cycles ------------------------------------------------------------------------------------------------
 
 
-def _decode(row: dict[str, Any] | None) -> dict[str, Any] | None:
-    if row is None:
-        return None
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
     row = dict(row)
     row["stages"] = json.loads(row["stages"]) if row.get("stages") else []
     return row
@@ -69,8 +68,11 @@ def update_cycle(db, cycle_id: int, **fields) -> None:
     )
 
 
-def get_cycle(db, cycle_id: int) -> dict[str, Any] | None:
-    return _decode(next(iter(db.query("SELECT * FROM cycles WHERE id = ?", [cycle_id])), None))
+def get_cycle(db, cycle_id: int) -> dict[str, Any]:
+    row = next(iter(db.query("SELECT * FROM cycles WHERE id = ?", [cycle_id])), None)
+    if row is None:
+        raise NotFoundError(f"no cycle id {cycle_id}: `cra auto status` lists the cycles")
+    return _decode(row)
 
 
 def list_cycles(db, limit: int = 10) -> list[dict[str, Any]]:
@@ -78,9 +80,8 @@ def list_cycles(db, limit: int = 10) -> list[dict[str, Any]]:
 
 
 def last_completed(db) -> dict[str, Any] | None:
-    return _decode(
-        next(iter(db.query("SELECT * FROM cycles WHERE status = 'completed' ORDER BY id DESC LIMIT 1")), None)
-    )
+    row = next(iter(db.query("SELECT * FROM cycles WHERE status = 'completed' ORDER BY id DESC LIMIT 1")), None)
+    return _decode(row) if row is not None else None
 
 
 def failures_since_completed(db, stopped: bool = False) -> list[dict[str, Any]]:
@@ -191,7 +192,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 def pointer_data(db) -> dict[str, Any] | None:
-    from ..eval.runner import adapter_dir
     from ..train import runs
 
     row = promoted(db)
@@ -204,7 +204,7 @@ def pointer_data(db) -> dict[str, Any] | None:
         "kind": row["kind"],
         "cycle_id": row["cycle_id"],
         "base_model": row["base_model"],
-        "adapter": adapter_dir(db, run),
+        "adapter": runs.adapter_dir(db, run),
         "gguf": row["gguf"],
         "promoted_at": row["promoted_at"],
         "reason": row["reason"],

@@ -9,8 +9,9 @@ import click
 
 from claude_hooks import capture
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..db import cra_home, default_db_path, drain_spool, open_db, spool_backlog
+from ..errors import ConfigError
 from .install import is_cra_hook, read_settings, settings_path
 
 
@@ -45,7 +46,7 @@ def _ignore_file() -> Path:
 
 def _ignored() -> list[str]:
     try:
-        return [l.strip() for l in _ignore_file().read_text(encoding="utf-8").splitlines() if l.strip()]
+        return [line.strip() for line in _ignore_file().read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError:
         return []
 
@@ -115,7 +116,7 @@ def status_report(database: str | None) -> dict:
         for groups in read_settings(settings).get("hooks", {}).values():
             for group in groups:
                 installed = installed or any(is_cra_hook(h) for h in group.get("hooks", []))
-    except click.ClickException:
+    except ConfigError:
         pass
     db = open_db(path)
     today = time.strftime("%Y-%m-%d", time.gmtime())

@@ -1,10 +1,9 @@
-"""`cra install` / `cra uninstall`: merge cra's hooks into a Claude Code settings.json, and take them out.
+"""Merging cra's hooks into a Claude Code settings.json, and taking them out (`cra install` / `cra uninstall`).
 
 Every existing hook and setting is kept; the file is backed up and replaced atomically. cra's own
 entries are recognised by the hook script's path, so uninstall removes exactly those.
 """
 
-import compileall
 import json
 import os
 import shlex
@@ -12,12 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-import click
-
 import claude_hooks
 from claude_hooks import HOOK_EVENTS, TOOL_EVENTS
 
-from ..cli import database_option
+from ..errors import ConfigError
 
 HOOK_SCRIPT = Path(claude_hooks.__file__).resolve().parent / "hook.py"
 MARKER = "claude_hooks/hook.py"
@@ -100,11 +97,11 @@ def read_settings(path: Path) -> dict:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise click.ClickException(
+        raise ConfigError(
             f"{path} is not valid JSON ({exc}); fix it by hand first, cra will not overwrite it."
-        )
+        ) from exc
     if not isinstance(data, dict):
-        raise click.ClickException(f"{path} does not hold a JSON object; fix it by hand first.")
+        raise ConfigError(f"{path} does not hold a JSON object; fix it by hand first.")
     return data
 
 
@@ -137,59 +134,3 @@ def write_settings(path: Path, data: dict) -> Path | None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return backup
-
-
-def _settings_options(f):
-    f = click.option("--project", is_flag=True, help="Use ./.claude/settings.json (this project only).")(f)
-    f = click.option(
-        "--settings",
-        type=click.Path(dir_okay=False),
-        help="Settings file [default: ~/.claude/settings.json, or $CLAUDE_CONFIG_DIR/settings.json]",
-    )(f)
-    return f
-
-
-@click.command(name="install")
-@_settings_options
-@database_option
-def install_command(settings, project, database):
-    """Add cra's hooks to Claude Code's settings.json (idempotent; keeps everything else).
-
-    The hook command pins this interpreter and, when set, CRA_HOME / the database, so capture
-    keeps writing where this command would read.
-    """
-    from ..db import open_db
-
-    env = {k: os.environ[k] for k in ("CRA_HOME",) if os.environ.get(k)}
-    if database:
-        env["CRA_DB"] = os.path.abspath(database)
-    db = open_db(database)  # the hook writes only to an existing, migrated database
-    db.conn.close()
-    # The hook runs with PYTHONDONTWRITEBYTECODE on some machines: compile it ahead once.
-    compileall.compile_dir(str(HOOK_SCRIPT.parent), quiet=2)
-    path = settings_path(settings, project)
-    current = read_settings(path)
-    command = hook_command(env)
-    merged = merge_hooks(current, command)
-    if merged == current:
-        click.echo(f"cra's hooks are already in {path}")
-        return
-    backup = write_settings(path, merged)
-    click.echo(f"Added cra's hooks for {len(HOOK_EVENTS)} events to {path}")
-    if backup:
-        click.echo(f"Backup of the previous file: {backup}")
-    click.echo(f"Hook command: {command}")
-
-
-@click.command(name="uninstall")
-@_settings_options
-def uninstall_command(settings, project):
-    """Remove the hooks `cra install` added (and nothing else). The database is kept."""
-    path = settings_path(settings, project)
-    current = read_settings(path)
-    cleaned = remove_hooks(current)
-    if cleaned == current:
-        click.echo(f"No cra hooks in {path}")
-        return
-    backup = write_settings(path, cleaned)
-    click.echo(f"Removed cra's hooks from {path} (backup: {backup})")

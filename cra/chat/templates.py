@@ -56,7 +56,7 @@ CHATML_TEMPLATE = (
 
 
 def has_generation_markers(template: str | None) -> bool:
-    return bool(template) and bool(GENERATION_MARKER.search(template))
+    return bool(template and GENERATION_MARKER.search(template))
 
 
 def read_template(path: str) -> str:

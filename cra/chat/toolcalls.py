@@ -1,7 +1,7 @@
 """Tool calls as a model writes them: parsing generated text, checking calls against tool schemas,
 and how close one call's arguments are to another's.
 
-Shared by evaluation (cra/eval), the behavioral reward (cra/reward) and serving: one parser and one
+Shared by evaluation (cra/eval), the behavioral reward (cra/behavioral_reward) and serving: one parser and one
 argument similarity, so that "the model called Read on the right file" means the same thing
 everywhere. Pure standard library; nothing heavy.
 
@@ -109,7 +109,7 @@ def _call_from_obj(obj: Any, raw: str) -> ParsedCall:
 def _call_from_json(raw: str) -> ParsedCall:
     try:
         obj = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         name = re.search(r'"name"\s*:\s*"([^"]+)"', raw)  # still credit the tool choice of a broken call
         return ParsedCall(name.group(1) if name else None, None, raw, f"not valid JSON: {exc.msg}")
     return _call_from_obj(obj, raw)
@@ -190,7 +190,7 @@ def action_from_message(message: dict) -> ParsedAction:
 
 # -- schemas ---------------------------------------------------------------------------------------------
 
-_JSON_TYPES = {
+_JSON_TYPES: dict[str, type | tuple[type, ...]] = {
     "string": str,
     "integer": int,
     "number": (int, float),

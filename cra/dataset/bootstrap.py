@@ -14,6 +14,7 @@ import json
 import random
 import time
 from collections import Counter
+from typing import Any
 
 PROJECT = "/home/user/project"
 _MODULES = ["auth", "billing", "parser", "scheduler", "cache", "storage", "notifications", "search", "config", "api"]
@@ -43,7 +44,7 @@ class _Conv:
     """Builds one conversation: assistant steps with tool calls, tool results, a final answer."""
 
     def __init__(self, prompt: str, n: int):
-        self.messages = [{"role": "user", "content": prompt}]
+        self.messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
         self.n = n
         self.k = 0
 
@@ -171,8 +172,16 @@ def file_modification(rng, n):
             "Edit",
             {
                 "file_path": f"{PROJECT}/src/{mod}/client.py",
-                "old_string": f"def {fn}(url, retries=3):\n    for attempt in range(retries):\n        response = requests.get(url)",
-                "new_string": f"def {fn}(url, retries=3, timeout={timeout}):\n    for attempt in range(retries):\n        response = requests.get(url, timeout=timeout)",
+                "old_string": (
+                    f"def {fn}(url, retries=3):\n"
+                    "    for attempt in range(retries):\n"
+                    "        response = requests.get(url)"
+                ),
+                "new_string": (
+                    f"def {fn}(url, retries=3, timeout={timeout}):\n"
+                    "    for attempt in range(retries):\n"
+                    "        response = requests.get(url, timeout=timeout)"
+                ),
             },
             f"The file {PROJECT}/src/{mod}/client.py has been updated successfully.",
         ),
@@ -205,7 +214,9 @@ def debugging(rng, n):
                 "command": f"python -m pytest tests/{mod} -x -q 2>&1 | tail -20",
                 "description": "Reproduce the failing test",
             },
-            f'FAILED tests/{mod}/test_core.py::test_{fn} - {err}: {msg}\n  File "{PROJECT}/src/{mod}/core.py", line 52, in {fn}\n1 failed, {rng.randint(5, 30)} passed',
+            f"FAILED tests/{mod}/test_core.py::test_{fn} - {err}: {msg}\n"
+            f'  File "{PROJECT}/src/{mod}/core.py", line 52, in {fn}\n'
+            f"1 failed, {rng.randint(5, 30)} passed",
         ),
     )
     c.step(
@@ -247,7 +258,8 @@ def debugging(rng, n):
         f"The failure came from `{fn}` in `src/{mod}/core.py`: it indexed `settings['timeout']` directly, but the test "
         f"builds options without a timeout, so the lookup failed with {err}. I changed it to fall back to "
         f"`self.default_timeout` when the key is missing, which matches how the rest of the class treats optional "
-        f"settings. The whole {mod} suite passes now. You may want a test that covers the missing-timeout case explicitly."
+        f"settings. The whole {mod} suite passes now. You may want a test that covers the missing-timeout "
+        "case explicitly."
     )
 
 
@@ -260,17 +272,21 @@ def system_analysis(rng, n):
         (
             "Bash",
             {"command": "df -h /", "description": "Disk usage"},
-            f"Filesystem      Size  Used Avail Use% Mounted on\n/dev/sda1        50G   {usage * 50 // 100}G  {50 - usage * 50 // 100}G  {usage}% /",
+            "Filesystem      Size  Used Avail Use% Mounted on\n"
+            f"/dev/sda1        50G   {usage * 50 // 100}G  {50 - usage * 50 // 100}G  {usage}% /",
         ),
         (
             "Bash",
             {"command": "free -m", "description": "Memory usage"},
-            f"               total        used        free\nMem:           15951       {rng.randint(9000, 15000)}         {rng.randint(200, 900)}",
+            "               total        used        free\n"
+            f"Mem:           15951       {rng.randint(9000, 15000)}         {rng.randint(200, 900)}",
         ),
         (
             "Bash",
             {"command": "ps aux --sort=-%cpu | head -5", "description": "Top CPU processes"},
-            f"USER  PID %CPU %MEM COMMAND\napp  {rng.randint(1000, 9999)} {rng.randint(80, 190)}.0 12.1 python -m {svc}.main\napp  {rng.randint(1000, 9999)}  4.0  1.2 nginx: worker",
+            "USER  PID %CPU %MEM COMMAND\n"
+            f"app  {rng.randint(1000, 9999)} {rng.randint(80, 190)}.0 12.1 python -m {svc}.main\n"
+            f"app  {rng.randint(1000, 9999)}  4.0  1.2 nginx: worker",
         ),
     )
     c.step(
@@ -314,7 +330,10 @@ def deployment(rng, n):
         (
             "Bash",
             {
-                "command": f"docker push registry.example.com/{svc}:{version} && kubectl -n staging set image deployment/{svc} {svc}=registry.example.com/{svc}:{version}",
+                "command": (
+                    f"docker push registry.example.com/{svc}:{version} && kubectl -n staging set image "
+                    f"deployment/{svc} {svc}=registry.example.com/{svc}:{version}"
+                ),
                 "description": "Push and roll out",
             },
             f"deployment.apps/{svc} image updated",
@@ -332,10 +351,10 @@ def deployment(rng, n):
         ),
     )
     return c.answer(
-        f"Version {version} of {svc} is deployed to staging. The working tree was clean and tagged `v{version}`, the image "
-        f"was built and pushed as `registry.example.com/{svc}:{version}`, and the rollout completed within the two-minute "
-        f"timeout. The health endpoint answers `ok` and reports version {version}, so staging runs the new build. "
-        f"Production is untouched; promote it when the staging checks you rely on have passed."
+        f"Version {version} of {svc} is deployed to staging. The working tree was clean and tagged `v{version}`, "
+        f"the image was built and pushed as `registry.example.com/{svc}:{version}`, and the rollout completed within "
+        f"the two-minute timeout. The health endpoint answers `ok` and reports version {version}, so staging runs "
+        "the new build. Production is untouched; promote it when the staging checks you rely on have passed."
     )
 
 
@@ -358,7 +377,7 @@ def generate(count: int, seed: int = 0):
 
 
 def store_synthetic(db, count: int, seed: int = 0) -> tuple[int, dict]:
-    added, by_template = 0, Counter()
+    added, by_template = 0, Counter[str]()
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     start = db.execute("SELECT coalesce(max(id), 0) FROM synthetic_workflows").fetchone()[0]
     with db.atomic():

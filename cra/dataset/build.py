@@ -1,6 +1,6 @@
 """`cra dataset build`: recorded turns -> tool-calling training examples on disk.
 
-One pass over the database (streamed: see source.py), in this order per turn: filters (cheap, on
+One pass over the database (streamed: see turn_chats.py), in this order per turn: filters (cheap, on
 facts) -> chat -> redaction (before truncation, so a cut never leaves half a secret unmatched) ->
 truncation of long tool outputs -> token budget -> exact-duplicate removal -> split by session ->
 jsonl. Bootstrap workflows (synthetic) come after all real turns, so on a duplicate the real one
@@ -28,8 +28,8 @@ from ..chat import FAMILIES, compact_tools, count_tokens, render, resolve_family
 from ..train.config import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 from .filters import TurnFilters
 from .redact import Redactor
-from .source import TurnData, TurnReader, table_exists
 from .tool_schemas import ObservedSchemas, SchemaResolver
+from .turn_chats import TurnData, TurnReader, table_exists
 
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")
@@ -196,7 +196,7 @@ def in_eval(session_id: str, seed: int, fraction: float) -> bool:
 def _digest(example: dict) -> bytes:
     """Identity for exact-duplicate removal: the content, with tool call ids replaced by their
     position (the same work recorded twice, or in two sessions, has different ids)."""
-    ids = {}
+    ids: dict[str, str] = {}
     for m in example["messages"]:
         for tc in m.get("tool_calls") or ():
             ids.setdefault(tc["id"], f"call_{len(ids)}")
@@ -286,15 +286,15 @@ class DatasetBuilder:
         self.redactor = redactor or Redactor(enabled=options.redact)
         self.counter = TokenCounter(options.base, options.tokenizer, options.chat_template)
         self.resolver = SchemaResolver(ObservedSchemas())
-        self.stats = Counter()
+        self.stats: Counter[str] = Counter()
+        self.seconds = 0.0
         self.removed = Counter({name: 0 for name in TurnFilters.ORDER})
         self.lengths = array("l")
-        self._seen = set()
+        self._seen: set[bytes] = set()
         self._tools_cache: dict = {}
         self._cost_cache: dict[str, int] = {}
         self.tool_tokens: dict[str, array] = {mode: array("l") for mode in TOOLS_MODES}
-        self._category = _category_function()
-        self.sessions = {"train": set(), "eval": set()}
+        self.sessions: dict[str, set[str]] = {"train": set(), "eval": set()}
 
     # -- the pass -------------------------------------------------------------------------------
 
@@ -313,11 +313,12 @@ class DatasetBuilder:
                 done = self._run(reader, reader)
             if self.o.synthetic and not done and table_exists(self.db, "synthetic_workflows"):
                 self._run(self._synthetic_turns(), None)
-        self.stats["seconds"] = round(time.time() - started, 3)
+        self.seconds = round(time.time() - started, 3)
         return self.summary()
 
     def _run(self, turns, reader) -> bool:
-        session = context = None
+        session = None
+        context: list[tuple[str, str]] = []
         for turn in turns:
             key = (turn.session_id, turn.agent_id)
             if key != session:
@@ -339,7 +340,7 @@ class DatasetBuilder:
         return False
 
     def _one_turn(self, turn: TurnData, context: list) -> bool:
-        reason = self.o.filters.evaluate(turn.facts(self._category))
+        reason = self.o.filters.evaluate(turn.facts())
         if reason:
             self.removed[reason] += 1
             return False
@@ -571,36 +572,29 @@ class DatasetBuilder:
                 "max": lengths[-1] if lengths else 0,
                 "total": sum(lengths),
             },
-            "seconds": self.stats["seconds"],
+            "seconds": self.seconds,
         }
 
 
-def _category_function():
-    """The signals stage's tool categories decide what counts as a recovery (same rule as signals)."""
-    try:
-        from cra.signals.tools import category
-    except ImportError:  # signals not installed alongside: exact-tool retries only
-        return None
-    return lambda name, inp: category(name, inp)
-
-
-def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind: str = "sft") -> None:
+def write_card(path: str, name: str, options: BuildOptions | None, summary: dict, kind: str = "sft") -> None:
+    """The dataset's README.md; `options` are the build's (None for pairs, which have their own)."""
     s = summary
-    built = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     lines = [
         f"# {name}",
         "",
-        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on {built}.",
+        f"Built by `cra dataset {'build' if kind == 'sft' else 'pairs'}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.",
         "",
     ]
     if kind == "sft":
-        layout = (
+        assert options is not None
+        rows = (
             "`{messages, tools}` rows, tool calls as OpenAI `tool_calls` with JSON-string arguments"
             if options.format == "openai"
             else "LLaMA-Factory sharegpt: human/gpt/function_call/observation"
         )
         lines += [
-            f"Format: **{options.format}** ({layout}), "
+            f"Format: **{options.format}** ({rows}), "
             f"one example per **{options.unit}**. Load with "
             '`datasets.load_dataset("json", data_files={"train": "train.jsonl", "eval": "eval.jsonl"})`.',
             "",
@@ -683,8 +677,8 @@ def write_card(path: str, name: str, options: BuildOptions, summary: dict, kind:
     else:
         lines += ["**Off** (`--no-redact`): examples contain secrets and paths exactly as recorded. Do not share."]
     lines.append("")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
+    with open(path, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines))
 
 
 def record_dataset(db, name, kind, fmt, path, options_dict, summary) -> int:

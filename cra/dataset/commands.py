@@ -8,7 +8,7 @@ import time
 
 import click
 
-from cra.cli import database_option
+from cra.cli_options import database_option
 from cra.db import cra_home, open_db
 from cra.train.config import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 
@@ -201,7 +201,7 @@ def build_command(
     URLs, auth headers, home directories) unless --no-redact.
     """
     from .build import BuildOptions, DatasetBuilder, record_dataset, write_card
-    from .source import table_exists
+    from .turn_chats import table_exists
 
     options = BuildOptions(
         format=fmt,

@@ -12,7 +12,8 @@ import re
 from dataclasses import dataclass, field, fields
 
 # Statuses that are errors of the call itself; a denial is the user's choice, not an error.
-FAILED = ("failure", "invalid", "blocked")
+from ..db.schema import ERRORED as FAILED
+
 _WORD = re.compile(r"\S+")
 
 

@@ -27,8 +27,8 @@ from ..jsonl import numbered_rows
 from .build import CORE_TOOLS, DEFAULT_SYSTEM, in_eval, truncate
 from .filters import FAILED
 from .redact import Redactor
-from .source import TurnReader, table_exists
 from .tool_schemas import BUILTIN, ObservedSchemas, SchemaResolver
+from .turn_chats import TurnReader, table_exists
 
 MINER_VERSION = "pairs-v1"
 # Wrong-tool swaps that look plausible: the model must learn why the real one was right.
@@ -106,7 +106,7 @@ class PairMiner:
         self.resolver = SchemaResolver(ObservedSchemas())
 
     def mine(self) -> dict:
-        added = Counter()
+        added: Counter[str] = Counter()
         if not table_exists(self.db, "turns"):
             return {}
         reader = TurnReader(self.db, thinking=True)
@@ -292,7 +292,7 @@ def export_pairs(db, out_dir, eval_fraction=0.1, seed=0, redact=True, max_tool_o
 
     os.makedirs(out_dir, exist_ok=True)
     redactor = Redactor(enabled=redact)
-    counts, sources = Counter(), Counter()
+    counts, sources = Counter[str](), Counter[str]()
     cur = db.conn.execute(
         "SELECT source, session_id, turn_id, prompt, chosen, rejected, tools, is_synthetic, content_hash "
         "FROM pairs ORDER BY id"

@@ -342,7 +342,7 @@ class Redactor:
         if not any(word in low for word in _TRIGGERS):
             return text
         for kind, pattern in self._tokens:
-            text = pattern.sub(lambda m, k=kind: self._mark(k), text)
+            text = pattern.sub(lambda _m, k=kind: self._mark(k), text)  # type: ignore[misc]  # k: str
         text = self._auth_header.sub(lambda m: m["pre"] + self._mark("auth_header"), text)
         text = self._bearer.sub(self._bearer_sub, text)
         text = self._api_key_header.sub(lambda m: m["pre"] + self._mark("auth_header"), text)
@@ -350,7 +350,7 @@ class Redactor:
         text = self._prose_password.sub(self._prose_sub, text)
         text = self._curl_user.sub(lambda m: m["pre"] + self._mark("password"), text)
         for kind, pattern in self._context:
-            text = pattern.sub(lambda m, k=kind: self._context_sub(m, k), text)
+            text = pattern.sub(lambda m, k=kind: self._context_sub(m, k), text)  # type: ignore[misc]  # k: str
         return self._redact_home(text)
 
     def redact_obj(self, obj):

@@ -3,8 +3,11 @@
 import os
 import sqlite3
 import sys
+from typing import TYPE_CHECKING
 
-import click
+from claude_hooks import capture
+
+from .. import errors
 
 
 def _import_sqlite_utils():
@@ -17,7 +20,7 @@ def _import_sqlite_utils():
         return sys.modules["sqlite_utils"]
     hidden = [name for name in ("pandas", "numpy") if name not in sys.modules]
     for name in hidden:
-        sys.modules[name] = None  # `import name` raises ImportError while this is set
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError while set
     try:
         import sqlite_utils
     finally:
@@ -29,9 +32,11 @@ def _import_sqlite_utils():
 
 sqlite_utils = _import_sqlite_utils()
 
-from claude_hooks import capture
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
-from .migrations import migrations
+# migrations.py imports sqlite_utils itself: only after the import above has hidden pandas and numpy.
+from .migrations import migrations  # noqa: E402
 
 
 def cra_home() -> str:
@@ -45,11 +50,11 @@ def default_db_path() -> str:
 PAGE_SIZE = 16384
 
 
-class DatabaseError(click.ClickException):
-    pass
+class DatabaseError(errors.DatabaseError):
+    """The cra database cannot be opened (cra.errors.DatabaseError, kept here for `cra.db` callers)."""
 
 
-def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Database:
+def open_db(path: str | None = None, *, drain: bool = True) -> "Database":
     """Open (creating and migrating if needed) the database, and replay any spooled events.
 
     Created owner-only, in WAL mode, with a busy timeout so that `cra` commands wait for hooks
@@ -73,10 +78,6 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
         db = sqlite_utils.Database(conn)
         if migrations.pending(db):
             migrations.apply(db)
-        # The hook's drainer reads this to know the schema is new enough for its SQL.
-        applied = len(migrations.applied(db))
-        if conn.execute("PRAGMA user_version").fetchone()[0] != applied:
-            conn.execute(f"PRAGMA user_version = {applied}")
     except sqlite3.DatabaseError as exc:
         raise DatabaseError(
             f"cannot open the cra database at {path}: {exc}. If the file is corrupt, move it aside "
@@ -88,7 +89,7 @@ def open_db(path: str | None = None, *, drain: bool = True) -> sqlite_utils.Data
     return db
 
 
-def drain_spool(db: sqlite_utils.Database, timeout: float = 30.0) -> int:
+def drain_spool(db: "Database", timeout: float = 30.0) -> int:
     """Ingest the events waiting in the spool, under the hooks' drain lock (so in order, and never
     alongside a hook's drainer: this waits for it to finish first)."""
     import time

@@ -1,6 +1,13 @@
 """The schema, as an append-only list of migrations. Never edit an applied one: add the next.
 
 Each table's owner (the stage that writes it) is named in its migration's docstring.
+
+Order: pending migrations run in the order they are listed here, and sqlite-utils records each
+applied one by name (`_sqlite_migrations`). A name's number is part of its name, not its position:
+work done in parallel appends its migrations in the order it is merged (m005_runs landed before
+m004_datasets, m013 before m009-m012), so nothing may count positions. Code that needs a migration
+names it (the hook: `claude_hooks.capture.REQUIRED_MIGRATIONS`). tests/test_migrations.py pins the
+order of those already released: append after them, never in between.
 """
 
 from sqlite_utils import Database, Migrations
@@ -588,5 +595,94 @@ def m008_shared_request_shapes(db: Database):
             INSERT OR IGNORE INTO session_request_shapes (session_id, shape_hash, timestamp, version)
                 VALUES (NEW.session_id, NEW.shape_hash, NEW.timestamp, NEW.version);
         END
+        """
+    )
+
+
+@migrations()
+def m013_foreign_keys(db: Database):
+    """Links between tables declared as foreign keys, so that Datasette, sqlite-utils and diagram tools
+    show them. Declared, not enforced: cra never turns on PRAGMA foreign_keys (a hook records a tool
+    call before its session row or its turn exists). Added to the stored CREATE TABLE text, which
+    SQLite allows for constraints that do not change how rows are stored: instant on any size."""
+    links = {
+        "events": [("session_id", "sessions", "id")],
+        "tool_calls": [
+            ("session_id", "sessions", "id"),
+            ("message_uuid", "messages", "uuid"),
+            ("turn_id", "turns", "id"),
+        ],
+        "transcript_lines": [("path", "transcript_files", "path")],
+        "messages": [
+            ("session_id", "sessions", "id"),
+            ("line_id", "transcript_lines", "id"),
+            ("turn_id", "turns", "id"),
+        ],
+        "turns": [("session_id", "sessions", "id")],
+        "subagents": [("session_id", "sessions", "id"), ("parent_tool_use_id", "tool_calls", "tool_use_id")],
+        "compactions": [("session_id", "sessions", "id")],
+        "signals": [("turn_id", "turns", "id")],
+        "runs": [("parent_run", "runs", "id")],
+        "artifacts": [("run_id", "runs", "id")],
+        "pairs": [("session_id", "sessions", "id"), ("turn_id", "turns", "id")],
+        "evals": [("run_id", "runs", "id"), ("model_run_id", "runs", "id")],
+        "eval_packs": [("eval_id", "evals", "id")],
+        "eval_judgements": [("pack_id", "eval_packs", "id")],
+        "cycles": [("run_id", "runs", "id"), ("model_run_id", "runs", "id"), ("baseline_run_id", "runs", "id")],
+        "promotions": [("run_id", "runs", "id"), ("cycle_id", "cycles", "id")],
+        "session_request_shapes": [("session_id", "sessions", "id"), ("shape_hash", "request_shapes", "shape_hash")],
+    }
+    conn = db.conn
+    rewritten = []
+    for table, fks in links.items():
+        row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()
+        if row is None:
+            continue
+        sql = row[0]
+        declared = {r[3] for r in conn.execute(f"PRAGMA foreign_key_list([{table}])")}
+        clauses = [
+            f"    FOREIGN KEY ({column}) REFERENCES {other}({other_column})"
+            for column, other, other_column in fks
+            if column not in declared
+        ]
+        if not clauses:
+            continue
+        # Before the table's closing parenthesis, on lines of their own: the last column's line may end
+        # in a `-- comment`, which a comma on that line would join.
+        end = sql.rindex(")")
+        rewritten.append((sql[:end].rstrip(" ") + "    ,\n" + ",\n".join(clauses) + "\n" + sql[end:], table))
+    if not rewritten:
+        return
+    (version,) = conn.execute("PRAGMA schema_version").fetchone()
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.executemany("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?", rewritten)
+        # Other connections (a hook's drainer) reload the schema when its version changes.
+        conn.execute(f"PRAGMA schema_version = {version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+
+
+@migrations()
+def m014_call_outcome(db: Database):
+    """`tool_calls_with_turns.call_outcome`: a call's status grouped the way `cra stats`, its HTML page and
+    the signals count it: succeeded (success), errored (failure, invalid input, or blocked by a hook),
+    denied (by the user or the permission rules), interrupted, pending (no result seen)."""
+    db.execute("DROP VIEW tool_calls_with_turns")
+    db.execute(
+        """
+        CREATE VIEW tool_calls_with_turns AS
+        SELECT tc.*, t.turn_index, t.prompt_text, t.started_at AS turn_started_at, t.outcome AS turn_outcome,
+               s.project_dir, s.cwd AS session_cwd, coalesce(t.model, s.model) AS model,
+               CASE
+                   WHEN tc.status = 'success' THEN 'succeeded'
+                   WHEN tc.status IN ('failure', 'invalid', 'blocked') THEN 'errored'
+                   WHEN tc.status = 'denied' THEN 'denied'
+                   WHEN tc.status = 'interrupted' THEN 'interrupted'
+                   ELSE 'pending'
+               END AS call_outcome
+        FROM tool_calls tc
+        LEFT JOIN turns t ON t.id = tc.turn_id
+        LEFT JOIN sessions s ON s.id = tc.session_id
         """
     )

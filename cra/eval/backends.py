@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from .. import chat
+from ..errors import MissingDependencyError, StageError
 from .steps import Step
 
 # Strings that end an assistant turn in the templates cra knows (kept in step with cra/export).
@@ -43,7 +42,7 @@ def load_tokenizer(path: str, chat_template: str):
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load a tokenizer from {path}: {exc}") from exc
+        raise StageError(f"cannot load a tokenizer from {path}: {exc}") from exc
     loading._pad_token(tokenizer)
     return tokenizer, chat.resolve_family(tokenizer, chat_template)
 
@@ -92,7 +91,7 @@ class HFBackend:
         try:
             model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
         except (OSError, ValueError) as exc:
-            raise click.ClickException(f"cannot load model {base!r}: {exc}") from exc
+            raise StageError(f"cannot load model {base!r}: {exc}") from exc
         if adapter:
             from peft import PeftModel
 
@@ -154,7 +153,7 @@ class LlamaCppBackend:
 
     def __init__(self, model_path: str, lora_path: str | None, tokenizer_path: str, settings: GenerationSettings):
         if not llama_cpp_available():
-            raise click.ClickException(
+            raise MissingDependencyError(
                 "--backend llama.cpp needs llama-cpp-python: pip install 'cra[llama]' (it builds llama.cpp, "
                 "about 7 minutes on 2 cores)"
             )
@@ -175,7 +174,7 @@ class LlamaCppBackend:
         try:
             return Llama(model_path=self.model_path, **kwargs)
         except (ValueError, RuntimeError) as exc:
-            raise click.ClickException(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
+            raise StageError(f"llama.cpp cannot load {self.model_path}: {exc}") from exc
 
     def generate(self, steps: list[Step]) -> list[str]:
         prompts = []

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..db import open_db
 
 
@@ -261,7 +261,8 @@ def judge_command(files, database):
         verdict = "meets" if every["rate"] > 0.45 else "below"
         click.echo(
             f"Indistinguishability: {100 * every['rate']:.1f}% [{100 * every['low']:.0f}-{100 * every['high']:.0f}] of "
-            f"{every['n']} judgements by {result['judges']} judge(s) took the model for Claude ({verdict} the 45% target)."
+            f"{every['n']} judgements by {result['judges']} judge(s) took the model for Claude "
+            f"({verdict} the 45% target)."
         )
         if differing["n"] and differing["n"] != every["n"]:
             click.echo(

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..chat import toolcalls
 from ..signals import ToolCall, Turn, extract
-from .stats import mean_ci, wilson
+from .intervals import mean_ci, wilson
 from .steps import Step
 
 STOP = "<answer>"  # the sequence token for "answered instead of calling a tool"
@@ -29,7 +29,7 @@ class StepScore:
     turn_steps: int
     target_kind: str  # 'call' or 'answer'
     pred_kind: str
-    target_names: list[str]
+    target_names: list[str | None]
     pred_names: list[str | None]
     target_calls: list[dict]  # [{name, arguments}] (Claude's)
     pred_calls: list[dict]  # [{name, arguments}] (the model's, arguments None when unparseable)
@@ -56,9 +56,11 @@ def score_step(step: Step, prediction: str, reward_fn: Callable | None = None) -
     if target.kind == "call":
         t0, p0 = target.calls[0], (pred.calls[0] if pred.calls else None)
         name_correct = p0 is not None and p0.name == t0.name
-        exact = name_correct and toolcalls.arguments_equal(p0.arguments, t0.arguments)
-        if name_correct:
+        if p0 is not None and name_correct:
+            exact = toolcalls.arguments_equal(p0.arguments, t0.arguments)
             similarity = toolcalls.argument_similarity(t0.name, p0.arguments, t0.arguments)
+        else:
+            exact = False
     return StepScore(
         step_id=step.step_id,
         turn_key=step.turn_key,
@@ -137,7 +139,7 @@ def score_turns(scores: list[StepScore]) -> list[TurnScore]:
         steps.sort(key=lambda s: s.index)
         if [s.index for s in steps] != list(range(steps[0].turn_steps)):
             continue
-        claude = [n for s in steps for n in (s.target_names or [STOP])]
+        claude = [n or "?" for s in steps for n in (s.target_names or [STOP])]
         model = [n or "?" for s in steps for n in (s.pred_names or [STOP])]
         claude_depth, claude_explore = _depth([c for s in steps for c in s.target_calls])
         model_depth, model_explore = _depth([c for s in steps for c in s.pred_calls])
@@ -169,7 +171,7 @@ def aggregate(scores: list[StepScore]) -> dict[str, Any]:
     by_tool: dict[str, list[float]] = defaultdict(list)
     for s in calls:
         if s.arg_similarity is not None:
-            by_tool[s.target_names[0]].append(s.arg_similarity)
+            by_tool[s.target_names[0] or "?"].append(s.arg_similarity)
     turns = score_turns(scores)
     reward_keys = sorted({k for s in scores for k in s.reward})
     return {

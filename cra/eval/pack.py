@@ -19,11 +19,10 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import click
-
-from .. import toolcalls
+from ..chat import toolcalls
+from ..errors import InputFormatError, NotFoundError
 from . import store
-from .stats import wilson
+from .intervals import wilson
 
 CONTEXT_MESSAGES = 6  # the last messages of the context shown (the prompt is always shown)
 MAX_CHARS = 1500  # per shown message or tool result
@@ -83,13 +82,14 @@ def make_pack(db, eval_row: dict[str, Any], out: Path, *, items: int = 40, seed:
         a, b = (claude, model) if claude_side == "A" else (model, claude)
         page_items.append({"id": item_id, "context": render_context(step.context), "A": a, "B": b})
     if not page_items:
-        raise click.ClickException(f"eval {eval_row['id']} has no steps to show")
+        raise NotFoundError(f"eval {eval_row['id']} has no steps to show")
     out = Path(out).expanduser().resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page_html(pack_id, page_items), encoding="utf-8")
     with db.conn:
         db.conn.execute(
-            "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO eval_packs (id, eval_id, path, answer_key, identical, items, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 pack_id,
                 eval_row["id"],
@@ -120,7 +120,8 @@ _PAGE = """<!doctype html>
 <style>
 body{font:15px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 .item{border:1px solid #ccc;border-radius:8px;padding:1em;margin:1.5em 0}
-.msg{margin:.3em 0;padding:.4em .6em;background:#f6f6f6;border-radius:4px;white-space:pre-wrap;font-family:ui-monospace,monospace;font-size:13px}
+.msg{margin:.3em 0;padding:.4em .6em;background:#f6f6f6;border-radius:4px;white-space:pre-wrap;
+  font-family:ui-monospace,monospace;font-size:13px}
 .role{font-weight:600;font-family:system-ui,sans-serif;color:#555}
 .pair{display:grid;grid-template-columns:1fr 1fr;gap:1em;margin-top:.8em}
 .side{border:2px solid #ddd;border-radius:6px;padding:.6em}
@@ -155,7 +156,8 @@ Claude's. When done, export your choices and hand the file to <code>cra eval jud
     var box = el('div', 'item');
     box.appendChild(el('h3', null, 'Item ' + (n + 1)));
     item.context.forEach(function(m){
-      var d = el('div', 'msg'); d.appendChild(el('div', 'role', m.role)); d.appendChild(document.createTextNode(m.text));
+      var d = el('div', 'msg'); d.appendChild(el('div', 'role', m.role));
+      d.appendChild(document.createTextNode(m.text));
       box.appendChild(d);
     });
     var pair = el('div', 'pair'); var sides = {};
@@ -166,7 +168,9 @@ Claude's. When done, export your choices and hand the file to <code>cra eval jud
       b.onclick = function(){ saved.choices[item.id] = side; persist(); mark(); };
       s.appendChild(b); pair.appendChild(s); sides[side] = s;
     });
-    function mark(){ ['A', 'B'].forEach(function(x){ sides[x].classList.toggle('picked', saved.choices[item.id] === x); }); }
+    function mark(){
+      ['A', 'B'].forEach(function(x){ sides[x].classList.toggle('picked', saved.choices[item.id] === x); });
+    }
     mark(); box.appendChild(pair); root.appendChild(box);
   });
   count();
@@ -188,16 +192,16 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+        raise NotFoundError(f"cannot read {path}: {exc.strerror}") from exc
     except ValueError as exc:
-        raise click.ClickException(f"{path} is not JSON: export it again from the pack page ({exc})") from exc
+        raise InputFormatError(f"{path} is not JSON: export it again from the pack page ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("choices"), dict) or not data.get("pack_id"):
-        raise click.ClickException(
+        raise InputFormatError(
             f"{path} is not a judgements file (it needs pack_id and choices): export it from the pack page"
         )
     rows = list(db.query("SELECT * FROM eval_packs WHERE id = ?", [data["pack_id"]]))
     if not rows:
-        raise click.ClickException(
+        raise NotFoundError(
             f"pack {data['pack_id']} is not in this database: judge it against the database that made it (-d)"
         )
     pack = rows[0]
@@ -206,7 +210,7 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
     unknown = [i for i in data["choices"] if i not in key]
     bad = [c for c in data["choices"].values() if c not in ("A", "B")]
     if unknown or bad:
-        raise click.ClickException(
+        raise InputFormatError(
             f"{path} does not match pack {pack['id']}: "
             + (f"unknown items {unknown[:3]}" if unknown else f"choices {bad[:3]} are not A or B")
         )
@@ -215,7 +219,8 @@ def record_judgements(db, path: Path) -> dict[str, Any]:
             db.conn.execute(
                 "INSERT INTO eval_judgements (pack_id, judge, item_id, choice, fooled, identical, source, recorded_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (pack_id, judge, item_id) DO UPDATE SET "
-                "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source, recorded_at = excluded.recorded_at",
+                "choice = excluded.choice, fooled = excluded.fooled, source = excluded.source,"
+                " recorded_at = excluded.recorded_at",
                 (
                     pack["id"],
                     judge,

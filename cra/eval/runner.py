@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
+from .. import progress
+from ..errors import ConfigError, NotFoundError, StageError
 from . import metrics, store
 from .backends import GenerationSettings, gguf_files
 from .steps import Step, load_steps, steps_hash
@@ -37,28 +37,13 @@ def find_run(db, ref: str) -> dict[str, Any]:
     from ..train import runs
 
     if ref == "last":
-        for row in db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"):
-            run = runs.get_run(db, row["id"])
-            if adapter_dir(db, run):
-                return run
-        raise click.ClickException("no completed run with an adapter: train one with `cra train sft`")
+        run = runs.newest_with_adapter(db)
+        if run is None:
+            raise NotFoundError("no completed run with an adapter: train one with `cra train sft`")
+        return run
     if not str(ref).isdigit():
-        raise click.ClickException(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
+        raise ConfigError(f"RUN is a run id or 'last', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
-
-
-def adapter_dir(db, run: dict[str, Any]) -> str | None:
-    candidates = [
-        r["path"]
-        for r in db.query(
-            "SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]]
-        )
-    ]
-    candidates.append(str(Path(run["output_dir"]) / "adapter"))
-    for c in candidates:
-        if (Path(c) / "adapter_config.json").is_file():
-            return c
-    return None
 
 
 def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
@@ -67,16 +52,16 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
 
     out = []
     if not base_only:
-        adapter = adapter_dir(db, run)
+        adapter = runs.adapter_dir(db, run)
         if adapter is None:
-            raise click.ClickException(
+            raise NotFoundError(
                 f"run {run['id']} ({run['status']}) has no adapter in {run['output_dir']}: evaluate a completed run, "
                 "or pass --base-only to evaluate its base model alone"
             )
         out.append(Subject("run", run["id"], run["base_model"], adapter))
         if run.get("parent_run") and run["kind"] in RL_KINDS:
             parent = runs.get_run(db, run["parent_run"])
-            parent_adapter = adapter_dir(db, parent)
+            parent_adapter = runs.adapter_dir(db, parent)
             if parent_adapter:
                 out.append(Subject("parent", parent["id"], parent["base_model"], parent_adapter))
     out.append(Subject("base", None, run["base_model"], None))
@@ -84,16 +69,16 @@ def subjects_for(db, run: dict[str, Any], base_only: bool) -> list[Subject]:
 
 
 def resolve_split(db, run: dict[str, Any], dataset: str | None, split: str) -> tuple[str, Path]:
-    from ..train.sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
 
     ref = dataset or run.get("dataset")
     if not ref:
-        raise click.ClickException(f"run {run['id']} records no dataset: pass --dataset NAME|PATH")
+        raise ConfigError(f"run {run['id']} records no dataset: pass --dataset NAME|PATH")
     train, held_out = resolve_dataset(db, ref)
     if split == "train":
         return ref, train
     if held_out is None:
-        raise click.ClickException(
+        raise NotFoundError(
             f"dataset {ref} has no eval split to hold out: rebuild it with `cra dataset build --eval-fraction 0.1` "
             "(or pass --split train to measure fit on the training data)"
         )
@@ -108,8 +93,9 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
     files = gguf_files(db, owner)
     if subject.label == "base":
         if "base" not in files:
-            raise click.ClickException(
-                f"--backend llama.cpp needs the base model as GGUF to compare with: `cra export gguf {owner} --adapter` "
+            raise NotFoundError(
+                "--backend llama.cpp needs the base model as GGUF to compare with: "
+                f"`cra export gguf {owner} --adapter` "
                 "writes it beside the adapter"
             )
         return {"model_path": str(files["base"]), "lora_path": None}, None
@@ -120,7 +106,7 @@ def model_spec(db, kind: str, run: dict[str, Any], subject: Subject) -> tuple[di
             "model_path": str(files["base"]),
             "lora_path": str(files["adapter"]),
         }, f"{files['base']}+{files['adapter']}"
-    raise click.ClickException(
+    raise NotFoundError(
         f"run {owner} has no exported GGUF to evaluate with llama.cpp: run `cra export gguf {owner}` (merged) "
         f"or `cra export gguf {owner} --adapter` (adapter and base)"
     )
@@ -135,8 +121,8 @@ def load_backend(kind: str, spec: dict[str, Any], settings: GenerationSettings, 
 
 
 def reward_function() -> Callable:
-    """The behavioral reward (cra/reward, the one RL trains on) for a step: its total and every component."""
-    from ..reward import Context, score_text
+    """The behavioral reward (cra/behavioral_reward, the one RL trains on) for a step: its total and every component."""
+    from ..behavioral_reward import Context, score_text
 
     def components(step: Step, prediction: str) -> dict[str, float]:
         score = score_text(Context.build(step.context, step.tools, step.target), prediction)
@@ -156,12 +142,12 @@ def evaluate_run(
     dataset: str | None = None,
     settings: GenerationSettings | None = None,
     fresh: bool = False,
-    echo=click.echo,
+    echo=progress.echo,
 ) -> list[dict[str, Any]]:
     """Evaluate a run (and its base, and its parent for RL runs); return the stored evals rows."""
     run = find_run(db, run_ref)
     if run["kind"] == "reward":
-        raise click.ClickException(
+        raise ConfigError(
             f"run {run['id']} is a reward model: it scores actions, it does not write them. Evaluate its policy "
             "(an sft, grpo or ppo run) instead"
         )
@@ -171,7 +157,7 @@ def evaluate_run(
     dataset_ref, path = resolve_split(db, run, dataset, split)
     steps, skipped = load_steps(path, limit)
     if not steps:
-        raise click.ClickException(
+        raise StageError(
             f"no real steps to evaluate in {path} ({skipped['synthetic_examples']} synthetic examples skipped): "
             "record and build more sessions (`cra dataset build`)"
         )

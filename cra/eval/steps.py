@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
+from ..errors import InputFormatError, NotFoundError
 from ..jsonl import numbered_rows
 
 
@@ -45,7 +44,8 @@ class Step:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Step:
-        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__})
+        values: dict[str, Any] = {k: d.get(k) for k in cls.__dataclass_fields__}
+        return cls(**values)
 
 
 def _is_synthetic(example: dict) -> bool:
@@ -70,8 +70,9 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
     turn_sizes: dict[str, int] = {}
     for n, example in enumerate(examples):
         if "messages" not in example:
-            raise click.ClickException(
-                "the dataset is not in the openai format (no 'messages'): build it with `cra dataset build --format openai`"
+            raise InputFormatError(
+                "the dataset is not in the openai format (no 'messages'): "
+                "build it with `cra dataset build --format openai`"
             )
         if _is_synthetic(example):
             skipped["synthetic_examples"] += 1
@@ -110,9 +111,9 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
 
 def read_jsonl(path: Path) -> list[dict]:
     try:
-        return [row for _, row in numbered_rows(path, lambda message: click.ClickException(f"{path}: {message}"))]
+        return [row for _, row in numbered_rows(path, lambda message: InputFormatError(f"{path}: {message}"))]
     except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror}") from exc
+        raise NotFoundError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def load_steps(path: Path, limit: int | None = None) -> tuple[list[Step], dict[str, int]]:

@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
-
 from ..db import cra_home
+from ..errors import NotFoundError
 from .steps import Step
 
 
@@ -39,7 +38,7 @@ def write_steps(steps: list[Step], digest: str) -> Path:
 def read_steps(digest: str) -> dict[str, Step]:
     path = evals_dir() / f"steps-{digest}.jsonl"
     if not path.is_file():
-        raise click.ClickException(f"the steps of this eval ({path}) are gone: run the eval again")
+        raise NotFoundError(f"the steps of this eval ({path}) are gone: run the eval again")
     with open(path, encoding="utf-8") as f:
         steps = [Step.from_dict(json.loads(line)) for line in f if line.strip()]
     return {s.step_id: s for s in steps}
@@ -75,7 +74,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 def get_eval(db, eval_id: int) -> dict[str, Any]:
     rows = list(db.query("SELECT * FROM evals WHERE id = ?", [eval_id]))
     if not rows:
-        raise click.ClickException(f"no eval {eval_id}: `cra eval list` shows the recorded evals")
+        raise NotFoundError(f"no eval {eval_id}: `cra eval list` shows the recorded evals")
     return _decode(rows[0])
 
 
@@ -110,6 +109,6 @@ def list_evals(db, run_id: int | None = None, limit: int = 20) -> list[dict[str,
 def read_predictions(row: dict[str, Any]) -> list[dict[str, Any]]:
     path = row.get("predictions")
     if not path or not Path(path).is_file():
-        raise click.ClickException(f"eval {row['id']} has no predictions file ({path}): run the eval again")
+        raise NotFoundError(f"eval {row['id']} has no predictions file ({path}): run the eval again")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -15,176 +15,16 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import click
 
-from ..cli import database_option
-from .source import ExportError
+from ..cli_options import database_option
+from .exporter import Source, export_gguf
+from .model_files import ExportError
 from .writer import OUTTYPES
 
 
-def _echo_err(message: str) -> None:
-    click.echo(message, err=True)
-
-
-class Source:
-    """The run (if any), base model and adapter an export reads: resolved and validated."""
-
-    def __init__(self, db, run_ref: str | None, adapter_dir: str | None, base_ref: str | None):
-        from . import source
-
-        self.run = None
-        if not run_ref and not adapter_dir and source.promoted_run_id(db) is not None:
-            run_ref = "promoted"  # no RUN named: the model `cra auto` promoted is what users get
-        if run_ref:
-            if adapter_dir:
-                raise ExportError("give RUN or --adapter-dir, not both")
-            self.run = source.find_run(db, run_ref)
-            found = source.run_adapter_dir(db, self.run)
-            if found is None:
-                raise ExportError(
-                    f"run {self.run['id']} ({self.run['status']}) has no adapter in {self.run['output_dir']}: "
-                    "only a completed training run can be exported"
-                )
-            adapter_path = found
-            base_ref = base_ref or self.run["base_model"]
-        elif adapter_dir:
-            adapter_path = Path(adapter_dir).expanduser().resolve()
-            if not base_ref:
-                config_file = adapter_path / "adapter_config.json"
-                try:
-                    base_ref = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-                except (OSError, ValueError):
-                    base_ref = None
-                if not base_ref:
-                    raise ExportError(f"which base model does {adapter_path} adapt? Pass --base MODEL")
-            self.run = source.run_for_adapter(db, adapter_path)
-        else:
-            raise ExportError("name a RUN (an id, 'last' or 'promoted') or pass --adapter-dir DIR [--base MODEL]")
-        self.base = source.load_base(base_ref)
-        self.adapter = source.load_adapter(adapter_path, self.base)
-
-    def default_dir(self) -> Path:
-        if self.run is not None:
-            return Path(self.run["output_dir"]) / "gguf"
-        return self.adapter.path.parent / "gguf"
-
-    def label(self) -> str:
-        base_name = Path(self.base.ref.rstrip("/")).name
-        return f"{base_name} + cra run {self.run['id']}" if self.run else f"{base_name} + {self.adapter.path.name}"
-
-
-def export_gguf(
-    db,
-    source: Source,
-    *,
-    merged: bool,
-    adapter: bool,
-    with_base: bool,
-    outtype: str,
-    out: str | None,
-    verify: bool = False,
-    echo=_echo_err,
-) -> list[dict[str, Any]]:
-    """Write the requested GGUF files; return one dict per file (what `artifacts` records)."""
-    from . import writer
-
-    if adapter:
-        writer.check_outtype(outtype, adapter=True)
-    writer.check_outtype(outtype, adapter=False)
-    if verify and not writer.llama_cpp_available():
-        raise ExportError(
-            "--verify runs the files in llama.cpp: pip install 'cra[llama]' (builds llama.cpp, ~7 minutes)"
-        )
-
-    jobs = []  # (type, file name, prepared, write function)
-    if merged:
-        prepared = writer.prepare_model(source.base, source.adapter, outtype)
-        jobs.append(
-            (
-                "merged",
-                f"merged-{outtype}.gguf",
-                lambda p, prep=prepared: writer.write_model(
-                    source.base, source.adapter, outtype, p, name=source.label(), prepared=prep
-                ),
-            )
-        )
-    if adapter:
-        plan = writer.plan_adapter(source.base, source.adapter, outtype)
-        jobs.append(
-            (
-                "adapter",
-                f"adapter-{outtype}.gguf",
-                lambda p, plan=plan: writer.write_adapter(
-                    source.base, source.adapter, outtype, p, name=source.label(), plan=plan
-                ),
-            )
-        )
-        if with_base:
-            prepared_base = writer.prepare_model(source.base, None, outtype)
-            jobs.append(
-                (
-                    "base",
-                    f"base-{outtype}.gguf",
-                    lambda p, prep=prepared_base: writer.write_model(
-                        source.base, None, outtype, p, name=Path(source.base.ref.rstrip("/")).name, prepared=prep
-                    ),
-                )
-            )
-
-    if out and out.endswith(".gguf"):
-        if len(jobs) != 1:
-            raise ExportError(f"--out {out} names one file but this export writes {len(jobs)}: pass a directory")
-        targets = [Path(out).expanduser().resolve()]
-    else:
-        directory = Path(out).expanduser().resolve() if out else source.default_dir()
-        targets = [directory / filename for _, filename, _ in jobs]
-
-    written: list[dict[str, Any]] = []
-    target = None
-    try:
-        for (kind, _, write), target in zip(jobs, targets):
-            echo(f"Writing {kind} GGUF ({outtype}) -> {target}")
-            info = write(target)
-            written.append({"type": kind, **info})
-    except BaseException as exc:
-        # All or nothing: the files this export already finished go too.
-        for info in written:
-            Path(info["path"]).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ExportError(
-                f"writing {target} failed: {exc}. Nothing was left behind; free space or pick --out"
-            ) from exc
-        raise
-    for info in written:
-        info.update(
-            arch=source.base.arch.gguf_arch,
-            base_model=source.base.ref,
-            adapter=str(source.adapter.path),
-        )
-    try:
-        if verify:
-            from .verify import verify_files
-
-            verify_files(source.base, source.adapter, written, echo)
-    finally:
-        _record(db, source, "gguf", written)  # the files exist either way; `verified` says how they fared
-    return written
-
-
-def _record(db, source: Source, kind: str, infos: list[dict[str, Any]]) -> None:
-    if source.run is None:
-        _echo_err("Not recorded in the database: this adapter directory belongs to no recorded run.")
-        return
-    from ..train import runs
-
-    for info in infos:
-        meta = {k: v for k, v in info.items() if k not in ("path", "bytes")}
-        info["artifact_id"] = runs.record_artifact(db, source.run["id"], kind, info["path"], meta)
-
-
-def _human(n: int) -> str:
+def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -214,7 +54,8 @@ _source_options = [
         type=click.Choice(OUTTYPES),
         default="f16",
         show_default=True,
-        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
+        help="Tensor type: f32/f16/bf16/q8_0/q4_0 are written directly; "
+        "q4_k_m uses llama.cpp's quantizer (llama-cpp-python).",
     ),
     click.option(
         "--out", help="Output directory (or a .gguf file when one file is written) [default: <run dir>/gguf]."
@@ -329,8 +170,9 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
     db = open_db(database)
     source = Source(db, run, adapter_dir, base_ref)
     kinds = ("base", "adapter") if as_adapter else ("merged",)
-    paths = {kind: _reusable(db, source, kind, outtype) for kind in kinds}
-    missing = [kind for kind, path in paths.items() if path is None]
+    reusable = {kind: _reusable(db, source, kind, outtype) for kind in kinds}
+    paths = {kind: path for kind, path in reusable.items() if path is not None}
+    missing = [kind for kind in kinds if kind not in paths]
     if missing:
         written = export_gguf(
             db,

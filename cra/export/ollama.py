@@ -15,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .source import ExportError
+from .model_files import ExportError
 
 # cra's ChatML (cra/train/templates.py CHATML_TEMPLATE) in Go: the same system/tools block, the same
 # <tool_call> JSON, consecutive tool results in one user turn.
@@ -167,7 +167,7 @@ Respond in the format {"name": function name, "parameters": dictionary of argume
 
 {{ end }}
 {{- end }}
-{{- end }}"""
+{{- end }}"""  # noqa: E501  (Ollama's template, verbatim: its long lines are prompt text)
 
 
 @dataclass

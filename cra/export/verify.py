@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .source import ExportError, tokenizer_dir
+from .model_files import ExportError, tokenizer_dir
 
 # Largest max-abs logit difference accepted, relative to the largest reference logit. llama.cpp also
 # rounds activations in quantized matmuls, so these are looser than the weights' own error.
@@ -29,7 +29,7 @@ SAMPLE_TOOLS = [
         },
     }
 ]
-SAMPLE_CONVERSATION = [
+SAMPLE_CONVERSATION: list[dict[str, Any]] = [
     {"role": "system", "content": "You are a coding agent working in a Python repository."},
     {"role": "user", "content": "The parser tests fail since yesterday. Find out why."},
     {
@@ -89,7 +89,7 @@ def verify_files(base, adapter, written: list[dict[str, Any]], echo) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir(base, adapter)))
     text, ids = sample_ids(tokenizer)
-    echo(f"Verifying against transformers on {len(ids)} tokens of a rendered tool-calling conversation")
+    echo(f"Verifying against transformers on {len(ids)} tokens of a rendered tool-calling conversation", err=True)
     by_type = {info["type"]: info for info in written}
     reference: dict[str, Any] = {}
     with torch.no_grad():
@@ -108,7 +108,7 @@ def verify_files(base, adapter, written: list[dict[str, Any]], echo) -> None:
     for info in written:
         if info["type"] == "adapter":
             if "base" not in by_type:
-                echo("  adapter: not verified (no base GGUF written by this export)")
+                echo("  adapter: not verified (no base GGUF written by this export)", err=True)
                 continue
             logits, llm = _llama_logits(by_type["base"]["path"], ids, lora_path=info["path"])
             expected = reference["merged"]
@@ -131,7 +131,8 @@ def verify_files(base, adapter, written: list[dict[str, Any]], echo) -> None:
         echo(
             f"  {what}: max |logit difference| {diff:.2e} (logits up to {scale:.1f})"
             + ("" if same_tokens else ", TOKENIZATION DIFFERS")
-            + ("  ok" if ok else "  MISMATCH")
+            + ("  ok" if ok else "  MISMATCH"),
+            err=True,
         )
         if not ok:
             failures.append(f"{Path(info['path']).name} ({diff:.3g}{'' if same_tokens else ', tokenization differs'})")

@@ -30,16 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .source import BaseModel, ExportError, LoraAdapter, tokenizer_dir
+from .model_files import BaseModel, ExportError, LoraAdapter, tokenizer_dir
 
 OUTTYPES = ("f32", "f16", "bf16", "q8_0", "q4_0", "q4_k_m")
 ADAPTER_OUTTYPES = ("f32", "f16", "bf16", "q8_0")
 NEEDS_LLAMA_CPP = ("q4_k_m",)
 
-# llama.cpp's own pre-tokenizer names for the regexes HF tokenizers use (tokenizer.json's Split pattern).
+# llama.cpp's own pre-tokenizer names for the regexes HF tokenizers use (tokenizer.json's Split pattern,
+# matched verbatim: kept whole on one line each so they can be compared with the tokenizer's by eye).
 PRE_TOKENIZER_REGEXES = {
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "llama-bpe",  # noqa: E501
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+": "qwen2",  # noqa: E501
 }
 # Tokens that end an assistant turn in the chat templates cra knows; llama.cpp stops on them.
 END_OF_TURN_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>")
@@ -430,7 +431,7 @@ def _producer(base: BaseModel, adapter: LoraAdapter | None, hf_name: str):
     def produce():
         weight = base.tensor(hf_name)
         module = adapter.modules.get(hf_name) if adapter else None
-        if module is not None:
+        if adapter is not None and module is not None:
             # W' = W + (alpha / r) * B @ A, in float32: what PEFT's merge_and_unload computes
             weight = weight + module.scale * (adapter.tensor(module.key_b) @ adapter.tensor(module.key_a))
         heads = _qk_heads(hf_name, base.config) if base.arch.permute_qk else None

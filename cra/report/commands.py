@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 
 @click.command(name="stats")
@@ -32,6 +32,7 @@ def stats_command(database, as_json, html_path, project, since, until, model):
       cra stats --project myapp --since 2025-06-01 --json
       cra stats --html report.html
     """
+    from ..auto.config import thresholds
     from ..db import open_db
     from ..signals.store import update_signals
     from . import stats as stats_mod
@@ -46,7 +47,9 @@ def stats_command(database, as_json, html_path, project, since, until, model):
                 raise click.ClickException(f"--{name}: {exc}; e.g. --{name} 2025-06-30") from exc
     db = open_db(database)
     update_signals(db)
-    data = stats_mod.compute(db, filters)
+    # The readiness `cra auto` acts on: its bar and filters ($CRA_HOME/auto.toml), shown as `cra status` does.
+    configured = thresholds()
+    data = stats_mod.compute(db, filters, configured["settings"].turn_filters(), configured["min_total_turns"])
     if html_path:
         from .html import render as render_html
 
@@ -62,3 +65,58 @@ def stats_command(database, as_json, html_path, project, since, until, model):
         click.echo(render_text(data))
         if html_path:
             click.echo(f"\nHTML report: {html_path}")
+
+
+@click.command(name="browse")
+@database_option
+@click.option("--metadata", "metadata_only", is_flag=True, help="Print the Datasette metadata (JSON) and exit.")
+@click.argument("datasette_args", nargs=-1, type=click.UNPROCESSED)
+def browse_command(database, metadata_only, datasette_args):
+    """Browse the database in Datasette, with every table and column described, links between
+    tables, and canned queries (failed calls, workflows, recoveries, full-text search).
+
+    Datasette binds 127.0.0.1 unless you pass `--host`. Arguments after `--` go to `datasette serve`.
+    Needs Datasette: `pip install 'cra-claude[browse]'`, or any `datasette` on PATH.
+
+    \b
+    Examples:
+      cra browse
+      cra browse -- --port 8002 --open
+      cra browse --metadata > cra-metadata.json && datasette "$(cra path)" -m cra-metadata.json
+    """
+    import importlib.util
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    from ..db import default_db_path, open_db
+    from ..db.schema import datasette_metadata
+
+    path = os.path.abspath(database or default_db_path())
+    name = os.path.splitext(os.path.basename(path))[0]
+    metadata = datasette_metadata(name)
+    if metadata_only:
+        click.echo(json.dumps(metadata, indent=2))
+        return
+    open_db(path).conn.close()  # created and migrated (foreign keys declared) before Datasette reads it
+    if importlib.util.find_spec("datasette") is not None:
+        command = [sys.executable, "-m", "datasette"]
+    elif found := shutil.which("datasette"):
+        command = [found]
+    else:
+        raise click.ClickException(
+            "Datasette is not installed: pip install 'cra-claude[browse]' (or `pipx install datasette`), "
+            "or run `cra browse --metadata > m.json` and `datasette DB -m m.json` yourself."
+        )
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="cra-datasette-", delete=False) as f:
+        json.dump(metadata, f)
+    # A child, not exec: the metadata file is removed when Datasette stops.
+    try:
+        status = subprocess.call([*command, "serve", path, "--metadata", f.name, *datasette_args])
+    except KeyboardInterrupt:
+        status = 130
+    finally:
+        os.unlink(f.name)
+    raise SystemExit(status)

@@ -1,12 +1,16 @@
 """`cra stats --html FILE`: one self-contained page (inline CSS and SVG, no scripts, nothing
 fetched) with the charts a person would rather look at: tools over time, sequence patterns,
-exploration depth, workflows, and tool failure rates."""
+exploration depth, workflows, tool calls that errored or were denied, outcomes and reasoning: the same
+sections, numbers and words as the text report."""
 
 from html import escape
+
+from .text import CALL_LEGEND, reasoning_line
 
 PALETTE = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#9c755f"]
 OTHER_COLOR = "#bab0ac"
 FAIL_COLOR = "#e15759"
+DENIED_COLOR = "#edc948"
 OK_COLOR = "#4e79a7"
 
 CSS = """
@@ -59,9 +63,13 @@ def render(stats: dict) -> str:
         column_chart("chart-depth", list(stats["depth"].items())),
         "<h2>Workflow patterns</h2>",
         hbar_chart("chart-workflows", [(r["workflow"], r["turns"]) for r in stats["workflows"]], "turns"),
-        "<h2>Tool calls and failures</h2>",
+        "<h2>Tool calls: errored and denied</h2>",
+        f'<p class="sub">{escape(CALL_LEGEND)}</p>',
         failure_chart(stats["tools"]),
         _tools_table(stats["tools"]),
+        "<h2>Outcomes and reasoning</h2>",
+        _table(["turn outcome", "turns"], list(stats["outcomes"].items())),
+        f"<p>{escape(reasoning_line(stats['reasoning']))}</p>",
         "<h2>Tokens by model</h2>",
         _table(
             ["model", "turns", "input", "output", "cache read", "cache write"],
@@ -100,7 +108,7 @@ def timeline_chart(timeline, width=960, height=260):
     """Stacked columns: tool calls per day, the busiest tools coloured, the rest grey."""
     if not timeline:
         return _empty("chart-timeline")
-    totals = {}
+    totals: dict[str, int] = {}
     for day in timeline:
         for tool, n in day["tools"].items():
             totals[tool] = totals.get(tool, 0) + n
@@ -171,7 +179,8 @@ def hbar_chart(chart_id, items, unit, width=960):
         y = 5 + i * row_h
         w = max(1.0, bar_max * n / peak)
         out.append(
-            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(_clip(label, 50))}<title>{escape(label)}</title></text>'
+            f'<text x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(_clip(label, 50))}'
+            f"<title>{escape(label)}</title></text>"
         )
         out.append(
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{PALETTE[i % len(PALETTE)]}">'
@@ -200,7 +209,8 @@ def column_chart(chart_id, items, width=520, height=240):
         x = left + i * step + step * 0.15
         y = top_pad + plot_h - h
         out.append(
-            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" fill="{PALETTE[i % len(PALETTE)]}">'
+            f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
+            f'fill="{PALETTE[i % len(PALETTE)]}">'
             f"<title>{escape(label)}: {n}</title></rect>"
         )
         out.append(f'<text x="{x + step * 0.35:.1f}" y="{y - 3:.1f}" text-anchor="middle">{n}</text>')
@@ -212,45 +222,50 @@ def column_chart(chart_id, items, width=520, height=240):
 
 
 def failure_chart(tools, width=960, n=12):
-    """Per tool: calls as a bar, the failed share of it in red."""
+    """Per tool: calls as a bar, the errored share of it in red and the denied share in amber."""
     tools = tools[:n]
     if not tools:
         return _empty("chart-failures")
     label_w, row_h = 160, 22
     height = row_h * len(tools) + 10
     peak = max(r["calls"] for r in tools) or 1
-    bar_max = width - label_w - 160
+    bar_max = width - label_w - 220
     out = [
         f'<svg class="chart" id="chart-failures" width="{width}" height="{height}" role="img" '
-        f'viewBox="0 0 {width} {height}"><title>Tool calls and failures</title>'
+        f'viewBox="0 0 {width} {height}"><title>Tool calls: errored and denied</title>'
     ]
     for i, r in enumerate(tools):
         y = 5 + i * row_h
         w = max(1.0, bar_max * r["calls"] / peak)
-        fw = bar_max * r["failures"] / peak
         out.append(f'<text x="{label_w - 8}" y="{y + 14}" text-anchor="end">{escape(_clip(r["tool"], 22))}</text>')
         out.append(f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row_h - 8}" fill="{OK_COLOR}"/>')
-        if r["failures"]:
-            out.append(
-                f'<rect x="{label_w}" y="{y + 3}" width="{fw:.1f}" height="{row_h - 8}" fill="{FAIL_COLOR}">'
-                f"<title>{escape(r['tool'])}: {r['failures']} failed</title></rect>"
-            )
-        rate = "" if r["failure_rate"] is None else f" ({100 * r['failure_rate']:.0f}% failed)"
-        out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 14}">{r["calls"]}{rate}</text>')
+        x = float(label_w)
+        for key, color in (("errored", FAIL_COLOR), ("denied", DENIED_COLOR)):
+            if r[key]:
+                part = bar_max * r[key] / peak
+                out.append(
+                    f'<rect class="{key}" x="{x:.1f}" y="{y + 3}" width="{part:.1f}" height="{row_h - 8}" '
+                    f'fill="{color}"><title>{escape(r["tool"])}: {r[key]} {key}</title></rect>'
+                )
+                x += part
+        notes = [f"{r['errored']} errored"] if r["errored"] else []
+        notes += [f"{r['denied']} denied"] if r["denied"] else []
+        label = f"{r['calls']}" + (f" ({', '.join(notes)})" if notes else "")
+        out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 14}">{escape(label)}</text>')
     out.append("</svg>")
     return "\n".join(out)
 
 
 def _tools_table(tools):
     return _table(
-        ["tool", "calls", "failed", "denied", "failure rate", "median ms"],
+        ["tool", "calls", "errored", "denied", "error rate", "median ms"],
         [
             [
                 r["tool"],
                 r["calls"],
-                r["failures"],
-                r["denials"],
-                "" if r["failure_rate"] is None else f"{100 * r['failure_rate']:.1f}%",
+                r["errored"],
+                r["denied"],
+                "" if r["error_rate"] is None else f"{100 * r['error_rate']:.1f}%",
                 r["median_ms"],
             ]
             for r in tools

@@ -3,18 +3,18 @@ the views (tool_calls_with_turns, turns_with_signals), filtered by project, date
 """
 
 import datetime as dt
-import json
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from typing import Any
 
-from ..auto.config import AutoSettings
-from ..dataset.filters import FAILED, TurnFacts, TurnFilters
-from ..signals.tools import category
+from ..dataset.filters import TurnFilters
+from ..dataset.qualifying import MIN_TRAINING_TURNS, count_qualifying
+from ..db.schema import DENIED, ERRORED
 
-# Qualifying turns the training orchestrator waits for before it starts a cycle: its default here;
-# the value in effect (and the filters) come from cra/auto/config.py ($CRA_HOME/auto.toml), one source.
-READY_TURNS = AutoSettings.model_fields["min_total_turns"].default
+# Qualifying turns the training orchestrator waits for before it starts a cycle, when the caller
+# gives no bar; `cra stats` passes the one in effect ($CRA_HOME/auto.toml, read by cra/auto/config.py).
+READY_TURNS = MIN_TRAINING_TURNS
 DEPTHS = ("minimal", "moderate", "thorough", "exhaustive")
 TOP = 10
 
@@ -68,12 +68,8 @@ def compute(
     db, filters: StatsFilters | None = None, turn_filters: TurnFilters | None = None, ready_turns: int | None = None
 ) -> dict:
     filters = filters or StatsFilters()
-    if ready_turns is None or turn_filters is None:
-        from ..auto.config import thresholds
-
-        configured = thresholds()
-        ready_turns = configured["min_total_turns"] if ready_turns is None else ready_turns
-        turn_filters = turn_filters or configured["settings"].turn_filters()
+    turn_filters = turn_filters or TurnFilters()
+    ready_turns = READY_TURNS if ready_turns is None else ready_turns
 
     # Tool calls, each with its project, model and time.
     call_where, call_args = _where(
@@ -184,15 +180,17 @@ def _tools(calls):
     rows = []
     for name, items in by_tool.items():
         durations = [c["duration_ms"] for c in items if c["duration_ms"] is not None]
-        failures = sum(c["status"] in FAILED for c in items)
+        errored = sum(c["status"] in ERRORED for c in items)
         finished = sum(c["status"] != "pending" for c in items)
+        # The categories of tool_calls_with_turns.call_outcome (cra/db/schema.py CALL_OUTCOMES).
         rows.append(
             {
                 "tool": name,
                 "calls": len(items),
-                "failures": failures,
-                "denials": sum(c["status"] == "denied" for c in items),
-                "failure_rate": round(failures / finished, 4) if finished else None,
+                "errored": errored,
+                "denied": sum(c["status"] in DENIED for c in items),
+                "interrupted": sum(c["status"] == "interrupted" for c in items),
+                "error_rate": round(errored / finished, 4) if finished else None,
                 "median_ms": int(statistics.median(durations)) if durations else None,
             }
         )
@@ -201,7 +199,7 @@ def _tools(calls):
 
 
 def _tokens(turns):
-    by_model = defaultdict(
+    by_model: defaultdict[str, dict[str, int]] = defaultdict(
         lambda: {"turns": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0}
     )
     for t in turns:
@@ -209,13 +207,13 @@ def _tokens(turns):
         row["turns"] += 1
         for key in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_creation_tokens"):
             row[key] += t[key] or 0
-    rows = [{"model": m, **v} for m, v in by_model.items()]
+    rows: list[dict[str, Any]] = [{"model": m, **v} for m, v in by_model.items()]
     rows.sort(key=lambda r: (-(r["input_tokens"] + r["output_tokens"]), r["model"]))
     return rows
 
 
 def _projects(calls, turns, n=TOP):
-    stats = defaultdict(lambda: {"sessions": set(), "turns": 0, "tool_calls": 0})
+    stats: defaultdict[str, dict[str, Any]] = defaultdict(lambda: {"sessions": set(), "turns": 0, "tool_calls": 0})
     for c in calls:
         p = stats[c["project_dir"] or c["session_cwd"] or c["cwd"] or "unknown"]
         p["tool_calls"] += 1
@@ -235,7 +233,7 @@ def _projects(calls, turns, n=TOP):
 
 def _timeline(calls):
     """Tool calls per day, by tool: the HTML report's first chart."""
-    days = defaultdict(Counter)
+    days: defaultdict[str, Counter[str]] = defaultdict(Counter)
     for c in calls:
         when = c["pre_at"] or c["post_at"] or c["turn_started_at"] or c["s_first"]
         if when:
@@ -244,46 +242,13 @@ def _timeline(calls):
 
 
 def _readiness(db, main_turns, turn_filters, ready_turns):
-    """Turns that pass the dataset filters (cra/dataset/filters.py), against the orchestrator's bar."""
-    candidates = [t for t in main_turns if not t["is_synthetic"]]
-    ids = [t["id"] for t in candidates]
-    calls = defaultdict(list)
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        for turn_id, name, status, tool_input, agent_id in db.execute(
-            "SELECT turn_id, tool_name, status, tool_input, agent_id FROM tool_calls WHERE turn_id IN (%s)"
-            " ORDER BY seq" % ",".join("?" * len(chunk)),
-            chunk,
-        ):
-            if agent_id is None:
-                calls[turn_id].append((name, status, category(name, _input(tool_input))))
-    excluded = Counter()
-    qualifying = 0
-    for t in candidates:
-        facts = TurnFacts(
-            tool_call_count=t["tool_call_count"] or 0,
-            final_answer=t["final_answer"],
-            outcome=t["outcome"],
-            calls=calls.get(t["id"], []),
-        )
-        reason = turn_filters.evaluate(facts)
-        if reason is None:
-            qualifying += 1
-        else:
-            excluded[reason] += 1
+    """Turns that qualify for training (cra/dataset/qualifying.py), against the orchestrator's bar."""
+    counts = count_qualifying(db, turn_filters, [t for t in main_turns if not t["is_synthetic"]])
     return {
-        "candidates": len(candidates),
-        "qualifying": qualifying,
+        "candidates": counts["candidates"],
+        "qualifying": counts["qualifying"],
         "threshold": ready_turns,
-        "ready": qualifying >= ready_turns,
-        "excluded": {name: excluded.get(name, 0) for name in TurnFilters.ORDER},
+        "ready": counts["qualifying"] >= ready_turns,
+        "excluded": counts["excluded"],
         "filters": turn_filters.as_dict(),
     }
-
-
-def _input(value):
-    try:
-        out = json.loads(value) if value else {}
-    except ValueError:
-        return {}
-    return out if isinstance(out, dict) else {}

@@ -1,5 +1,18 @@
 """`cra stats` as readable text: short sections of aligned columns."""
 
+from ..db.schema import CALL_OUTCOMES
+
+# The same words as tool_calls_with_turns.call_outcome, in both reports.
+CALL_LEGEND = f"errored: {CALL_OUTCOMES['errored']}; denied: {CALL_OUTCOMES['denied']}"
+
+
+def reasoning_line(r: dict) -> str:
+    return (
+        f"{r['turns_with_plan']} turns with a plan, {r['constraints']} constraints, "
+        f"{r['prunings']} pruning decisions, {r['self_corrections']} self-corrections, "
+        f"{r['recoveries']}/{r['failures']} errored calls recovered, {r['denials']} denials"
+    )
+
 
 def _table(headers, rows, align=None):
     rows = [["" if v is None else str(v) for v in r] for r in rows]
@@ -34,13 +47,14 @@ def render(stats: dict) -> str:
         out.append("\nTool calls by tool")
         out.append(
             _table(
-                ["tool", "calls", "failed", "denied", "fail rate", "median ms"],
+                ["tool", "calls", "errored", "denied", "error rate", "median ms"],
                 [
-                    [r["tool"], r["calls"], r["failures"], r["denials"], _pct(r["failure_rate"]), r["median_ms"]]
+                    [r["tool"], r["calls"], r["errored"], r["denied"], _pct(r["error_rate"]), r["median_ms"]]
                     for r in stats["tools"]
                 ],
             )
         )
+        out.append(f"  {CALL_LEGEND}")
     if stats["sequences"]:
         out.append("\nTop tool sequences (per turn; `X+` = repeated, `[A|B]` = in parallel)")
         out.append(
@@ -65,12 +79,7 @@ def render(stats: dict) -> str:
         )
     if stats["outcomes"]:
         out.append("\nOutcomes: " + ", ".join(f"{k} {v}" for k, v in stats["outcomes"].items()))
-        r = stats["reasoning"]
-        out.append(
-            f"Reasoning: {r['turns_with_plan']} turns with a plan, {r['constraints']} constraints, "
-            f"{r['prunings']} pruning decisions, {r['self_corrections']} self-corrections, "
-            f"{r['recoveries']}/{r['failures']} failures recovered, {r['denials']} denials"
-        )
+        out.append("Reasoning: " + reasoning_line(stats["reasoning"]))
     if stats["tokens_by_model"]:
         out.append("\nTokens by model")
         out.append(

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 
 
 def _load_config(config_path, depth):
@@ -48,8 +48,15 @@ def _load_config(config_path, depth):
     metavar="M,T,E",
     help="Exploration calls before the first change for moderate, thorough, exhaustive [2,5,10].",
 )
-@click.option("--show", "show_turn", type=int, metavar="TURN_ID", help="Print one turn's signals and evidence as JSON.")
-def signals_command(database, force, session, config_path, depth, show_turn):
+@click.option(
+    "--show",
+    "show_turn",
+    type=int,
+    metavar="TURN_ID",
+    help="Print one turn's signals and evidence as JSON (turn ids: `cra show SESSION`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+def signals_command(database, force, session, config_path, depth, show_turn, as_json):
     """Compute reasoning signals for each turn (incremental: only turns without signals, or changed
     since), so `cra stats` and SQL over `turns_with_signals` can use them.
 
@@ -58,6 +65,7 @@ def signals_command(database, force, session, config_path, depth, show_turn):
       cra signals
       cra signals --depth-thresholds 3,8,15
       cra signals --show 42
+      cra signals --session 3f2a --json
     """
     from ..db import open_db
     from .store import update_signals
@@ -69,8 +77,7 @@ def signals_command(database, force, session, config_path, depth, show_turn):
         row = db.execute("SELECT * FROM signals WHERE turn_id = ?", [show_turn]).fetchone()
         if row is None:
             raise click.ClickException(
-                f"no turn {show_turn}: list turns with "
-                f'`sqlite-utils query "$(cra path)" "select id, prompt_text from turns"`'
+                f"no turn {show_turn}: `cra show SESSION` prints each turn's id (`cra sessions` lists sessions)"
             )
         cols = [d[0] for d in db.execute("SELECT * FROM signals LIMIT 0").description]
         out = dict(zip(cols, row))
@@ -79,6 +86,10 @@ def signals_command(database, force, session, config_path, depth, show_turn):
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     total = result.computed + result.unchanged
+    if as_json:
+        counts = {"computed": result.computed, "unchanged": result.unchanged, "removed": result.removed}
+        click.echo(json.dumps({**counts, "turns": total}, indent=2))
+        return
     if total == 0:
         click.echo("No turns yet: import transcripts with `cra import` (or let the hooks record a session).")
         return

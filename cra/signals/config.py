@@ -69,7 +69,7 @@ class SignalConfig(BaseModel):
         path = Path(path)
         text = path.read_text(encoding="utf-8")
         if path.suffix == ".toml":
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(text)
             data = data.get("signals", data)

@@ -9,13 +9,14 @@ one the tool_use ids involved. docs/signals.md defines each signal.
 import json
 import re
 from dataclasses import dataclass, field, fields
+from typing import Any
 
+from ..db.schema import DENIED
+from ..db.schema import ERRORED as FAILED
 from . import text as phrases
 from . import tools
 from .config import SignalConfig
 
-FAILED = ("failure", "invalid", "blocked")  # the call errored (blocked: a hook refused it)
-DENIED = ("denied",)  # the user or the permission rules said no
 INTERRUPTED = ("interrupted",)
 
 
@@ -91,7 +92,7 @@ def extract(turn: Turn, config: SignalConfig | None = None) -> TurnSignals:
     config = config or SignalConfig()
     calls = list(turn.tool_calls)
     cats = [tools.category(c.name, c.input) for c in calls]
-    evidence = []
+    evidence: list[dict[str, Any]] = []
 
     groups = _groups(calls)
     sequence = [[c.name for c in g] for g in groups]
@@ -170,7 +171,7 @@ def extract(turn: Turn, config: SignalConfig | None = None) -> TurnSignals:
 
 def _groups(calls):
     """Consecutive calls sharing a batch key form one group; a call without one is alone."""
-    groups = []
+    groups: list[list] = []
     for c in calls:
         if groups and c.batch is not None and groups[-1][-1].batch == c.batch:
             groups[-1].append(c)
@@ -183,7 +184,7 @@ def pattern(sequence) -> str:
     """A compact, comparable form of a tool sequence: runs of the same single tool collapse to
     `Name+`, parallel groups read `[A|B*2]` (names sorted, so order inside a batch doesn't matter;
     `*2`: that tool twice in the group)."""
-    parts = []
+    parts: list[str] = []
     for group in sequence:
         token = (
             group[0]
@@ -358,7 +359,7 @@ def _tool_corrections(calls, evidence):
                         "tool_use_ids": [c.tool_use_id, calls[retry].tool_use_id],
                     }
                 )
-    edits = []
+    edits: list = []
     for c in calls:
         inp = c.input if isinstance(c.input, dict) else {}
         if c.name == "Edit" and c.status == "success":

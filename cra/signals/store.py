@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from claude_hooks.capture import now_iso
 
+from ..jsonl import json_object
 from .config import SignalConfig
 from .extract import Message, ToolCall, Turn, extract
 
@@ -80,7 +81,7 @@ def load_turn(db, turn_id: int) -> Turn:
             ToolCall(
                 tool_use_id=tool_use_id,
                 name=name or "?",
-                input=_json_dict(tool_input),
+                input=json_object(tool_input),
                 status=status,
                 error=error,
                 batch=batch,
@@ -138,11 +139,3 @@ def _json_list(value):
     except ValueError:
         return []
     return out if isinstance(out, list) else []
-
-
-def _json_dict(value):
-    try:
-        out = json.loads(value) if value else {}
-    except ValueError:
-        return {}
-    return out if isinstance(out, dict) else {}

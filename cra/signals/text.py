@@ -37,7 +37,8 @@ CONSTRAINT_PATTERNS = [
     (
         "keep",
         re.compile(
-            r"\bkeep (?:it|the|this|them|all|everything)\b[^.\n]{0,40}\b(?:unchanged|intact|as is|backward[s]? compatible|under|below|short|small)\b",
+            r"\bkeep (?:it|the|this|them|all|everything)\b[^.\n]{0,40}"
+            r"\b(?:unchanged|intact|as is|backward[s]? compatible|under|below|short|small)\b",
             _I,
         ),
     ),
@@ -64,7 +65,8 @@ PRUNING_PATTERNS = [
     (
         "not worth",
         re.compile(
-            r"\b(?:not|isn't|is not|wouldn't be|not really) (?:worth|necessary|needed|the right (?:approach|fix|way|place))\b",
+            r"\b(?:not|isn't|is not|wouldn't be|not really) "
+            r"(?:worth|necessary|needed|the right (?:approach|fix|way|place))\b",
             _I,
         ),
     ),
@@ -100,7 +102,8 @@ SELF_CORRECTION_PATTERNS = [
     (
         "revert",
         re.compile(
-            r"\b(?:revert|undo|roll back)(?:ing)? (?:my|the|that|this) (?:previous |last |earlier )?(?:edit|change|fix)\b",
+            r"\b(?:revert|undo|roll back)(?:ing)? (?:my|the|that|this) "
+            r"(?:previous |last |earlier )?(?:edit|change|fix)\b",
             _I,
         ),
     ),
@@ -159,7 +162,7 @@ def find(patterns, text: str, width: int = 160):
     """All non-overlapping hits of the named patterns: [(label, start, end, match, excerpt)]."""
     masked = mask_code(text)
     hits = []
-    taken = []
+    taken: list[tuple[int, int]] = []
     for label, pattern in patterns:
         for m in pattern.finditer(masked):
             start, end = m.span()

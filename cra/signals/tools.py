@@ -177,7 +177,7 @@ def _line_is_read_only(line):
         tokens = list(lex)
     except ValueError:
         return False  # unbalanced quotes: we cannot tell
-    segment = []
+    segment: list[str] = []
     i = 0
     while i < len(tokens):
         tok = tokens[i]

@@ -17,6 +17,7 @@ import random
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -41,7 +42,7 @@ _WORDS = "fix the failing test in the parser module and check the config file fo
 def synthetic_conversations(n: int, seed: int = 0) -> list[dict]:
     """Small openai-format tool-calling conversations (`{"messages", "tools"}`), deterministic by seed."""
     rng = random.Random(seed)
-    tools = [
+    tools: list[dict[str, Any]] = [
         {
             "type": "function",
             "function": {
@@ -56,7 +57,7 @@ def synthetic_conversations(n: int, seed: int = 0) -> list[dict]:
     for i in range(n):
         words = rng.sample(_WORDS, 6)
         calls = rng.randint(1, 3)
-        messages = [
+        messages: list[dict[str, Any]] = [
             {"role": "system", "content": "You are a coding agent."},
             {"role": "user", "content": " ".join(words).capitalize() + "."},
         ]

@@ -6,9 +6,9 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import config_option, database_option, resume_option, settings_options
 from ..db import open_db
-from .config import SFTSettings, build_settings, settings_options
+from .config import SFTSettings, resolve_settings
 
 
 @click.group(name="train")
@@ -17,15 +17,8 @@ def train_group():
 
 
 @train_group.command(name="sft")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="Settings file (.yaml, .json, .toml).")
-@click.option(
-    "--resume",
-    default=None,
-    is_flag=False,
-    flag_value="last",
-    metavar="[RUN_ID]",
-    help="Continue an interrupted run from its last checkpoint (the newest unfinished one if no id).",
-)
+@config_option
+@resume_option
 @click.option(
     "--print-config",
     is_flag=True,
@@ -41,23 +34,10 @@ def sft_command(config_file, resume, print_config, database, **options):
       cra train sft --config sft.yaml --max-steps 200
       cra train sft --resume            # after Ctrl-C or a crash
     """
-    from . import runs, sft
+    from . import sft
 
     db = open_db(database)
-    parent = None
-    if resume:
-        parent = runs.resumable_run(db, "sft", resume)
-        # The parent's settings, with anything given now on top (e.g. a larger --max-steps).
-        base_values = {k: v for k, v in parent["config"].items() if k in SFTSettings.model_fields}
-        if config_file:
-            from .config import read_config_file
-
-            base_values.update(read_config_file(config_file))
-        settings = build_settings(
-            SFTSettings, None, {**base_values, **{k: v for k, v in options.items() if v is not None}}
-        )
-    else:
-        settings = build_settings(SFTSettings, config_file, options)
+    settings, parent = resolve_settings(SFTSettings, "sft", db, config_file, resume, options)
     if print_config:
         click.echo(json.dumps(settings.model_dump(), indent=2))
         return

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError, MissingDependencyError
 
 DEFAULT_BASE = "meta-llama/Llama-3.1-8B-Instruct"
 # One budget for the whole path: `cra dataset build --max-tokens` defaults to it too. A Claude Code turn
@@ -134,31 +135,31 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise click.ClickException(f"cannot read config file {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
             data = json.loads(text)
         elif suffix == ".toml":
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
             try:
                 import yaml
             except ImportError as exc:
-                raise click.ClickException(
+                raise MissingDependencyError(
                     "YAML config files need PyYAML: pip install pyyaml (or use a .json or .toml file)"
                 ) from exc
             data = yaml.safe_load(text) or {}
         else:
-            raise click.ClickException(f"config file {path}: use a .yaml, .yml, .json or .toml file")
-    except click.ClickException:
+            raise ConfigError(f"config file {path}: use a .yaml, .yml, .json or .toml file")
+    except (ConfigError, MissingDependencyError):
         raise
     except Exception as exc:  # each parser has its own error type; all mean "fix the file"
-        raise click.ClickException(f"config file {path} is not valid {suffix[1:].upper()}: {exc}") from exc
+        raise ConfigError(f"config file {path} is not valid {suffix[1:].upper()}: {exc}") from exc
     if not isinstance(data, dict):
-        raise click.ClickException(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
+        raise ConfigError(f"config file {path} must hold a mapping of settings, not {type(data).__name__}")
     # A TOML/YAML file may group settings in a section named after the trainer ([sft]).
     if set(data) == {"sft"} and isinstance(data["sft"], dict):
         data = data["sft"]
@@ -175,42 +176,25 @@ def build_settings(model: type[BaseModel], config_file: str | None, overrides: d
         return model(**values)
     except ValidationError as exc:
         where = f"{config_file} and command-line options" if config_file else source
-        raise click.ClickException(_format_errors(exc, where)) from exc
+        raise ConfigError(_format_errors(exc, where)) from exc
 
 
-def _default_text(field) -> str:
-    default = field.get_default(call_default_factory=True)
-    if isinstance(default, list):
-        return ",".join(default)
-    if default is None:
-        return "none"
-    return str(default)
+def resolve_settings(model: type[BaseModel], kind: str, db, config_file: str | None, resume: str | None, options):
+    """(settings, the run to resume or None) for `cra train KIND`: defaults < the resumed run's
+    settings < the config file (or its [KIND] section) < options given on the command line."""
+    from . import runs
 
-
-def settings_options(model: type[BaseModel], skip: tuple[str, ...] = ()):
-    """Click options for every field of a settings model, each help line ending in its default.
-
-    Option defaults are None so that a config file's values are not overridden by defaults the user never typed.
-    """
-
-    def decorate(func):
-        for name, field in reversed(list(model.model_fields.items())):
-            if name in skip:
-                continue
-            flag = "--" + name.replace("_", "-")
-            help_text = f"{field.description} [default: {_default_text(field)}]"
-            annotation = field.annotation
-            if annotation is bool:
-                option = click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
-            elif get_origin(annotation) is Literal:
-                option = click.option(flag, name, type=click.Choice(get_args(annotation)), default=None, help=help_text)
-            elif annotation is int:
-                option = click.option(flag, name, type=int, default=None, help=help_text)
-            elif annotation is float:
-                option = click.option(flag, name, type=float, default=None, help=help_text)
-            else:  # str, optional str, list[str] (comma-separated)
-                option = click.option(flag, name, type=str, default=None, help=help_text)
-            func = option(func)
-        return func
-
-    return decorate
+    values: dict[str, Any] = {}
+    parent = None
+    if resume:
+        parent = runs.resumable_run(db, kind, resume)
+        # The parent's settings, with anything given now on top (e.g. a larger --max-steps).
+        values.update({k: v for k, v in parent["config"].items() if k in model.model_fields})
+    if config_file:
+        data = read_config_file(config_file)
+        if set(data) == {kind} and isinstance(data[kind], dict):  # a [grpo] / [ppo] / [reward] section
+            data = data[kind]
+        values.update(data)
+    values.update({k: v for k, v in options.items() if v is not None})
+    source = f"{config_file} and command-line options" if config_file else "options"
+    return build_settings(model, None, values, source=source), parent

@@ -1,4 +1,4 @@
-"""`cra train grpo`: GRPO from an SFT adapter, rewarded by the behavioral reward (cra/reward).
+"""`cra train grpo`: GRPO from an SFT adapter, rewarded by the behavioral reward (cra/behavioral_reward).
 
 For each real context (the conversation before one of Claude's actions) the policy samples
 `num_generations` next messages; each is scored against what Claude did there (no tool runs) and
@@ -16,14 +16,14 @@ completions on training contexts before and after.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import Field, model_validator
 
+from .. import progress
 from . import loading, rl, runs
+from .lifecycle import RLRun, make_graceful_stop
 from .rl import RLSettings
 
 
@@ -46,7 +46,7 @@ class GRPOSettings(RLSettings):
                 f"num_generations ({self.num_generations}): each step scores whole groups"
             )
         if self.weights:
-            from ..reward import parse_weights
+            from ..behavioral_reward import parse_weights
 
             parse_weights(self.weights)  # a typo fails now, not after the model loaded
         return self
@@ -89,10 +89,10 @@ def train_grpo(
     *,
     parent: dict[str, Any] | None = None,
     callbacks: tuple = (),
-    echo=click.echo,
+    echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. `parent`: an interrupted grpo run to resume."""
-    from ..reward import COMPONENTS, RewardScorer
+    from ..behavioral_reward import COMPONENTS, RewardScorer
 
     loading.require()
     sft = rl.sft_parent(db, settings.sft_run)
@@ -101,11 +101,11 @@ def train_grpo(
     sft_adapter = sft["metrics"]["adapter"]
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    run_id, output_dir = rl.start_run(db, "grpo", settings, sft, parent, echo)
-    if resume_from:
+    run = RLRun.start(db, "grpo", settings, sft, parent, echo)
+    output_dir = run.output_dir
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
-    started = time.time()
-    with runs.recorded_end(db, run_id, "grpo", output_dir):
+    with run:
         runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
@@ -118,15 +118,13 @@ def train_grpo(
         funcs = [_decoding(f, tokenizer) for f in funcs]
         eval_rows = rows[: settings.eval_prompts]
         before = None
-        if resume_from:  # the starting adapter was scored when the interrupted run began
+        if parent and resume_from:  # the starting adapter was scored when the interrupted run began
             before = (parent.get("metrics") or {}).get("reward_before")
         elif eval_rows:
             before = _expected_reward(model, tokenizer, eval_rows, scorer, settings)
 
         from datasets import Dataset
         from trl import GRPOTrainer
-
-        from .sft import make_graceful_stop
 
         stop = make_graceful_stop()
         trainer = GRPOTrainer(
@@ -161,23 +159,11 @@ def train_grpo(
             "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
         }
         if stop.requested:
-            metrics["wall_seconds"] = time.time() - started
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(
-                f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train grpo --resume {run_id}"
-            )
-            return runs.get_run(db, run_id)
+            return run.interrupted(metrics)
         if eval_rows:
             metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
         adapter_dir = rl.save_adapter(trainer.model, tokenizer, output_dir / "adapter")
-        metrics["adapter"] = str(adapter_dir)
-        metrics["wall_seconds"] = time.time() - started
-        rl.write_summary(output_dir, metrics)
-        runs.record_artifact(db, run_id, "adapter", adapter_dir, {"base": settings.base, "sft_run": sft["id"]})
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
-        final = runs.get_run(db, run_id)
-        echo(rl.summary_text(final))
-        return final
+        return run.completed(metrics, adapter_dir, "adapter", {"base": settings.base, "sft_run": sft["id"]})
 
 
 def _expected_reward(model, tokenizer, rows, scorer, settings: GRPOSettings) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import click
+from ..errors import ConfigError, MissingDependencyError, StageError
 
 from ..errors import ConfigError, NotFoundError
 
@@ -26,7 +26,7 @@ TRAIN_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 def require(modules=TRAIN_EXTRA, what: str = "Training") -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
-        raise click.ClickException(
+        raise MissingDependencyError(
             f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed: "
             "pip install 'cra[train]' (install torch for your platform first, e.g. pip install torch)"
         )
@@ -45,11 +45,11 @@ def resolve_backend(requested: str) -> str:
     has_unsloth = importlib.util.find_spec("unsloth") is not None
     if requested == "unsloth":
         if not cuda:
-            raise click.ClickException(
+            raise ConfigError(
                 "--backend unsloth needs a CUDA GPU and this machine has none: use --backend trl (or auto)"
             )
         if not has_unsloth:
-            raise click.ClickException("--backend unsloth needs unsloth: pip install 'cra[gpu]' (CUDA machines only)")
+            raise MissingDependencyError("--backend unsloth needs unsloth: pip install 'cra[gpu]' (CUDA machines only)")
         return "unsloth"
     if requested == "auto":
         return "unsloth" if cuda and has_unsloth else "trl"
@@ -140,7 +140,7 @@ def resolve_precision(setting: str) -> Precision:
 
             setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     if setting in ("bf16", "fp16") and not cuda:
-        raise click.ClickException(f"--precision {setting} needs a CUDA GPU: use --precision fp32 (or auto) on CPU")
+        raise ConfigError(f"--precision {setting} needs a CUDA GPU: use --precision fp32 (or auto) on CPU")
     return Precision(bf16=setting == "bf16", fp16=setting == "fp16", name=setting)
 
 
@@ -152,7 +152,7 @@ def resolve_optim(setting: str, load_in_4bit: bool) -> str:
         return "adamw_8bit" if cuda_available() and importlib.util.find_spec("bitsandbytes") else "adamw_torch"
     known = {o.value for o in OptimizerNames}
     if setting not in known:
-        raise click.ClickException(f"unknown optimizer {setting!r}: use auto or one of {', '.join(sorted(known))}")
+        raise ConfigError(f"unknown optimizer {setting!r}: use auto or one of {', '.join(sorted(known))}")
     return setting
 
 
@@ -176,7 +176,7 @@ def _target_modules(model, wanted: list[str]) -> list[str]:
         linear = sorted(
             {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)} - {"lm_head"}
         )
-        raise click.ClickException(
+        raise ConfigError(
             f"none of the LoRA target modules ({','.join(wanted)}) exist in this model: "
             f"pass --target-modules with some of {','.join(linear)}"
         )
@@ -189,6 +189,24 @@ class Loaded:
     tokenizer: Any
     target_modules: list[str]
     quantized: bool
+
+
+def quantization_kwargs(precision: Precision) -> dict[str, Any]:
+    """`from_pretrained` arguments that load a base in 4-bit NF4 with double quantization (QLoRA), for
+    every trainer: the quantization config and where the weights live."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
+    config = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=precision.torch_dtype,
+    )
+    # Under accelerate launch each process holds its own 4-bit copy on its own GPU.
+    device = int(os.environ.get("LOCAL_RANK", "0")) if torch.cuda.is_available() else "cpu"
+    return {"quantization_config": config, "device_map": {"": device}}
 
 
 def load_for_lora(settings, backend: str, precision: Precision) -> Loaded:
@@ -227,30 +245,23 @@ def _load_unsloth(settings, precision: Precision) -> Loaded:
 def _load_transformers(settings, precision: Precision) -> Loaded:
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     cuda = torch.cuda.is_available()
     try:
         tokenizer = AutoTokenizer.from_pretrained(settings.base)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load a tokenizer from {settings.base!r}: {exc}") from exc
+        raise StageError(f"cannot load a tokenizer from {settings.base!r}: {exc}") from exc
     _pad_token(tokenizer)
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if cuda and importlib.util.find_spec("flash_attn") is not None:
         kwargs["attn_implementation"] = "flash_attention_2"  # varlen kernels: packing without padding or mask cost
     if settings.load_in_4bit:
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.torch_dtype,
-        )
-        # Under accelerate launch each process holds its own 4-bit copy on its own GPU.
-        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))} if cuda else {"": "cpu"}
+        kwargs.update(quantization_kwargs(precision))
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load model {settings.base!r}: {exc}") from exc
+        raise StageError(f"cannot load model {settings.base!r}: {exc}") from exc
     if settings.load_in_4bit:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing(settings.gradient_checkpointing)

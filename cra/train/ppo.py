@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 from pydantic import Field, model_validator
 
+from .. import progress
+from ..errors import ConfigError
 from . import loading, rl, runs
+from .lifecycle import RLRun, make_graceful_stop
 from .rl import RLSettings
 
 
@@ -81,8 +83,6 @@ class _Interrupted(Exception):
 
 def _stop_after_save():
     """PPOTrainer's loop ignores should_training_stop: after Ctrl-C, stop once the checkpoint is saved."""
-    from .sft import make_graceful_stop
-
     stop = make_graceful_stop()
     cls = type(stop)
 
@@ -205,9 +205,9 @@ STEP_KEYS = {
 }
 
 
-def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo) -> dict[str, Any]:
+def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), echo=progress.echo) -> dict[str, Any]:
     """Train, record the run (kind `ppo`, parent: the SFT run), return its final `runs` row."""
-    from ..reward import RewardScorer
+    from ..behavioral_reward import RewardScorer
 
     loading.require()
     sft = rl.sft_parent(db, settings.sft_run)
@@ -219,23 +219,25 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
     rm_run = reward_run(db, settings.reward_run)
     settings.reward_run = str(rm_run["id"])
     if rm_run["base_model"] != settings.base:
-        raise click.ClickException(
+        raise ConfigError(
             f"reward run {rm_run['id']} is for base {rm_run['base_model']}, the policy's is {settings.base}: "
             "they must share a tokenizer"
         )
     start_adapter, steps_done = sft_adapter, 0
     if parent:
         checkpoint = runs.last_checkpoint(parent["output_dir"])
+        assert checkpoint is not None  # runs.resumable_run refuses a run without one
         start_adapter, steps_done = str(checkpoint), int(checkpoint.name.rsplit("-", 1)[-1])
         if steps_done >= settings.max_steps:
-            raise click.ClickException(
-                f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: pass a larger --max-steps"
+            raise ConfigError(
+                f"run {parent['id']} already reached step {steps_done} of {settings.max_steps}: "
+                "pass a larger --max-steps"
             )
-    run_id, output_dir = rl.start_run(db, "ppo", settings, sft, parent, echo)
+    run = RLRun.start(db, "ppo", settings, sft, parent, echo)
+    output_dir = run.output_dir
     if parent:
         echo(f"Resuming run {parent['id']} from {start_adapter} (step {steps_done}; optimizer and value model restart)")
-    started = time.time()
-    with runs.recorded_end(db, run_id, "ppo", output_dir):
+    with run:
         runs.set_cpu_threads(settings.cpu_threads)
         from transformers import set_seed
 
@@ -314,7 +316,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
             "sft_adapter": sft_adapter,
             "reward_run": rm_run["id"],
             "resumed_from": start_adapter if parent else None,
-            "train_seconds": time.time() - started,
+            "train_seconds": time.time() - run.started,
             **prompt_stats,
             "kl_coef": settings.kl_coef,
             "step_log": steps,
@@ -325,11 +327,7 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         }
         if interrupted:
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(
-                f"Run {run_id} interrupted at step {metrics['steps']}. Continue it with: cra train ppo --resume {run_id}"
-            )
-            return runs.get_run(db, run_id)
+            return run.interrupted(metrics)
         if eval_rows:
             metrics["reward_after"] = reward_model_scores(
                 trainer.model.policy,
@@ -344,17 +342,5 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
                 missing_eos_penalty=settings.missing_eos_penalty,
             )
         adapter_dir = rl.save_adapter(trainer.model.policy, tokenizer, output_dir / "adapter")
-        metrics["adapter"] = str(adapter_dir)
-        metrics["wall_seconds"] = time.time() - started
-        rl.write_summary(output_dir, metrics)
-        runs.record_artifact(
-            db,
-            run_id,
-            "adapter",
-            adapter_dir,
-            {"base": settings.base, "sft_run": sft["id"], "reward_run": rm_run["id"]},
-        )
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
-        final = runs.get_run(db, run_id)
-        echo(rl.summary_text(final))
-        return final
+        meta = {"base": settings.base, "sft_run": sft["id"], "reward_run": rm_run["id"]}
+        return run.completed(metrics, adapter_dir, "adapter", meta)

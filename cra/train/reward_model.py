@@ -11,16 +11,16 @@ the trained score head; `runs` records accuracy and margin before and after on t
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .. import chat
+from .. import chat, progress
+from ..errors import ConfigError, NotFoundError, StageError
 from . import loading, rl, runs
 from .config import ALL_PROJECTIONS
+from .lifecycle import RLRun, make_graceful_stop
 
 
 class RewardModelSettings(BaseModel):
@@ -71,12 +71,12 @@ class RewardModelSettings(BaseModel):
 
 
 def resolve_pairs(db, ref: str) -> tuple[Path, Path | None]:
-    from .sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
 
     try:
         return resolve_dataset(db, ref)
-    except click.ClickException as exc:
-        raise click.ClickException(
+    except NotFoundError as exc:
+        raise NotFoundError(
             f"no pairs {ref!r}: give a name from `cra dataset pairs`, a directory or a JSONL file"
         ) from exc
 
@@ -123,24 +123,16 @@ def tokenize_pairs(path: Path, tokenizer, max_length: int, family=None) -> tuple
 
 def load_sequence_classifier(base: str, precision, load_in_4bit: bool, merge_adapters=(), trainable: bool = True):
     """The base with a one-score head; each adapter in `merge_adapters` merged into the weights."""
-    import torch
     from peft import PeftConfig, PeftModel
-    from transformers import AutoModelForSequenceClassification, BitsAndBytesConfig
+    from transformers import AutoModelForSequenceClassification
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype, "num_labels": 1}
     if load_in_4bit:
-        loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.torch_dtype,
-        )
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+        kwargs.update(loading.quantization_kwargs(precision))
     try:
         model = AutoModelForSequenceClassification.from_pretrained(base, **kwargs)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load {base!r} with a classification head: {exc}") from exc
+        raise StageError(f"cannot load {base!r} with a classification head: {exc}") from exc
     for adapter in merge_adapters:
         # A causal-LM adapter on the same backbone: load it without its task type (which would wrap
         # the model for generation) and fold it into the weights.
@@ -161,11 +153,11 @@ def reward_run(db, run_ref: str) -> dict:
             db.query("SELECT id FROM runs WHERE kind = 'reward' AND status = 'completed' ORDER BY id DESC LIMIT 1")
         )
         if not rows:
-            raise click.ClickException("no completed reward run: train one with `cra train reward --pairs NAME`")
+            raise NotFoundError("no completed reward run: train one with `cra train reward --pairs NAME`")
         return runs.get_run(db, rows[0]["id"])
     run = runs.get_run(db, int(run_ref))
     if run["kind"] != "reward" or run["status"] != "completed":
-        raise click.ClickException(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
+        raise ConfigError(f"run {run['id']} is not a completed reward run ({run['kind']}, {run['status']})")
     return run
 
 
@@ -230,11 +222,11 @@ def _config(settings: RewardModelSettings, output_dir: Path, has_eval: bool):
     )
 
 
-def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callbacks: tuple = (), echo=click.echo):
+def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callbacks: tuple = (), echo=progress.echo):
     """Train, record the run (kind `reward`), return its final `runs` row."""
     loading.require()
     if not settings.pairs:
-        raise click.ClickException("no pairs: pass --pairs NAME|PATH (`cra dataset pairs` makes them)")
+        raise ConfigError("no pairs: pass --pairs NAME|PATH (`cra dataset pairs` makes them)")
     sft = rl.sft_parent(db, settings.sft_run)
     settings.sft_run = str(sft["id"])
     if settings.base is None:
@@ -242,11 +234,11 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
     sft_adapter = sft["metrics"]["adapter"]
     train_path, eval_path = resolve_pairs(db, settings.pairs)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
-    run_id, output_dir = rl.start_run(
-        db, "reward", settings, sft, parent, echo, dataset=settings.pairs, label="reward model"
+    run = RLRun.start(
+        db, "reward", settings, sft, parent, echo, dataset=settings.pairs, label="reward model", resumable=False
     )
-    started = time.time()
-    with runs.recorded_end(db, run_id, "reward", output_dir, resumable=False):
+    output_dir = run.output_dir
+    with run:
         runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
@@ -256,9 +248,9 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
             tokenize_pairs(eval_path, tokenizer, settings.max_length, family) if eval_path else ([], 0)
         )
         if not train_rows:
-            raise click.ClickException(
-                f"no usable pair in {train_path} ({skipped} longer than --max-length {settings.max_length} "
-                "or identical)"
+            raise StageError(
+                f"no usable pair in {train_path} "
+                f"({skipped} longer than --max-length {settings.max_length} or identical)"
             )
         from peft import LoraConfig, get_peft_model
         from transformers import set_seed
@@ -285,8 +277,6 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
 
         from datasets import Dataset
         from trl import RewardTrainer
-
-        from .sft import make_graceful_stop
 
         stop = make_graceful_stop()
         trainer = RewardTrainer(
@@ -326,18 +316,9 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
             "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
         }
         if stop.requested:
-            runs.finish_run(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
-            echo(f"Run {run_id} interrupted. Continue it with: cra train reward --resume {run_id}")
-            return runs.get_run(db, run_id)
+            return run.interrupted(metrics)
         metrics["accuracy_after"] = pair_accuracy(trainer.model, scored, tokenizer.pad_token_id)
         adapter_dir = output_dir / "adapter"
         trainer.model.save_pretrained(str(adapter_dir))  # LoRA weights and the score head (modules_to_save)
         tokenizer.save_pretrained(str(adapter_dir))
-        metrics["adapter"] = str(adapter_dir)
-        metrics["wall_seconds"] = time.time() - started
-        rl.write_summary(output_dir, metrics)
-        runs.record_artifact(db, run_id, "reward_model", adapter_dir, {"base": settings.base, "sft_run": sft["id"]})
-        runs.finish_run(db, run_id, "completed", metrics=metrics)
-        final = runs.get_run(db, run_id)
-        echo(rl.summary_text(final))
-        return final
+        return run.completed(metrics, adapter_dir, "reward_model", {"base": settings.base, "sft_run": sft["id"]})

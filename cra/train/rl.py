@@ -2,7 +2,7 @@
 
 Prompts are real contexts from the SFT dataset: each conversation cut before one of Claude's
 assistant messages, rendered with the chat template (generation prompt appended); the model writes
-the next assistant message and the behavioral reward (cra/reward) compares it with what Claude did
+the next assistant message and the behavioral reward (cra/behavioral_reward) compares it with what Claude did
 there. Nothing is executed. Heavy imports stay inside functions.
 """
 
@@ -13,9 +13,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Literal
 
-import click
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..errors import ConfigError, NotFoundError, StageError
 from . import runs
 
 
@@ -79,22 +79,22 @@ def sft_parent(db, ref: str) -> dict[str, Any]:
             db.query("SELECT id FROM runs WHERE kind = 'sft' AND status = 'completed' ORDER BY id DESC LIMIT 1")
         )
         if not rows:
-            raise click.ClickException(
+            raise NotFoundError(
                 "no completed SFT run to start from: train one with `cra train sft` (RL starts from its adapter)"
             )
         run = runs.get_run(db, rows[0]["id"])
     else:
         run = runs.get_run(db, int(ref))
         if run["kind"] != "sft":
-            raise click.ClickException(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
+            raise ConfigError(f"run {run['id']} is a {run['kind']} run: RL starts from an sft run")
         if run["status"] != "completed":
-            raise click.ClickException(
-                f"sft run {run['id']} is {run['status']}, not completed: finish it first "
-                f"(cra train sft --resume {run['id']})"
+            raise ConfigError(
+                f"sft run {run['id']} is {run['status']}, not completed: "
+                f"finish it first (cra train sft --resume {run['id']})"
             )
     adapter = (run.get("metrics") or {}).get("adapter")
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
-        raise click.ClickException(f"sft run {run['id']} has no adapter on disk ({adapter}): train a new one")
+        raise NotFoundError(f"sft run {run['id']} has no adapter on disk ({adapter}): train a new one")
     return run
 
 
@@ -105,34 +105,8 @@ def fill_from_parent(settings, parent: dict[str, Any]):
     if settings.dataset is None:
         settings.dataset = parent["dataset"]
     if not settings.dataset:
-        raise click.ClickException("no dataset: pass --dataset (the SFT run recorded none)")
+        raise ConfigError("no dataset: pass --dataset (the SFT run recorded none)")
     return settings
-
-
-def start_run(
-    db,
-    kind: str,
-    settings,
-    sft: dict[str, Any],
-    parent: dict[str, Any] | None,
-    echo,
-    *,
-    dataset: str | None = None,
-    label: str | None = None,
-) -> tuple[int, Path]:
-    """Register an RL-stage run (its parent: the run it resumes, else the SFT run) and say where it goes."""
-    run = runs.start_run(
-        db,
-        kind=kind,
-        base_model=settings.base,
-        dataset=dataset or settings.dataset,
-        config=settings.model_dump(),
-        runs_dir=settings.runs_dir,
-        parent_run=parent["id"] if parent else sft["id"],
-    )
-    run_id, output_dir = run["id"], Path(run["output_dir"])
-    echo(f"Run {run_id} ({label or kind} from sft run {sft['id']}) -> {output_dir}")
-    return run_id, output_dir
 
 
 # -- models ------------------------------------------------------------------------------------------------
@@ -149,7 +123,7 @@ def load_tokenizer(settings, adapter_dir: str | None):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load a tokenizer from {source!r}: {exc}") from exc
+        raise StageError(f"cannot load a tokenizer from {source!r}: {exc}") from exc
     loading._pad_token(tokenizer)
     chat.resolve_family(tokenizer, settings.chat_template)  # installs a template file or cra's ChatML
     return tokenizer
@@ -157,25 +131,17 @@ def load_tokenizer(settings, adapter_dir: str | None):
 
 def load_causal_lm(settings, precision, *, trainable: bool = True):
     """The base causal LM (4-bit NF4 when asked), ready for adapter training."""
-    import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     from . import loading
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if settings.load_in_4bit:
-        loading.require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=precision.torch_dtype,
-        )
-        kwargs["device_map"] = {"": 0} if torch.cuda.is_available() else {"": "cpu"}
+        kwargs.update(loading.quantization_kwargs(precision))
     try:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot load model {settings.base!r}: {exc}") from exc
+        raise StageError(f"cannot load model {settings.base!r}: {exc}") from exc
     if settings.load_in_4bit and trainable:
         from peft import prepare_model_for_kbit_training
 
@@ -208,8 +174,8 @@ def save_adapter(model, tokenizer, out_dir: Path) -> Path:
 def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
     """[{prompt, context}] from the dataset's train split: one per assistant message that fits."""
     from .. import chat
-    from ..reward import contexts_from_example
-    from .sft import resolve_dataset
+    from ..behavioral_reward import contexts_from_example
+    from ..dataset.files import resolve_dataset
 
     family = chat.resolve_family(tokenizer, settings.chat_template)
     train_path, _ = resolve_dataset(db, settings.dataset)
@@ -231,7 +197,7 @@ def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
                     return rows, stats
     stats["prompts"] = len(rows)
     if not rows:
-        raise click.ClickException(
+        raise StageError(
             f"no usable context in {train_path}: every assistant message's context is longer than "
             f"--max-prompt-length {settings.max_prompt_length} tokens (or the dataset has no assistant messages)"
         )
@@ -268,7 +234,8 @@ def mean_reward(
     model.eval()
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    totals, per = [], {}
+    totals: list[float] = []
+    per: dict[str, list[float]] = {}
     sampling = samples > 0
     torch.manual_seed(seed)
     try:
@@ -318,10 +285,6 @@ def step_log(log_history: list[dict], keys: dict[str, str]) -> list[dict]:
                 row[ours] = entry[theirs]
         out.append(row)
     return out
-
-
-def write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
-    (output_dir / "summary.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _fmt(value, spec=".3f") -> str:

@@ -6,57 +6,39 @@ continues an interrupted run from its last checkpoint with the parent's settings
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from ..cli import database_option
+from ..cli_options import config_option, database_option, resume_option, settings_options
 from ..db import open_db
-from .config import build_settings, read_config_file, settings_options
+from .config import resolve_settings
 from .grpo import GRPOSettings
 from .ppo import PPOSettings
 from .reward_model import RewardModelSettings
 
 
-def _resume_option(func):
-    return click.option(
-        "--resume",
-        default=None,
-        is_flag=False,
-        flag_value="last",
-        metavar="[RUN_ID]",
-        help="Continue an interrupted run from its last checkpoint (the newest unfinished one if no id).",
-    )(func)
+def _trainer_command(kind: str, model, trainer: str, help_text: str) -> click.Command:
+    """`cra train KIND`: settings from `model`'s options, --config and --resume, then `trainer`
+    ("module:function" in cra.train, imported when the command runs) trains and records the run."""
+
+    def command(config_file, resume, database, **options):
+        module, function = trainer.split(":")
+        train = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        db = open_db(database)
+        settings, parent = resolve_settings(model, kind, db, config_file, resume, options)
+        train(settings, db, parent=parent)
+
+    command.__doc__ = help_text
+    for decorate in reversed((config_option, resume_option, settings_options(model), database_option)):
+        command = decorate(command)
+    return click.command(name=kind)(command)
 
 
-def _config_option(func):
-    return click.option(
-        "--config", "config_file", type=click.Path(dir_okay=False), help="Settings file (.yaml, .json, .toml)."
-    )(func)
-
-
-def resolve_settings(model, kind: str, db, config_file, resume, options):
-    """(settings, parent run to resume or None): defaults < parent's settings < config file < options."""
-    from . import runs
-
-    values: dict = {}
-    parent = None
-    if resume:
-        parent = runs.resumable_run(db, kind, resume)
-        values.update({k: v for k, v in parent["config"].items() if k in model.model_fields})
-    if config_file:
-        data = read_config_file(config_file)
-        if set(data) == {kind} and isinstance(data[kind], dict):  # a [grpo] / [ppo] / [reward] section
-            data = data[kind]
-        values.update(data)
-    values.update({k: v for k, v in options.items() if v is not None})
-    return build_settings(model, None, values, source=config_file or "options"), parent
-
-
-@click.command(name="grpo")
-@_config_option
-@_resume_option
-@settings_options(GRPOSettings)
-@database_option
-def grpo_command(config_file, resume, database, **options):
+grpo_command = _trainer_command(
+    "grpo",
+    GRPOSettings,
+    "grpo:train_grpo",
     """GRPO from an SFT adapter with the behavioral reward (docs/rl.md).
 
     Prompts are real contexts from the dataset (the conversation before one of Claude's actions); the
@@ -66,40 +48,26 @@ def grpo_command(config_file, resume, database, **options):
       cra train grpo                          # newest completed SFT run, its base and dataset
       cra train grpo --sft-run 3 --max-steps 200 --num-generations 8
       cra train grpo --resume
-    """
-    from .grpo import train_grpo
+    """,
+)
 
-    db = open_db(database)
-    settings, parent = resolve_settings(GRPOSettings, "grpo", db, config_file, resume, options)
-    train_grpo(settings, db, parent=parent)
-
-
-@click.command(name="reward")
-@_config_option
-@_resume_option
-@settings_options(RewardModelSettings)
-@database_option
-def reward_command(config_file, resume, database, **options):
+reward_command = _trainer_command(
+    "reward",
+    RewardModelSettings,
+    "reward_model:train_reward_model",
     """Train a reward model (sequence classification head, LoRA) on preference pairs with TRL's RewardTrainer.
 
     \b
       cra dataset pairs --name pairs
       cra train reward --pairs pairs              # initialised from the newest completed SFT run
       cra train reward --pairs pairs --no-from-sft --base Qwen/Qwen2.5-0.5B-Instruct
-    """
-    from .reward_model import train_reward_model
+    """,
+)
 
-    db = open_db(database)
-    settings, parent = resolve_settings(RewardModelSettings, "reward", db, config_file, resume, options)
-    train_reward_model(settings, db, parent=parent)
-
-
-@click.command(name="ppo")
-@_config_option
-@_resume_option
-@settings_options(PPOSettings)
-@database_option
-def ppo_command(config_file, resume, database, **options):
+ppo_command = _trainer_command(
+    "ppo",
+    PPOSettings,
+    "ppo:train_ppo",
     """PPO from an SFT adapter, scored by a reward model from `cra train reward` (docs/rl.md).
 
     Policy: the SFT adapter; value model: initialised from the reward model; a frozen copy of the SFT
@@ -108,9 +76,5 @@ def ppo_command(config_file, resume, database, **options):
     \b
       cra train ppo                               # newest SFT run and newest reward run
       cra train ppo --reward-run 5 --episodes 512
-    """
-    from .ppo import train_ppo
-
-    db = open_db(database)
-    settings, parent = resolve_settings(PPOSettings, "ppo", db, config_file, resume, options)
-    train_ppo(settings, db, parent=parent)
+    """,
+)

@@ -13,10 +13,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import click
 import sqlite_utils
 
 from ..db import cra_home
+from ..errors import ConfigError, CraError, NotFoundError, StageError
 
 STATUSES = ("running", "completed", "failed", "interrupted")
 
@@ -48,6 +48,7 @@ def start_run(
             (kind, base_model, dataset, json.dumps(config, sort_keys=True), now_iso(), parent_run),
         )
         run_id = cursor.lastrowid
+        assert run_id is not None  # an INSERT's row
         output_dir = (root / f"{kind}-{run_id:04d}").resolve()
         db.conn.execute("UPDATE runs SET output_dir = ? WHERE id = ?", (str(output_dir), run_id))
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -85,7 +86,7 @@ def wait_for_launch_run(db: sqlite_utils.Database, kind: str, config: dict[str, 
         if rows:
             return get_run(db, rows[0]["id"])
         if time.time() > deadline:
-            raise click.ClickException(
+            raise StageError(
                 f"rank {os.environ.get('RANK')} found no run registered by rank 0 within {timeout:.0f} s: "
                 "multi-GPU runs need every process on one machine, sharing CRA_HOME"
             )
@@ -110,7 +111,7 @@ def finish_run(
 
 
 class recorded_end:
-    """Records a run that ends by an exception, then says so as a ClickException.
+    """Records a run that ends by an exception, then says so as a StageError.
 
     A second Ctrl-C (KeyboardInterrupt): `interrupted`, with the last checkpoint and the resume
     command (`resumable`, else just "aborted"); anything else: `failed`, with the error and its
@@ -141,7 +142,7 @@ class recorded_end:
         if issubclass(exc_type, KeyboardInterrupt):
             if not self.resumable:
                 self.finish(db, run_id, "interrupted", error="aborted by a second Ctrl-C")
-                raise click.ClickException(f"run {run_id} aborted") from None
+                raise StageError(f"run {run_id} aborted") from None
             checkpoint = last_checkpoint(self.output_dir)
             metrics: dict[str, Any] = {"last_checkpoint": str(checkpoint or "")}
             if self.started is not None:
@@ -152,13 +153,13 @@ class recorded_end:
                 if checkpoint
                 else "no checkpoint was saved yet: start a new run"
             )
-            raise click.ClickException(f"run {run_id} aborted; {hint}") from None
+            raise StageError(f"run {run_id} aborted; {hint}") from None
         if issubclass(exc_type, Exception):
             error = f"{exc_type.__name__}: {exc}"
             trace = "".join(traceback.format_exception(exc_type, exc, tb, limit=8))
             self.finish(db, run_id, "failed", error=error + "\n" + trace)
-            message = exc.message if isinstance(exc, click.ClickException) else error
-            raise click.ClickException(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
+            message = str(exc) if isinstance(exc, CraError) else error
+            raise StageError(f"run {run_id} failed: {message} (recorded: cra runs show {run_id})") from exc
         return False
 
 
@@ -211,6 +212,7 @@ def record_artifact(
             "INSERT INTO artifacts (run_id, kind, path, bytes, created_at, meta) VALUES (?, ?, ?, ?, ?, ?)",
             (run_id, kind, str(path), size, now_iso(), json.dumps(meta, sort_keys=True) if meta else None),
         )
+    assert cursor.lastrowid is not None  # an INSERT's row
     return cursor.lastrowid
 
 
@@ -225,7 +227,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 def get_run(db: sqlite_utils.Database, run_id: int) -> dict[str, Any]:
     rows = list(db.query("SELECT * FROM runs WHERE id = ?", [run_id]))
     if not rows:
-        raise click.ClickException(f"no run {run_id}: `cra runs` lists the recorded runs")
+        raise NotFoundError(f"no run {run_id}: `cra runs` lists the recorded runs")
     return _decode(rows[0])
 
 
@@ -240,6 +242,23 @@ def list_runs(db: sqlite_utils.Database, kind: str | None = None, limit: int | N
 
 def run_artifacts(db: sqlite_utils.Database, run_id: int) -> list[dict[str, Any]]:
     return [_decode(r) for r in db.query("SELECT * FROM artifacts WHERE run_id = ? ORDER BY id", [run_id])]
+
+
+def adapter_dir(db: sqlite_utils.Database, run: dict[str, Any]) -> str | None:
+    """The run's PEFT adapter directory: the newest recorded `adapter` artifact still on disk, else
+    <output_dir>/adapter; None when neither holds an adapter (a failed or unfinished run)."""
+    rows = db.query("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]])
+    candidates = [r["path"] for r in rows] + [str(Path(run["output_dir"]) / "adapter")]
+    return next((c for c in candidates if (Path(c) / "adapter_config.json").is_file()), None)
+
+
+def newest_with_adapter(db: sqlite_utils.Database) -> dict[str, Any] | None:
+    """RUN 'last' for eval, export and auto: the newest completed run whose adapter is on disk."""
+    for row in db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"):
+        run = get_run(db, row["id"])
+        if adapter_dir(db, run) is not None:
+            return run
+    return None
 
 
 def last_checkpoint(output_dir: str | os.PathLike) -> Path | None:
@@ -266,16 +285,16 @@ def resumable_run(db: sqlite_utils.Database, kind: str, ref: str) -> dict[str, A
             )
         )
         if not rows:
-            raise click.ClickException(f"no unfinished {kind} run to resume: `cra runs` lists the runs")
+            raise NotFoundError(f"no unfinished {kind} run to resume: `cra runs` lists the runs")
         run = get_run(db, rows[0]["id"])
     else:
         if not ref.isdigit():
-            raise click.ClickException(f"--resume takes a run id or 'last', not {ref!r}")
+            raise ConfigError(f"--resume takes a run id or 'last', not {ref!r}")
         run = get_run(db, int(ref))
         if run["kind"] != kind:
-            raise click.ClickException(f"run {run['id']} is a {run['kind']} run, not {kind}")
+            raise ConfigError(f"run {run['id']} is a {run['kind']} run, not {kind}")
     if last_checkpoint(run["output_dir"]) is None:
-        raise click.ClickException(
+        raise NotFoundError(
             f"run {run['id']} has no checkpoint to resume from (in {run['output_dir']}/checkpoints): start a new run"
         )
     return run

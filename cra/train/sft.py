@@ -11,61 +11,18 @@ Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed p
 from __future__ import annotations
 
 import hashlib
-import json
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import click
-
-from .. import chat
-from ..errors import InputFormatError, NotFoundError
+from .. import chat, progress
+from ..dataset.files import newest_dataset, resolve_dataset
+from ..errors import ConfigError, InputFormatError, NotFoundError
 from . import loading, runs
 from .config import SFTSettings
+from .lifecycle import make_graceful_stop, write_summary
 
 # -- data --------------------------------------------------------------------------------------------------
-
-
-def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
-    """(train.jsonl, eval.jsonl or None) for a dataset name, a directory, or a JSONL file."""
-    path = Path(ref).expanduser()
-    if not path.exists() and "datasets" in db.table_names():
-        rows = list(db.query("SELECT path FROM datasets WHERE name = ? ORDER BY id DESC LIMIT 1", [ref]))
-        if rows:
-            path = Path(rows[0]["path"])
-    if path.is_dir():
-        train = path / "train.jsonl"
-        if not train.is_file():
-            raise click.ClickException(
-                f"dataset directory {path} has no train.jsonl: build one with `cra dataset build`"
-            )
-        evals = [path / name for name in ("eval.jsonl", "validation.jsonl", "test.jsonl") if (path / name).is_file()]
-        return train, evals[0] if evals else None
-    if path.is_file():
-        sibling = path.with_name(path.name.replace("train", "eval")) if "train" in path.name else None
-        return path, sibling if sibling and sibling.is_file() else None
-    raise click.ClickException(
-        f"no dataset {ref!r}: give a name from `cra dataset build`, a directory with train.jsonl, or a JSONL file"
-    )
-
-
-def newest_dataset(db, echo=click.echo) -> str:
-    """The name of the newest SFT dataset `cra dataset build` recorded (for a run without --dataset)."""
-    row = None
-    if "datasets" in db.table_names():
-        row = next(
-            iter(db.query("SELECT id, name, created_at FROM datasets WHERE kind = 'sft' ORDER BY id DESC LIMIT 1")),
-            None,
-        )
-    if row is None:
-        raise NotFoundError(
-            "no dataset: build one with `cra dataset build` (the newest is used when --dataset is not given), "
-            "or pass --dataset DIR|FILE"
-        )
-    echo(f"No --dataset given: using {row['name']} (#{row['id']}, built {row['created_at']}), the newest dataset.")
-    return row["name"]
 
 
 def _has_rows(path: Path) -> bool:
@@ -77,7 +34,7 @@ def load_splits(train_path: Path, eval_path: Path | None):
     from datasets import load_dataset
 
     if not _has_rows(train_path):
-        raise click.ClickException(f"{train_path} holds no examples: build a dataset with training examples")
+        raise InputFormatError(f"{train_path} holds no examples: build a dataset with training examples")
     if eval_path and not _has_rows(eval_path):
         eval_path = None  # an empty eval split is the same as none
     files = {"train": str(train_path)}
@@ -86,63 +43,18 @@ def load_splits(train_path: Path, eval_path: Path | None):
     try:
         data = load_dataset("json", data_files=files)
     except Exception as exc:  # datasets raises several types for unreadable JSON
-        raise click.ClickException(f"cannot read the dataset ({train_path}): {exc}") from exc
+        raise InputFormatError(f"cannot read the dataset ({train_path}): {exc}") from exc
     if "messages" not in data["train"].column_names:
-        raise click.ClickException(
+        raise InputFormatError(
             f"{train_path} has no 'messages' column: cra trains on openai-format conversations (`cra dataset build`)"
         )
     if len(data["train"]) == 0:
-        raise click.ClickException(f"{train_path} holds no examples")
+        raise InputFormatError(f"{train_path} holds no examples")
     keep = [c for c in ("messages", "tools") if c in data["train"].column_names]
     return data["train"].select_columns(keep), (data["eval"].select_columns(keep) if eval_path else None)
 
 
 # -- callbacks ---------------------------------------------------------------------------------------------
-
-
-def _callback_base():
-    from transformers import TrainerCallback
-
-    return TrainerCallback
-
-
-def make_graceful_stop():
-    """Ctrl-C once: finish the current step, save a resumable checkpoint, stop. Twice: abort at once."""
-
-    class GracefulStop(_callback_base()):
-        def __init__(self):
-            self.requested = False
-            self._previous = None
-
-        def request(self, *_):
-            self.requested = True
-            click.echo("\nStopping after this step and saving a checkpoint (Ctrl-C again to abort now)...", err=True)
-            signal.signal(signal.SIGINT, self._previous or signal.default_int_handler)
-
-        def install(self):
-            if threading.current_thread() is threading.main_thread():
-                self._previous = signal.signal(signal.SIGINT, self.request)
-
-        def uninstall(self):
-            if self._previous is not None:
-                signal.signal(signal.SIGINT, self._previous)
-                self._previous = None
-
-        def train(self, trainer, resume_from=None):
-            """trainer.train() with Ctrl-C handled by this callback (which must be among its callbacks)."""
-            self.install()
-            try:
-                return trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-            finally:
-                self.uninstall()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.requested:
-                control.should_save = True
-                control.should_training_stop = True
-            return control
-
-    return GracefulStop()
 
 
 class TokenCounter:
@@ -228,7 +140,7 @@ def _prepare(dataset, tokenizer, family, settings: SFTSettings, split: str, stat
     stats[f"{split}_examples"] = len(dataset)
     stats[f"{split}_dropped"] = total - len(dataset)
     if len(dataset) == 0:
-        raise click.ClickException(
+        raise ConfigError(
             f"no {split} example has an assistant token within --max-length {limit}: raise --max-length "
             "(the system prompt and tool schemas come first), or build the dataset for this length "
             f"(`cra dataset build --base BASE --max-tokens {limit}`)"
@@ -266,11 +178,21 @@ def train_sft(
     *,
     parent: dict[str, Any] | None = None,
     callbacks: tuple = (),
-    echo=click.echo,
+    echo=progress.echo,
 ) -> dict[str, Any]:
-    """Train, record the run, return its final `runs` row. Raises ClickException on a failed run."""
+    """Train, record the run, return its final `runs` row. Raises StageError on a failed run."""
     if not settings.dataset:
-        settings = settings.model_copy(update={"dataset": newest_dataset(db, echo)})
+        newest = newest_dataset(db)
+        if newest is None:
+            raise NotFoundError(
+                "no dataset: build one with `cra dataset build` (the newest is used when --dataset is not given), "
+                "or pass --dataset DIR|FILE"
+            )
+        echo(
+            f"No --dataset given: using {newest['name']} (#{newest['id']}, built {newest['created_at']}), "
+            "the newest dataset."
+        )
+        settings = settings.model_copy(update={"dataset": newest["name"]})
     backend = loading.resolve_backend(settings.backend)
     loading.check_base(settings.base)  # a hub id with no hub to reach fails now, not after retries
     loading.import_backend(backend)  # before datasets/trl/transformers/peft
@@ -296,9 +218,9 @@ def train_sft(
             parent_run=parent["id"] if parent else None,
         )
     run_id, output_dir = run["id"], Path(run["output_dir"])
-    finish, record, summarize = (runs.finish_run, runs.record_artifact, _write_summary) if main else (_skip,) * 3
+    finish, record, summarize = (runs.finish_run, runs.record_artifact, write_summary) if main else (_skip,) * 3
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
-    if resume_from:
+    if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     threads_before = None
     started = time.time()
@@ -392,10 +314,6 @@ def train_sft(
             import torch
 
             torch.set_num_threads(threads_before)
-
-
-def _write_summary(output_dir: Path, metrics: dict[str, Any]) -> None:
-    (output_dir / "summary.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
 
 
 def _fmt(value, spec=".4f") -> str:

@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..db import open_db
 from . import importer
+from .show import prompt_display
 
 
 def _summary_line(r: importer.ImportResult) -> str:
@@ -54,7 +55,8 @@ def import_command(paths, database, as_json):
         except OSError:
             sizes[f] = 0
     result = importer.ImportResult()
-    with click.progressbar(
+    # A length and no iterable: click cannot name the item type the bar shows.
+    with click.progressbar(  # type: ignore[var-annotated]
         length=max(sum(sizes.values()), 1),
         label=f"Importing {len(files)} files",
         file=sys.stderr,
@@ -106,20 +108,6 @@ WHERE {where}
 ORDER BY started DESC
 LIMIT ?
 """
-
-
-def prompt_display(text: str | None) -> str:
-    """A prompt as the user typed it: slash-command markup becomes `/name args`."""
-    if not text:
-        return ""
-    if "<command-name>" in text:
-        import re
-
-        name = re.search(r"<command-name>(.*?)</command-name>", text, re.S)
-        args = re.search(r"<command-args>(.*?)</command-args>", text, re.S)
-        if name:
-            return (name.group(1).strip() + " " + (args.group(1).strip() if args else "")).strip()
-    return text
 
 
 @click.command(name="sessions")

@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -63,8 +64,7 @@ def discover(paths):
             found.extend(batch)
         else:
             found.append(p)  # a file (or something missing: reported when read)
-    seen = set()
-    return [f for f in found if not (f in seen or seen.add(f))]
+    return list(dict.fromkeys(found))  # duplicates dropped, first place kept
 
 
 def ingest_file(con, path, normalizer, result, savepoints=True):
@@ -158,7 +158,8 @@ def _ingest_json_array(con, path, on_lines, savepoints):
             (path, session_id),
         )
         next_id = con.execute("SELECT coalesce(max(id), 0) + 1 FROM transcript_lines").fetchone()[0]
-        params, rows = [], []
+        params: list[tuple] = []
+        rows: list[tuple] = []
         for i, entry in enumerate(data[done:], start=done):
             raw = json.dumps(entry, ensure_ascii=False)
             e = entry if isinstance(entry, dict) else None
@@ -270,16 +271,20 @@ class _Batches:
         self.con, self.normalizer, self.result, self.ingest = con, normalizer, result, ingest
         self.suspended = []  # what _suspend_fts_inserts returned, for _catch_up_fts
         self.files = []  # ingested in this batch: their turns are rebuilt before it commits
-        self.start = None  # the normaliser's and result's state when the batch began, for _redo
+        self.start: tuple | None = None  # the normaliser's and result's state when the batch began, for _redo
         self.outer = con.in_transaction  # a caller's own transaction: nest in it, commit nothing
 
     def __enter__(self):
         return self
 
+    def _start(self) -> tuple:
+        assert self.start is not None  # set when a batch begins
+        return self.start
+
     def add(self, path):
         """Ingest one file into the current batch (committing the previous one if it is full)."""
         if not self.outer:
-            if self.con.in_transaction and self.result.bytes_read - self.start[1] >= BATCH_BYTES:
+            if self.con.in_transaction and self.result.bytes_read - self._start()[1] >= BATCH_BYTES:
                 self._commit()
             if not self.con.in_transaction:
                 self._begin()
@@ -317,7 +322,7 @@ class _Batches:
             files = [f for f in self.files if f not in failed]
             self.con.execute("ROLLBACK")  # (the FTS triggers come back with it)
             self.suspended = []
-            normalizer_state, bytes_read, files_changed, lines = self.start
+            normalizer_state, bytes_read, files_changed, lines = self._start()
             self.normalizer.restore(normalizer_state)
             self.result.bytes_read, self.result.files_changed, self.result.lines = bytes_read, files_changed, lines
             self._begin()
@@ -440,7 +445,7 @@ def _collector_paused():
 # clears an AttributeError: about 3,000 instructions per parameter, a tenth of an import's
 # instructions (raw lines are bound as bytes, and message rows carry many NULLs). An adapter
 # registered for the type is found first; these return the value as it is, so nothing stored changes.
-_PLAIN_ADAPTERS = {type(None): lambda value: value, bytes: lambda value: value}
+_PLAIN_ADAPTERS: dict[type, Callable] = {type(None): lambda value: value, bytes: lambda value: value}
 
 
 @contextmanager
@@ -474,8 +479,7 @@ def known_files(con):
         if p.endswith(".jsonl"):
             paths.append(p)
             paths.extend(transcript_tail.subagent_files(p))
-    seen = set()
-    return [p for p in paths if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(paths))  # duplicates dropped, first place kept
 
 
 def sync(con, session_id=None):

@@ -20,7 +20,7 @@ from claude_hooks import capture, transcript_tail
 try:
     import orjson
 except ImportError:  # a dependency, but cra still imports (more slowly) without it
-    orjson = None
+    orjson = None  # type: ignore[assignment]
 
 _safe = capture._safe_text
 # Parses a line's bytes without decoding them first (transcript_tail.parse_lines' loads_bytes).
@@ -186,8 +186,8 @@ class Normalizer:
         if file_aid and path not in self._meta_done:
             self._meta_done.add(path)
             _subagent_meta(con, path, file_sid, file_aid)
-        messages = []
-        calls = []  # ("use", ...) / ("result", ...) / ("summary", ...) in file order
+        messages: list[tuple] = []
+        calls: list[tuple] = []  # ("use", ...) / ("result", ...) / ("summary", ...) in file order
         last_id = 0
         for line_id, line_no, entry in rows:
             last_id = line_id
@@ -220,9 +220,9 @@ class Normalizer:
             cur = con.executemany(_MESSAGES_SQL, messages)
             self.counts["messages"] += max(cur.rowcount, 0)
         if calls:
-            statements = []
+            statements: list[tuple] = []
             known = _known_calls(con, [op[1]["id"] for op in calls if op[0] == "use"])
-            unanswered = {}  # tool_use_id -> index in statements of its INSERT, until its result comes
+            unanswered: dict[str, int] = {}  # tool_use_id -> index in statements of its INSERT, until its result comes
             for op in calls:
                 if op[0] == "use":
                     self._tool_use(con, statements, known, unanswered, *op[1:])

@@ -2,9 +2,23 @@
 
 import json
 
-import click
+from ..errors import ConfigError, NotFoundError
 
 INDENT = "    "
+
+
+def prompt_display(text: str | None) -> str:
+    """A prompt as the user typed it: slash-command markup becomes `/name args`."""
+    if not text:
+        return ""
+    if "<command-name>" in text:
+        import re
+
+        name = re.search(r"<command-name>(.*?)</command-name>", text, re.S)
+        args = re.search(r"<command-args>(.*?)</command-args>", text, re.S)
+        if name:
+            return (name.group(1).strip() + " " + (args.group(1).strip() if args else "")).strip()
+    return text
 
 
 def resolve_session(db, prefix: str) -> str:
@@ -19,9 +33,9 @@ def resolve_session(db, prefix: str) -> str:
         )
     ]
     if not ids:
-        raise click.ClickException(f"No session matches {prefix!r}. `cra sessions` lists them.")
+        raise NotFoundError(f"No session matches {prefix!r}. `cra sessions` lists them.")
     if len(ids) > 1 and prefix not in ids:
-        raise click.ClickException(
+        raise ConfigError(
             f"{prefix!r} matches several sessions ({', '.join(i[:12] for i in ids[:5])}...): give more of the id."
         )
     return prefix if prefix in ids else ids[0]
@@ -37,7 +51,7 @@ def _bounded(text, max_lines, full, width=160):
     lines = text.splitlines() or [""]
     if full:
         return lines
-    out = [l if len(l) <= width else l[: width - 1] + "…" for l in lines[:max_lines]]
+    out = [line if len(line) <= width else line[: width - 1] + "…" for line in lines[:max_lines]]
     if len(lines) > max_lines:
         out.append(f"… (+{len(lines) - max_lines} more lines)")
     return out
@@ -71,7 +85,7 @@ class _Renderer:
         self.calls = {
             r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
         }
-        self.agents_by_call = {}
+        self.agents_by_call: dict[str, list[dict]] = {}
         self.agents = list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id]))
         for a in self.agents:
             if a["parent_tool_use_id"]:
@@ -120,8 +134,6 @@ class _Renderer:
                 yield from self.assistant(m, pad, depth)
 
     def user(self, m, pad):
-        from .commands import prompt_display
-
         if m["is_compact_summary"]:
             c = self.compactions.get(m["uuid"])
             how = f" ({c['trigger']}, {c['pre_tokens']} tokens before)" if c and c["trigger"] else ""
@@ -193,7 +205,8 @@ class _Renderer:
         for agent in self.agents:
             if agent["agent_id"] not in self.shown_agents:
                 yield ""
-                yield f"┌ subagent {agent['agent_id']} ({agent['agent_type'] or 'subagent'}), its launching call not recorded"
+                kind = agent["agent_type"] or "subagent"
+                yield f"┌ subagent {agent['agent_id']} ({kind}), its launching call not recorded"
                 yield from self.stream(agent["agent_id"], 1)
 
 

@@ -79,7 +79,7 @@ def _summarise(t):
     rows = t["rows"]
     prompt = t["prompt"]
     assistants = [r for r in rows if r["role"] == "assistant"]
-    usage = {}
+    usage: dict[str, list[int]] = {}
     tool_calls = 0
     for r in assistants:
         tool_calls += r["tool_uses"] or 0
@@ -277,8 +277,10 @@ def _fill_session(con, session_id):
     con.execute(
         "INSERT INTO sessions (id, cwd, project_dir, model, started_at, transcript_path, client_version,"
         " first_event_at, last_event_at) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-        " cwd = coalesce(sessions.cwd, excluded.cwd), project_dir = coalesce(sessions.project_dir, excluded.project_dir),"
-        " model = coalesce(sessions.model, excluded.model), started_at = coalesce(sessions.started_at, excluded.started_at),"
+        " cwd = coalesce(sessions.cwd, excluded.cwd),"
+        " project_dir = coalesce(sessions.project_dir, excluded.project_dir),"
+        " model = coalesce(sessions.model, excluded.model),"
+        " started_at = coalesce(sessions.started_at, excluded.started_at),"
         " transcript_path = coalesce(sessions.transcript_path, excluded.transcript_path),"
         " client_version = excluded.client_version,"
         " first_event_at = min(coalesce(sessions.first_event_at, excluded.first_event_at), excluded.first_event_at),"

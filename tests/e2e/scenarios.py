@@ -129,7 +129,8 @@ _add(
                 [text("I'll start by listing the directory."), bash("ls -la", "List files in the working directory")],
                 [
                     thinking(
-                        "The user wants an overview. I will read hello.txt, grep for 'hello' and glob the Python files at once."
+                        "The user wants an overview. I will read hello.txt, grep for 'hello' and glob the Python "
+                        "files at once."
                     ),
                     text("Reading, searching and globbing in parallel."),
                     tool("Read", file_path="@WORK@/hello.txt"),

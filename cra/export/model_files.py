@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
+from ..errors import StageError
 
 
-class ExportError(click.ClickException):
+class ExportError(StageError):
     """An export refused (or failed) with a message that says what to do."""
 
 
@@ -295,12 +295,10 @@ def find_run(db, ref: str) -> dict[str, Any]:
             raise ExportError("no model promoted yet: `cra auto once` promotes one (or `cra auto promote RUN`)")
         return runs.get_run(db, promoted)
     if ref == "last":
-        rows = list(db.query("SELECT id FROM runs WHERE status = 'completed' ORDER BY id DESC"))
-        for row in rows:
-            run = runs.get_run(db, row["id"])
-            if run_adapter_dir(db, run) is not None:
-                return run
-        raise ExportError("no completed run with an adapter: train one with `cra train sft`")
+        run = runs.newest_with_adapter(db)
+        if run is None:
+            raise ExportError("no completed run with an adapter: train one with `cra train sft`")
+        return run
     if not ref.isdigit():
         raise ExportError(f"RUN is a run id, 'last' or 'promoted', not {ref!r} (`cra runs` lists them)")
     return runs.get_run(db, int(ref))
@@ -312,17 +310,6 @@ def promoted_run_id(db) -> int | None:
         return None
     row = db.execute("SELECT run_id FROM promotions WHERE current = 1").fetchone()
     return row[0] if row else None
-
-
-def run_adapter_dir(db, run: dict[str, Any]) -> Path | None:
-    rows = list(
-        db.query("SELECT path FROM artifacts WHERE run_id = ? AND kind = 'adapter' ORDER BY id DESC", [run["id"]])
-    )
-    candidates = [Path(r["path"]) for r in rows] + [Path(run["output_dir"]) / "adapter"]
-    for candidate in candidates:
-        if (candidate / "adapter_config.json").is_file():
-            return candidate
-    return None
 
 
 def run_for_adapter(db, adapter_dir: Path) -> dict[str, Any] | None:

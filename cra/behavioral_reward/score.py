@@ -1,6 +1,6 @@
 """Combining the components into one reward, and the same reward as TRL reward functions.
 
->>> from cra.reward import Context, score_text
+>>> from cra.behavioral_reward import Context, score_text
 >>> ctx = Context.build([{"role": "user", "content": "What is in a.py?"}], [],
 ...                    {"role": "assistant", "content": "", "tool_calls": [
 ...                        {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}]})
@@ -14,6 +14,7 @@ import json
 import statistics
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..chat.toolcalls import ParsedAction, parse_action
 from .components import BEHAVIOR_COMPONENTS, Component, agreement, format_validity
@@ -106,7 +107,7 @@ class RewardScorer:
     for the run registry.
     """
 
-    def __init__(self, weights: RewardWeights | None = None, cache_size: int = 4096):
+    def __init__(self, weights: RewardWeights | str | dict | None = None, cache_size: int = 4096):
         self.weights = parse_weights(weights)
         self.share = self.weights.effective()
         self._cache: OrderedDict = OrderedDict()
@@ -144,7 +145,7 @@ class RewardScorer:
     def _record(self, scores: list[Score]) -> None:
         if not scores:
             return
-        entry = {"n": len(scores)}
+        entry: dict[str, Any] = {"n": len(scores)}
         for name in ("total", *COMPONENTS):
             values = [s.total if name == "total" else s.components[name].score for s in scores]
             entry[name] = {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}

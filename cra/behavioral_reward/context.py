@@ -34,7 +34,7 @@ def result_failed(content: str | None, message: dict | None = None) -> bool:
             return bool(message["is_error"])
         if message.get("status"):
             return message["status"] in ("failure", "invalid", "blocked", "error")
-    return bool(content) and bool(_FAILURE.match(content)) and not _DENIAL.match(content)
+    return bool(content and _FAILURE.match(content) and not _DENIAL.match(content))
 
 
 @dataclass
@@ -118,8 +118,8 @@ class Context:
     @cached_property
     def turn_calls(self) -> list[PriorCall]:
         """Tool calls made in this turn before the action, in order, with their results."""
-        results: dict[str, tuple[str, dict]] = {}
-        unnamed: list[tuple[str, dict]] = []
+        results: dict[str, tuple[str, dict | None]] = {}
+        unnamed: list[tuple[str, dict | None]] = []
         for m in self.messages[self.turn_start :]:
             if m.get("role") == "tool":
                 entry = (_text(m.get("content")), m)
@@ -133,9 +133,9 @@ class Context:
                 continue
             action = action_from_message(m)
             for tc, parsed in zip(m.get("tool_calls") or (), action.calls):
-                entry = results.get(tc.get("id")) or (unnamed.pop(0) if unnamed else ("", None))
+                result = results.get(tc.get("id")) or (unnamed.pop(0) if unnamed else ("", None))
                 calls.append(
-                    PriorCall(parsed.name or "", parsed.arguments, entry[0], result_failed(entry[0], entry[1]))
+                    PriorCall(parsed.name or "", parsed.arguments, result[0], result_failed(result[0], result[1]))
                 )
         return calls
 

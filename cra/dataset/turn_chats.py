@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 
 from .filters import TurnFacts
+from .qualifying import turn_facts
 
 NO_RESULT = "(no result was recorded for this call)"
 
@@ -39,14 +40,9 @@ class TurnData:
     source: str = "transcript"  # transcript | hooks | bootstrap
     extra: dict = field(default_factory=dict)
 
-    def facts(self, category=None) -> TurnFacts:
-        cat = category or (lambda name, inp: None)
-        return TurnFacts(
-            tool_call_count=self.tool_call_count,
-            final_answer=self.final_answer,
-            outcome=self.outcome,
-            calls=[(name, status, cat(name, inp)) for name, status, _, inp, _ in self.calls],
-        )
+    def facts(self) -> TurnFacts:
+        calls = [(name, status, tool_input) for name, status, _, tool_input, _ in self.calls]
+        return turn_facts(self.tool_call_count, self.final_answer, self.outcome, calls)
 
 
 def table_exists(db, name: str) -> bool:
@@ -112,7 +108,7 @@ def turn_chat(
     chat: list[dict] = [{"role": "user", "content": prompt_text or ""}]
     calls_by_id = {c["tool_use_id"]: c for c in call_rows}
     steps: list[dict] = []  # {"api": id, "text": [], "thinking": [], "calls": [], "results": {}}
-    owner: dict[str, dict] = {}  # tool_use_id -> step
+    owner: dict[str | None, dict] = {}  # tool_use_id -> step
 
     for row in message_rows:
         if row.get("is_meta") or row.get("is_compact_summary") or row.get("is_api_error"):
@@ -140,9 +136,9 @@ def turn_chat(
         else:
             for b in blocks:
                 if isinstance(b, dict) and b.get("type") == "tool_result":
-                    step = owner.get(b.get("tool_use_id"))
-                    if step is not None:
-                        step["results"][b.get("tool_use_id")] = result_text(b.get("content"))
+                    called_in = owner.get(b.get("tool_use_id"))
+                    if called_in is not None:
+                        called_in["results"][b.get("tool_use_id")] = result_text(b.get("content"))
 
     if not steps and call_rows:
         # Hook-only turn (no transcript): one assistant step per recorded call, in order.

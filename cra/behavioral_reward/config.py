@@ -4,7 +4,7 @@ reward = format x format_validity + agreement x agreement + behavior x gate x be
 
 behavioral = the original design's mix: constraint adherence 25%, reasoning depth 20%, tool
 efficiency 20%, self-correction 15%, exploration fit 20%. The block weights (format 0.2, agreement
-0.4, behavior 0.4) add what keeps the reward honest; `gate` (see cra/reward/score.py) stops an empty
+0.4, behavior 0.4) add what keeps the reward honest; `gate` (see cra/behavioral_reward/score.py) stops an empty
 or malformed action, or one of a different kind than Claude's, from collecting behavioural credit.
 Each group is normalised to sum to 1, so a weights file may give any positive numbers.
 """
@@ -67,7 +67,7 @@ def parse_weights(value: Any) -> RewardWeights:
     if text.endswith((".json", ".toml")) and path.is_file():
         raw = path.read_text(encoding="utf-8")
         if text.endswith(".toml"):
-            import tomllib
+            from ..compat import tomllib
 
             data = tomllib.loads(raw)
             data = data.get("reward", data)

@@ -140,18 +140,18 @@ def agreement(ctx: Context, action: ParsedAction) -> Component:
     Claude answered: an answer scores 0.5 plus 0.5 x word overlap with Claude's; exploring instead
     scores 0.1, acting 0.
 
-    >>> call = {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}
-    >>> ref = {"role": "assistant", "content": "", "tool_calls": [call]}
+    >>> read = {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}
+    >>> ref = {"role": "assistant", "content": "", "tool_calls": [read]}
     >>> ctx = Context.build([{"role": "user", "content": "fix a.py"}], [], ref)
     >>> from cra.chat import parse_action
-    >>> same = parse_action('<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>')
-    >>> agreement(ctx, same).score
+    >>> action = parse_action('<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>')
+    >>> agreement(ctx, action).score
     1.0
     """
     ref = ctx.reference_action
     if ref.calls:
         if not action.calls:
-            return Component(0.0, f"no tool call; Claude called {', '.join(ref.names)}")
+            return Component(0.0, f"no tool call; Claude called {', '.join(n or '?' for n in ref.names)}")
         remaining = list(action.calls)
         total = 0.0
         for rc in ref.calls:
@@ -161,8 +161,8 @@ def agreement(ctx: Context, action: ParsedAction) -> Component:
             if not remaining:
                 break
         score = total / max(len(ref.calls), len(action.calls))
-        same = sorted(set(n for n in action.names if n) & set(ref.names))
-        reason = f"Claude called {', '.join(ref.names)}; " + (
+        same = sorted({n for n in action.names if n} & {n for n in ref.names if n})
+        reason = f"Claude called {', '.join(n or '?' for n in ref.names)}; " + (
             f"same tool ({', '.join(same)}), arguments {score:.2f}"
             if same
             else f"this called {', '.join(n or '?' for n in action.names)}"
@@ -207,7 +207,7 @@ class Rule:
             return cat == tool_kinds.RUN
         if self.kind == "no_tool":
             program = str((call.arguments or {}).get("command", "")).split()[:1]
-            return call.name == self.target or (program and program[0] == (self.target or "").lower())
+            return call.name == self.target or bool(program and program[0] == (self.target or "").lower())
         return False
 
 
@@ -308,7 +308,7 @@ def tool_efficiency(ctx: Context, action: ParsedAction) -> Component:
     if not action.calls:
         return Component(1.0, "no calls")
     ref_keys = {call_key(c.name, c.arguments) for c in ctx.reference_action.calls}
-    seen = set()
+    seen: set[tuple] = set()
     for prior in ctx.turn_calls:
         if tool_kinds.is_change(tool_kinds.category(prior.name, prior.arguments or {})):
             seen.clear()  # after a change, looking again is not waste

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..cli import database_option
+from ..cli_options import database_option
 from ..jsonl import numbered_rows
 
 
@@ -33,7 +33,7 @@ def _rows_from_file(path: str):
 
 
 def _rows_from_dataset(db, ref: str, limit: int):
-    from ..train.sft import resolve_dataset
+    from ..dataset.files import resolve_dataset
     from .context import contexts_from_example
 
     train, _ = resolve_dataset(db, ref)
@@ -70,7 +70,8 @@ def score_command(file, dataset, limit, completions, weights, as_json, database)
 
     \b
       cra reward score contexts.jsonl
-      cra reward score --dataset mydata -n 3 -c '<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>'
+      cra reward score --dataset mydata -n 3 \\
+        -c '<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>'
     """
     from .config import parse_weights
     from .context import Context
@@ -108,7 +109,8 @@ def score_command(file, dataset, limit, completions, weights, as_json, database)
             for name, comp in s.components.items():
                 gated = "" if name in ("format_validity", "agreement") or s.gate == 1 else f" x gate {s.gate:.2f}"
                 click.echo(
-                    f"  {name:<21} {comp.score:.2f}  x {s.weights[name]:.3f}{gated} = {s.contributions[name]:.3f}  {comp.reason}"
+                    f"  {name:<21} {comp.score:.2f}  x {s.weights[name]:.3f}{gated} = {s.contributions[name]:.3f}  "
+                    f"{comp.reason}"
                 )
             click.echo("")
     if not scored:
