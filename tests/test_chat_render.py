@@ -170,6 +170,7 @@ def test_family_detection_on_llama_cpp_templates(llama_cpp_models):
 # -- tokens and masks with the real tokenizers -----------------------------------------------------------------
 
 
+@pytest.mark.slow  # builds the real tokenizers (seconds each)
 def test_real_vocabularies_tokenize_as_llama_cpp_expects(llama_cpp_models, real_tokenizers):
     """llama.cpp ships the tokenizations its vocab files must give: ours give every one of them."""
     from cra.testing.bases import BASES
@@ -183,6 +184,7 @@ def test_real_vocabularies_tokenize_as_llama_cpp_expects(llama_cpp_models, real_
             assert real_tokenizers[family](text, add_special_tokens=False)["input_ids"] == [int(i) for i in ids.split()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(BASE_OF))
 def test_labels_cover_exactly_what_the_assistant_wrote(real_tokenizers, family):
     tokenizer = real_tokenizers[BASE_OF[family]]
@@ -208,6 +210,7 @@ def test_labels_cover_exactly_what_the_assistant_wrote(real_tokenizers, family):
             assert m["reasoning"] in tokenizer.decode(learned)
 
 
+@pytest.mark.slow
 def test_thinking_uses_qwen3_special_tokens(real_tokenizers):
     tokenizer = real_tokenizers["qwen3"]
     ids = chat.tokenize(tokenizer, chat.render(TURN, chat.FAMILIES["qwen3"]))["input_ids"]

@@ -108,6 +108,7 @@ def test_tools_compact_and_what_each_choice_costs(db, tmp_path):
         assert f"| {mode} | {costs[mode]:g} |" in card
 
 
+@pytest.mark.slow  # builds a real-vocabulary base
 def test_tokens_are_counted_with_the_bases_tokenizer(db, tmp_path, llama_cpp_models):
     from transformers import AutoTokenizer
 

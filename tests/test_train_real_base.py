@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 pytest.importorskip("trl")
+pytestmark = pytest.mark.slow  # trains on real-vocabulary bases: the heavy lane
 
 from cra import chat  # noqa: E402
 from cra.cli import cli  # noqa: E402

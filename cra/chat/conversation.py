@@ -148,7 +148,7 @@ def _tie_results(messages: list[Message]) -> list[Message]:
                     f"a tool result (tool_call_id {r.call_id!r}) answers none of the calls of the assistant message "
                     f"before it ({', '.join(c.id or '?' for c in m.calls)})"
                 )
-        out.extend(sorted(results, key=lambda r: order[r.call_id]))
+        out.extend(sorted(results, key=lambda r: order[r.call_id or ""]))
     for k, m in enumerate(out):
         before = out[k - 1] if k else None
         if m.role == "tool" and not (before and (before.role == "tool" or before.calls)):

@@ -190,7 +190,7 @@ class ChatML(_ChatMLBase):
 class Qwen25(_ChatMLBase):
     name = "qwen2.5"
     description = "Qwen2.5 Instruct (and Qwen2.5-Coder): ChatML, <tool_call> JSON, no native thinking"
-    default_system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    default_system: str | None = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
     tools_intro = (
         "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
         "You are provided with function signatures within <tools></tools> XML tags:\n<tools>"

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 
 import jsonlines
 
+from ..base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH, hub_reachable
 from ..chat import FAMILIES, compact_tools, count_tokens, render, resolve_family
-from ..train.config import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 from .filters import TurnFilters
 from .redact import Redactor
 from .tool_schemas import ObservedSchemas, SchemaResolver
@@ -133,8 +133,6 @@ def _load_tokenizer(source: str, required: bool):
     try:
         if os.path.isdir(path):
             return AutoTokenizer.from_pretrained(path)
-        from ..train.loading import hub_reachable
-
         return AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
     except (OSError, ValueError):
         return None

@@ -8,9 +8,9 @@ import time
 
 import click
 
+from cra.base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 from cra.cli_options import database_option
 from cra.db import cra_home, open_db
-from cra.train.config import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 
 from .filters import TurnFilters
 

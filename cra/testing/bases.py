@@ -251,10 +251,13 @@ def _extract(archive: Path, into: Path) -> None:
                 continue
             if not any(rel == f or (f.endswith("/") and rel.startswith(f) and "/" not in rel[len(f) :]) for f in FILES):
                 continue
+            source = tar.extractfile(member)
+            if source is None:
+                continue
             dest = into / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with tar.extractfile(member) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
+            with source, open(dest, "wb") as out:
+                shutil.copyfileobj(source, out)
 
 
 def real_template(name: str) -> str:
@@ -339,7 +342,7 @@ def build_tokenizer(family: str = "llama3.1"):
     )
     if pre == "qwen2":
         tok.normalizer = normalizers.NFC()
-    tok.decoder = decoders.ByteLevel(add_prefix_space=False, trim_offsets=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
     special = {i: t for i, (t, kind) in enumerate(zip(tokens, types)) if kind != 1}
     special.update(spec.renames)
     special.update({spec.first_added + k: t for k, t in enumerate(spec.added)})

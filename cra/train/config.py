@@ -12,13 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 from ..errors import ConfigError, MissingDependencyError
 
-DEFAULT_BASE = "meta-llama/Llama-3.1-8B-Instruct"
-# One budget for the whole path: `cra dataset build --max-tokens` defaults to it too. A Claude Code turn
-# with its system prompt and used tools' schemas fits; an 8B base trains at this length on one 24 GB
-# GPU (docs/training.md).
-DEFAULT_MAX_LENGTH = 8192
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 

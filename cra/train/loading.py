@@ -9,16 +9,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from ..errors import ConfigError, MissingDependencyError, StageError
-
-from ..errors import ConfigError, NotFoundError
 
 TRAIN_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 
@@ -54,62 +48,6 @@ def resolve_backend(requested: str) -> str:
     if requested == "auto":
         return "unsloth" if cuda and has_unsloth else "trl"
     return "trl"
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Can this machine open a connection to the model hub (through the HTTPS proxy when one is set)?
-
-    One TCP connect with a short timeout: huggingface_hub's own retries take about a minute to give up.
-    """
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    url = urlparse(proxy if proxy else os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    try:
-        socket.create_connection(
-            (url.hostname or "", url.port or (443 if url.scheme == "https" else 80)), timeout
-        ).close()
-    except OSError:
-        return False
-    return True
-
-
-def _hub_id(base: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", base)) and not base.startswith((".", "~"))
-
-
-def _in_hub_cache(base: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return False
-    found = try_to_load_from_cache(base, "config.json")
-    return isinstance(found, str)
-
-
-def check_base(base: str) -> None:
-    """Fail at once, saying what to pass, when `base` can be loaded from nowhere.
-
-    A directory is used as it is. A hub id in the local cache loads offline (HF_HUB_OFFLINE is set when
-    the hub cannot be reached, so nothing waits on retries). A hub id that is neither cached nor
-    reachable is an error now, not after a minute of retries.
-    """
-    if Path(base).expanduser().is_dir():
-        return
-    if not _hub_id(base):
-        raise NotFoundError(
-            f"--base {base}: no such model directory (pass a local directory or a hub id like org/name)"
-        )
-    if hub_reachable():
-        return
-    if _in_hub_cache(base):
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        return
-    raise ConfigError(
-        f"--base {base} is a model hub id, and the hub cannot be reached from this machine (offline?) and the "
-        f"model is not in the local hub cache: pass --base with a local directory holding the model (config.json, "
-        f"weights, tokenizer), for example one copied from a machine that ran `hf download {base} --local-dir DIR`"
-    )
 
 
 def import_backend(backend: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import chat, progress
+from ..base_model import check_base
 from ..dataset.files import newest_dataset, resolve_dataset
 from ..errors import ConfigError, InputFormatError, NotFoundError
 from . import loading, runs
@@ -181,7 +182,8 @@ def train_sft(
     echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. Raises StageError on a failed run."""
-    if not settings.dataset:
+    dataset = settings.dataset
+    if not dataset:
         newest = newest_dataset(db)
         if newest is None:
             raise NotFoundError(
@@ -192,11 +194,12 @@ def train_sft(
             f"No --dataset given: using {newest['name']} (#{newest['id']}, built {newest['created_at']}), "
             "the newest dataset."
         )
-        settings = settings.model_copy(update={"dataset": newest["name"]})
+        dataset = newest["name"]
+        settings = settings.model_copy(update={"dataset": dataset})
     backend = loading.resolve_backend(settings.backend)
-    loading.check_base(settings.base)  # a hub id with no hub to reach fails now, not after retries
+    check_base(settings.base)  # a hub id with no hub to reach fails now, not after retries
     loading.import_backend(backend)  # before datasets/trl/transformers/peft
-    train_path, eval_path = resolve_dataset(db, settings.dataset)
+    train_path, eval_path = resolve_dataset(db, dataset)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
     config = settings.model_dump()
