@@ -21,7 +21,7 @@ EXTRAS = tuple(PYPROJECT["project"]["optional-dependencies"])
 def pins() -> dict[str, str]:
     out = {}
     for line in (REPO / "constraints.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
+        line = line.split("#", 1)[0].split(";", 1)[0].strip()  # markers apart: the pin is the version
         if "==" in line:
             name, version = line.split("==", 1)
             out[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
