@@ -33,6 +33,7 @@ COMMANDS = {
     "reward": "cra.behavioral_reward.commands:reward_group",
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
+    "merge": "cra.merge.commands:merge_command",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -45,7 +46,7 @@ SHORT_HELP = {
     "install": "Add cra's hooks to Claude Code's settings.json.",
     "uninstall": "Remove exactly the hooks `cra install` added.",
     "ingest": "Replay spooled hook events into the database.",
-    "import": "Backfill Claude Code transcripts (default ~/.claude/projects); safe to rerun.",
+    "import": "Backfill Claude Code transcripts (default ~/.claude/projects), or other agents' traces; safe to rerun.",
     "sync": "Catch up on transcripts the hooks know of (messages, turns, subagents).",
     "sessions": "List sessions, newest first (-n, --json, --project, --since/--until).",
     "show": "Print one session as a timeline: prompts, text, tool calls, subagents.",
@@ -55,12 +56,13 @@ SHORT_HELP = {
     "train": "Train a LoRA adapter on recorded sessions (`cra train sft`).",
     "dataset": "Build tool-calling training data (`build`) and preference pairs (`pairs`), redacted.",
     "bootstrap": "Add synthetic template workflows (`--synthetic N`), train split only.",
-    "export": "Export a trained run as GGUF (llama.cpp) or an Ollama model (`gguf`, `ollama`).",
+    "export": "Export a trained run as GGUF (llama.cpp) or an Ollama model (`gguf`, `ollama`); tables as `parquet`.",
     "reward": "Score completions with the behavioral reward, component by component (`cra reward score`).",
     "eval": "Does the model do what Claude did? Held-out next actions vs its base (`pack`, `judge`).",
     "import-pairs": "Load external preference pairs (JSONL) into the pair store.",
     "runs": "Training runs and their results (`cra runs show ID`).",
     "auto": "Continuous learning: train, evaluate, promote as turns accumulate (`once`, `run`, `status`).",
+    "merge": "Merge databases from other machines into this one, by natural ids (idempotent, --json).",
 }
 
 

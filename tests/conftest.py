@@ -85,17 +85,26 @@ def scenario_dirs(root):
     return sorted(p for p in Path(root).iterdir() if (p / "hooks.jsonl").is_file()) if Path(root).is_dir() else []
 
 
-def build_fixture_db(path, scenarios, transcript_paths=()):
+def build_fixture_db(path, scenarios, transcript_paths=(), schema_before=None):
     """A database as a user would have it: each scenario directory's recorded hook events fed
     through the hook's own code (capture.record), then its transcripts (and any
-    `transcript_paths`) imported."""
+    `transcript_paths`) imported. schema_before: a migration's name, to build the older schema
+    a cra without it made."""
     import json
+
+    import sqlite_utils
 
     from claude_hooks import capture
     from cra.db import open_db
+    from cra.db.migrations import migrations
     from cra.transcripts import importer
 
-    db = open_db(str(path), drain=False)
+    if schema_before is None:
+        db = open_db(str(path), drain=False)
+    else:
+        db = sqlite_utils.Database(str(path))
+        migrations.apply(db, stop_before=schema_before)
+        db.conn.isolation_level = None  # as open_db's connection: the hook's code opens its own transactions
     imports = list(transcript_paths)
     for scenario in map(Path, scenarios):
         with open(scenario / "hooks.jsonl", encoding="utf-8") as f:

@@ -37,7 +37,7 @@ class TurnData:
     messages: list  # chat messages (no system), see turn_chat
     calls: list  # [(tool_name, status, tool_use_id, tool_input dict, error)] in order
     tool_call_count: int
-    source: str = "transcript"  # transcript | hooks | bootstrap
+    source: str = "transcript"  # transcript | hooks | bootstrap | openai-trace (sessions.source of another agent)
     extra: dict = field(default_factory=dict)
 
     def facts(self) -> TurnFacts:
@@ -221,7 +221,7 @@ class TurnReader:
         where = "" if self.include_subagents else "WHERE t.agent_id IS NULL"
         cursor = self.db.conn.execute(
             f"""SELECT t.id, t.session_id, t.agent_id, t.turn_index, t.prompt_text, t.final_answer,
-                       t.outcome, t.is_synthetic, t.tool_call_count, s.cwd
+                       t.outcome, t.is_synthetic, t.tool_call_count, s.cwd, s.source AS session_source
                 FROM turns t LEFT JOIN sessions s ON s.id = t.session_id {where}
                 ORDER BY t.session_id, coalesce(t.agent_id, ''), t.turn_index"""
         )
@@ -268,7 +268,11 @@ class TurnReader:
             messages=chat,
             calls=calls,
             tool_call_count=max(t["tool_call_count"] or 0, len(calls)),
-            source="transcript" if message_rows else "hooks",
+            source=(
+                t["session_source"]
+                if t.get("session_source") not in (None, "claude-code")
+                else ("transcript" if message_rows else "hooks")
+            ),
         )
 
     def _rows(self, sql, params):

@@ -83,9 +83,14 @@ def open_db(path: str | None = None, *, drain: bool = True) -> "Database":
             f"cannot open the cra database at {path}: {exc}. If the file is corrupt, move it aside "
             "(hooks keep spooling events meanwhile) and run `cra status` to start a fresh one."
         ) from exc
-    # Hooks spool for the database they write to (CRA_HOME's): only that one takes the backlog.
-    if drain and os.path.abspath(path) == os.path.abspath(default_db_path()):
-        drain_spool(db)
+    # Hooks spool for the database they write to (CRA_HOME's): only that one takes the backlog, and
+    # only that one is named after this machine (what `cra merge` credits its rows to elsewhere).
+    if os.path.abspath(path) == os.path.abspath(default_db_path()):
+        from .machine import record_self
+
+        record_self(conn)
+        if drain:
+            drain_spool(db)
     return db
 
 

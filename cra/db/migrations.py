@@ -686,3 +686,34 @@ def m014_call_outcome(db: Database):
         LEFT JOIN sessions s ON s.id = tc.session_id
         """
     )
+
+
+@migrations()
+def m012_machines(db: Database):
+    """Provenance for databases merged from several machines (cra/merge writes `machines` and the
+    `origin` columns; docs/merge.md), and the source of sessions recorded outside Claude Code
+    (cra/transcripts/traces.py sets `sessions.source`; docs/traces.md).
+
+    Rows are credited to a machine only when they came from another database: `origin` NULL means
+    recorded here, so the hooks' INSERTs need no change. Derived rows (turns, signals, subagents,
+    compactions) reach their origin through their session."""
+    db.execute(
+        """
+        CREATE TABLE machines (
+            id INTEGER PRIMARY KEY,
+            host TEXT NOT NULL,
+            user TEXT NOT NULL,              -- '' when unknown
+            cra_version TEXT,                -- the cra last run there, as its database said
+            first_seen TEXT,                 -- earliest activity recorded from it (events, sessions)
+            last_seen TEXT,                  -- latest
+            is_self INTEGER NOT NULL DEFAULT 0,  -- 1 on this database's own machine: rows with origin NULL
+            UNIQUE (host, user)
+        )
+        """
+    )
+    db.execute("CREATE UNIQUE INDEX idx_machines_self ON machines (is_self) WHERE is_self = 1")
+    # The rows merged by natural id; NULL: recorded on this database's own machine.
+    for table in ("events", "sessions", "tool_calls", "transcript_lines", "messages"):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN origin INTEGER REFERENCES machines(id)")
+    # 'claude-code' (hooks, transcripts) or 'openai-trace' (`cra import --format openai-trace`, cra.record).
+    db.execute("ALTER TABLE sessions ADD COLUMN source TEXT NOT NULL DEFAULT 'claude-code'")

@@ -3,7 +3,8 @@
 A step is (context, target): the messages up to an assistant message of the turn, and that message
 (tool calls, or the final answer). Examples come from a dataset split in `cra dataset build`'s openai
 format, per turn or per step (a per-step dataset repeats each turn's prefix; identical steps are
-kept once). Synthetic examples (`cra bootstrap`) are never evaluated.
+kept once). Synthetic examples (`cra bootstrap`) and other agents' traces (`cra import --format
+openai-trace`) are never evaluated: the held-out steps are Claude's.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
     """Every step of every real example, in dataset order; and counts of what was skipped."""
     steps: list[Step] = []
     seen: set[str] = set()
-    skipped = {"synthetic_examples": 0, "duplicate_steps": 0, "examples_without_steps": 0}
+    skipped = {"synthetic_examples": 0, "trace_examples": 0, "duplicate_steps": 0, "examples_without_steps": 0}
     turn_sizes: dict[str, int] = {}
     for n, example in enumerate(examples):
         if "messages" not in example:
@@ -76,6 +77,9 @@ def steps_from_examples(examples: Iterable[dict]) -> tuple[list[Step], dict[str,
             )
         if _is_synthetic(example):
             skipped["synthetic_examples"] += 1
+            continue
+        if (example.get("meta") or {}).get("source") == "openai-trace":  # another agent's, not Claude's
+            skipped["trace_examples"] += 1
             continue
         messages = example["messages"]
         meta = example.get("meta") or {}

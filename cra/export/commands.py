@@ -34,7 +34,8 @@ def _human(n: float) -> str:
 
 @click.group(name="export")
 def export_group():
-    """Export a trained run for local runtimes: GGUF files (llama.cpp, LM Studio) and an Ollama model."""
+    """Export a trained run for local runtimes: GGUF files (llama.cpp, LM Studio) and an Ollama model;
+    or the database's tables as Parquet (`parquet`)."""
 
 
 _source_options = [
@@ -234,3 +235,36 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
     else:
         reason = "" if not create else "Ollama is not installed (https://ollama.com/download); then run:\n  "
         click.echo(f"{reason}{output}" if reason else f"To create the model, run:\n  {output}")
+
+
+@export_group.command(name="parquet")
+@click.argument("out_dir", type=click.Path(file_okay=False))
+@click.option("--table", "tables", multiple=True, help="Only this table (repeatable) [default: every table].")
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def parquet_command(out_dir, tables, database, as_json):
+    """Every table as Parquet, partitioned by month: OUT_DIR/<table>/month=YYYY-MM/part-0.parquet.
+
+    Columns keep the schema's types; OUT_DIR/manifest.json lists tables, rows and types. Rerunning
+    replaces each table's directory. Needs pyarrow (pip install 'cra-claude[parquet]').
+
+    \b
+      cra export parquet traces/
+      python -c "import duckdb; print(duckdb.sql(\"FROM 'traces/turns/*/*.parquet'\"))"
+    """
+    from ..db import open_db
+    from .parquet import export_parquet
+
+    manifest = export_parquet(open_db(database).conn, out_dir, list(tables) or None)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    for name, t in manifest["tables"].items():
+        months = f"{len(t['months'])} month(s)" if t["months"] else "empty"
+        bad = (
+            f"; {sum(t['mismatched'].values())} values not of their column's type written as NULL"
+            if t["mismatched"]
+            else ""
+        )
+        click.echo(f"  {name:<24} {t['rows']:>9} rows, {months}{bad}")
+    click.echo(f"Wrote {len(manifest['tables'])} tables to {Path(out_dir).resolve()} ({manifest['seconds']:.1f} s).")

@@ -16,6 +16,7 @@ completions on training contexts before and after.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,11 @@ class GRPOSettings(RLSettings):
 
     @model_validator(mode="after")
     def _groups_fit(self):
-        if (self.batch_size * self.grad_accum) % self.num_generations:
+        processes = int(os.environ.get("WORLD_SIZE", "1"))  # under accelerate launch, a group spans ranks
+        if (self.batch_size * self.grad_accum * processes) % self.num_generations:
             raise ValueError(
-                f"batch_size x grad_accum ({self.batch_size} x {self.grad_accum}) must be a multiple of "
-                f"num_generations ({self.num_generations}): each step scores whole groups"
+                f"batch_size x grad_accum x processes ({self.batch_size} x {self.grad_accum} x {processes}) must "
+                f"be a multiple of num_generations ({self.num_generations}): each step scores whole groups"
             )
         if self.weights:
             from ..behavioral_reward import parse_weights
@@ -102,7 +104,7 @@ def train_grpo(
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
     run = RLRun.start(db, "grpo", settings, sft, parent, echo)
-    output_dir = run.output_dir
+    output_dir, echo = run.output_dir, run.echo  # (rank 0's voice under accelerate launch)
     if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
     with run:
@@ -120,7 +122,7 @@ def train_grpo(
         before = None
         if parent and resume_from:  # the starting adapter was scored when the interrupted run began
             before = (parent.get("metrics") or {}).get("reward_before")
-        elif eval_rows:
+        elif eval_rows and run.main:  # (a measure for the record: rank 0's)
             before = _expected_reward(model, tokenizer, eval_rows, scorer, settings)
 
         from datasets import Dataset
@@ -157,9 +159,12 @@ def train_grpo(
             "kl_last": next((s["kl"] for s in reversed(steps) if "kl" in s), None),
             "reward_before": before,
             "last_checkpoint": str(runs.last_checkpoint(output_dir) or ""),
+            "processes": run.launch.world_size,
         }
         if stop.requested:
             return run.interrupted(metrics)
+        if not run.main:
+            return runs.get_run(db, run.id)  # rank 0 measures, saves and records the result
         if eval_rows:
             metrics["reward_after"] = _expected_reward(trainer.model, tokenizer, eval_rows, scorer, settings)
         adapter_dir = rl.save_adapter(trainer.model, tokenizer, output_dir / "adapter")

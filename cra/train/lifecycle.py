@@ -13,6 +13,7 @@ from typing import Any
 from .. import progress
 from ..progress import Echo
 from . import runs
+from .distributed import Launch
 
 
 def _callback_base():
@@ -70,12 +71,34 @@ class RLRun:
 
     As a context around the training, it records a failure or a second Ctrl-C (runs.recorded_end);
     the trainer ends it with `interrupted` (the first Ctrl-C: a resumable checkpoint) or `completed`.
+    Under accelerate launch every rank has one, and only rank 0's writes (`main`; distributed.Launch).
     """
 
-    def __init__(self, db, kind: str, run_id: int, output_dir: Path, echo: Echo, *, resumable: bool = True):
-        self.db, self.kind, self.id, self.output_dir, self.echo = db, kind, run_id, output_dir, echo
+    def __init__(
+        self,
+        db,
+        kind: str,
+        run_id: int,
+        output_dir: Path,
+        echo: Echo,
+        *,
+        resumable: bool = True,
+        launch: Launch | None = None,
+    ):
+        self.launch = launch or Launch()
+        self.main = self.launch.main
+        self.db, self.kind, self.id, self.output_dir = db, kind, run_id, output_dir
+        self.echo = self.launch.on_main(echo)
         self.started = time.time()
-        self._end = runs.recorded_end(db, run_id, kind, output_dir, started=self.started, resumable=resumable)
+        self._end = runs.recorded_end(
+            db,
+            run_id,
+            kind,
+            output_dir,
+            started=self.started,
+            resumable=resumable,
+            finish=self.launch.on_main(runs.finish_run),
+        )
 
     @classmethod
     def start(
@@ -91,18 +114,24 @@ class RLRun:
         label: str | None = None,
         resumable: bool = True,
     ) -> RLRun:
-        """Register the run (its parent: the run it resumes, else the SFT run) and say where it goes."""
-        run = runs.start_run(
-            db,
-            kind=kind,
-            base_model=settings.base,
-            dataset=dataset or settings.dataset,
-            config=settings.model_dump(),
-            runs_dir=settings.runs_dir,
-            parent_run=parent["id"] if parent else sft["id"],
-        )
-        echo(f"Run {run['id']} ({label or kind} from sft run {sft['id']}) -> {run['output_dir']}")
-        return cls(db, kind, run["id"], Path(run["output_dir"]), echo, resumable=resumable)
+        """Register the run (its parent: the run it resumes, else the SFT run) and say where it goes;
+        under accelerate launch rank 0 registers it and the other ranks get its id."""
+        launch = Launch()
+
+        def register(config):
+            return runs.start_run(
+                db,
+                kind=kind,
+                base_model=settings.base,
+                dataset=dataset or settings.dataset,
+                config=config,
+                runs_dir=settings.runs_dir,
+                parent_run=parent["id"] if parent else sft["id"],
+            )
+
+        run = launch.start_run(db, settings.model_dump(), register)
+        launch.on_main(echo)(f"Run {run['id']} ({label or kind} from sft run {sft['id']}) -> {run['output_dir']}")
+        return cls(db, kind, run["id"], Path(run["output_dir"]), echo, resumable=resumable, launch=launch)
 
     def __enter__(self) -> RLRun:
         self._end.__enter__()
@@ -113,6 +142,8 @@ class RLRun:
 
     def interrupted(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Stopped by Ctrl-C after saving a checkpoint: recorded as resumable; the final row."""
+        if not self.main:
+            return runs.get_run(self.db, self.id)
         metrics["wall_seconds"] = time.time() - self.started
         runs.finish_run(self.db, self.id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")
         self.echo(
@@ -127,6 +158,8 @@ class RLRun:
         """The trained adapter saved in `adapter_dir`: summary, artifact (`artifact` kind) and row recorded."""
         from .rl import summary_text
 
+        if not self.main:
+            return runs.get_run(self.db, self.id)
         metrics["adapter"] = str(adapter_dir)
         metrics["wall_seconds"] = time.time() - self.started
         write_summary(self.output_dir, metrics)

@@ -8,11 +8,11 @@ first thing).
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError, StageError
+from . import distributed
 
 TRAIN_EXTRA = ("torch", "transformers", "trl", "peft", "datasets", "accelerate")
 
@@ -136,15 +136,16 @@ def quantization_kwargs(precision: Precision) -> dict[str, Any]:
     from transformers import BitsAndBytesConfig
 
     require(("bitsandbytes",), what="4-bit loading (--load-in-4bit)")
+    # Under DDP each process holds its own 4-bit copy on its own GPU; FSDP / ZeRO-3 shard it.
+    quantization, placement = distributed.four_bit_loading(precision.torch_dtype, torch.cuda.is_available())
     config = BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=precision.torch_dtype,
+        **quantization,
     )
-    # Under accelerate launch each process holds its own 4-bit copy on its own GPU.
-    device = int(os.environ.get("LOCAL_RANK", "0")) if torch.cuda.is_available() else "cpu"
-    return {"quantization_config": config, "device_map": {"": device}}
+    return {"quantization_config": config, **placement}
 
 
 def load_for_lora(settings, backend: str, precision: Precision) -> Loaded:
@@ -200,7 +201,7 @@ def _load_transformers(settings, precision: Precision) -> Loaded:
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
         raise StageError(f"cannot load model {settings.base!r}: {exc}") from exc
-    if settings.load_in_4bit:
+    if settings.load_in_4bit and not distributed.shards_parameters():  # (FSDP would flatten mixed dtypes)
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=gradient_checkpointing(settings.gradient_checkpointing)
         )

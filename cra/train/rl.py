@@ -133,7 +133,7 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
     """The base causal LM (4-bit NF4 when asked), ready for adapter training."""
     from transformers import AutoModelForCausalLM
 
-    from . import loading
+    from . import distributed, loading
 
     kwargs: dict[str, Any] = {"dtype": precision.torch_dtype}
     if settings.load_in_4bit:
@@ -142,7 +142,7 @@ def load_causal_lm(settings, precision, *, trainable: bool = True):
         model = AutoModelForCausalLM.from_pretrained(settings.base, **kwargs)
     except (OSError, ValueError) as exc:
         raise StageError(f"cannot load model {settings.base!r}: {exc}") from exc
-    if settings.load_in_4bit and trainable:
+    if settings.load_in_4bit and trainable and not distributed.shards_parameters():
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(

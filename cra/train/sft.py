@@ -21,6 +21,7 @@ from ..dataset.files import newest_dataset, resolve_dataset
 from ..errors import ConfigError, InputFormatError, NotFoundError
 from . import loading, runs
 from .config import SFTSettings
+from .distributed import Launch
 from .lifecycle import make_graceful_stop, write_summary
 
 # -- data --------------------------------------------------------------------------------------------------
@@ -169,10 +170,6 @@ def _peak_gpu_memory_mb() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
 
 
-def _skip(*args, **kwargs):
-    return None
-
-
 def train_sft(
     settings: SFTSettings,
     db,
@@ -182,7 +179,7 @@ def train_sft(
     echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. Raises StageError on a failed run."""
-    dataset = settings.dataset
+    dataset, newest = settings.dataset, None
     if not dataset:
         newest = newest_dataset(db)
         if newest is None:
@@ -190,10 +187,6 @@ def train_sft(
                 "no dataset: build one with `cra dataset build` (the newest is used when --dataset is not given), "
                 "or pass --dataset DIR|FILE"
             )
-        echo(
-            f"No --dataset given: using {newest['name']} (#{newest['id']}, built {newest['created_at']}), "
-            "the newest dataset."
-        )
         dataset = newest["name"]
         settings = settings.model_copy(update={"dataset": dataset})
     backend = loading.resolve_backend(settings.backend)
@@ -202,16 +195,18 @@ def train_sft(
     train_path, eval_path = resolve_dataset(db, dataset)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
-    config = settings.model_dump()
-    launch = runs.launch_key()
-    if launch:
-        config["launch"] = launch  # lets ranks > 0 find the run rank 0 registered
-    main = runs.is_main_process()
-    if not main:  # under accelerate launch: one run, registered and finished by rank 0 only
-        run = runs.wait_for_launch_run(db, "sft", config)
-        echo = lambda *a, **k: None  # noqa: E731
-    else:
-        run = runs.start_run(
+    # Under accelerate launch every rank trains; rank 0 alone registers, finishes and writes the run.
+    launch = Launch()
+    echo = launch.on_main(echo)
+    if newest is not None:
+        echo(
+            f"No --dataset given: using {newest['name']} (#{newest['id']}, built {newest['created_at']}), "
+            "the newest dataset."
+        )
+    run = launch.start_run(
+        db,
+        settings.model_dump(),
+        lambda config: runs.start_run(
             db,
             kind="sft",
             base_model=settings.base,
@@ -219,9 +214,10 @@ def train_sft(
             config=config,
             runs_dir=settings.runs_dir,
             parent_run=parent["id"] if parent else None,
-        )
+        ),
+    )
     run_id, output_dir = run["id"], Path(run["output_dir"])
-    finish, record, summarize = (runs.finish_run, runs.record_artifact, write_summary) if main else (_skip,) * 3
+    finish, record, summarize = map(launch.on_main, (runs.finish_run, runs.record_artifact, write_summary))
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
     if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")
@@ -267,10 +263,9 @@ def train_sft(
                 "steps": trainer.state.global_step,
                 "epochs": trainer.state.epoch,
                 "train_loss": result.training_loss,
-                "tokens": counter.real,
-                "padded_tokens": counter.total,
-                "padding_fraction": (1 - counter.real / counter.total) if counter.total else 0.0,
-                "tokens_per_second": counter.real / seconds if seconds else None,
+                "tokens": launch.total(counter.real),  # every rank's batches
+                "padded_tokens": launch.total(counter.total),
+                "processes": launch.world_size,
                 "train_seconds": seconds,
                 "backend": backend,
                 "chat_template": family.name,
@@ -284,6 +279,9 @@ def train_sft(
                 "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
                 **_loss_history(trainer.state.log_history),
             }
+            padded = metrics["padded_tokens"]
+            metrics["padding_fraction"] = 1 - metrics["tokens"] / padded if padded else 0.0
+            metrics["tokens_per_second"] = metrics["tokens"] / seconds if seconds else None
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
             metrics["peak_gpu_memory_mb"] = _peak_gpu_memory_mb()
             if stop.requested:
@@ -296,6 +294,8 @@ def train_sft(
                 summarize(output_dir, metrics)
                 return runs.get_run(db, run_id)
             adapter_dir = output_dir / "adapter"
+            if trainer.is_fsdp_enabled:  # every rank hands rank 0 its shard: one whole adapter (PEFT's recipe)
+                trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
             trainer.save_model(str(adapter_dir))  # the best checkpoint's weights when an eval split exists
             metrics["adapter"] = str(adapter_dir)
             metrics["best_checkpoint"] = trainer.state.best_model_checkpoint

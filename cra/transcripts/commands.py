@@ -30,14 +30,27 @@ def _report_errors(r: importer.ImportResult):
 @click.argument("paths", nargs=-1, type=click.Path())
 @database_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON")
-def import_command(paths, database, as_json):
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["claude-code", "openai-trace"]),
+    default="claude-code",
+    show_default=True,
+    help="Claude Code transcripts, or traces of other agents and scripts (docs/traces.md).",
+)
+def import_command(paths, database, as_json, fmt):
     """Backfill Claude Code transcripts into the database.
 
     PATHS are folders (searched for *.jsonl, subagents included) or files; the default is
     ~/.claude/projects. Safe to rerun: each file is read from where the last run stopped, so a second
     run adds nothing and an interrupted one resumes. Sessions also captured by the hooks are merged
-    with their hook data.
+    with their hook data. With --format openai-trace, PATHS are trace files (docs/traces.md): their
+    sessions are marked as not Claude Code's.
     """
+    if not paths and fmt == "openai-trace":
+        raise click.ClickException(
+            "Pass the trace files or folders to import, e.g. `cra import --format openai-trace run.jsonl`."
+        )
     if not paths:
         default = os.path.expanduser(importer.DEFAULT_ROOT)
         if not os.path.isdir(default):
@@ -67,7 +80,12 @@ def import_command(paths, database, as_json):
         def progress(path):
             bar.update(sizes.get(path, 0), path)
 
-        result = importer.import_paths(db.conn, files, progress=progress)
+        if fmt == "openai-trace":
+            from .traces import import_traces
+
+            result = import_traces(db.conn, files, progress=progress)
+        else:
+            result = importer.import_paths(db.conn, files, progress=progress)
     _report_errors(result)
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))

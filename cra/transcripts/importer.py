@@ -475,8 +475,9 @@ def known_files(con):
     """Transcripts the database knows of: tailed ones, and every session's transcript_path (with its
     subagents) the hooks reported, even if no boundary reached them yet."""
     paths = [r[0] for r in con.execute("SELECT path FROM transcript_files WHERE format = 'jsonl' ORDER BY path")]
+    other = {r[0] for r in con.execute("SELECT path FROM transcript_files WHERE format != 'jsonl'")}  # traces
     for (p,) in con.execute("SELECT transcript_path FROM sessions WHERE transcript_path IS NOT NULL"):
-        if p.endswith(".jsonl"):
+        if p.endswith(".jsonl") and p not in other:
             paths.append(p)
             paths.extend(transcript_tail.subagent_files(p))
     return list(dict.fromkeys(paths))  # duplicates dropped, first place kept

@@ -102,14 +102,15 @@ class _Renderer:
     def header(self):
         s = self.db.execute(
             "SELECT id, coalesce(project_dir, cwd), model, client_version, coalesce(started_at, first_event_at),"
-            " ended_at, end_reason FROM sessions WHERE id = ?",
+            " ended_at, end_reason, source FROM sessions WHERE id = ?",
             [self.session_id],
         ).fetchone()
         if s is None:
             yield f"Session {self.session_id}"
             return
         yield f"Session {s[0]}"
-        facts = [x for x in (s[1], s[2], f"Claude Code {s[3]}" if s[3] else None) if x]
+        client = "Claude Code" if s[7] == "claude-code" else f"{s[7]}:"  # (another agent's trace: its name)
+        facts = [x for x in (s[1], s[2], f"{client} {s[3]}" if s[3] else None) if x]
         yield "  " + " · ".join(facts)
         n_turns = sum(1 for t in self.turns.values() if t["agent_id"] is None)
         yield (
