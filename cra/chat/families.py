@@ -105,22 +105,21 @@ class _ChatMLBase(Family):
     tools_outro = ""
     default_system: str | None = None
 
-    def _system(self, conversation: Conversation) -> tuple[str, list[Message]]:
+    system_separator = "\n\n"
+
+    def _system(self, conversation: Conversation) -> str:
+        """The opening system turn: the system prompt (or the family's default) and the tool list."""
         messages = conversation.messages
         system = messages[0].content if messages and messages[0].role == "system" else None
         if conversation.tools:
-            body = (system + self.system_separator) if system is not None else (self.default_system or "")
-            if system is None and self.default_system:
+            body = system if system is not None else (self.default_system or "")
+            if body or system is not None:
                 body += self.system_separator
             body += self.tools_intro + "".join("\n" + tojson(t) for t in conversation.tools) + self.tools_outro
-            return "<|im_start|>system\n" + body + "<|im_end|>\n", messages
-        if system is not None:
-            return "<|im_start|>system\n" + system + "<|im_end|>\n", messages
-        if self.default_system:
-            return "<|im_start|>system\n" + self.default_system + "<|im_end|>\n", messages
-        return "", messages
-
-    system_separator = "\n\n"
+            return "<|im_start|>system\n" + body + "<|im_end|>\n"
+        if system is None:
+            system = self.default_system
+        return "<|im_start|>system\n" + system + "<|im_end|>\n" if system is not None else ""
 
     @staticmethod
     def _calls(message: Message, content: str) -> str:
@@ -146,8 +145,8 @@ class _ChatMLBase(Family):
 
     def render(self, conversation: Conversation, add_generation_prompt: bool = False) -> Rendered:
         out = Rendered()
-        header, messages = self._system(conversation)
-        out.shown(header)
+        messages = conversation.messages
+        out.shown(self._system(conversation))
         groups = _tool_groups(messages)
         state = self._turn_state(messages)
         for i, m in enumerate(messages):
