@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import ConfigError, NotFoundError
+from .errors import ConfigError
 
 DEFAULT_BASE = "meta-llama/Llama-3.1-8B-Instruct"
 # One budget for the whole path: `cra dataset build --max-tokens` defaults to it too. A Claude Code turn
@@ -54,18 +54,14 @@ def in_hub_cache(base: str) -> bool:
 
 
 def check_base(base: str) -> None:
-    """Fail at once, saying what to pass, when `base` can be loaded from nowhere.
+    """Fail at once, saying what to pass, when `base` is a hub id that can be loaded from nowhere.
 
-    A directory is used as it is. A hub id in the local cache loads offline (HF_HUB_OFFLINE is set when
-    the hub cannot be reached, so nothing waits on retries). A hub id that is neither cached nor
-    reachable is an error now, not after a minute of retries.
+    A hub id in the local cache loads offline (HF_HUB_OFFLINE is set when the hub cannot be reached, so
+    nothing waits on retries); one that is neither cached nor reachable is an error now, not after a
+    minute of retries. A path is left to the loader, whose error the run records.
     """
-    if Path(base).expanduser().is_dir():
+    if Path(base).expanduser().exists() or not is_hub_id(base):
         return
-    if not is_hub_id(base):
-        raise NotFoundError(
-            f"--base {base}: no such model directory (pass a local directory or a hub id like org/name)"
-        )
     if hub_reachable():
         return
     if in_hub_cache(base):
