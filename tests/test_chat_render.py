@@ -350,3 +350,17 @@ def test_compact_tools_keep_what_a_call_must_get_right():
     assert len(json.dumps(compact)) < 0.6 * len(json.dumps(tools))
     long = chat.compact_tools([{"name": "X", "description": "word " * 100}])[0]["description"]
     assert len(long) <= 120 and long.endswith("...")
+
+
+def test_malformed_arguments_render_as_written_only_when_asked():
+    """A preference pair's rejected side may be a call with broken JSON: shown as written, never refused
+    there; everywhere else (datasets, training) refused with the reason."""
+    broken = _with(2, tool_calls=[{"id": "a", "function": {"name": "Grep", "arguments": '{"pattern": "x'}}])
+    broken["messages"][3]["tool_call_id"] = "a"
+    with pytest.raises(InputFormatError, match="arguments are not valid JSON"):
+        chat.Conversation.from_example(broken)
+    lenient = chat.Conversation.from_example(broken, strict=False)
+    assert '{"name": "Grep", "parameters": {"pattern": "x}' in chat.render(lenient, chat.FAMILIES["llama3"]).text
+    assert '{"name": "Grep", "arguments": {"pattern": "x}' in chat.render(lenient, chat.FAMILIES["qwen3"]).text
+    action = chat.parse_action('{"name": "Grep", "parameters": {"pattern": "x}')
+    assert action.names == ["Grep"] and not action.ok

@@ -28,6 +28,14 @@ class Call:
     name: str
     arguments: dict[str, Any]
     id: str | None = None
+    malformed: str | None = None  # arguments text that is not a JSON object, kept as written (strict=False)
+
+    @property
+    def arguments_json(self) -> str:
+        """The arguments as a model writes them: a JSON object (`tojson`), or the malformed text as it was."""
+        if self.malformed is not None:
+            return self.malformed
+        return json.dumps(self.arguments, ensure_ascii=False)
 
 
 @dataclass
@@ -46,15 +54,19 @@ class Conversation:
     tools: list[dict] = field(default_factory=list)  # OpenAI function schemas, as the example lists them
 
     @classmethod
-    def from_example(cls, example: dict, thinking: str = "keep") -> Conversation:
-        """Read one dataset row (or `{"messages", "tools"}` built in code). `thinking="omit"` drops reasoning."""
+    def from_example(cls, example: dict, thinking: str = "keep", strict: bool = True) -> Conversation:
+        """Read one dataset row (or `{"messages", "tools"}` built in code). `thinking="omit"` drops reasoning.
+
+        `strict=False` keeps arguments that are not a JSON object as written instead of refusing them: the
+        rejected side of a preference pair is sometimes exactly that.
+        """
         if thinking not in THINKING_MODES:
             raise ValueError(f"thinking must be one of {', '.join(THINKING_MODES)}")
         if not isinstance(example, Mapping) or not isinstance(example.get("messages"), list):
             raise InputFormatError(
                 "a conversation is an object with a 'messages' list (`cra dataset build` writes them)"
             )
-        messages = [_message(m, i, thinking) for i, m in enumerate(example["messages"])]
+        messages = [_message(m, i, thinking, strict) for i, m in enumerate(example["messages"])]
         return cls(_tie_results(messages), tools_list(example.get("tools")))
 
     def tool_names(self) -> list[str]:
@@ -89,7 +101,7 @@ def _text(value: Any, where: str) -> str:
     raise InputFormatError(f"{where} must be text, not {type(value).__name__}")
 
 
-def _call(raw: Any, where: str) -> Call:
+def _call(raw: Any, where: str, strict: bool = True) -> Call:
     if not isinstance(raw, Mapping):
         raise InputFormatError(f"{where} is not an object")
     fn = raw.get("function") or raw
@@ -97,17 +109,22 @@ def _call(raw: Any, where: str) -> Call:
     if not isinstance(name, str) or not name:
         raise InputFormatError(f"{where} has no tool name")
     args = fn.get("arguments", {})
+    text = args if isinstance(args, str) else None
     if isinstance(args, str):
         try:
             args = json.loads(args) if args.strip() else {}
         except ValueError as exc:
-            raise InputFormatError(f"{where} ({name}): arguments are not valid JSON ({exc})") from exc
-    if not isinstance(args, dict):
-        raise InputFormatError(f"{where} ({name}): arguments must be a JSON object, not {type(args).__name__}")
-    return Call(name, args, raw.get("id"))
+            if strict:
+                raise InputFormatError(f"{where} ({name}): arguments are not valid JSON ({exc})") from exc
+            return Call(name, {}, raw.get("id"), malformed=text)
+    if not isinstance(args, Mapping):
+        if strict:
+            raise InputFormatError(f"{where} ({name}): arguments must be a JSON object, not {type(args).__name__}")
+        return Call(name, {}, raw.get("id"), malformed=text if text is not None else json.dumps(args))
+    return Call(name, dict(args), raw.get("id"))
 
 
-def _message(raw: Any, index: int, thinking: str) -> Message:
+def _message(raw: Any, index: int, thinking: str, strict: bool = True) -> Message:
     where = f"message {index}"
     if not isinstance(raw, Mapping):
         raise InputFormatError(f"{where} is not an object")
@@ -116,7 +133,7 @@ def _message(raw: Any, index: int, thinking: str) -> Message:
         raise InputFormatError(f"{where} has role {role!r}: cra renders {', '.join(ROLES)}")
     content = _text(raw.get("content"), f"{where}'s content")
     if role == "assistant":
-        calls = [_call(c, f"{where}'s tool call {k}") for k, c in enumerate(raw.get("tool_calls") or [])]
+        calls = [_call(c, f"{where}'s tool call {k}", strict) for k, c in enumerate(raw.get("tool_calls") or [])]
         reasoning = "" if thinking == "omit" else _text(raw.get("reasoning") or raw.get("reasoning_content"), where)
         return Message(role, content, reasoning, calls)
     if role == "tool":

@@ -127,9 +127,7 @@ class _ChatMLBase(Family):
         for k, call in enumerate(message.calls):
             if content or k:
                 out += "\n"
-            out += (
-                '<tool_call>\n{"name": "' + call.name + '", "arguments": ' + tojson(call.arguments) + "}\n</tool_call>"
-            )
+            out += '<tool_call>\n{"name": "' + call.name + '", "arguments": ' + call.arguments_json + "}\n</tool_call>"
         return out
 
     def _turn_state(self, messages: list[Message]) -> dict:
@@ -280,9 +278,7 @@ class Llama3(Family):
                 out.shown(self._header("ipython") + tojson(m.content) + "<|eot_id|>")
             elif m.role == "assistant":
                 out.shown(self._header("assistant"))
-                calls = "\n".join(
-                    '{"name": "' + c.name + '", "parameters": ' + tojson(c.arguments) + "}" for c in m.calls
-                )
+                calls = "\n".join('{"name": "' + c.name + '", "parameters": ' + c.arguments_json + "}" for c in m.calls)
                 text = m.content.strip()
                 body = think_block(m.thinking) + text + ("\n" if text and calls else "") + calls
                 out.written(body + "<|eot_id|>")
@@ -345,7 +341,11 @@ class TemplateFamily(Family):
                 msg: dict = {"role": "assistant", "content": think_block(m.thinking) + m.content}
                 if m.calls:
                     msg["tool_calls"] = [
-                        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.malformed or c.arguments},
+                        }
                         for c in m.calls
                     ]
                 out.append(msg)

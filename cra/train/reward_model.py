@@ -109,8 +109,9 @@ def tokenize_pairs(path: Path, tokenizer, max_length: int, family=None) -> tuple
             prompt = _messages(pair.get("prompt") or [], "user")
             ids = []
             for side in ("chosen", "rejected"):
-                conversation = {"messages": prompt + _messages(pair[side], "assistant"), "tools": pair.get("tools")}
-                text = chat.render(conversation, family).text
+                # strict=False: a rejected action with malformed arguments is shown as it was written.
+                example = {"messages": prompt + _messages(pair[side], "assistant"), "tools": pair.get("tools")}
+                text = chat.render(chat.Conversation.from_example(example, strict=False), family).text
                 ids.append(
                     _through_last_eos(tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)
                 )
