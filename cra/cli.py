@@ -34,6 +34,7 @@ COMMANDS = {
     "eval": "cra.eval.commands:eval_group",
     "auto": "cra.auto.commands:auto_group",
     "merge": "cra.merge.commands:merge_command",
+    "serve": "cra.serve.commands:serve_group",
 }
 
 # One-line help shown by `cra --help` without importing the command's module.
@@ -63,6 +64,7 @@ SHORT_HELP = {
     "runs": "Training runs and their results (`cra runs show ID`).",
     "auto": "Continuous learning: train, evaluate, promote as turns accumulate (`once`, `run`, `status`).",
     "merge": "Merge databases from other machines into this one, by natural ids (idempotent, --json).",
+    "serve": "Serve the trained model to Claude Code, to a share of sessions (`status`, `set-share`).",
 }
 
 

@@ -24,6 +24,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from .errors import InputFormatError
 
@@ -111,7 +112,7 @@ class Recorder:
             message["reasoning"] = _text(reasoning, "reasoning")
         if calls:
             message["tool_calls"] = calls
-        extra = {"usage": usage} if usage else {}
+        extra: dict[str, Any] = {"usage": usage} if usage else {}
         if model:
             extra["model"] = model
         self.message(message, **extra)
@@ -124,7 +125,7 @@ class Recorder:
         if call_id not in self._pending_calls:
             raise InputFormatError(f"no tool call {call_id!r} is waiting for a result in this session")
         text = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False, default=str)
-        message = {"role": "tool", "tool_call_id": call_id, "content": text}
+        message: dict[str, Any] = {"role": "tool", "tool_call_id": call_id, "content": text}
         if name:
             message["name"] = name
         if is_error:
@@ -203,7 +204,7 @@ def _tool_call(call) -> dict:
         call = {"type": "function", "function": {"name": name, "arguments": arguments}}
     if not isinstance(call, dict):
         raise InputFormatError("a tool call is (name, arguments) or {'function': {'name', 'arguments'}}")
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    function: dict = call["function"] if isinstance(call.get("function"), dict) else call
     name, arguments = function.get("name"), function.get("arguments", {})
     if not isinstance(name, str) or not name:
         raise InputFormatError("a tool call needs a name")

@@ -68,6 +68,19 @@ def machines(tmp_path_factory):
     return {"alpha": alpha, "beta": beta, "old": old, "all": everything, "root": root}
 
 
+def _since_m012() -> list[str]:
+    """The migrations an "old" database (built before m012_machines) still needs: m012 and any added after."""
+    import sqlite_utils
+
+    from cra.db.migrations import migrations
+
+    names = [m.name for m in migrations.pending(sqlite_utils.Database(memory=True))]
+    return names[names.index("m012_machines") :]
+
+
+SINCE_M012 = _since_m012()
+
+
 def fresh(tmp_path, name="dest.db"):
     return open_db(str(tmp_path / name), drain=False)
 
@@ -153,7 +166,7 @@ def test_three_machines_merge_into_what_one_machine_would_hold(machines, tmp_pat
     # Old: the failures transcript another machine imported without hooks. Its lines and messages
     # are duplicates; its calls (seen in the transcript only) conflict with alpha's hook-captured ones,
     # which are kept, with anything only the transcript knew filled in.
-    assert old.migrated == ["m012_machines"]
+    assert old.migrated == SINCE_M012
     failures_lines = dest.execute("SELECT count(*) FROM transcript_lines WHERE path LIKE '%failures%'").fetchone()[0]
     assert old.tables["transcript_lines"].duplicate == failures_lines > 0
     assert (
@@ -289,7 +302,7 @@ def test_an_older_schema_is_migrated_in_a_copy_and_the_source_left_as_it_was(mac
     digest = hashlib.sha256(machines["old"].read_bytes()).hexdigest()
     dest = fresh(tmp_path)
     (result,) = merge_databases(dest, [str(machines["old"])]).sources
-    assert result.error is None and result.migrated == ["m012_machines"]
+    assert result.error is None and result.migrated == SINCE_M012
     assert hashlib.sha256(machines["old"].read_bytes()).hexdigest() == digest
     assert "machines" not in sqlite3.connect(machines["old"]).execute(
         "SELECT group_concat(name) FROM sqlite_master WHERE type = 'table'"
@@ -353,7 +366,7 @@ def test_cli_text_and_json(machines, tmp_path):
     result = CliRunner().invoke(cli, ["merge", str(machines["alpha"]), str(machines["old"]), "-d", dest])
     assert result.exit_code == 0, result.output
     assert "from alpha-host (user ann)" in result.output
-    assert "its schema was migrated (m012_machines)" in result.output
+    assert f"its schema was migrated ({', '.join(SINCE_M012)})" in result.output
     assert "messages" in result.output and "turns rebuilt" in result.output
     result = CliRunner().invoke(cli, ["merge", str(machines["alpha"]), "-d", dest, "--json"])
     assert result.exit_code == 0, result.output
@@ -365,7 +378,8 @@ def test_cli_text_and_json(machines, tmp_path):
     assert "runs" in data["not_merged"]
 
 
-_values = st.one_of(st.none(), st.integers(-3, 3), st.sampled_from(["a", "b", "pending", "success", "hook", "both"]))
+_present = st.one_of(st.integers(-3, 3), st.sampled_from(["a", "b", "pending", "success", "hook", "both"]))
+_values = st.one_of(st.none(), _present)
 
 
 @pytest.mark.parametrize("table", [t for t in TABLES if t.name in ("sessions", "tool_calls", "messages")])
@@ -376,7 +390,9 @@ def test_keep_is_symmetric_and_idempotent(table, data):
         "tool_calls": ("tool_use_id", "status", "source", "tool_response", "error"),
         "messages": ("uuid", "text", "model"),
     }[table.name]
-    row = st.fixed_dictionaries({c: _values for c in columns})
+    # NOT NULL columns (a call's status and source) never hold NULL, as in the schema.
+    not_null = {"status", "source"}
+    row = st.fixed_dictionaries({c: _present if c in not_null else _values for c in columns})
     a, b = data.draw(row), data.draw(row)
     kept, _ = keep(table, a, b)
     assert keep(table, b, a)[0] == kept

@@ -278,11 +278,13 @@ def to_sharegpt(example: dict) -> dict:
 
 
 class DatasetBuilder:
-    def __init__(self, db, options: BuildOptions, redactor: Redactor | None = None):
+    def __init__(
+        self, db, options: BuildOptions, redactor: Redactor | None = None, counter: TokenCounter | None = None
+    ):
         self.db = db
         self.o = options
         self.redactor = redactor or Redactor(enabled=options.redact)
-        self.counter = TokenCounter(options.base, options.tokenizer, options.chat_template)
+        self.counter = counter or TokenCounter(options.base, options.tokenizer, options.chat_template)
         self.resolver = SchemaResolver(ObservedSchemas())
         self.stats: Counter[str] = Counter()
         self.seconds = 0.0
@@ -321,12 +323,9 @@ class DatasetBuilder:
             key = (turn.session_id, turn.agent_id)
             if key != session:
                 if reader is not None and turn.session_id != (session or (None,))[0]:
-                    self.resolver.set_session(reader.session_tools(turn.session_id))
-                    self._tools_cache.clear()
-                    self._system_recorded = reader.session_system(turn.session_id)
+                    self.start_session(reader.session_tools(turn.session_id), reader.session_system(turn.session_id))
                 elif reader is None:
-                    self.resolver.set_session([])
-                    self._system_recorded = None
+                    self.start_session([], None)
                 session, context = key, []
             self.stats["turns_seen"] += 1
             self.stats["synthetic_turns_seen" if turn.source == "bootstrap" else "real_turns_seen"] += 1
@@ -336,6 +335,28 @@ class DatasetBuilder:
                 context.append((turn.prompt_text, turn.final_answer))
                 del context[: -max(self.o.context_turns, 1)]
         return False
+
+    def start_session(self, tools: list[str], system: str | None) -> None:
+        """The tools (Anthropic-format JSON lists) and system prompt the client sent in the session
+        whose turns come next."""
+        self.resolver.set_session(tools)
+        self._tools_cache.clear()
+        self._system_recorded = system
+
+    def example(self, turn: TurnData, context: list) -> dict | None:
+        """The whole turn (or the turn so far) as one example, fitted to the token budget; None when
+        it cannot fit. What `cra serve` asks the model with: the rendering of every training example."""
+        return self._fit(*self._parts(turn, context))
+
+    def _parts(self, turn: TurnData, context: list) -> tuple:
+        """(system, context messages, the turn's chat, tools JSON), redacted: an example's pieces."""
+        r = self.redactor
+        chat = [redact_message(r, precut(m, self.o.max_tool_output_chars)) for m in turn.messages]
+        ctx = []
+        for prompt, answer in context[-self.o.context_turns :] if self.o.context_turns else []:
+            ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
+        used = [tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()]
+        return self._system(turn), ctx, chat, self._tools_json(used, turn.source == "bootstrap")
 
     def _one_turn(self, turn: TurnData, context: list) -> bool:
         reason = self.o.filters.evaluate(turn.facts())
@@ -354,15 +375,7 @@ class DatasetBuilder:
             return False
         self.stats["turns_kept"] += 1
 
-        r = self.redactor
-        chat = [redact_message(r, precut(m, self.o.max_tool_output_chars)) for m in turn.messages]
-        ctx = []
-        for prompt, answer in context[-self.o.context_turns :] if self.o.context_turns else []:
-            ctx += [{"role": "user", "content": r.redact(prompt)}, {"role": "assistant", "content": r.redact(answer)}]
-        system = self._system(turn)
-        used = [tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()]
-        tools_json = self._tools_json(used, turn.source == "bootstrap")
-
+        system, ctx, chat, tools_json = self._parts(turn, context)
         ends = [len(chat)] if self.o.unit == "turn" else [i + 1 for i, m in enumerate(chat) if m["role"] == "assistant"]
         for end in ends:
             example = self._fit(system, ctx, chat[:end], tools_json)
@@ -396,8 +409,9 @@ class DatasetBuilder:
     def _system(self, turn: TurnData) -> str | None:
         if self.o.system == "none":
             return None
-        if self.o.system == "recorded" and getattr(self, "_system_recorded", None):
-            return self.redactor.redact(self._system_recorded)
+        recorded = getattr(self, "_system_recorded", None)
+        if self.o.system == "recorded" and recorded:
+            return self.redactor.redact(recorded)
         text = DEFAULT_SYSTEM
         if turn.cwd:
             text += "\nWorking directory: " + self.redactor.redact(turn.cwd)

@@ -717,3 +717,58 @@ def m012_machines(db: Database):
         db.execute(f"ALTER TABLE {table} ADD COLUMN origin INTEGER REFERENCES machines(id)")
     # 'claude-code' (hooks, transcripts) or 'openai-trace' (`cra import --format openai-trace`, cra.record).
     db.execute("ALTER TABLE sessions ADD COLUMN source TEXT NOT NULL DEFAULT 'claude-code'")
+
+
+@migrations()
+def m010_serve(db: Database):
+    """`cra serve`: the servers started and every request they answered (cra/serve writes these;
+    docs/serve.md). No request or response bodies: they carry code, secrets and the user's key."""
+    db.execute(
+        """
+        CREATE TABLE serve_servers (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,        -- ISO 8601 UTC
+            stopped_at TEXT,                 -- NULL while it runs (or if it was killed)
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,              -- the address it listens on
+            port INTEGER NOT NULL,
+            model TEXT NOT NULL,             -- what answers locally: a run and its GGUF or adapter
+            backend TEXT NOT NULL,           -- llama.cpp or hf
+            upstream TEXT,                   -- where other sessions go; NULL: every request is local
+            share REAL NOT NULL,             -- fraction of sessions answered locally; `cra serve set-share` changes it
+            fallback INTEGER NOT NULL,       -- 1: unparsable or timed-out local answers are retried upstream
+            shadow INTEGER NOT NULL,         -- 1: upstream answers, the local model's next action is only compared
+            share_changed_at TEXT            -- when the share was last set
+        )
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE serve_requests (
+            id INTEGER PRIMARY KEY,
+            server_id INTEGER REFERENCES serve_servers(id),
+            received_at TEXT NOT NULL,       -- ISO 8601 UTC
+            endpoint TEXT NOT NULL,          -- messages, count_tokens, other
+            session_id TEXT,                 -- Claude Code's session (X-Claude-Code-Session-Id or metadata.user_id)
+            agent_id TEXT,                   -- set on a subagent's requests
+            route TEXT NOT NULL,             -- local, upstream, shadow (upstream answered, local compared), none
+            stream INTEGER,                  -- 1 when answered as server-sent events
+            status INTEGER NOT NULL,         -- HTTP status sent (0: the client left before any)
+            outcome TEXT NOT NULL,           -- ok, invalid_request, too_large, upstream_error, local_error, client_closed, ...
+            latency_ms REAL,                 -- request received -> last byte sent
+            first_token_ms REAL,             -- request received -> first content sent (streams)
+            input_tokens INTEGER,
+            output_tokens INTEGER,
+            stop_reason TEXT,                -- end_turn, tool_use, max_tokens, stop_sequence
+            tool_calls INTEGER,              -- tool_use blocks in the answer
+            parsed INTEGER,                  -- local answers: 1 when the output read as text and valid tool calls
+            fell_back INTEGER NOT NULL DEFAULT 0,  -- 1 when a local answer was replaced by upstream's
+            fallback_reason TEXT,            -- unparsable, timeout, too_long, local_error
+            shadow_agreed INTEGER,           -- shadow: 1 when the local next action matched upstream's
+            shadow_detail TEXT,              -- JSON: both actions' kinds and tool names, argument similarity
+            error TEXT                       -- what went wrong, redacted
+        )
+        """
+    )
+    db.execute("CREATE INDEX idx_serve_requests_session ON serve_requests (session_id, id)")
+    db.execute("CREATE INDEX idx_serve_requests_server ON serve_requests (server_id, id)")

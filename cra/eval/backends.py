@@ -34,7 +34,8 @@ class GenerationSettings:
 
 
 def load_tokenizer(path: str, chat_template: str):
-    """The tokenizer and the family that renders for it (as the run trained: same `chat_template` setting)."""
+    """The tokenizer, with the run's template file (or cra's ChatML) installed as training had it;
+    `chat.resolve_family(tokenizer, chat_template)` then gives the family that renders for it."""
     from transformers import AutoTokenizer
 
     from ..train import loading
@@ -44,7 +45,8 @@ def load_tokenizer(path: str, chat_template: str):
     except (OSError, ValueError) as exc:
         raise StageError(f"cannot load a tokenizer from {path}: {exc}") from exc
     loading._pad_token(tokenizer)
-    return tokenizer, chat.resolve_family(tokenizer, chat_template)
+    chat.resolve_family(tokenizer, chat_template)
+    return tokenizer
 
 
 def render_prompt(family, step: Step) -> str:
@@ -84,7 +86,8 @@ class HFBackend:
         if settings.cpu_threads:
             torch.set_num_threads(settings.cpu_threads)
         self.settings = settings
-        self.tokenizer, self.family = load_tokenizer(tokenizer_path, settings.chat_template)
+        self.tokenizer = load_tokenizer(tokenizer_path, settings.chat_template)
+        self.family = chat.resolve_family(self.tokenizer, settings.chat_template)
         self.tokenizer.padding_side = "left"  # batched generation continues every prompt from its last token
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
@@ -158,7 +161,8 @@ class LlamaCppBackend:
                 "about 7 minutes on 2 cores)"
             )
         self.settings = settings
-        self.tokenizer, self.family = load_tokenizer(tokenizer_path, settings.chat_template)
+        self.tokenizer = load_tokenizer(tokenizer_path, settings.chat_template)
+        self.family = chat.resolve_family(self.tokenizer, settings.chat_template)
         self.model_path, self.lora_path = model_path, lora_path
 
     def _load(self, n_ctx: int):

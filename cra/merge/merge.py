@@ -139,6 +139,9 @@ class Table:
     remap: tuple = ()  # (column, table whose ids it holds): translated to the destination's ids
     rank: Callable = _filled  # of two versions, the larger is kept (then _by_value)
     combine: Callable | None = None  # columns merged from both versions after the fill
+    # The columns `combine` recomputes from both versions: left out when choosing the winner, or the
+    # kept row (its span widened) could lose to one of its own inputs on a second merge.
+    combined: tuple = ()
     keep_both: bool = False  # differing versions are both kept
     match: str | None = None  # SQL matching d (destination) to s (source) when the key may be NULL
     origin: bool = False  # has an `origin` column
@@ -146,7 +149,13 @@ class Table:
 
 TABLES = (
     Table("events", ("event_uid",), ident="id", origin=True),
-    Table("sessions", ("id",), combine=_session_span, origin=True),
+    Table(
+        "sessions",
+        ("id",),
+        combine=_session_span,
+        combined=("started_at", "first_event_at", "last_event_at", "ended_at"),
+        origin=True,
+    ),
     Table(
         "tool_calls",
         ("tool_use_id",),
@@ -169,7 +178,7 @@ TABLES = (
         " AND d.trigger IS s.trigger AND d.summary IS s.summary)",
     ),
     Table("request_shapes", ("shape_hash",)),
-    Table("session_request_shapes", ("session_id", "shape_hash"), combine=_first_sent),
+    Table("session_request_shapes", ("session_id", "shape_hash"), combine=_first_sent, combined=("timestamp",)),
 )
 
 # transcript_files: where each file was read to. The further reading wins; the cursors into
@@ -581,7 +590,12 @@ def keep(table: Table, ours: dict, theirs: dict) -> tuple[dict, bool]:
     """The version of a conflicting row both orders of merging keep: the larger by the table's rank
     (then by value), its empty columns filled from the other, then the table's own column rules.
     Returns (row, whether `theirs` won)."""
-    theirs_won = (table.rank(theirs), _by_value(theirs)) > (table.rank(ours), _by_value(ours))
+
+    def order(row):
+        chosen_by = {c: v for c, v in row.items() if c not in table.combined}
+        return table.rank(chosen_by), _by_value(chosen_by)
+
+    theirs_won = order(theirs) > order(ours)
     winner, other = (theirs, ours) if theirs_won else (ours, theirs)
     kept = {c: winner[c] if winner[c] is not None else other[c] for c in winner}
     if table.combine is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from ..dataset.filters import TurnFilters
 from ..dataset.qualifying import MIN_TRAINING_TURNS, count_qualifying
 from ..db.schema import DENIED, ERRORED
+from . import serving
 
 # Qualifying turns the training orchestrator waits for before it starts a cycle, when the caller
 # gives no bar; `cra stats` passes the one in effect ($CRA_HOME/auto.toml, read by cra/auto/config.py).
@@ -166,6 +167,7 @@ def compute(
         "projects": _projects(calls, turns),
         "timeline": _timeline(calls),
         "readiness": _readiness(db, main_turns, turn_filters, ready_turns),
+        "serving": serving.compute(db, filters),
     }
 
 

@@ -1,6 +1,7 @@
 """`cra stats` as readable text: short sections of aligned columns."""
 
 from ..db.schema import CALL_OUTCOMES
+from .serving import render_text as render_serving
 
 # The same words as tool_calls_with_turns.call_outcome, in both reports.
 CALL_LEGEND = f"errored: {CALL_OUTCOMES['errored']}; denied: {CALL_OUTCOMES['denied']}"
@@ -121,4 +122,5 @@ def render(stats: dict) -> str:
     )
     if excluded:
         out.append(f"  excluded: {excluded}")
+    out += render_serving(stats.get("serving"))
     return "\n".join(out)

@@ -40,6 +40,7 @@ class Launch:
         PartialState(cpu=not torch.cuda.is_available())
         run_id = [start({**config, "launch": self.key})["id"] if self.main else None]
         broadcast_object_list(run_id, from_process=0)
+        assert run_id[0] is not None  # rank 0's id, now on every rank
         return runs.get_run(db, run_id[0])
 
     def on_main(self, fn: Callable) -> Callable:

@@ -217,7 +217,7 @@ def train_sft(
         ),
     )
     run_id, output_dir = run["id"], Path(run["output_dir"])
-    finish, record, summarize = map(launch.on_main, (runs.finish_run, runs.record_artifact, write_summary))
+    finish, record, summarize = (launch.on_main(fn) for fn in (runs.finish_run, runs.record_artifact, write_summary))
     echo(f"Run {run_id} (sft, backend {backend}) -> {output_dir}")
     if parent and resume_from:
         echo(f"Resuming run {parent['id']} from {resume_from}")

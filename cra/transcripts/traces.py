@@ -304,7 +304,7 @@ def _content_text(content, where):
 def _tool_use(call, where):
     if not isinstance(call, dict):
         raise TraceError(f"{where}: must be an object")
-    function = call.get("function") if isinstance(call.get("function"), dict) else call
+    function: dict = call["function"] if isinstance(call.get("function"), dict) else call
     name = function.get("name")
     if not isinstance(name, str) or not name:
         raise TraceError(f"{where}: needs a function name")
