@@ -291,7 +291,7 @@ def llama_cpp_chat(gguf, messages, tools):
     by the chat template the GGUF carries (the one the run trained with)."""
     from llama_cpp import Llama
 
-    from cra.toolcalls import parse_action
+    from cra.chat.toolcalls import parse_action
 
     llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=1, verbose=False)
     try:

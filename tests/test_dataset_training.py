@@ -106,26 +106,24 @@ def test_sft_trainer_accepts_and_trains(built, tokenizer, tmp_path):
 
 
 def test_token_counts_with_a_real_tokenizer(tmp_path, tokenizer):
+    """The build counts what training will feed the model: cra's rendering (thinking included), tokenized."""
+    from cra import chat
+
     tokenizer.save_pretrained(tmp_path / "tok")
     db = new_db(tmp_path / "cra.db")
     Session(db, "s1").turn("task", good_steps(), answer())
     out = tmp_path / "out"
     summary = DatasetBuilder(db, BuildOptions(eval_fraction=0, tokenizer=str(tmp_path / "tok"))).build(str(out))
     row = json.loads((out / "train.jsonl").read_text())
-    msgs = [
-        {
-            **m,
-            "tool_calls": [
-                {**tc, "function": {**tc["function"], "arguments": json.loads(tc["function"]["arguments"])}}
-                for tc in m["tool_calls"]
-            ],
-        }
-        if m.get("tool_calls")
-        else m
-        for m in row["messages"]
-    ]
-    ids = tokenizer.apply_chat_template(msgs, tools=json.loads(row["tools"]), tokenize=True, return_dict=True)[
-        "input_ids"
-    ]
-    assert summary["tokens"]["counted_with"].startswith("tokenizer")
+    family = chat.resolve_family(tokenizer, "auto")
+    ids = chat.tokenize_example(tokenizer, row, family)["input_ids"]
+    assert summary["tokens"]["counted_with"].startswith("tokenizer") and family.name == "chatml"
     assert summary["tokens"]["max"] == len(ids)
+    # The template alone drops the reasoning; what is counted (and trained) keeps it.
+    template_ids = tokenizer.apply_chat_template(
+        chat.TemplateFamily.openai_messages(chat.Conversation.from_example(row, thinking="omit")),
+        tools=json.loads(row["tools"]),
+        tokenize=True,
+        return_dict=True,
+    )["input_ids"]
+    assert "I should list files" in chat.render(row, family).text and len(template_ids) < len(ids)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from cra import toolcalls
+from cra.chat import toolcalls
 from cra.eval import metrics
 from cra.eval.intervals import mean_ci, wilson
 from cra.eval.steps import steps_from_examples

@@ -21,8 +21,8 @@ from cra.behavioral_reward import (
     tool_efficiency,
 )
 from cra.behavioral_reward.score import completion_text
+from cra.chat import parse_action
 from cra.cli import cli
-from cra.toolcalls import parse_action
 
 
 def tool(name, **props):

@@ -53,8 +53,15 @@ def test_every_recorded_request_renders_as_its_training_example(shared_dir, tmp_
     source = shared_dir / FIXTURES / scenario
     db = open_db(str(build_fixture_db(tmp_path / "cra.db", [source])))
     keep_all = TurnFilters(min_tool_calls=0, min_answer_words=0, skip_failed=False, skip_unrecovered=False)
+    # No shrinking on either side (the default budget would drop unused tool schemas from long examples).
     options = BuildOptions(
-        unit="step", eval_fraction=0, redact=False, synthetic=False, filters=keep_all, max_tool_output_chars=10**6
+        unit="step",
+        eval_fraction=0,
+        redact=False,
+        synthetic=False,
+        filters=keep_all,
+        max_tool_output_chars=10**6,
+        max_tokens=10**6,
     )
     DatasetBuilder(db, options).build(str(tmp_path / "ds"))
     examples = [json.loads(line) for line in open(tmp_path / "ds" / "train.jsonl")]

@@ -96,28 +96,31 @@ def test_sft_learns_keeps_best_checkpoint_and_records_the_run(tiny, tmp_path):
 
 
 def test_labels_cover_assistant_turns_only(tiny):
-    """Both template paths: generation markers (TRL-style mask) and prefix rendering give the same labels."""
+    """Both ways of finding the assistant's text: cra's own ChatML renderer, and the template's rendering of
+    each conversation's prefixes (a template cra has no renderer for) give the same labels."""
     import re
 
     from transformers import AutoTokenizer
 
+    from cra import chat
     from cra.testing.tiny import synthetic_conversations
-    from cra.train import templates
 
     model, _ = tiny
     tok = AutoTokenizer.from_pretrained(model)
-    assert templates.choose_template(tok, "auto") == "markers"
+    family = chat.resolve_family(tok, "auto")
+    assert family.name == "chatml"
     plain = AutoTokenizer.from_pretrained(model)
     plain.chat_template = re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", tok.chat_template)
-    assert templates.choose_template(plain, "auto") == "prefix"
+    fallback = chat.resolve_family(plain, "auto")
+    assert fallback.name == "template" and not fallback.markers
 
     for example in synthetic_conversations(5, seed=3):
-        marked = templates.tokenize_for_training(tok, example, "markers")
-        prefixed = templates.tokenize_for_training(plain, example, "prefix")
-        assert marked["input_ids"] == prefixed["input_ids"]
-        ids = marked["input_ids"]
-        learned = tok.decode([t for t, label in zip(ids, marked["labels"]) if label != -100])
-        masked = tok.decode([t for t, label in zip(ids, marked["labels"]) if label == -100])
+        ours = chat.tokenize_example(tok, example, family)
+        prefixed = chat.tokenize_example(plain, example, fallback)
+        assert ours["input_ids"] == prefixed["input_ids"]
+        ids = ours["input_ids"]
+        learned = tok.decode([t for t, lab in zip(ids, ours["labels"]) if lab != -100])
+        masked = tok.decode([t for t, lab in zip(ids, ours["labels"]) if lab == -100])
         # Everything the assistant wrote is learned; nothing the user, system or tools wrote is.
         for message in example["messages"]:
             if message["role"] == "assistant":
@@ -131,8 +134,8 @@ def test_labels_cover_assistant_turns_only(tiny):
             m["role"] == "assistant" for m in example["messages"]
         )
         # The prefix path differs only by the newline after each assistant turn's end token.
-        extra = [t for t, a, b in zip(ids, marked["labels"], prefixed["labels"]) if a != b]
-        assert all(a == b or b == t for t, a, b in zip(ids, marked["labels"], prefixed["labels"]))
+        extra = [t for t, a, b in zip(ids, ours["labels"], prefixed["labels"]) if a != b]
+        assert all(a == b or b == t for t, a, b in zip(ids, ours["labels"], prefixed["labels"]))
         assert tok.decode(extra).strip() == ""
 
 
@@ -153,7 +156,7 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_continues_it(tiny, tmp_path):
     import re
 
     template = tmp_path / "plain.jinja"
-    from cra.train.templates import CHATML_TEMPLATE
+    from cra.chat import CHATML_TEMPLATE
 
     template.write_text(re.sub(r"\{%-?\s*(end)?generation\s*-?%\}", "", CHATML_TEMPLATE))
     settings = SFTSettings(
@@ -173,7 +176,7 @@ def test_ctrl_c_leaves_a_resumable_run_and_resume_continues_it(tiny, tmp_path):
     db = open_db()
     first = train_sft(settings, db, callbacks=(CtrlCAtStep3(),))
     assert first["status"] == "interrupted" and "Ctrl-C" in first["error"]
-    assert first["metrics"]["steps"] == 3 and first["metrics"]["chat_template"] == "prefix"
+    assert first["metrics"]["steps"] == 3 and first["metrics"]["chat_template"] == "template"
     assert first["metrics"]["last_checkpoint"].endswith("checkpoint-3")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
 
@@ -252,17 +255,13 @@ def test_missing_dataset_is_a_clear_error(tiny):
     assert result.exit_code == 1 and "no dataset 'no-such-dataset'" in result.output
 
 
-def test_dataset_by_name_from_the_datasets_table(tiny):
-    from cra.dataset.files import resolve_dataset
-
-    _, data = tiny
-    db = open_db()
+def _register(db, name, path):
     db["datasets"].insert(
         dict(
-            name="mine",
+            name=name,
             kind="sft",
             format="openai",
-            path=data,
+            path=path,
             created_at="2026-01-01T00:00:00Z",
             params="{}",
             stats="{}",
@@ -271,6 +270,46 @@ def test_dataset_by_name_from_the_datasets_table(tiny):
             redacted=1,
         )
     )
+
+
+def test_without_dataset_the_newest_is_used_and_named(tiny, tmp_path):
+    model, data = tiny
+    nothing = CliRunner().invoke(cli, ["train", "sft", "--base", model])
+    assert nothing.exit_code == 1 and "no dataset: build one with `cra dataset build`" in nothing.output
+    db = open_db()
+    _register(db, "older", str(tmp_path / "gone"))
+    _register(db, "newer", data)
+    result = sft("--base", model, "--no-load-in-4bit", "--max-steps", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    assert "No --dataset given: using newer (#2, built 2026-01-01T00:00:00Z), the newest dataset." in result.output
+    (run,) = db.query("SELECT * FROM runs")
+    assert run["dataset"] == "newer" and json.loads(run["config"])["dataset"] == "newer"
+
+
+@pytest.mark.parametrize("offline_flag", [False, True])
+def test_a_hub_base_without_a_hub_fails_at_once_saying_what_to_pass(tiny, tmp_path, monkeypatch, offline_flag):
+    """No minute of retries: an unreachable hub (here a closed local port) or HF_HUB_OFFLINE is seen before
+    anything loads, and the message says to pass a local directory."""
+    _, data = tiny
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "empty-hf-cache"))
+    for name in ("HTTPS_PROXY", "https_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    if offline_flag:
+        monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    result = CliRunner().invoke(cli, ["train", "sft", "--base", "some-org/some-model", "--dataset", data])
+    assert result.exit_code == 1
+    message = result.output.strip()
+    assert message.count("\n") == 0 and "cannot be reached" in message and "local directory" in message
+    assert open_db()["runs"].count == 0  # refused before a run was registered
+
+
+def test_dataset_by_name_from_the_datasets_table(tiny):
+    from cra.dataset.files import resolve_dataset
+
+    _, data = tiny
+    db = open_db()
+    _register(db, "mine", data)
     train, evals = resolve_dataset(db, "mine")
     assert str(train) == os.path.join(data, "train.jsonl") and str(evals) == os.path.join(data, "eval.jsonl")
 

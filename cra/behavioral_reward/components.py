@@ -22,10 +22,10 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..chat.toolcalls import ParsedAction, ParsedCall, argument_similarity, check_call
 from ..signals import text as phrases
 from ..signals import tools as tool_kinds
 from ..signals.config import DepthThresholds
-from ..toolcalls import ParsedAction, ParsedCall, argument_similarity, check_call
 from .context import Context, call_key
 
 
@@ -71,6 +71,12 @@ def split_thinking(text: str) -> tuple[str, str]:
     """(visible text, thinking) of generated text that may hold <think> blocks."""
     thinking = " ".join(m.group(1) for m in _THINK.finditer(text or ""))
     return _THINK.sub("", text or "").strip(), thinking.strip()
+
+
+def visible_and_thinking(action: ParsedAction) -> tuple[str, str]:
+    """The action's text and its thinking: what the parser took out, and any <thinking> block left in."""
+    visible, more = split_thinking(action.text)
+    return visible, " ".join(t for t in (action.thinking, more) if t)
 
 
 # -- the components ------------------------------------------------------------------------------------------
@@ -137,7 +143,7 @@ def agreement(ctx: Context, action: ParsedAction) -> Component:
     >>> read = {"function": {"name": "Read", "arguments": '{"file_path": "a.py"}'}}
     >>> ref = {"role": "assistant", "content": "", "tool_calls": [read]}
     >>> ctx = Context.build([{"role": "user", "content": "fix a.py"}], [], ref)
-    >>> from cra.toolcalls import parse_action
+    >>> from cra.chat import parse_action
     >>> action = parse_action('<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>')
     >>> agreement(ctx, action).score
     1.0
@@ -280,7 +286,7 @@ def reasoning_depth(ctx: Context, action: ParsedAction) -> Component:
     1 when equal, 0 at ten times more or less) + 0.4 for a plan: present when Claude announced one
     (signals' plan detector: numbered steps, "first ... then", "plan:"), or free when Claude did not.
     """
-    visible, thinking = split_thinking(action.text)
+    visible, thinking = visible_and_thinking(action)
     ref_text = (ctx.reference_action.text + "\n" + ctx.reference_reasoning).strip()
     n_pred, n_ref = len(words(visible + " " + thinking)), len(words(ref_text))
     close = _closeness(n_pred, n_ref)
@@ -371,7 +377,7 @@ def self_correction(ctx: Context, action: ParsedAction) -> Component:
     mine = _response_to_failure(action, failed)
     claude = _response_to_failure(ctx.reference_action, failed)
     score = 1.0 if mine == claude else _RESPONSE_CREDIT[mine]
-    visible, thinking = split_thinking(action.text)
+    visible, thinking = visible_and_thinking(action)
     said = visible + "\n" + thinking
     if mine != "repeat" and (phrases.find(phrases.SELF_CORRECTION_PATTERNS, said) or _ACKNOWLEDGE.search(said)):
         score += 0.2

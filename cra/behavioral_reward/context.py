@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from ..chat.toolcalls import ParsedAction, action_from_message, tool_schemas
 from ..signals.situations import result_failed  # one reading of failed results, shared with eval gaps
-from ..toolcalls import ParsedAction, action_from_message, tool_schemas
 
 
 @dataclass

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..toolcalls import ParsedAction, parse_action
+from ..chat.toolcalls import ParsedAction, parse_action
 from .components import BEHAVIOR_COMPONENTS, Component, agreement, format_validity
 from .config import RewardWeights, parse_weights
 from .context import Context

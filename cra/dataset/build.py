@@ -15,6 +15,7 @@ Writes `<out>/train.jsonl`, `<out>/eval.jsonl` and `<out>/README.md` (the datase
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -25,6 +26,8 @@ from dataclasses import asdict, dataclass, field
 
 import jsonlines
 
+from ..base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH, hub_reachable
+from ..chat import FAMILIES, compact_tools, count_tokens, render, resolve_family
 from ..redact import Redactor
 from .filters import TurnFilters
 from .tool_schemas import ObservedSchemas, SchemaResolver
@@ -33,6 +36,9 @@ from .turn_chats import TurnData, TurnReader, table_exists
 FORMATS = ("openai", "sharegpt")
 UNITS = ("turn", "step")
 SPLITS = ("session", "project", "time")
+# offered: every tool the session offered, schemas as recorded; compact: the same tools, names and
+# parameters without the long descriptions (cra.chat.compact_tools); used: only the tools the example calls.
+TOOLS_MODES = ("offered", "compact", "used")
 
 DEFAULT_SYSTEM = (
     "You are Claude Code, an AI coding agent working in the user's project through tools. "
@@ -50,11 +56,13 @@ class BuildOptions:
     unit: str = "turn"  # one example per turn, or per assistant step (the history before it + the step)
     context_turns: int = 0  # earlier turns of the session (prompt + final answer) kept as context
     thinking: str = "reasoning"  # 'reasoning': a separate field on assistant messages; 'omit'
-    tools: str = "offered"  # 'offered': every tool the session offered; 'used': only those the example calls
+    tools: str = "offered"  # see TOOLS_MODES
     system: str = "default"  # 'default', 'recorded' (the client's own system prompt), 'none'
     max_tool_output_chars: int = 4000
-    max_tokens: int = 32768
-    tokenizer: str | None = None  # local tokenizer dir: exact token counts (else ~4 characters a token)
+    max_tokens: int = DEFAULT_MAX_LENGTH  # the example budget: SFT's default --max-length
+    base: str | None = DEFAULT_BASE  # the base the data is for: its tokenizer counts tokens (see TokenCounter)
+    tokenizer: str | None = None  # a tokenizer directory to count with instead of the base's
+    chat_template: str = "auto"  # how the base renders (as `cra train sft --chat-template`)
     eval_fraction: float = 0.1
     split_by: str = "session"  # session | project | time (see split_plan)
     seed: int = 0
@@ -75,6 +83,8 @@ class BuildOptions:
             raise ValueError(f"split_by must be one of {', '.join(SPLITS)}")
         if self.focus_factor < 1:
             raise ValueError("focus factor must be at least 1")
+        if self.tools not in TOOLS_MODES:
+            raise ValueError(f"tools must be one of {', '.join(TOOLS_MODES)}")
         if not 0 <= self.eval_fraction < 1:
             raise ValueError("eval fraction must be in [0, 1)")
         if self.max_tool_output_chars < 200 or self.max_tokens < 256:
@@ -87,44 +97,55 @@ class BuildOptions:
 
 
 class TokenCounter:
-    """Exact counts with a tokenizer (its chat template when it has one), else an estimate."""
+    """Tokens of an example as training will see them: rendered by the base's family, tokenized by its
+    tokenizer (cra.chat, as `cra train sft` does).
 
-    def __init__(self, tokenizer_path: str | None = None):
+    The tokenizer is the one at `tokenizer_path`, else the base's: a local directory, the local hub
+    cache, or the hub when it can be reached (tokenizer files only). Without one, the rendered text's
+    characters / ESTIMATE_CHARS_PER_TOKEN, which errs long (measured on recorded sessions: 4.8
+    characters a token with Llama 3's tokenizer, 4.1 with Qwen's).
+    """
+
+    ESTIMATE_CHARS_PER_TOKEN = 3.5
+
+    def __init__(self, base: str | None = None, tokenizer_path: str | None = None, chat_template: str = "auto"):
         self.tokenizer = None
-        self.method = "estimate (characters / 4)"
-        if tokenizer_path:
-            from transformers import AutoTokenizer  # heavy: only when asked for
-
-            self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
-            self.method = f"tokenizer {tokenizer_path}"
-
-    def count(self, messages: list[dict], tools_json: str | None) -> int:
-        if self.tokenizer is None:
-            chars = len(tools_json or "")
-            for m in messages:
-                chars += len(m.get("content") or "") + len(m.get("reasoning") or "") + 8
-                for tc in m.get("tool_calls") or ():
-                    chars += len(tc["function"]["arguments"]) + len(tc["function"]["name"]) + 16
-            return math.ceil(chars / 4)
-        tools = json.loads(tools_json) if tools_json else None
-        if getattr(self.tokenizer, "chat_template", None):
-            msgs = [_for_template(m) for m in messages]
-            return len(
-                self.tokenizer.apply_chat_template(msgs, tools=tools, tokenize=True, return_dict=True)["input_ids"]
+        source = tokenizer_path or base
+        if source and importlib.util.find_spec("transformers") is not None:
+            self.tokenizer = _load_tokenizer(source, required=bool(tokenizer_path))
+        if self.tokenizer is not None:
+            self.family = resolve_family(self.tokenizer, chat_template)
+            self.method = f"tokenizer of {source} ({self.family.name} rendering)"
+        else:
+            fallback = chat_template if chat_template in FAMILIES else "llama3"
+            self.family = FAMILIES[fallback]
+            self.method = (
+                f"estimate (rendered characters / {self.ESTIMATE_CHARS_PER_TOKEN:g}, {self.family.name} rendering"
+                + (f"; no tokenizer of {source} on this machine" if source else "")
+                + ")"
             )
-        return len(self.tokenizer.encode(json.dumps({"messages": messages, "tools": tools})))
+
+    def count(self, messages: list[dict], tools: list[dict] | str | None) -> int:
+        conversation = {"messages": messages, "tools": tools}
+        if self.tokenizer is None:
+            return math.ceil(len(render(conversation, self.family).text) / self.ESTIMATE_CHARS_PER_TOKEN)
+        return count_tokens(self.tokenizer, conversation, self.family)
 
 
-def _for_template(m: dict) -> dict:
-    # Templates index arguments as a mapping (`tool_call.arguments | tojson`): give them the dict.
-    if not m.get("tool_calls"):
-        return m
-    m = dict(m)
-    m["tool_calls"] = [
-        {**tc, "function": {**tc["function"], "arguments": json.loads(tc["function"]["arguments"])}}
-        for tc in m["tool_calls"]
-    ]
-    return m
+def _load_tokenizer(source: str, required: bool):
+    """A tokenizer from a directory or a hub id, never waiting on an unreachable hub. When not `required`
+    (the base's, for counting), None where there is none; a `--tokenizer` directory must load."""
+    from transformers import AutoTokenizer
+
+    path = os.path.expanduser(source)
+    if required:
+        return AutoTokenizer.from_pretrained(path)
+    try:
+        if os.path.isdir(path):
+            return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(source, local_files_only=not hub_reachable())
+    except (OSError, ValueError):
+        return None
 
 
 def truncate(text: str, limit: int, original_len: int | None = None) -> tuple[str, bool]:
@@ -137,6 +158,23 @@ def truncate(text: str, limit: int, original_len: int | None = None) -> tuple[st
     head = limit * 2 // 3
     tail = limit - head
     return text[:head] + (TRUNC_MARK % (full - head - tail)) + text[len(text) - tail :], True
+
+
+def _full_length(m: dict) -> int:
+    return m.get("_original_len", len(m["content"]))
+
+
+def _truncated(chat: list[dict], limit: int) -> tuple[list[dict], int]:
+    """The messages with tool outputs cut to `limit` characters (head + tail); how many were cut."""
+    body, cut = [], 0
+    for m in chat:
+        if m["role"] == "tool":
+            text, was_cut = truncate(m["content"], limit, m.get("_original_len"))
+            cut += was_cut
+            m = {k: v for k, v in m.items() if k != "_original_len"}
+            m["content"] = text
+        body.append(m)
+    return body, cut
 
 
 PRECUT_MARGIN = 2000
@@ -312,7 +350,7 @@ class DatasetBuilder:
         self.db = db
         self.o = options
         self.redactor = redactor or Redactor(enabled=options.redact)
-        self.counter = counter or TokenCounter(options.tokenizer)
+        self.counter = counter or TokenCounter(options.base, options.tokenizer, options.chat_template)
         self.resolver = SchemaResolver(ObservedSchemas())
         self.stats: Counter[str] = Counter()
         self.seconds = 0.0
@@ -320,6 +358,8 @@ class DatasetBuilder:
         self.lengths = array("l")
         self._seen: set[bytes] = set()
         self._tools_cache: dict = {}
+        self._cost_cache: dict[str, int] = {}
+        self.tool_tokens: dict[str, array] = {mode: array("l") for mode in TOOLS_MODES}
         self.sessions: dict[str, set[str]] = {"train": set(), "eval": set()}
         self.focus = FocusOversampler(options.focus, options.focus_factor)
 
@@ -444,52 +484,95 @@ class DatasetBuilder:
         return text
 
     def _tools_json(self, used: list[str], synthetic: bool) -> str:
-        if self.o.tools == "used":
-            names = list(dict.fromkeys(used))
-        else:
-            offered = self.resolver.offered() or list(CORE_TOOLS)
-            names = offered + [n for n in dict.fromkeys(used) if n not in offered]
-        key = tuple(names)
+        """The example's tool schemas as `--tools` asks (JSON), redacted; what each mode costs is noted."""
+        offered = self.resolver.offered() or list(CORE_TOOLS)
+        offered = offered + [n for n in dict.fromkeys(used) if n not in offered]
+        variants = {
+            "offered": self._schemas(tuple(offered), compact=False),
+            "compact": self._schemas(tuple(offered), compact=True),
+            "used": self._schemas(tuple(dict.fromkeys(used)), compact=False),
+        }
+        for mode, schemas in variants.items():
+            self.tool_tokens[mode].append(self._tool_cost(schemas))
+        return variants[self.o.tools]
+
+    def _schemas(self, names: tuple[str, ...], compact: bool) -> str:
+        key = (names, compact)
         cached = self._tools_cache.get(key)
         if cached is None:
-            schemas = [self.resolver.get(n) for n in names]
-            if self.redactor.enabled:
-                schemas = self.redactor.redact_obj(schemas)
+            if compact:
+                schemas = compact_tools(json.loads(self._schemas(names, compact=False)))
+            else:
+                schemas = [self.resolver.get(n) for n in names]
+                if self.redactor.enabled:
+                    schemas = self.redactor.redact_obj(schemas)
             cached = json.dumps(schemas, ensure_ascii=False)
             if len(self._tools_cache) > 64:
                 self._tools_cache.clear()
             self._tools_cache[key] = cached
         return cached
 
+    def _tool_cost(self, tools_json: str) -> int:
+        """Tokens the tool list adds to an example (with the base's tokenizer and rendering)."""
+        cost = self._cost_cache.get(tools_json)
+        if cost is None:
+            probe = [{"role": "user", "content": "."}]
+            cost = self.counter.count(probe, tools_json) - self.counter.count(probe, None)
+            if len(self._cost_cache) > 256:
+                self._cost_cache.clear()
+            self._cost_cache[tools_json] = cost
+        return cost
+
     def _fit(self, system, ctx, chat, tools_json) -> dict | None:
-        """Truncate long outputs; shrink (drop context, tighter truncation) until within budget."""
-        limit = self.o.max_tool_output_chars
-        contexts = [ctx, []] if ctx else [ctx]
-        for context in contexts:
-            lim = limit
-            while True:
-                body, truncated = [], 0
-                for m in chat:
-                    if m["role"] == "tool":
-                        text, cut = truncate(m["content"], lim, m.get("_original_len"))
-                        truncated += cut
-                        m = {k: v for k, v in m.items() if k != "_original_len"}
-                        m["content"] = text
-                    body.append(m)
-                messages = ([{"role": "system", "content": system}] if system else []) + context + body
-                n = self.counter.count(messages, tools_json)
+        """The example within the token budget, shrunk in this order, else None (dropped):
+
+        1. tool outputs over --max-tool-output-chars keep their head and tail (always);
+        2. earlier turns given as context go, oldest first;
+        3. tool outputs are cut tighter (head and tail, halving down to 256 characters);
+        4. schemas of tools the example does not call go, largest first.
+        The system prompt and the schemas of the tools the example calls are never cut.
+        """
+        head = [{"role": "system", "content": system}] if system else []
+        tools = json.loads(tools_json) if tools_json else []
+        context, limit, shrunk = list(ctx), self.o.max_tool_output_chars, set()
+
+        def attempt():
+            body, cut = _truncated(chat, limit)
+            messages = head + context + body
+            return messages, cut, self.counter.count(messages, tools)
+
+        messages, truncated, n = attempt()
+        while n > self.o.max_tokens and context:
+            del context[:2]  # a (prompt, answer) pair
+            shrunk.add("context")
+            messages, truncated, n = attempt()
+        while (
+            n > self.o.max_tokens and limit > 256 and any(_full_length(m) > limit for m in chat if m["role"] == "tool")
+        ):
+            limit = max(256, limit // 2)
+            shrunk.add("tool_outputs")
+            messages, truncated, n = attempt()
+        if n > self.o.max_tokens:
+            called = {tc["function"]["name"] for m in chat for tc in m.get("tool_calls") or ()}
+            unused = [t for t in tools if (t.get("function") or t).get("name") not in called]
+            for tool in sorted(unused, key=lambda t: len(json.dumps(t)), reverse=True):
+                tools = [t for t in tools if t is not tool]
+                shrunk.add("tool_schemas")
+                n = self.counter.count(messages, tools)
                 if n <= self.o.max_tokens:
-                    self.stats["truncated_tool_outputs"] += truncated
-                    if lim < limit or (ctx and not context):
-                        self.stats["shrunk_to_fit_budget"] += 1
-                    self.lengths.append(n)
-                    return {"messages": messages, "tools": tools_json}
-                if lim <= 256 or not any(
-                    m.get("_original_len", len(m["content"])) > lim for m in chat if m["role"] == "tool"
-                ):
                     break
-                lim = max(256, lim // 2)
-        return None
+        if n > self.o.max_tokens:
+            return None
+        self.stats["truncated_tool_outputs"] += truncated
+        if shrunk:
+            self.stats["shrunk_to_fit_budget"] += 1
+            for kind in shrunk:
+                self.stats[f"shrunk_{kind}"] += 1
+        self.lengths.append(n)
+        return {
+            "messages": messages,
+            "tools": json.dumps(tools, ensure_ascii=False) if "tool_schemas" in shrunk else tools_json,
+        }
 
     def _observe_mcp_inputs(self):
         """MCP and other unknown tools get a schema described from every input they were called with."""
@@ -560,11 +643,16 @@ class DatasetBuilder:
             "eval_sessions": len(self.sessions["eval"]),
             "truncated_tool_outputs": self.stats["truncated_tool_outputs"],
             "shrunk_to_fit_budget": self.stats["shrunk_to_fit_budget"],
+            "shrunk": {kind: self.stats[f"shrunk_{kind}"] for kind in ("context", "tool_outputs", "tool_schemas")},
+            "tool_list_tokens": {
+                mode: round(sum(costs) / len(costs), 1) if costs else 0 for mode, costs in self.tool_tokens.items()
+            },
             "redactions": dict(sorted(self.redactor.counts.items())),
             "redaction_enabled": self.redactor.enabled,
             "tool_schema_sources": {k: v for k, v in self.resolver.sources.items() if v},
             "tokens": {
                 "counted_with": self.counter.method,
+                "budget": self.o.max_tokens,
                 "min": lengths[0] if lengths else 0,
                 "mean": round(sum(lengths) / len(lengths), 1) if lengths else 0,
                 "median": pct(0.5),
@@ -608,7 +696,9 @@ def write_card(path: str, name: str, options: BuildOptions | None, summary: dict
             f"| eval examples | {s['eval_examples']} from {s['eval_sessions']} sessions |",
             f"| synthetic examples (train only) | {s['synthetic_examples']} |",
             f"| tool outputs truncated (head + tail, marked) | {s['truncated_tool_outputs']} |",
-            f"| examples shrunk to fit the token budget | {s['shrunk_to_fit_budget']} |",
+            f"| examples shrunk to fit the token budget | {s['shrunk_to_fit_budget']} (context dropped "
+            f"{s['shrunk']['context']}, tool outputs cut tighter {s['shrunk']['tool_outputs']}, unused tool schemas "
+            f"dropped {s['shrunk']['tool_schemas']}) |",
             "",
             "## Filters",
             "",
@@ -629,16 +719,28 @@ def write_card(path: str, name: str, options: BuildOptions | None, summary: dict
             *_focus_lines(s.get("focus")),
             "## Token lengths",
             "",
-            f"Counted with {s['tokens']['counted_with']}, budget {options.max_tokens}: "
-            f"min {s['tokens']['min']}, mean {s['tokens']['mean']}, median {s['tokens']['median']}, "
-            f"p95 {s['tokens']['p95']}, max {s['tokens']['max']}, total {s['tokens']['total']}.",
+            f"Counted with {s['tokens']['counted_with']}, budget {options.max_tokens} (`cra train sft`'s default "
+            f"--max-length is {DEFAULT_MAX_LENGTH}): min {s['tokens']['min']}, mean {s['tokens']['mean']}, "
+            f"median {s['tokens']['median']}, p95 {s['tokens']['p95']}, max {s['tokens']['max']}, "
+            f"total {s['tokens']['total']}.",
+            "",
+            "An example over the budget shrinks in this order: earlier turns given as context go (oldest first), "
+            "long tool outputs are cut to a tighter head and tail, then schemas of tools the example does not call "
+            "go (largest first). The system prompt and the schemas of called tools are never cut; an example that "
+            "still does not fit is dropped (`over_token_budget` above).",
             "",
             "## Tool schemas",
             "",
-            f"Tools listed: {options.tools}. Schema sources: "
+            f"Tools listed: **{options.tools}**. Schema sources: "
             + (", ".join(f"{k} {v}" for k, v in s["tool_schema_sources"].items()) or "none")
             + ".",
+            "",
+            "What the tool list costs per turn (mean tokens, same counting), for each `--tools` choice:",
+            "",
+            "| --tools | tokens |",
+            "|---|---|",
         ]
+        lines += [f"| {mode} | {cost:g} |" for mode, cost in s["tool_list_tokens"].items()]
     else:
         lines += [
             "Format: TRL preference rows `{prompt, chosen, rejected, tools}` (conversational).",

@@ -8,6 +8,7 @@ import time
 
 import click
 
+from cra.base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 from cra.cli_options import database_option
 from cra.db import cra_home, open_db
 from cra.errors import CraError
@@ -103,10 +104,11 @@ def dataset_group():
 @click.option(
     "--tools",
     "tools_mode",
-    type=click.Choice(["offered", "used"]),
+    type=click.Choice(["offered", "compact", "used"]),
     default="offered",
     show_default=True,
-    help="List every tool the session offered, or only those the example calls.",
+    help="Tool schemas listed: every tool the session offered; the same without long descriptions (compact); "
+    "or only those the example calls. The dataset card says what each costs in tokens.",
 )
 @click.option(
     "--system",
@@ -126,14 +128,26 @@ def dataset_group():
 @click.option(
     "--max-tokens",
     type=click.IntRange(256),
-    default=32768,
+    default=DEFAULT_MAX_LENGTH,
     show_default=True,
-    help="Example length budget; longer examples are shrunk, else dropped.",
+    help="Example length budget (`cra train sft`'s default --max-length); longer examples are shrunk, else dropped.",
+)
+@click.option(
+    "--base",
+    default=DEFAULT_BASE,
+    show_default=True,
+    help="The base model to train: its tokenizer counts tokens (a directory, or a hub id in the local cache).",
 )
 @click.option(
     "--tokenizer",
     type=click.Path(exists=True, file_okay=False),
-    help="Local tokenizer directory for exact token counts (else estimated).",
+    help="Count with this tokenizer directory instead of the base's.",
+)
+@click.option(
+    "--chat-template",
+    default="auto",
+    show_default=True,
+    help="How the base renders conversations, as in `cra train sft --chat-template`.",
 )
 @_filter_options
 @click.option(
@@ -185,7 +199,9 @@ def build_command(
     system_mode,
     max_tool_output_chars,
     max_tokens,
+    base,
     tokenizer,
+    chat_template,
     min_tool_calls,
     min_answer_words,
     keep_failed,
@@ -223,7 +239,9 @@ def build_command(
         system=system_mode,
         max_tool_output_chars=max_tool_output_chars,
         max_tokens=max_tokens,
+        base=base,
         tokenizer=tokenizer,
+        chat_template=chat_template,
         eval_fraction=eval_fraction,
         split_by=split_by,
         seed=seed,

@@ -8,6 +8,14 @@ from pathlib import Path
 from ..errors import NotFoundError
 
 
+def newest_dataset(db) -> dict | None:
+    """The newest SFT dataset `cra dataset build` recorded (id, name, created_at), or None."""
+    if "datasets" not in db.table_names():
+        return None
+    rows = db.query("SELECT id, name, created_at FROM datasets WHERE kind = 'sft' ORDER BY id DESC LIMIT 1")
+    return next(iter(rows), None)
+
+
 def resolve_dataset(db, ref: str) -> tuple[Path, Path | None]:
     """(train.jsonl, eval.jsonl or None) for a dataset name, a directory, or a JSONL file."""
     path = Path(ref).expanduser()

@@ -1,8 +1,8 @@
 """Generating the model's next action for each step: HF transformers (+PEFT adapter) or llama.cpp (GGUF).
 
-Both backends render the prompt with the same tokenizer and chat template the run trained with
-(cra/train/templates.py picks it), decode greedily, and stop at the end of the assistant turn, so a
-difference between them is a difference in the weights, not in the prompt.
+Both backends render and tokenize the prompt as the run's training did (cra.chat: the same family,
+tokenizer and template), decode greedily, and stop at the end of the assistant turn, so a difference
+between them is a difference in the weights, not in the prompt.
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import chat
 from ..errors import MissingDependencyError, StageError
 from .steps import Step
 
 # Strings that end an assistant turn in the templates cra knows (kept in step with cra/export).
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
+END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
 
 
 @dataclass
@@ -32,26 +33,29 @@ class GenerationSettings:
         return dict(self.__dict__)
 
 
-def _tools(step: Step):
-    return json.loads(step.tools) if step.tools else None
-
-
 def load_tokenizer(path: str, chat_template: str):
+    """The tokenizer, with the run's template file (or cra's ChatML) installed as training had it;
+    `chat.resolve_family(tokenizer, chat_template)` then gives the family that renders for it."""
     from transformers import AutoTokenizer
 
-    from ..train import loading, templates
+    from ..train import loading
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise StageError(f"cannot load a tokenizer from {path}: {exc}") from exc
     loading._pad_token(tokenizer)
-    templates.choose_template(tokenizer, chat_template)
+    chat.resolve_family(tokenizer, chat_template)
     return tokenizer
 
 
-def render_prompt(tokenizer, step: Step) -> str:
-    return tokenizer.apply_chat_template(step.context, tools=_tools(step), tokenize=False, add_generation_prompt=True)
+def render_prompt(family, step: Step) -> str:
+    return chat.render_prompt(step.context, step.tools, family)
+
+
+def prompt_ids(tokenizer, family, step: Step) -> list[int]:
+    """The step's prompt tokenized as training tokenized it (shown and written text apart)."""
+    return chat.prompt_ids(tokenizer, step.context, step.tools, family)
 
 
 def cut_at_end_of_turn(text: str, extra_stops: tuple[str, ...] = ()) -> str:
@@ -83,6 +87,7 @@ class HFBackend:
             torch.set_num_threads(settings.cpu_threads)
         self.settings = settings
         self.tokenizer = load_tokenizer(tokenizer_path, settings.chat_template)
+        self.family = chat.resolve_family(self.tokenizer, settings.chat_template)
         self.tokenizer.padding_side = "left"  # batched generation continues every prompt from its last token
         device = "cuda" if torch.cuda.is_available() else "cpu"
         dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
@@ -99,15 +104,15 @@ class HFBackend:
         vocab = self.tokenizer.get_vocab()
         self.eos_ids = sorted({vocab[t] for t in (*END_OF_TURN, self.tokenizer.eos_token) if t in vocab})
 
-    def _encode(self, prompt: str) -> list[int]:
-        ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    def _encode(self, step: Step) -> list[int]:
+        ids = prompt_ids(self.tokenizer, self.family, step)
         limit = self.settings.max_context_tokens
         return ids[-limit:] if limit and len(ids) > limit else ids
 
     def generate(self, steps: list[Step]) -> list[str]:
         import torch
 
-        prompts = [self._encode(render_prompt(self.tokenizer, s)) for s in steps]
+        prompts = [self._encode(s) for s in steps]
         order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
         out: list[str] = [""] * len(prompts)
         pad = self.tokenizer.pad_token_id
@@ -157,6 +162,7 @@ class LlamaCppBackend:
             )
         self.settings = settings
         self.tokenizer = load_tokenizer(tokenizer_path, settings.chat_template)
+        self.family = chat.resolve_family(self.tokenizer, settings.chat_template)
         self.model_path, self.lora_path = model_path, lora_path
 
     def _load(self, n_ctx: int):
@@ -177,7 +183,7 @@ class LlamaCppBackend:
     def generate(self, steps: list[Step]) -> list[str]:
         prompts = []
         for step in steps:
-            ids = self.tokenizer(render_prompt(self.tokenizer, step), add_special_tokens=False)["input_ids"]
+            ids = prompt_ids(self.tokenizer, self.family, step)
             limit = self.settings.max_context_tokens
             prompts.append(ids[-limit:] if limit and len(ids) > limit else ids)
         llm = self._load(max(len(p) for p in prompts) + self.settings.max_new_tokens + 8)

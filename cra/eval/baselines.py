@@ -19,7 +19,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from .. import toolcalls
+from ..chat import toolcalls
 from .steps import Step
 
 START = "<start>"  # the previous action of a turn's first step

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import toolcalls
+from ..chat import toolcalls
 from ..signals.situations import exploration_depth
 from .intervals import mean_ci, wilson
 from .steps import Step

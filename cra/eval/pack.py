@@ -19,7 +19,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from .. import toolcalls
+from ..chat import toolcalls
 from ..errors import InputFormatError, NotFoundError
 from . import store
 from .intervals import wilson

@@ -258,7 +258,7 @@ class Server:
             example = render.request_to_example(
                 body, model.spec.build_options, counter=model.counter, max_tokens=budget - 16
             )
-            ids = model.encode(render.render_prompt(model.tokenizer, example))
+            ids = model.encode(render.render_prompt(model.tokenizer, example, model.counter.family))
             room = model.n_ctx - len(ids)
             if room < 1:
                 raise render.TooLong(f"the prompt takes {len(ids)} tokens of the local model's {model.n_ctx}")
@@ -283,7 +283,9 @@ class Server:
         def count():
             with self.model.lock:
                 example = render.request_to_example(body, self.model.spec.build_options, counter=self.model.counter)
-                return len(self.model.encode(render.render_prompt(self.model.tokenizer, example)))
+                return len(
+                    self.model.encode(render.render_prompt(self.model.tokenizer, example, self.model.counter.family))
+                )
 
         try:
             n = await asyncio.to_thread(count)

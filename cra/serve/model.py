@@ -159,7 +159,7 @@ class LocalModel:
         self.stop_strings = tuple(
             s for s in (*render.END_OF_TURN, self.tokenizer.eos_token, self.tokenizer.pad_token) if s
         )
-        self.counter = render.ExactCounter(self.tokenizer)
+        self.counter = render.ExactCounter(self.tokenizer, spec.chat_template)
         self.lock = threading.Lock()  # one generation at a time: a model's state is not shared
 
     def encode(self, prompt: str) -> list[int]:

@@ -3,9 +3,9 @@
 The one place `cra serve` touches the conversation renderer: the request becomes the example
 `cra dataset build` writes for the same moment of a session (turn_chats.turn_chat for each turn, the
 builder's system prompt, context turns, tool schemas, truncation and token budget), rendered by the
-tokenizer and chat template the run trained with (eval's loader), and the completion is read by the
-parser eval and the reward use (cra.toolcalls). When the renderer moves to its own room, the imports
-below are what changes.
+tokenizer and chat template the run trained with (eval's loader) through the conversation renderer
+(cra.chat: the family the run trained with), and the completion is read by the parser eval and the
+reward use (cra.chat.parse_action).
 
 Not applied at serve time: redaction (the model reads the user's real paths and must act on them) and
 `tools: used` (the tools a turn will call are not known before it runs; every offered tool is listed).
@@ -19,12 +19,13 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from ..chat import ParsedAction, check_call, parse_action, resolve_family, tool_schemas
+from ..chat import render_prompt as render_chat
 from ..dataset.build import BuildOptions, DatasetBuilder, TokenCounter
 from ..dataset.tool_schemas import from_anthropic as tool_schema
 from ..dataset.turn_chats import TurnData, turn_chat
 from ..eval.backends import END_OF_TURN, load_tokenizer
 from ..redact import Redactor
-from ..toolcalls import ParsedAction, check_call, parse_action, tool_schemas
 from ..transcripts.normalize import INTERRUPT_MARK, LOCAL_OUTPUT_PREFIXES
 
 __all__ = [
@@ -53,8 +54,9 @@ _NO_REDACTION = Redactor(enabled=False)
 class ExactCounter(TokenCounter):
     """The dataset builder's token counter, on the tokenizer (and chat template) being served."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, chat_template: str = "auto"):
         self.tokenizer = tokenizer
+        self.family = resolve_family(tokenizer, chat_template)
         self.method = "the served model's tokenizer"
 
 
@@ -180,10 +182,10 @@ def request_to_example(
     return example
 
 
-def render_prompt(tokenizer, example: dict) -> str:
-    """The prompt text: the example rendered by the run's chat template, ready for the assistant's turn."""
-    tools = json.loads(example["tools"]) if example.get("tools") else None
-    return tokenizer.apply_chat_template(example["messages"], tools=tools, tokenize=False, add_generation_prompt=True)
+def render_prompt(tokenizer, example: dict, family=None) -> str:
+    """The prompt text: the example rendered as the run trained (its family; by default the one the
+    tokenizer's template calls for), ready for the assistant's turn."""
+    return render_chat(example["messages"], example.get("tools"), family or resolve_family(tokenizer, "auto"))
 
 
 def new_tool_use_id() -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputFormatError
-from ..toolcalls import action_from_message
+from ..chat.toolcalls import action_from_message
 from .extract import ToolCall, Turn, extract
 
 GAPS_FORMAT = "cra-gaps/1"  # the gaps file `cra eval gaps` writes

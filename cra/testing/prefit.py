@@ -173,7 +173,7 @@ def write_toolless_template(path: str | os.PathLike) -> Path:
     tiny model learns the four tool names from the conversations anyway. The dataset still carries
     the schemas, so `cra eval` still checks calls against them.
     """
-    from ..train.templates import CHATML_TEMPLATE
+    from ..chat.templates import CHATML_TEMPLATE
 
     marker = "{%- if tools %}"
     assert CHATML_TEMPLATE.startswith(marker)
@@ -187,6 +187,19 @@ def write_keyword_dataset(out_dir: str | os.PathLike, n_train: int = 96, n_eval:
     from .tiny import write_splits
 
     return write_splits(out_dir, keyword_conversations(n_train + n_eval, seed=seed), n_train)
+
+
+def assistant_loss(model, ids, mask, labels):
+    """The causal LM loss with the output layer applied only where a label is: the same number as
+    `model(..., labels=labels).loss`, without logits for every position (a real 128k-152k vocabulary
+    makes those gigabytes for a batch of Claude Code conversations)."""
+    import torch.nn.functional as F
+
+    hidden = model.base_model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = model.get_output_embeddings()(hidden[keep])
+    return F.cross_entropy(logits.float(), targets[keep])
 
 
 def prefit(
@@ -208,19 +221,19 @@ def prefit(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ..train import templates
+    from .. import chat
 
-    if chat_template != "auto" and not Path(chat_template).is_file():
-        raise ValueError(f"chat_template must be 'auto' or a template file, not {chat_template!r}")
+    if chat_template != "auto" and chat_template not in chat.family_names() and not Path(chat_template).is_file():
+        raise ValueError(f"chat_template must be 'auto', a family or a template file, not {chat_template!r}")
 
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    mode = templates.choose_template(tokenizer, chat_template)
+    family = chat.resolve_family(tokenizer, chat_template)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     model.train()
     rows = conversations or keyword_conversations(400, seed=seed + 1000, phrasing="general")
-    encoded = [templates.tokenize_for_training(tokenizer, row, mode) for row in rows]
-    pad = tokenizer.pad_token_id
+    encoded = [chat.tokenize_example(tokenizer, row, family) for row in rows]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     optim = torch.optim.AdamW(model.parameters(), lr=learning_rate)
     rng = random.Random(seed)
     for step in range(steps):
@@ -234,7 +247,7 @@ def prefit(
             ids[row, :n] = torch.tensor(e["input_ids"])
             labels[row, :n] = torch.tensor(e["labels"])
             mask[row, :n] = 1
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = assistant_loss(model, ids, mask, labels)
         loss.backward()
         optim.step()
         optim.zero_grad()
@@ -256,7 +269,11 @@ if __name__ == "__main__":
     parser.add_argument("model_dir")
     parser.add_argument("out_dir")
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--chat-template", default="auto", help="A template file (e.g. from write_toolless_template).")
+    parser.add_argument(
+        "--chat-template",
+        default="auto",
+        help="auto, a family, or a template file (e.g. from write_toolless_template).",
+    )
     ns = parser.parse_args()
     print(prefit(ns.model_dir, ns.out_dir, steps=ns.steps, chat_template=ns.chat_template))
     sys.exit(0)

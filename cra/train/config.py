@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH
 from ..errors import ConfigError, MissingDependencyError
 
-DEFAULT_BASE = "meta-llama/Llama-3.1-8B-Instruct"
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -50,7 +50,9 @@ class SFTSettings(BaseModel):
     )
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0, description="Fraction of steps spent warming up.")
     weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay.")
-    max_length: int = Field(4096, ge=16, description="Longest example in tokens (longer ones are truncated).")
+    max_length: int = Field(
+        DEFAULT_MAX_LENGTH, ge=16, description="Longest example in tokens (longer ones are truncated)."
+    )
     packing: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Pack examples into max_length rows without padding. auto: on with FlashAttention or "
@@ -68,7 +70,8 @@ class SFTSettings(BaseModel):
     assistant_only_loss: bool = Field(True, description="Compute the loss on assistant turns only.")
     chat_template: str = Field(
         "auto",
-        description="auto: the model's own template (cra's ChatML fallback when it has none), or a Jinja file.",
+        description="How conversations are rendered: auto (the base's family: llama3, qwen2.5, qwen3; its own "
+        "template for others; cra's ChatML when it has none), a family name, or a Jinja file.",
     )
     eval_steps: int = Field(50, ge=1, description="Evaluate on the eval split and save a checkpoint every N steps.")
     save_total_limit: int = Field(3, ge=1, description="Checkpoints kept (the best one is always kept).")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .. import progress
+from .. import chat, progress
 from ..errors import ConfigError, NotFoundError, StageError
 from . import loading, rl, runs
 from .config import ALL_PROJECTIONS
@@ -97,8 +97,9 @@ def _through_last_eos(ids: list[int], eos_id) -> list[int]:
     return ids
 
 
-def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], int]:
-    """[{chosen_ids, rejected_ids}] rendered as prompt + message with the chat template; (rows, skipped)."""
+def tokenize_pairs(path: Path, tokenizer, max_length: int, family=None) -> tuple[list[dict], int]:
+    """[{chosen_ids, rejected_ids}] rendered as prompt + message by the renderer (cra.chat); (rows, skipped)."""
+    family = family or chat.resolve_family(tokenizer, "auto")
     rows, skipped = [], 0
     with open(path, encoding="utf-8") as f:
         for line in f:
@@ -106,13 +107,11 @@ def tokenize_pairs(path: Path, tokenizer, max_length: int) -> tuple[list[dict], 
                 continue
             pair = json.loads(line)
             prompt = _messages(pair.get("prompt") or [], "user")
-            tools = pair.get("tools")
-            tools = json.loads(tools) if isinstance(tools, str) and tools else tools or None
             ids = []
             for side in ("chosen", "rejected"):
-                text = tokenizer.apply_chat_template(
-                    prompt + _messages(pair[side], "assistant"), tools=tools, tokenize=False
-                )
+                # strict=False: a rejected action with malformed arguments is shown as it was written.
+                example = {"messages": prompt + _messages(pair[side], "assistant"), "tools": pair.get("tools")}
+                text = chat.render(chat.Conversation.from_example(example, strict=False), family).text
                 ids.append(
                     _through_last_eos(tokenizer(text, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id)
                 )
@@ -244,8 +243,11 @@ def train_reward_model(settings: RewardModelSettings, db, *, parent=None, callba
         runs.set_cpu_threads(settings.cpu_threads)
         precision = loading.resolve_precision(settings.precision)
         tokenizer = rl.load_tokenizer(settings, sft_adapter)
-        train_rows, skipped = tokenize_pairs(train_path, tokenizer, settings.max_length)
-        eval_rows, eval_skipped = tokenize_pairs(eval_path, tokenizer, settings.max_length) if eval_path else ([], 0)
+        family = chat.resolve_family(tokenizer, settings.chat_template)
+        train_rows, skipped = tokenize_pairs(train_path, tokenizer, settings.max_length, family)
+        eval_rows, eval_skipped = (
+            tokenize_pairs(eval_path, tokenizer, settings.max_length, family) if eval_path else ([], 0)
+        )
         if not train_rows:
             raise StageError(
                 f"no usable pair in {train_path} "

@@ -116,7 +116,8 @@ def load_tokenizer(settings, adapter_dir: str | None):
     """The tokenizer the SFT run trained with (saved beside its adapter), else the base's."""
     from transformers import AutoTokenizer
 
-    from . import loading, templates
+    from .. import chat
+    from . import loading
 
     source = adapter_dir if adapter_dir and (Path(adapter_dir) / "tokenizer_config.json").is_file() else settings.base
     try:
@@ -124,7 +125,7 @@ def load_tokenizer(settings, adapter_dir: str | None):
     except (OSError, ValueError) as exc:
         raise StageError(f"cannot load a tokenizer from {source!r}: {exc}") from exc
     loading._pad_token(tokenizer)
-    templates.choose_template(tokenizer, settings.chat_template)
+    chat.resolve_family(tokenizer, settings.chat_template)  # installs a template file or cra's ChatML
     return tokenizer
 
 
@@ -172,9 +173,11 @@ def save_adapter(model, tokenizer, out_dir: Path) -> Path:
 
 def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
     """[{prompt, context}] from the dataset's train split: one per assistant message that fits."""
+    from .. import chat
     from ..behavioral_reward import contexts_from_example
     from ..dataset.files import resolve_dataset
 
+    family = chat.resolve_family(tokenizer, settings.chat_template)
     train_path, _ = resolve_dataset(db, settings.dataset)
     rows, stats = [], {"contexts": 0, "too_long": 0}
     with open(train_path, encoding="utf-8") as f:
@@ -182,13 +185,9 @@ def build_prompts(settings, db, tokenizer) -> tuple[list[dict], dict[str, int]]:
             if not line.strip():
                 continue
             example = json.loads(line)
-            tools = example.get("tools")
-            tools_list = json.loads(tools) if isinstance(tools, str) and tools else tools or None
             for ctx, _ in contexts_from_example(example):
                 stats["contexts"] += 1
-                text = tokenizer.apply_chat_template(
-                    ctx.messages, tools=tools_list, tokenize=False, add_generation_prompt=True
-                )
+                text = chat.render_prompt(ctx.messages, example.get("tools"), family)
                 if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > settings.max_prompt_length:
                     stats["too_long"] += 1
                     continue

@@ -10,14 +10,16 @@ Multi-GPU: `accelerate launch -m cra.cli train sft ...` (TRL's own distributed p
 
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
 
-from .. import progress
-from ..dataset.files import resolve_dataset
-from ..errors import ConfigError, InputFormatError
-from . import loading, runs, templates
+from .. import chat, progress
+from ..base_model import check_base
+from ..dataset.files import newest_dataset, resolve_dataset
+from ..errors import ConfigError, InputFormatError, NotFoundError
+from . import loading, runs
 from .config import SFTSettings
 from .distributed import Launch
 from .lifecycle import make_graceful_stop, write_summary
@@ -108,18 +110,33 @@ def _trl_config(settings: SFTSettings, output_dir: Path, has_eval: bool, packing
     )
 
 
-def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, stats: dict):
-    """Tokenize and label every example; truncate to max_length; drop rows left without assistant tokens."""
+def _prepare(dataset, tokenizer, family, settings: SFTSettings, split: str, stats: dict):
+    """Render, tokenize and label every example; truncate to max_length; drop rows left without assistant tokens."""
     if dataset is None:
         return None
     total = len(dataset)
+
+    def tokenize(example, index):
+        try:
+            return chat.tokenize_example(tokenizer, example, family, settings.assistant_only_loss)
+        except InputFormatError as exc:
+            raise InputFormatError(f"{split} example {index + 1}: {exc}") from exc
+
+    # The fingerprint names what the result depends on (datasets cannot hash a closure over a tokenizer).
+    key = (
+        f"{dataset._fingerprint} {tokenizer.name_or_path} {len(tokenizer)} {family.name} {settings.assistant_only_loss}"
+    )
     dataset = dataset.map(
-        lambda ex: templates.tokenize_for_training(tokenizer, ex, mode, settings.assistant_only_loss),
+        tokenize,
+        with_indices=True,
         remove_columns=dataset.column_names,
         desc=f"Tokenizing {split}",
+        new_fingerprint=hashlib.sha256((key + getattr(family, "template", "")).encode()).hexdigest()[:16],
     )
     limit = settings.max_length
-    stats[f"{split}_truncated"] = sum(1 for n in map(len, dataset["input_ids"]) if n > limit)
+    lengths = list(map(len, dataset["input_ids"]))
+    stats[f"{split}_truncated"] = sum(1 for n in lengths if n > limit)
+    stats[f"{split}_tokens_max"] = max(lengths, default=0)
     dataset = dataset.map(lambda ex: {"input_ids": ex["input_ids"][:limit], "labels": ex["labels"][:limit]})
     dataset = dataset.filter(lambda ex: any(label != -100 for label in ex["labels"]))
     stats[f"{split}_examples"] = len(dataset)
@@ -127,7 +144,8 @@ def _prepare(dataset, tokenizer, mode: str, settings: SFTSettings, split: str, s
     if len(dataset) == 0:
         raise ConfigError(
             f"no {split} example has an assistant token within --max-length {limit}: raise --max-length "
-            "(the system prompt and tool schemas come first)"
+            "(the system prompt and tool schemas come first), or build the dataset for this length "
+            f"(`cra dataset build --base BASE --max-tokens {limit}`)"
         )
     return dataset
 
@@ -146,6 +164,12 @@ def _loss_history(log_history: list[dict]) -> dict[str, Any]:
     return out
 
 
+def _peak_gpu_memory_mb() -> float | None:
+    import torch
+
+    return round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None
+
+
 def train_sft(
     settings: SFTSettings,
     db,
@@ -155,16 +179,30 @@ def train_sft(
     echo=progress.echo,
 ) -> dict[str, Any]:
     """Train, record the run, return its final `runs` row. Raises StageError on a failed run."""
-    if not settings.dataset:
-        raise ConfigError("no dataset: pass --dataset NAME|PATH (`cra dataset build` makes one)")
+    dataset, newest = settings.dataset, None
+    if not dataset:
+        newest = newest_dataset(db)
+        if newest is None:
+            raise NotFoundError(
+                "no dataset: build one with `cra dataset build` (the newest is used when --dataset is not given), "
+                "or pass --dataset DIR|FILE"
+            )
+        dataset = newest["name"]
+        settings = settings.model_copy(update={"dataset": dataset})
     backend = loading.resolve_backend(settings.backend)
+    check_base(settings.base)  # a hub id with no hub to reach fails now, not after retries
     loading.import_backend(backend)  # before datasets/trl/transformers/peft
-    train_path, eval_path = resolve_dataset(db, settings.dataset)
+    train_path, eval_path = resolve_dataset(db, dataset)
     resume_from = runs.last_checkpoint(parent["output_dir"]) if parent else None
 
     # Under accelerate launch every rank trains; rank 0 alone registers, finishes and writes the run.
     launch = Launch()
     echo = launch.on_main(echo)
+    if newest is not None:
+        echo(
+            f"No --dataset given: using {newest['name']} (#{newest['id']}, built {newest['created_at']}), "
+            "the newest dataset."
+        )
     run = launch.start_run(
         db,
         settings.model_dump(),
@@ -194,10 +232,10 @@ def train_sft(
             precision = loading.resolve_precision(settings.precision)
             loaded = loading.load_for_lora(settings, backend, precision)
             tokenizer = loaded.tokenizer
-            mode = templates.choose_template(tokenizer, settings.chat_template)
+            family = chat.resolve_family(tokenizer, settings.chat_template)
             data_stats: dict[str, Any] = {}
-            train_ds = _prepare(train_ds, tokenizer, mode, settings, "train", data_stats)
-            eval_ds = _prepare(eval_ds, tokenizer, mode, settings, "eval", data_stats)
+            train_ds = _prepare(train_ds, tokenizer, family, settings, "train", data_stats)
+            eval_ds = _prepare(eval_ds, tokenizer, family, settings, "eval", data_stats)
             if data_stats["train_truncated"]:
                 echo(
                     f"{data_stats['train_truncated']} training examples are longer than "
@@ -230,8 +268,11 @@ def train_sft(
                 "processes": launch.world_size,
                 "train_seconds": seconds,
                 "backend": backend,
-                "chat_template": mode,
+                "chat_template": family.name,
+                # TRL's chunked_nll (unsloth: its fused loss) applies the output layer only where a label is.
+                "loss_type": getattr(trainer.args, "loss_type", None),
                 "packing": packing,
+                "attention": getattr(getattr(loaded.model, "config", None), "_attn_implementation", None),
                 **data_stats,
                 "target_modules": loaded.target_modules,
                 "quantized_4bit": loaded.quantized,
@@ -242,6 +283,7 @@ def train_sft(
             metrics["padding_fraction"] = 1 - metrics["tokens"] / padded if padded else 0.0
             metrics["tokens_per_second"] = metrics["tokens"] / seconds if seconds else None
             metrics["last_checkpoint"] = str(runs.last_checkpoint(output_dir) or "")
+            metrics["peak_gpu_memory_mb"] = _peak_gpu_memory_mb()
             if stop.requested:
                 metrics["wall_seconds"] = time.time() - started
                 finish(db, run_id, "interrupted", metrics=metrics, error="stopped by Ctrl-C")

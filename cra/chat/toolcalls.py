@@ -1,14 +1,24 @@
 """Tool calls as a model writes them: parsing generated text, checking calls against tool schemas,
 and how close one call's arguments are to another's.
 
-Shared by evaluation (cra/eval) and the behavioral reward (cra/behavioral_reward): one parser and one argument
-similarity, so that "the model called Read on the right file" means the same thing in both. Pure
-standard library; nothing heavy.
+Shared by evaluation (cra/eval), the behavioral reward (cra/behavioral_reward) and serving: one parser and one
+argument similarity, so that "the model called Read on the right file" means the same thing
+everywhere. Pure standard library; nothing heavy.
 
-    >>> call = '<tool_call>\\n{"name": "Read", "arguments": {"file_path": "a.py"}}\\n</tool_call>'
-    >>> action = parse_action('Let me look.\\n' + call)
-    >>> action.kind, action.calls[0].name, action.calls[0].arguments
-    ('call', 'Read', {'file_path': 'a.py'})
+The parser reads every family's syntax (cra/chat/families.py), whichever family wrote it:
+- thinking: `<think>...</think>` blocks (an unclosed one is thinking cut off: not ok);
+- ChatML families: `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks, text around them;
+- Llama 3: after any text, one `{"name": ..., "parameters": {...}}` object per call (a line each, or
+  separated by `;`), optionally after `<|python_tag|>`.
+
+    >>> call = '{"name": "Read", "arguments": {"file_path": "a.py"}}'
+    >>> action = parse_action('Let me look.\\n<tool_call>\\n' + call + '\\n</tool_call>')
+    >>> action.kind, action.calls[0].name, action.calls[0].arguments, action.ok
+    ('call', 'Read', {'file_path': 'a.py'}, True)
+    >>> llama = '{"name": "Read", "parameters": {"file_path": "a.py"}}\\n{"name": "Grep"'
+    >>> broken = parse_action('<think>Two reads.</think>' + llama)
+    >>> broken.thinking, [c.name for c in broken.calls], broken.ok, broken.reason
+    ('Two reads.', ['Read', 'Grep'], False, "call 2 (Grep): not valid JSON: Expecting ',' delimiter")
     >>> argument_similarity("Bash", {"command": "pytest -q tests"}, {"command": "pytest tests"})
     0.8333333333333333
 """
@@ -26,8 +36,11 @@ from typing import Any
 # Hermes/Qwen/cra-ChatML style: <tool_call>{"name": ..., "arguments": ...}</tool_call>. An unclosed
 # block at the end (generation cut off) is still an attempted call.
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|\Z)", re.S)
-# Llama 3.x writes a bare JSON object (sometimes after <|python_tag|>) as the whole message.
+# Llama 3.x writes bare JSON objects (sometimes after <|python_tag|>) after any text, one a line.
 _PYTHON_TAG = "<|python_tag|>"
+_JSON_CALL_START = re.compile(r'(?m)^[ \t]*(?:<\|python_tag\|>)?[ \t]*\{\s*"name"\s*:')
+_THINK = re.compile(r"<think>(.*?)(</think>|\Z)", re.S)
+_JSON = json.JSONDecoder()
 
 
 @dataclass
@@ -44,10 +57,12 @@ class ParsedCall:
 
 @dataclass
 class ParsedAction:
-    """A generated assistant message: its text and the tool calls it attempted, in order."""
+    """A generated assistant message: its text, its thinking, and the tool calls it attempted, in order."""
 
     text: str
     calls: list[ParsedCall] = field(default_factory=list)
+    thinking: str = ""
+    error: str | None = None  # a problem of the message as a whole (thinking never closed)
 
     @property
     def kind(self) -> str:
@@ -58,13 +73,23 @@ class ParsedAction:
     def names(self) -> list[str | None]:
         return [c.name for c in self.calls]
 
+    @property
+    def ok(self) -> bool:
+        """Everything parsed: thinking closed, every call JSON with a name and object arguments."""
+        return self.error is None and all(c.parseable for c in self.calls)
 
-def _call_from_json(raw: str) -> ParsedCall:
-    try:
-        obj = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        name = re.search(r'"name"\s*:\s*"([^"]+)"', raw)  # still credit the tool choice of a broken call
-        return ParsedCall(name.group(1) if name else None, None, raw, f"not valid JSON: {exc.msg}")
+    @property
+    def reason(self) -> str | None:
+        """Why not ok (the first problem), else None."""
+        if self.error:
+            return self.error
+        for k, c in enumerate(self.calls, 1):
+            if not c.parseable:
+                return f"call {k}" + (f" ({c.name})" if c.name else "") + f": {c.error}"
+        return None
+
+
+def _call_from_obj(obj: Any, raw: str) -> ParsedCall:
     if not isinstance(obj, dict):
         return ParsedCall(None, None, raw, "not a JSON object")
     name = obj.get("name")
@@ -81,23 +106,71 @@ def _call_from_json(raw: str) -> ParsedCall:
     return ParsedCall(name, args, raw)
 
 
-def parse_action(text: str) -> ParsedAction:
-    """Split a generated assistant message into its text and its tool calls."""
+def _call_from_json(raw: str) -> ParsedCall:
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        name = re.search(r'"name"\s*:\s*"([^"]+)"', raw)  # still credit the tool choice of a broken call
+        return ParsedCall(name.group(1) if name else None, None, raw, f"not valid JSON: {exc.msg}")
+    return _call_from_obj(obj, raw)
+
+
+def split_thinking(text: str) -> tuple[str, str, str | None]:
+    """(text without thinking, the thinking, a problem or None). A `</think>` with no opening tag ends
+    thinking that the prompt opened."""
     text = text or ""
-    blocks = list(_TOOL_CALL.finditer(text))
+    close = text.find("</think>")
+    if close != -1 and "<think>" not in text[:close]:
+        head, text = text[:close], text[close + len("</think>") :]
+        rest, more, error = split_thinking(text)
+        return rest, "\n\n".join(p for p in (head.strip(), more) if p), error
+    parts, error = [], None
+    for m in _THINK.finditer(text):
+        parts.append(m.group(1).strip())
+        if not m.group(2):
+            error = "thinking not closed (<think> without </think>)"
+    return _THINK.sub("", text).strip(), "\n\n".join(p for p in parts if p), error
+
+
+def _json_calls(text: str) -> tuple[str, list[ParsedCall]]:
+    """Llama-style calls: (the text before them, the calls), or (text, []) when there are none."""
+    tag = text.find(_PYTHON_TAG)
+    start = _JSON_CALL_START.search(text)
+    if tag != -1 and (start is None or tag <= start.start()):
+        before, pos = text[:tag], tag + len(_PYTHON_TAG)
+    elif start is not None:
+        before, pos = text[: start.start()], start.start()
+    else:
+        return text, []
+    calls = []
+    while True:
+        while pos < len(text) and (text[pos].isspace() or text[pos] == ";"):
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            obj, end = _JSON.raw_decode(text, pos)
+        except ValueError:
+            calls.append(_call_from_json(text[pos:].strip()))
+            break
+        calls.append(_call_from_obj(obj, text[pos:end]))
+        pos = end
+    if tag == -1 and calls and calls[0].name is None:
+        return text, []  # a brace at a line start that is not a call: an answer with JSON in it
+    return before, calls
+
+
+def parse_action(text: str) -> ParsedAction:
+    """Split a generated assistant message into its text, its thinking and its tool calls (any family)."""
+    rest, thinking, error = split_thinking(text)
+    blocks = list(_TOOL_CALL.finditer(rest))
     if blocks:
         calls = [_call_from_json(m.group(1).strip()) for m in blocks]
-        rest = _TOOL_CALL.sub("", text).strip()
-        return ParsedAction(rest, calls)
-    stripped = text.strip()
-    if stripped.startswith(_PYTHON_TAG):
-        stripped = stripped[len(_PYTHON_TAG) :].strip()
-        return ParsedAction("", [_call_from_json(stripped)])
-    if stripped.startswith("{") and '"name"' in stripped:
-        call = _call_from_json(stripped)
-        if call.parseable and ("arguments" in stripped or "parameters" in stripped):
-            return ParsedAction("", [call])
-    return ParsedAction(stripped)
+        return ParsedAction(_TOOL_CALL.sub("", rest).strip(), calls, thinking, error)
+    before, calls = _json_calls(rest)
+    if calls:
+        return ParsedAction(before.strip(), calls, thinking, error)
+    return ParsedAction(rest.strip(), [], thinking, error)
 
 
 def action_from_message(message: dict) -> ParsedAction:
@@ -112,7 +185,7 @@ def action_from_message(message: dict) -> ParsedAction:
         except ValueError:
             parsed = None
         calls.append(ParsedCall(fn.get("name"), parsed if isinstance(parsed, dict) else None, raw))
-    return ParsedAction((message.get("content") or "").strip(), calls)
+    return ParsedAction((message.get("content") or "").strip(), calls, (message.get("reasoning") or "").strip())
 
 
 # -- schemas ---------------------------------------------------------------------------------------------
