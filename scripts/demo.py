@@ -4,6 +4,7 @@
     .venv/bin/python scripts/demo.py --dir /tmp/d    # or this one (must be empty or absent)
     .venv/bin/python scripts/demo.py --sessions 28   # fewer sessions (default 70)
     .venv/bin/python scripts/demo.py --base DIR --chat-template FILE   # another base model
+    .venv/bin/python scripts/demo.py --family qwen2.5    # a real tokenizer and template (see 3.)
     .venv/bin/python scripts/demo.py --replay        # skip the client: replay recorded hook calls
 
 Stages, each a real `cra` command on the scratch CRA_HOME (a failing stage stops the demo, exit 1):
@@ -14,13 +15,21 @@ Stages, each a real `cra` command on the scratch CRA_HOME (a failing stage stops
    127.0.0.1 but the npm install. Seven kinds of task (explain a file, find a definition, fix a bug
    and run it, list files, run a script that may crash, compare two files, recover from a missing
    file) on projects whose files and names vary, with prompts worded differently and carrying no
-   tag: what Claude does next must be read from the prompt and the tool results. Without node/npm it
+   tag: what Claude does next must be read from the prompt and the tool results. With --family the
+   client offers only seven tools (Bash Read Write Edit Grep Glob Agent). Without node/npm it
    replays tests/fixtures/recorded/*/hooks.jsonl through the installed hook command instead (one
    session per scenario: too few to learn from, so the demo stops after showing them).
 2. `cra sync` (transcripts -> messages and turns), `cra status` and `cra stats`.
-3. `cra dataset build --split-by time`, holding out the newest 30% of the sessions.
-4. `cra train sft`: a LoRA adapter on the base (--base; by default a tiny local model pre-fitted on
-   general tool use, cra/testing/prefit.py: it writes tool calls but has never seen these tasks).
+3. The base, then `cra dataset build --split-by time`, holding out the newest 30% of the sessions.
+   By default the base is a tiny local model (0.36 M parameters, toy vocabulary, cra's ChatML without
+   the tool list) pre-fitted on general tool use (cra/testing/prefit.py: it writes tool calls but has
+   never seen these tasks). --family FAMILY uses a small random model with that family's REAL
+   tokenizer and chat template (cra/testing/bases.py; Qwen2.5: 152k vocabulary), pre-fitted on general
+   tool use in the family's own format and cached under ~/.cache/cra (`prefitted_base`); the dataset
+   then lists the same seven compact schemas in every example (`--tools compact`: the prompt does not
+   give away the next tool) and counts tokens with the base's tokenizer. Measured 2026-12-04 on 2
+   cores (qwen2.5): 15 min and 0% strict accuracy (README, "The two commands"), so it is not the default.
+4. `cra train sft`: a LoRA adapter on the base, rendered by the base's template.
 5. `cra train grpo`: a short GRPO stage from the SFT adapter (behavioral reward, KL to SFT).
 6. `cra export gguf --verify`: the GRPO run as GGUF, loaded in llama.cpp and checked against
    transformers, then one chat completion with tools through llama-cpp-python (skipped, saying so,
@@ -60,6 +69,9 @@ SESSIONS = 70  # ten sessions of each of the seven task kinds (tests/e2e/scenari
 # The tiny model's settings. One torch thread: on a shared 2-core machine two threads spin and run
 # far slower. The template leaves the tool schemas out of the prompt (Claude Code's are thousands of
 # tokens each, longer than the whole conversation); the dataset keeps them for `cra eval`'s checks.
+# With --family the same settings train the real-tokenizer base (Qwen2.5's tied 152k x 64 embedding is
+# its one big matrix; Llama 3.1 adds an untied 128k head): examples are ~1.2k tokens (the seven compact
+# schemas are most of it), --max-length 2048 holds them, and a step takes ~2.5 s instead of ~0.16 s.
 PREFIT_STEPS = 100
 SFT = [
     "--no-load-in-4bit",
@@ -87,6 +99,7 @@ SFT = [
     "1",
 ]
 SFT_STEPS = 600
+REAL_BASE_SFT_STEPS = 200  # the measured run: 513 s of SFT
 # Short and gentle: on a model this small, longer or faster GRPO (16 steps at 5e-4) undid part of
 # what SFT learned (measured 64% -> 46% tool-name accuracy); `cra eval` shows both adapters anyway.
 GRPO = [
@@ -164,7 +177,7 @@ def installed_hook_commands(settings):
     return commands
 
 
-def run_client(sessions, seed, scratch, claude):
+def run_client(sessions, seed, scratch, claude, lean=False):
     """`sessions` generated tasks, the seven kinds in turn. Every session works in the same directory,
     as a user's sessions do in their project, its files generated afresh for each task (so a call's
     paths share one prefix, and what differs is what the task is about)."""
@@ -175,7 +188,8 @@ def run_client(sessions, seed, scratch, claude):
         scenario = task_scenario(i, seed)
         started = time.monotonic()
         shutil.rmtree(workdir, ignore_errors=True)
-        run = run_scenario(scenario, workdir, home, claude=claude)
+        # lean: the client offers only the seven tools (their compact schemas: ~800 tokens per example).
+        run = run_scenario(scenario, workdir, home, claude=claude, lean=lean)
         off_script = [r["kind"] for r in run.requests if r["kind"] not in ("scenario", "count_tokens")]
         if run.returncode != 0 or off_script:
             raise StageFailed(
@@ -286,6 +300,23 @@ def tiny_base(scratch):
     return base, template
 
 
+def real_base(family):
+    """A small random model with FAMILY's real tokenizer and template, pre-fitted on general tool use:
+    the untrained base the adapter starts from (cached: a second run finds it at once)."""
+    command = [sys.executable, "-m", "cra.testing.prefit", "--family", family]
+    print("\n$ python -m cra.testing.prefit --family %s" % family, flush=True)
+    started = time.monotonic()
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise StageFailed("building the %s base failed:\n%s" % (family, proc.stderr[-3000:]))
+    base = Path(proc.stdout.strip().splitlines()[-1])
+    print(
+        "%s base (real tokenizer and chat template, small random weights pre-fitted on general tool use) in %s, %.0fs"
+        % (family, base, time.monotonic() - started)
+    )
+    return base
+
+
 def llama_cpp_chat(gguf, messages, tools):
     """One chat completion with tools through llama-cpp-python on the exported merged GGUF, formatted
     by the chat template the GGUF carries (the one the run trained with)."""
@@ -370,7 +401,11 @@ def main(argv=None):
     parser.add_argument("--replay", action="store_true", help="replay recorded hook calls; do not run the client")
     parser.add_argument("--sessions", type=int, default=SESSIONS, help="sessions (default %d)" % SESSIONS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated tasks (default 0)")
-    parser.add_argument("--sft-steps", type=int, default=SFT_STEPS, help="SFT optimizer steps (default %d)" % SFT_STEPS)
+    parser.add_argument(
+        "--sft-steps",
+        type=int,
+        help="SFT optimizer steps (default %d; with --family %d)" % (SFT_STEPS, REAL_BASE_SFT_STEPS),
+    )
     parser.add_argument(
         "--base",
         help="base model to train from: a local directory (default: a tiny model pre-fitted on tool use, built here)",
@@ -378,7 +413,16 @@ def main(argv=None):
     parser.add_argument(
         "--chat-template", help="chat template file for --base (default: the model's own, or cra's ChatML)"
     )
+    parser.add_argument(
+        "--family",
+        choices=("llama3.1", "qwen2.5", "qwen3"),
+        help="train a small model with this family's real tokenizer and template instead of the tiny one",
+    )
     args = parser.parse_args(argv)
+    if args.base and args.family:
+        parser.error("--family builds its own base: give --base or --family, not both")
+    if args.sft_steps is None:
+        args.sft_steps = REAL_BASE_SFT_STEPS if args.family else SFT_STEPS
     if args.sessions < len(TASK_KINDS):
         parser.error("--sessions must be at least %d (one of each kind of task)" % len(TASK_KINDS))
     if args.dir:
@@ -409,7 +453,7 @@ def main(argv=None):
             print("Claude Code unavailable (%s): replaying recorded hook calls instead." % exc)
     if claude is not None:
         print("Running %d generated tasks (no tag in any prompt) with %s:" % (args.sessions, claude))
-        run_client(args.sessions, args.seed, scratch, claude)
+        run_client(args.sessions, args.seed, scratch, claude, lean=bool(args.family))
     else:
         print("\nReplaying recorded sessions through the installed hook:")
         replay(REPLAYED, scratch, settings)
@@ -431,7 +475,15 @@ def main(argv=None):
         print("\nCRA_HOME=%s" % cra_home)
         return 0
 
-    banner("3. Dataset: one example per turn; the newest 30% of the sessions held out for evaluation")
+    banner("3. Base model, and the dataset: one example per turn; the newest 30% of the sessions held out")
+    t = time.monotonic()
+    if args.base:
+        base, template = Path(args.base), args.chat_template
+    elif args.family:
+        base, template = real_base(args.family), None
+    else:
+        base, template = tiny_base(scratch)
+    stage_done("base", t)
     t = time.monotonic()
     # The tasks are short (few calls, one-sentence answers) and some fail on purpose, so the default
     # quality filters (>= 3 calls, >= 50 words, no unrecovered error) are relaxed here.
@@ -445,8 +497,6 @@ def main(argv=None):
         "--min-answer-words",
         "1",
         "--keep-unrecovered",
-        "--tools",
-        "used",
         "--max-tool-output-chars",
         "300",
         "--eval-fraction",
@@ -454,6 +504,10 @@ def main(argv=None):
         "--split-by",
         "time",
     ]
+    if args.family:  # every example lists the same compact schemas; tokens counted by the base's tokenizer
+        build += ["--tools", "compact", "--base", str(base), "--max-tokens", "2048"]
+    else:  # the tiny model's template shows no schemas: the dataset keeps only those used, for eval's checks
+        build += ["--tools", "used"]
     print(cra(build, cra_home).stdout.rstrip())
     dataset, counts = dataset_summary(cra_home, "demo")
     print(
@@ -464,12 +518,9 @@ def main(argv=None):
         raise StageFailed("the dataset needs both splits: run more sessions (--sessions)")
     stage_done("dataset", t)
 
-    banner("4. SFT: a LoRA adapter on %s" % (args.base or "a tiny local model (no downloads)"))
+    described = "the %s real-tokenizer base" % args.family if args.family else "a tiny local model"
+    banner("4. SFT: a LoRA adapter on %s (no downloads)" % (args.base or described))
     t = time.monotonic()
-    if args.base:
-        base, template = Path(args.base), args.chat_template
-    else:
-        base, template = tiny_base(scratch)
     cra_live(
         ["train", "sft", "--base", str(base), "--dataset", "demo", "--max-steps", str(args.sft_steps)]
         + (["--chat-template", str(template)] if template else [])
@@ -511,7 +562,12 @@ def main(argv=None):
         "dataset    %s (train %d examples / %d sessions, eval %d / %d held-out sessions)"
         % ((dataset,) + counts["train"] + counts["eval"])
     )
-    print("base       %s" % (base if args.base else "%s (tiny Llama pre-fitted on general tool use)" % base))
+    if args.base:
+        print("base       %s" % base)
+    elif args.family:
+        print("base       %s (%s tokenizer and template, pre-fitted on general tool use)" % (base, args.family))
+    else:
+        print("base       %s (tiny Llama pre-fitted on general tool use)" % base)
     print("SFT        run %d: %s" % (sft["id"], Path(sft["output_dir"]) / "adapter"))
     print("GRPO       run %d: %s" % (grpo["id"], Path(grpo["output_dir"]) / "adapter"))
     print("GGUF       %s" % (gguf or "not exported: llama_cpp is not installed"))

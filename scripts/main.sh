@@ -3,7 +3,8 @@
 # npm, driven against a local mock of the Messages API) into a fresh database, show them, build a
 # dataset with held-out sessions, train a tiny LoRA adapter on it (SFT, then a short GRPO stage; a
 # locally built model: no hub downloads), export it as GGUF and run it in llama.cpp, and evaluate it
-# against its base on the held-out sessions. Extra arguments go to scripts/demo.py (--help).
+# against its base on the held-out sessions. Extra arguments go to scripts/demo.py (--help);
+# `scripts/main.sh --family qwen2.5` trains a small model with Qwen2.5's real tokenizer and template.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh "dev,train"
