@@ -8,6 +8,8 @@ from typing import Literal, get_args, get_origin
 import click
 from pydantic import BaseModel
 
+from .when import WHEN_FORMS, parse_when
+
 
 def _database_in_existing_folder(ctx, param, value):
     """-d names a database file, new or not, in a folder that exists: a typo in the folder is an
@@ -27,6 +29,36 @@ database_option = click.option(
     callback=_database_in_existing_folder,
     help="Database file [default: $CRA_HOME/cra.db, see `cra path`]",
 )
+
+
+def json_option(help_text: str = "Print the result as JSON."):
+    """`--json` (the `as_json` parameter): what the command prints, in a form a script can parse."""
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+class _When(click.ParamType):
+    """A "when" as cra.when reads it; checked here so a typo is a usage error, passed on as typed
+    (the library decides whether a bare date means the start or the end of its day)."""
+
+    name = "WHEN"
+
+    def convert(self, value, param, ctx):
+        try:
+            parse_when(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        return value
+
+
+def since_option(what: str):
+    return click.option("--since", type=_When(), help=f"{what} at or after this: {WHEN_FORMS}.")
+
+
+def until_option(what: str):
+    return click.option(
+        "--until", type=_When(), help=f"{what} up to this: the same forms; a bare date includes its whole day."
+    )
+
 
 # The trainers' shared options (`cra train sft|grpo|reward|ppo`).
 config_option = click.option(

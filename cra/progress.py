@@ -18,5 +18,10 @@ def echo(message: str = "", err: bool = False) -> None:
     print(message, file=sys.stderr if err else sys.stdout, flush=True)
 
 
+def to_stderr(message: str = "", err: bool = False) -> None:
+    """Every line on stderr: stdout is left to the JSON a command prints with --json."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def quiet(message: str = "", err: bool = False) -> None:
     """Reports nothing."""

@@ -332,11 +332,18 @@ def test_json_array_transcript(tmp_path):
 def test_sessions_lists_newest_first_with_filters():
     run("import", str(FIXTURES))
     r = run("sessions")
-    lines = r.output.strip().splitlines()
+    header, *lines = r.output.strip().splitlines()
+    assert header.split() == ["STARTED", "(UTC)", "ID", "TURNS", "TOOLS", "PROJECT", "FIRST", "PROMPT"]
     assert len(lines) == 2
     assert lines[0].startswith("2026-11-20 10:00  20000000") and "/home/dev/new-project" in lines[0]
     assert "3 turns" in lines[0] and "Look around with a helper" in lines[0]
     assert lines[1].startswith("2025-06-10 12:00  10000000") and "list the files" in lines[1]
+    # --since/--until take times and ages as `cra stats` does.
+    assert [x["id"] for x in json.loads(run("sessions", "--json", "--since", "2026-11-20T09:59").output)] == [S2]
+    assert json.loads(run("sessions", "--json", "--since", "2026-11-20T10:01").output) == []
+    assert [x["id"] for x in json.loads(run("sessions", "--json", "--since", "36500d").output)] == [S2, S1]
+    bad = run("sessions", "--since", "June")
+    assert bad.exit_code == 2 and "'June' is not a date (2025-06-01), a UTC time" in bad.output
     rows = json.loads(run("sessions", "--json", "-n", "1").output)
     assert [x["id"] for x in rows] == [S2] and rows[0]["subagents"] == 1 and rows[0]["tool_calls"] == 3
     assert [x["id"] for x in json.loads(run("sessions", "--json", "--project", "old-proj").output)] == [S1]
@@ -368,6 +375,17 @@ def test_show_prints_a_timeline_with_nested_subagents():
     assert "⏺ Bash(pytest -q)  [failure" in text and "│ 1 failed" in text
     assert "A helper can list the files." not in text
     assert "∴ A helper can list the files." in run("show", S2, "--thinking").output
+    # Each turn's id is shown, and --json gives the same turns with their calls.
+    data = json.loads(run("show", "2000", "--json").output)
+    assert data["session"]["id"] == S2 and {a["agent_id"] for a in data["subagents"]} == {"a0123456789abcdef"}
+    main_turns = [t for t in data["turns"] if t["agent_id"] is None]
+    assert [t["turn_index"] for t in main_turns] == [0, 1, 2]
+    assert all(f"turn {t['turn_index'] + 1} (id {t['id']})" in text for t in main_turns)
+    assert {"Agent", "Bash"} <= {c["tool_name"] for c in data["tool_calls"]}
+    assert {c["turn_id"] for c in data["tool_calls"]} <= {t["id"] for t in data["turns"]}
+    # ... the id `cra signals --show` takes.
+    shown = json.loads(run("signals", "--show", str(main_turns[0]["id"])).output)
+    assert shown["turn_id"] == main_turns[0]["id"]
 
 
 def test_show_bounds_output_and_resolves_prefixes(tmp_path):

@@ -1,6 +1,7 @@
 """`cra stats` on a database of recorded Claude Code sessions: numbers checked against the data,
 filters, JSON and text output, readable errors."""
 
+import datetime as dt
 import json
 import sqlite3
 import statistics
@@ -138,8 +139,14 @@ def test_parse_when():
     assert parse_when("2025-06-30") == "2025-06-30T00:00:00.000Z"
     assert parse_when("2025-06-30", end=True) == "2025-07-01T00:00:00.000Z"
     assert parse_when("2025-06-30T12:00:00+02:00") == "2025-06-30T10:00:00.000Z"
+    noon = dt.datetime(2025, 6, 30, 12, 0, tzinfo=dt.timezone.utc)
+    assert parse_when("7d", now=noon) == "2025-06-23T12:00:00.000Z"
+    assert parse_when("90m", now=noon) == "2025-06-30T10:30:00.000Z"
+    assert parse_when("2w", now=noon) == "2025-06-16T12:00:00.000Z"
     with pytest.raises(ValueError, match="not a date"):
         parse_when("last week")
+    with pytest.raises(ValueError, match="or an age"):
+        parse_when("7 days")
 
 
 def test_cli_text_and_json(recorded_db):
@@ -177,8 +184,8 @@ def test_cli_computes_missing_signals_first(recorded_db):
 
 def test_cli_bad_date_is_a_readable_error(recorded_db):
     result = CliRunner().invoke(cli, ["stats", "-d", str(recorded_db), "--since", "yesterday"])
-    assert result.exit_code == 1
-    assert "--since: 'yesterday' is not a date" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2  # a usage error, as for any option given a value it can't take
+    assert "'--since': 'yesterday' is not a date (2025-06-01)" in result.output and "Traceback" not in result.output
 
 
 def test_empty_database(tmp_path):

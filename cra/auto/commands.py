@@ -13,7 +13,7 @@ import time
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 
 config_option = click.option(
     "--config",
@@ -72,11 +72,17 @@ def _once(db, settings, force: bool, quiet: bool, as_json: bool) -> dict:
 @auto_group.command(name="once")
 @click.option("--force", is_flag=True, help="Run a cycle now, due or not (never alongside another one).")
 @click.option("--quiet", is_flag=True, help="Print nothing (the Stop hook and cron use this).")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@json_option("Print the outcome as JSON.")
 @config_option
 @database_option
 def once_command(force, quiet, as_json, config_file, database):
-    """Run one cycle if one is due (or --force). Exits 1 when the cycle failed (recorded; retried later)."""
+    """Run one cycle if one is due (or --force). Exits 1 when the cycle failed (recorded; retried later).
+
+    \b
+    Examples:
+      cra auto once
+      cra auto once --force --json
+    """
     from .cycle import CycleStopped, stop_on_sigterm
 
     db, settings = _setup(database, config_file)
@@ -112,6 +118,11 @@ def run_command(interval, max_cycles, quiet, config_file, database):
     Suited to a systemd user service (docs/auto.md has a unit file): stopping it mid-cycle records the
     cycle as stopped (no backoff; the next start runs it again, reusing what it had finished). The
     settings file is read again at every check, so edits apply without a restart.
+
+    \b
+    Examples:
+      cra auto run
+      cra auto run --interval 3600 --quiet
     """
     from ..db import open_db
     from .config import load_settings
@@ -170,11 +181,17 @@ def status_data(db, settings) -> dict:
 
 @auto_group.command(name="status")
 @click.option("-n", "--limit", type=click.IntRange(1), default=5, show_default=True, help="Cycles shown.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option("Print JSON.")
 @config_option
 @database_option
 def status_command(limit, as_json, config_file, database):
-    """Progress to the next cycle, the last cycles with their stages, and the promoted model."""
+    """Progress to the next cycle, the last cycles with their stages, and the promoted model.
+
+    \b
+    Examples:
+      cra auto status
+      cra auto status -n 20 --json
+    """
     from . import store
 
     db, settings = _setup(database, config_file)
@@ -215,7 +232,13 @@ def status_command(limit, as_json, config_file, database):
 @config_option
 @database_option
 def hook_command(state, config_file, database):
-    """Let the Stop hook start `cra auto once` in the background when a cycle may be due (off by default)."""
+    """Let the Stop hook start `cra auto once` in the background when a cycle may be due (off by default).
+
+    \b
+    Examples:
+      cra auto hook on
+      cra auto hook off
+    """
     from . import trigger
     from .readiness import readiness
 
@@ -231,8 +254,14 @@ def hook_command(state, config_file, database):
 @auto_group.command(name="promote")
 @click.argument("run_id", type=int)
 @database_option
-def promote_command(run_id, database):
-    """Make RUN the promoted model by hand (the one `cra export ollama` uses by default)."""
+@json_option("Print the promoted model (run, adapter, GGUF) as JSON.")
+def promote_command(run_id, database, as_json):
+    """Make RUN the promoted model by hand (the one `cra export ollama` uses by default).
+
+    \b
+    Example:
+      cra auto promote 3
+    """
     from ..db import open_db
     from ..train import runs
     from . import store
@@ -252,13 +281,22 @@ def promote_command(run_id, database):
         None,
     )
     store.promote(db, run_id, gguf=gguf, reason="promoted by hand")
+    if as_json:
+        click.echo(json.dumps(store.pointer_data(db), indent=2, default=str))
+        return
     click.echo(f"Promoted run {run_id}.")
 
 
 @auto_group.command(name="config")
 @click.option("--defaults", is_flag=True, help="Print the defaults, ignoring the settings file.")
 def config_command(defaults):
-    """Print the settings in effect (TOML-ready JSON) and the file they come from."""
+    """Print the settings in effect (TOML-ready JSON) and the file they come from.
+
+    \b
+    Examples:
+      cra auto config
+      cra auto config --defaults
+    """
     from .config import AutoSettings, config_path, load_settings
 
     settings = AutoSettings() if defaults else load_settings()

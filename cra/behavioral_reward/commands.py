@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 from ..jsonl import numbered_rows
 
 
@@ -58,7 +58,7 @@ def _rows_from_dataset(db, ref: str, limit: int):
     help="A completion to score at every context (repeatable). Default: the file's own, else Claude's.",
 )
 @click.option("--weights", help="name=value,... or a .json/.toml file (see docs/rl.md).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per scored completion.")
+@json_option("One JSON object per scored completion.")
 @database_option
 def score_command(file, dataset, limit, completions, weights, as_json, database):
     """Score completions against their context and print each component, with why it scored so.
@@ -69,6 +69,7 @@ def score_command(file, dataset, limit, completions, weights, as_json, database)
     scored: it gets full marks on every component by construction.
 
     \b
+    Examples:
       cra reward score contexts.jsonl
       cra reward score --dataset mydata -n 3 \\
         -c '<tool_call>{"name": "Read", "arguments": {"file_path": "a.py"}}</tool_call>'

@@ -10,15 +10,22 @@ import click
 import claude_hooks
 from claude_hooks import drain, privacy
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 from ..db import DatabaseError, cra_home, default_db_path, drain_spool, open_db, spool_backlog
 from . import install as installer
 
 
 @click.command(name="path")
-def path_command():
-    """Print the path of the cra database (CRA_HOME or CRA_DB change it)."""
-    click.echo(default_db_path())
+@database_option
+def path_command(database):
+    """Print the path of the cra database (CRA_HOME or CRA_DB change it; -d names one).
+
+    \b
+    Examples:
+      cra path
+      sqlite3 "$(cra path)" 'SELECT count(*) FROM tool_calls'
+    """
+    click.echo(os.path.abspath(database) if database else default_db_path())
 
 
 def _flag() -> Path:
@@ -31,7 +38,14 @@ def _make_home():
 
 @click.command(name="off")
 def off_command():
-    """Pause capture: hooks exit at once and record nothing until `cra on`."""
+    """Pause capture: hooks exit at once and record nothing until `cra on`.
+
+    The switch is a file in $CRA_HOME, so it pauses capture into every database.
+
+    \b
+    Example:
+      cra off
+    """
     _make_home()
     _flag().touch()
     click.echo("Capture is off. `cra on` resumes it.")
@@ -39,7 +53,12 @@ def off_command():
 
 @click.command(name="on")
 def on_command():
-    """Resume capture."""
+    """Resume capture (after `cra off`).
+
+    \b
+    Example:
+      cra on
+    """
     _flag().unlink(missing_ok=True)
     click.echo("Capture is on.")
 
@@ -57,13 +76,28 @@ def _ignored() -> list[str]:
 
 @click.group(name="ignore")
 def ignore_group():
-    """Project directories that are never recorded (nor anything below them)."""
+    """Project directories that are never recorded (nor anything below them).
+
+    The list is a file in $CRA_HOME, shared by every database.
+
+    \b
+    Examples:
+      cra ignore add ~/secret-project
+      cra ignore list
+      cra ignore remove ~/secret-project
+    """
 
 
 @ignore_group.command(name="add")
 @click.argument("directory", type=click.Path(file_okay=False), default=".")
 def ignore_add(directory):
-    """Never record sessions in DIRECTORY (default: the current one)."""
+    """Never record sessions in DIRECTORY (default: the current one).
+
+    \b
+    Examples:
+      cra ignore add
+      cra ignore add ~/secret-project
+    """
     directory = os.path.abspath(directory).rstrip("/") or "/"
     entries = _ignored()
     if directory not in entries:
@@ -76,7 +110,12 @@ def ignore_add(directory):
 @ignore_group.command(name="remove")
 @click.argument("directory", type=click.Path(file_okay=False), default=".")
 def ignore_remove(directory):
-    """Record DIRECTORY again."""
+    """Record DIRECTORY again (default: the current one).
+
+    \b
+    Example:
+      cra ignore remove ~/secret-project
+    """
     directory = os.path.abspath(directory).rstrip("/") or "/"
     entries = [e for e in _ignored() if e != directory]
     _make_home()
@@ -85,19 +124,43 @@ def ignore_remove(directory):
 
 
 @ignore_group.command(name="list")
-def ignore_list():
-    """List ignored directories."""
-    for entry in _ignored():
+@json_option("Print the directories as a JSON list.")
+def ignore_list(as_json):
+    """List ignored directories, one a line.
+
+    \b
+    Examples:
+      cra ignore list
+      cra ignore list --json
+    """
+    entries = _ignored()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo("No directories are ignored (`cra ignore add DIR` adds one).")
+    for entry in entries:
         click.echo(entry)
 
 
 @click.command(name="ingest")
 @database_option
-def ingest_command(database):
-    """Replay events the hooks had to spool (any cra command does this too)."""
+@json_option("Print the counts as JSON.")
+def ingest_command(database, as_json):
+    """Replay events the hooks had to spool (any cra command does this too).
+
+    \b
+    Examples:
+      cra ingest
+      cra ingest --json
+    """
     db = open_db(database, drain=False)
     count = drain_spool(db)
-    click.echo(f"Ingested {count} spooled event{'s' if count != 1 else ''}; {spool_backlog()} left.")
+    left = spool_backlog()
+    if as_json:
+        click.echo(json.dumps({"ingested": count, "left": left}))
+        return
+    click.echo(f"Ingested {count} spooled event{'s' if count != 1 else ''}; {left} left.")
 
 
 def _hook_errors() -> int:
@@ -177,9 +240,15 @@ def _training_readiness(db) -> dict:
 
 @click.command(name="status")
 @database_option
-@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@json_option("Print the report as JSON.")
 def status_command(database, as_json):
-    """Is capture installed and on, what has it recorded, is anything stuck?"""
+    """Is capture installed and on, what has it recorded, is anything stuck?
+
+    \b
+    Examples:
+      cra status
+      cra status --json
+    """
     r = status_report(database)
     if as_json:
         click.echo(json.dumps(r, indent=2))

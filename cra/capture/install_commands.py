@@ -28,6 +28,12 @@ def install_command(settings, project, database):
 
     The hook command pins this interpreter and, when set, CRA_HOME / the database, so capture
     keeps writing where this command would read.
+
+    \b
+    Examples:
+      cra install
+      cra install --project
+      cra install -d ~/work/cra.db
     """
     from ..db import cra_home, open_db
 
@@ -48,7 +54,13 @@ def install_command(settings, project, database):
 @click.command(name="uninstall")
 @_settings_options
 def uninstall_command(settings, project):
-    """Remove the hooks `cra install` added (and nothing else). The database is kept."""
+    """Remove the hooks `cra install` added (and nothing else). The database is kept.
+
+    \b
+    Examples:
+      cra uninstall
+      cra uninstall --project
+    """
     from ..db import cra_home
 
     change = installer.uninstall(installer.settings_path(settings, project), cra_home())

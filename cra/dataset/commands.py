@@ -9,7 +9,7 @@ import time
 import click
 
 from cra.base_model import DEFAULT_BASE, DEFAULT_MAX_LENGTH
-from cra.cli_options import database_option
+from cra.cli_options import database_option, json_option
 from cra.db import cra_home, open_db
 from cra.errors import CraError
 
@@ -186,7 +186,7 @@ def dataset_group():
 @click.option("--no-synthetic", is_flag=True, help="Leave out `cra bootstrap` workflows.")
 @click.option("--limit", type=click.IntRange(1), help="Stop after this many examples.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 def build_command(
     database,
     out,
@@ -224,6 +224,7 @@ def build_command(
     URLs, auth headers, home directories) unless --no-redact.
 
     \b
+    Examples:
       cra dataset build --name mine --eval-fraction 0.2 --split-by project
       cra dataset build --focus ~/.cra/evals/gaps-eval0012.json   # oversample the last model's gaps
     """
@@ -351,7 +352,7 @@ def _sync_transcripts(db):
 )
 @click.option("--no-mine", is_flag=True, help="Only export the pairs already stored (imported, mined before).")
 @click.option("--force", is_flag=True, help="Overwrite an existing output directory.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option("Print the summary as JSON.")
 def pairs_command(
     database,
     out,
@@ -371,6 +372,11 @@ def pairs_command(
     chosen), failed calls followed by a correction, and Claude's real next action against perturbed
     alternatives. Stored in the `pairs` table with imported ones (`cra import-pairs`), then written
     out split by session.
+
+    \b
+    Examples:
+      cra dataset pairs --name pairs
+      cra dataset pairs --no-mine --eval-fraction 0.2 --json
     """
     from .build import record_dataset, write_card
     from .pairs import PairMiner, export_pairs
@@ -426,17 +432,26 @@ def pairs_command(
     help="How many synthetic workflows to generate.",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-def bootstrap_command(database, count, seed):
+@json_option("Print the counts as JSON.")
+def bootstrap_command(database, count, seed, as_json):
     """Add synthetic tool-use workflows from templates (code search, file modification, debugging,
     system analysis, deployment), for a first model before enough real sessions exist.
 
     They are stored apart (`synthetic_workflows`), marked synthetic: `cra dataset build` puts them
     after real turns (a real duplicate wins) and only ever in the train split.
+
+    \b
+    Examples:
+      cra bootstrap --synthetic 200
+      cra bootstrap --synthetic 50 --seed 1 --json
     """
     from .bootstrap import store_synthetic
 
     db = open_db(database)
     added, by_template = store_synthetic(db, count, seed)
+    if as_json:
+        click.echo(json.dumps({"added": added, "already_stored": count - added, "by_template": by_template}))
+        return
     click.echo(
         f"Added {added} synthetic workflows ({', '.join(f'{k} {v}' for k, v in by_template.items())}); "
         f"{count - added} were already stored."
@@ -447,9 +462,16 @@ def bootstrap_command(database, count, seed):
 @database_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--synthetic", is_flag=True, help="Mark the pairs synthetic (never used for evaluation).")
-def import_pairs_command(database, file, synthetic):
+@json_option("Print the counts as JSON.")
+def import_pairs_command(database, file, synthetic, as_json):
     """Load external preference pairs (JSONL: prompt, chosen, rejected; strings or message lists;
-    optional tools) into the pair store."""
+    optional tools) into the pair store.
+
+    \b
+    Examples:
+      cra import-pairs pairs.jsonl
+      cra import-pairs generated.jsonl --synthetic --json
+    """
     from .pairs import PairFormatError, import_pairs
 
     db = open_db(database)
@@ -457,4 +479,7 @@ def import_pairs_command(database, file, synthetic):
         added, skipped = import_pairs(db, file, synthetic=synthetic)
     except PairFormatError as exc:
         raise click.ClickException(f"{file}: {exc}") from exc
+    if as_json:
+        click.echo(json.dumps({"file": file, "imported": added, "already_stored": skipped}))
+        return
     click.echo(f"Imported {added} pairs from {file}" + (f" ({skipped} already stored)" if skipped else ""))

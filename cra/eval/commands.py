@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 from ..db import open_db
 
 
@@ -33,6 +33,7 @@ def eval_group():
     """Does the model do what Claude did? Replays held-out steps and compares next actions.
 
     \b
+    Usage:
       cra eval RUN [--base-only] [--split eval] [--limit N] [--backend hf|llama.cpp]
       cra eval --compare RUN1 RUN2
       cra eval gaps RUN               /    cra dataset build --focus FILE
@@ -83,7 +84,7 @@ def eval_group():
 @click.option(
     "--compare", nargs=2, metavar="RUN1 RUN2", help="Show two runs' latest evals side by side (no generation)."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the evals as JSON.")
+@json_option("Print the evals as JSON.")
 @database_option
 def run_command(
     run_ref,
@@ -111,6 +112,7 @@ def run_command(
     Results go to the `evals` table.
 
     \b
+    Examples:
       cra eval last
       cra eval 3 --limit 200 --backend llama.cpp
       cra eval --compare 3 5
@@ -188,10 +190,16 @@ def _latest(db, run):
 @eval_group.command(name="list")
 @click.option("--run", "run_id", type=int, help="Only evals of this run.")
 @click.option("-n", "--limit", type=int, default=20, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option()
 @database_option
 def list_command(run_id, limit, as_json, database):
-    """Recorded evals, newest first."""
+    """Recorded evals, newest first.
+
+    \b
+    Examples:
+      cra eval list
+      cra eval list --run 3 --json
+    """
     from . import report, store
 
     rows = store.list_evals(open_db(database), run_id, limit)
@@ -232,7 +240,7 @@ def list_command(run_id, limit, as_json, database):
     "-o", "--out", type=click.Path(dir_okay=False), help="Gaps file [default: $CRA_HOME/evals/gaps-eval<id>.json]."
 )
 @click.option("-n", "--top", type=click.IntRange(1), default=10, show_default=True, help="Situations listed.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @database_option
 def gaps_command(run_ref, eval_id, out, top, as_json, database):
     """Where the model disagrees with Claude most on the held-out steps, grouped by situation.
@@ -242,6 +250,7 @@ def gaps_command(run_ref, eval_id, out, top, as_json, database):
     `cra dataset build --focus FILE` oversamples in the next round's training split.
 
     \b
+    Examples:
       cra eval gaps last
       cra eval gaps 3 -o gaps.json && cra dataset build --focus gaps.json
     """
@@ -273,13 +282,15 @@ def gaps_command(run_ref, eval_id, out, top, as_json, database):
 @click.option("--items", type=click.IntRange(1), default=40, show_default=True, help="Steps to show (sampled).")
 @click.option("--seed", type=int, help="Sampling and A/B order seed [default: random].")
 @database_option
-def pack_command(run_ref, eval_id, out, items, seed, database):
+@json_option("Print what was written (path, pack and eval ids, items) as JSON.")
+def pack_command(run_ref, eval_id, out, items, seed, database, as_json):
     """A blind A/B page: Claude's and the model's next action for the same context, in random order.
 
     Open it in a browser, choose which side is Claude's, export the judgements, then `cra eval judge FILE`.
     Without RUN or --eval: the newest eval of a trained model.
 
     \b
+    Examples:
       cra eval pack -o ab.html
       cra eval pack 3 --items 60 -o ab.html
     """
@@ -297,6 +308,9 @@ def pack_command(run_ref, eval_id, out, items, seed, database):
         row = newest
     target = Path(out) if out else store.evals_dir() / f"pack-eval{row['id']:04d}.html"
     info = pack.make_pack(db, row, target, items=items, seed=seed)
+    if as_json:
+        click.echo(json.dumps({**info, "eval_id": row["id"], "run_id": row["run_id"]}, indent=2, default=str))
+        return
     click.echo(
         f"Wrote {info['items']} items to {info['path']} (pack {info['pack_id']}; "
         f"{info['identical']} items show the same action on both sides)."
@@ -307,13 +321,23 @@ def pack_command(run_ref, eval_id, out, items, seed, database):
 @eval_group.command(name="judge")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @database_option
-def judge_command(files, database):
-    """Record judgements exported from a pack page and print the indistinguishability rate (target > 45%)."""
+@json_option("Print each file's judgements and rates as a JSON list.")
+def judge_command(files, database, as_json):
+    """Record judgements exported from a pack page and print the indistinguishability rate (target > 45%).
+
+    \b
+    Example:
+      cra eval judge ~/Downloads/cra-judgements.json
+    """
     from . import pack
 
     db = open_db(database)
-    for path in files:
-        result = pack.record_judgements(db, Path(path))
+    results = [{"file": path, **pack.record_judgements(db, Path(path))} for path in files]
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=str))
+        return
+    for result in results:
+        path = result["file"]
         every, differing = result["all"], result["differing"]
         click.echo(
             f"{path}: {result['recorded']} judgements by {result['judge']} (pack {result['pack_id']}, "

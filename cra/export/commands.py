@@ -18,7 +18,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 from .exporter import Source, export_gguf
 from .model_files import ExportError
 from .writer import OUTTYPES
@@ -86,13 +86,15 @@ def _with_source_options(func):
     is_flag=True,
     help="Run the files in llama.cpp (llama-cpp-python) and compare logits with transformers'.",
 )
-def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_adapter, no_base, verify):
+@json_option("Print the run and the files written (type, path, bytes) as JSON.")
+def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_adapter, no_base, verify, as_json):
     """Export RUN (an id, or 'last') as GGUF: a merged model and/or a LoRA adapter file.
 
     \b
-    cra export gguf last
-    cra export gguf 3 --adapter --outtype q8_0 --verify
-    llama-cli -m base-q8_0.gguf --lora adapter-q8_0.gguf
+    Examples:
+      cra export gguf last
+      cra export gguf 3 --adapter --outtype q8_0 --verify
+      llama-cli -m base-q8_0.gguf --lora adapter-q8_0.gguf
     """
     from ..db import open_db
 
@@ -103,6 +105,9 @@ def gguf_command(run, adapter_dir, base_ref, outtype, out, database, merged, as_
     written = export_gguf(
         db, source, merged=merged, adapter=as_adapter, with_base=not no_base, outtype=outtype, out=out, verify=verify
     )
+    if as_json:
+        click.echo(json.dumps({"run": source.run["id"] if source.run else None, "files": written}, indent=2))
+        return
     for info in written:
         click.echo(f"{info['type']:8} {_human(info['bytes']):>9}  {info['path']}")
     if source.run is not None:
@@ -156,10 +161,18 @@ def _chat_template_of(path: str) -> str | None:
 @click.option(
     "--create/--no-create", default=True, show_default=True, help="Run `ollama create` when Ollama is installed."
 )
-def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_adapter, template_file, create):
+@json_option("Print the Modelfile, the GGUF files it uses and whether the model was created, as JSON.")
+def ollama_command(
+    run, adapter_dir, base_ref, outtype, out, database, name, as_adapter, template_file, create, as_json
+):
     """Write an Ollama Modelfile for RUN and run `ollama create NAME` (or print the command).
 
     Reuses GGUF files an earlier `cra export gguf` wrote for the run; exports them otherwise.
+
+    \b
+    Examples:
+      cra export ollama last --name my-agent
+      cra export ollama 3 --name my-agent:v2 --adapter --no-create
     """
     from ..db import open_db
     from . import ollama
@@ -207,7 +220,8 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
 
     with atomic_output(modelfile) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    click.echo(f"Modelfile ({template.family} template) -> {modelfile}")
+    if not as_json:
+        click.echo(f"Modelfile ({template.family} template) -> {modelfile}")
     if create:
         created, output = ollama.run_create(name, modelfile)
     else:
@@ -229,7 +243,18 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
                 "outtype": outtype,
             },
         )
-    if created:
+    if as_json:
+        result = {
+            "run": source.run["id"] if source.run else None,
+            "name": name,
+            "modelfile": str(modelfile),
+            "template": template.family,
+            "files": paths,
+            "created": created,
+            "ollama": output,  # `ollama create`'s output, or the command to run when it did not
+        }
+        click.echo(json.dumps(result, indent=2))
+    elif created:
         click.echo(output)
         click.echo(f"Created Ollama model {name}: ollama run {name}")
     else:
@@ -241,7 +266,7 @@ def ollama_command(run, adapter_dir, base_ref, outtype, out, database, name, as_
 @click.argument("out_dir", type=click.Path(file_okay=False))
 @click.option("--table", "tables", multiple=True, help="Only this table (repeatable) [default: every table].")
 @database_option
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@json_option("Print the manifest as JSON.")
 def parquet_command(out_dir, tables, database, as_json):
     """Every table as Parquet, partitioned by month: OUT_DIR/<table>/month=YYYY-MM/part-0.parquet.
 
@@ -249,6 +274,7 @@ def parquet_command(out_dir, tables, database, as_json):
     replaces each table's directory. Needs pyarrow (pip install 'cra-claude[parquet]').
 
     \b
+    Example:
       cra export parquet traces/
       python -c "import duckdb; print(duckdb.sql(\"FROM 'traces/turns/*/*.parquet'\"))"
     """

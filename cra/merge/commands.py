@@ -4,7 +4,7 @@ import json
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 
 
 def _counts_text(c) -> str:
@@ -17,7 +17,7 @@ def _counts_text(c) -> str:
 @click.command(name="merge")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @database_option
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON")
+@json_option("Print the report as JSON")
 def merge_command(sources, database, as_json):
     """Merge cra databases from other machines into this one (or into -d DEST).
 
@@ -28,6 +28,7 @@ def merge_command(sources, database, as_json):
     source files are only read. Datasets, runs and evaluations stay on the machine that made them.
 
     \b
+    Examples:
       scp laptop:.local/share/cra/cra.db laptop.db && cra merge laptop.db
       cra merge alice.db bob.db -d team.db --json
     """

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from cra.cli_options import database_option
+from cra.cli_options import database_option, json_option
 
 # `cra redact check` exit statuses, for scripts: 0 nothing found, 1 found something, 2 could not check.
 EXIT_CLEAN, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
@@ -28,7 +28,7 @@ def redact_group():
 
 @redact_group.command(name="check")
 @click.argument("path", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option("Print the report as JSON.")
 @click.option("--limit", type=click.IntRange(0), default=50, show_default=True, help="Findings listed (0: all).")
 def check_command(path, as_json, limit):
     """Report what redaction would replace in PATH: a file, or a directory such as a built dataset.
@@ -73,7 +73,7 @@ def check_command(path, as_json, limit):
     type=click.Path(dir_okay=False),
     help="Where to write the copy taken first [default: beside the database, <db>.before-redact-<time>].",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 def db_command(database, yes, backup, as_json):
     """Redact the secrets stored in the database, in place (payloads, transcript lines, messages,
     turns, tool calls, request shapes, pairs). Home paths stay.
@@ -82,6 +82,11 @@ def db_command(database, yes, backup, as_json):
     database to a backup, then rewrites: the originals are gone from the database, the full-text
     index and the file's free pages. The backup still holds them: delete it once you have checked.
     Claude Code's own transcripts (~/.claude/projects) are not cra's to change and keep theirs.
+
+    \b
+    Examples:
+      cra redact db
+      cra redact db --yes --json
     """
     from ..db import open_db
     from .at_rest import redact_database

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option, since_option, until_option
 
 
 @click.command(name="stats")
 @database_option
-@click.option("--json", "as_json", is_flag=True, help="Print the numbers as JSON.")
+@json_option("Print the numbers as JSON.")
 @click.option(
     "--html",
     "html_path",
@@ -18,8 +18,8 @@ from ..cli_options import database_option
     help="Also write a self-contained HTML report with charts to this file.",
 )
 @click.option("--project", help="Only projects whose directory contains this text.")
-@click.option("--since", metavar="DATE", help="From this date (YYYY-MM-DD or ISO datetime, UTC).")
-@click.option("--until", metavar="DATE", help="Up to this date (a bare date includes the whole day).")
+@since_option("Activity")
+@until_option("Activity")
 @click.option("--model", help="Only models whose id contains this text (e.g. sonnet).")
 def stats_command(database, as_json, html_path, project, since, until, model):
     """Sessions, turns, tool calls by tool (failure rate, median duration), top tool sequences and
@@ -38,13 +38,6 @@ def stats_command(database, as_json, html_path, project, since, until, model):
     from . import stats as stats_mod
 
     filters = stats_mod.StatsFilters(project=project, since=since, until=until, model=model)
-    for name in ("since", "until"):
-        value = getattr(filters, name)
-        if value:
-            try:
-                stats_mod.parse_when(value)
-            except ValueError as exc:
-                raise click.ClickException(f"--{name}: {exc}; e.g. --{name} 2025-06-30") from exc
     db = open_db(database)
     update_signals(db)
     # The readiness `cra auto` acts on: its bar and filters ($CRA_HOME/auto.toml), shown as `cra status` does.

@@ -6,7 +6,7 @@ from __future__ import annotations
 def compute(db, filters=None) -> dict | None:
     """Requests `cra serve` recorded (within --since/--until), or None when it never served any."""
     from ..serve.store import request_summary
-    from .stats import parse_when
+    from ..when import parse_when
 
     since = parse_when(filters.since) if filters is not None and filters.since else None
     until = parse_when(filters.until, end=True) if filters is not None and filters.until else None

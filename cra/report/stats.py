@@ -2,7 +2,6 @@
 the views (tool_calls_with_turns, turns_with_signals), filtered by project, dates and model.
 """
 
-import datetime as dt
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 from ..dataset.filters import TurnFilters
 from ..dataset.qualifying import MIN_TRAINING_TURNS, count_qualifying
 from ..db.schema import DENIED, ERRORED
+from ..when import parse_when
 from . import serving
 
 # Qualifying turns the training orchestrator waits for before it starts a cycle, when the caller
@@ -29,23 +29,6 @@ class StatsFilters:
 
     def as_dict(self):
         return {k: v for k, v in vars(self).items() if v is not None}
-
-
-def parse_when(value: str, *, end: bool = False) -> str:
-    """An ISO date/datetime as the UTC string form cra stores ('2025-01-31T00:00:00.000Z').
-    A bare date given as an end bound means the end of that day."""
-    try:
-        if len(value) == 10:
-            day = dt.date.fromisoformat(value)
-            if end:
-                day += dt.timedelta(days=1)
-            return day.isoformat() + "T00:00:00.000Z"
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO datetime") from None
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (when.microsecond // 1000)
 
 
 def _where(filters: StatsFilters, when: str, project: str, model: str):

@@ -13,7 +13,7 @@ import socket
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 from ..errors import ConfigError, NotFoundError
 
 
@@ -31,11 +31,12 @@ def serve_group():
     """Serve the trained model to Claude Code (ANTHROPIC_BASE_URL), all of it or a share of sessions.
 
     \b
-    cra serve [RUN|GGUF] --port 8787          # answer every request locally
-    cra serve 3 --upstream https://api.anthropic.com --share 0.05 --fallback
-    cra serve --upstream https://api.anthropic.com --shadow
-    cra serve status
-    cra serve set-share 0.2
+    Examples:
+      cra serve --port 8787                     # answer every request locally
+      cra serve 3 --upstream https://api.anthropic.com --share 0.05 --fallback
+      cra serve --upstream https://api.anthropic.com --shadow
+      cra serve status
+      cra serve set-share 0.2
     """
 
 
@@ -88,6 +89,11 @@ def run_command(
     """Serve RUN (an id, 'last', 'promoted'; default: the promoted model, else the last run) or a GGUF file.
 
     Point Claude Code at it: ANTHROPIC_BASE_URL=http://127.0.0.1:8787 claude
+
+    \b
+    Examples:
+      cra serve run --port 8787
+      cra serve run 3 --upstream https://api.anthropic.com --share 0.05 --fallback
     """
     from ..db import open_db
     from . import app, model, store
@@ -168,10 +174,16 @@ def run_command(
 
 
 @serve_group.command(name="status")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@json_option("Print as JSON.")
 @database_option
 def status_command(as_json, database):
-    """Running servers: model, address, share, and how their requests went."""
+    """Running servers: model, address, share, and how their requests went.
+
+    \b
+    Examples:
+      cra serve status
+      cra serve status --json
+    """
     from ..db import open_db
     from . import store
 
@@ -209,8 +221,15 @@ def status_command(as_json, database):
 @click.argument("share_text", metavar="SHARE")
 @click.option("--server", "server_id", type=int, help="Which server (`cra serve status`), when several run.")
 @database_option
-def set_share_command(share_text, server_id, database):
-    """Change the share of sessions a running server answers locally (0.2 or 20%), within a second."""
+@json_option("Print the server and its old and new share as JSON.")
+def set_share_command(share_text, server_id, database, as_json):
+    """Change the share of sessions a running server answers locally (0.2 or 20%), within a second.
+
+    \b
+    Examples:
+      cra serve set-share 20%
+      cra serve set-share 0.05 --server 2
+    """
     from ..db import open_db
     from . import store
 
@@ -232,4 +251,7 @@ def set_share_command(share_text, server_id, database):
             f"cra serve {target['id']} has no --upstream: every request must be answered locally (share 1)"
         )
     store.set_share(db, target["id"], share)
+    if as_json:
+        click.echo(json.dumps({"server": target["id"], "share_before": target["share"], "share": share}))
+        return
     click.echo(f"cra serve {target['id']}: share {target['share']:g} -> {share:g}")

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option
 
 
 def _load_config(config_path, depth):
@@ -55,7 +55,7 @@ def _load_config(config_path, depth):
     metavar="TURN_ID",
     help="Print one turn's signals and evidence as JSON (turn ids: `cra show SESSION`).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the counts as JSON.")
+@json_option("Print the counts as JSON.")
 def signals_command(database, force, session, config_path, depth, show_turn, as_json):
     """Compute reasoning signals for each turn (incremental: only turns without signals, or changed
     since), so `cra stats` and SQL over `turns_with_signals` can use them.

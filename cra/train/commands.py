@@ -6,7 +6,8 @@ import json
 
 import click
 
-from ..cli_options import config_option, database_option, resume_option, settings_options
+from .. import progress
+from ..cli_options import config_option, database_option, json_option, resume_option, settings_options
 from ..db import open_db
 from .config import SFTSettings, resolve_settings
 
@@ -26,10 +27,12 @@ def train_group():
 )
 @settings_options(SFTSettings)
 @database_option
-def sft_command(config_file, resume, print_config, database, **options):
+@json_option("Print the finished run (id, output directory, metrics, artifacts) as JSON; progress goes to stderr.")
+def sft_command(config_file, resume, print_config, database, as_json, **options):
     """Supervised fine-tuning (QLoRA behavioural cloning) of a LoRA adapter on a tool-calling dataset.
 
     \b
+    Examples:
       cra train sft --base meta-llama/Llama-3.1-8B-Instruct --dataset mydata
       cra train sft --config sft.yaml --max-steps 200
       cra train sft --resume            # after Ctrl-C or a crash
@@ -41,17 +44,35 @@ def sft_command(config_file, resume, print_config, database, **options):
     if print_config:
         click.echo(json.dumps(settings.model_dump(), indent=2))
         return
-    sft.train_sft(settings, db, parent=parent)
+    run = sft.train_sft(settings, db, parent=parent, echo=progress.to_stderr if as_json else progress.echo)
+    if as_json:
+        click.echo(json.dumps(run_record(db, run["id"]), indent=2, default=str))
+
+
+def run_record(db, run_id: int) -> dict:
+    """A run's row with its artifacts: what `cra runs show --json` and `cra train * --json` print."""
+    from . import runs
+
+    run = runs.get_run(db, run_id)
+    run["artifacts"] = runs.run_artifacts(db, run_id)
+    return run
 
 
 @click.group(name="runs", invoke_without_command=True)
 @click.option("-n", "--limit", type=int, default=20, show_default=True, help="Show this many runs, newest first.")
 @click.option("--kind", help="Only runs of this kind (sft, ...).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
+@json_option("Print JSON rows instead of a table.")
 @database_option
 @click.pass_context
 def runs_group(ctx, limit, kind, as_json, database):
-    """Training runs: id, kind, status, base model, dataset, losses, output directory."""
+    """Training runs: id, kind, status, base model, dataset, losses, output directory.
+
+    \b
+    Examples:
+      cra runs -n 5
+      cra runs --kind sft --json
+      cra runs show 3
+    """
     if ctx.invoked_subcommand is not None:
         return
     from . import runs
@@ -88,15 +109,20 @@ def runs_group(ctx, limit, kind, as_json, database):
 
 @runs_group.command(name="show")
 @click.argument("run_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@json_option("Print the run as JSON.")
 @database_option
 def runs_show(run_id, as_json, database):
-    """Everything recorded about one run: config, metrics, error, artifacts."""
-    from . import runs, sft
+    """Everything recorded about one run: config, metrics, error, artifacts.
+
+    \b
+    Examples:
+      cra runs show 3
+      cra runs show 3 --json
+    """
+    from . import sft
 
     db = open_db(database)
-    run = runs.get_run(db, run_id)
-    run["artifacts"] = runs.run_artifacts(db, run_id)
+    run = run_record(db, run_id)
     if as_json:
         click.echo(json.dumps(run, indent=2, default=str))
         return

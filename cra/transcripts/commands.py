@@ -6,9 +6,10 @@ import sys
 
 import click
 
-from ..cli_options import database_option
+from ..cli_options import database_option, json_option, since_option, until_option
 from ..db import open_db
 from ..errors import NotFoundError
+from ..when import parse_when
 from . import importer
 from .show import prompt_display, terminal_safe
 
@@ -34,7 +35,7 @@ def _report_errors(r: importer.ImportResult):
 @click.command(name="import")
 @click.argument("paths", nargs=-1, type=click.Path())
 @database_option
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON")
+@json_option("Print the summary as JSON.")
 @click.option(
     "--format",
     "fmt",
@@ -51,6 +52,12 @@ def import_command(paths, database, as_json, fmt):
     run adds nothing and an interrupted one resumes. Sessions also captured by the hooks are merged
     with their hook data. With --format openai-trace, PATHS are trace files (docs/traces.md): their
     sessions are marked as not Claude Code's.
+
+    \b
+    Examples:
+      cra import
+      cra import ~/.claude/projects/-home-me-myapp --json
+      cra import --format openai-trace run.jsonl
     """
     if not paths and fmt == "openai-trace":
         raise click.ClickException(
@@ -107,12 +114,19 @@ def import_command(paths, database, as_json, fmt):
 
 @click.command(name="sync")
 @database_option
-def sync_command(database):
-    """Catch up on transcripts the hooks know of: normalise stored lines, read what is new."""
+@json_option("Print the summary as JSON.")
+def sync_command(database, as_json):
+    """Catch up on transcripts the hooks know of: normalise stored lines, read what is new.
+
+    \b
+    Examples:
+      cra sync
+      cra sync --json
+    """
     db = open_db(database)
     result = importer.sync(db.conn)
     _report_errors(result)
-    click.echo(_summary_line(result))
+    click.echo(json.dumps(result.as_dict(), indent=2) if as_json else _summary_line(result))
 
 
 def _sync_quietly(db, session_id=None):
@@ -143,13 +157,20 @@ LIMIT ?
 @click.option(
     "-n", "--limit", default=20, show_default=True, type=click.IntRange(0, 2**62), help="How many sessions (0: all)"
 )
-@click.option("--json", "as_json", is_flag=True, help="Output JSON")
+@json_option("Print the sessions as JSON.")
 @click.option("-p", "--project", help="Only sessions whose project directory contains this text")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Started on or after this date (UTC, YYYY-MM-DD)")
-@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), help="Started on or before this date (UTC, YYYY-MM-DD)")
+@since_option("Sessions started")
+@until_option("Sessions started")
 @click.option("--no-sync", is_flag=True, help="Don't read new transcript lines first")
 def sessions_command(database, limit, as_json, project, since, until, no_sync):
-    """List recorded sessions, newest first."""
+    """List recorded sessions, newest first: `cra show ID` prints one (a prefix of the id will do).
+
+    \b
+    Examples:
+      cra sessions -n 5
+      cra sessions --project myapp --since 7d
+      cra sessions --since 2025-06-01 --until 2025-06-30 --json
+    """
     db = open_db(database)
     if not no_sync:
         _sync_quietly(db)
@@ -159,10 +180,10 @@ def sessions_command(database, limit, as_json, project, since, until, no_sync):
         args.append("%" + project.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
     if since:
         where.append("coalesce(s.started_at, s.first_event_at) >= ?")
-        args.append(since.strftime("%Y-%m-%d"))
+        args.append(parse_when(since))
     if until:
-        where.append("coalesce(s.started_at, s.first_event_at) <= ?")
-        args.append(until.strftime("%Y-%m-%d") + "T99")  # any time on that day
+        where.append("coalesce(s.started_at, s.first_event_at) < ?")
+        args.append(parse_when(until, end=True))
     cur = db.execute(SESSIONS_SQL.format(where=" AND ".join(where)), args + [limit if limit > 0 else -1])
     names = [d[0] for d in cur.description]
     rows = [dict(zip(names, r)) for r in cur.fetchall()]
@@ -174,6 +195,7 @@ def sessions_command(database, limit, as_json, project, since, until, no_sync):
             "No sessions" + (" match" if len(where) > 1 else " yet: run `cra install`, or `cra import` your history.")
         )
         return
+    click.echo(f"{'STARTED (UTC)':16}  {'ID':8}  {'TURNS':>9} {'TOOLS':>10}  PROJECT  FIRST PROMPT")
     for r in rows:
         started = (r["started"] or "")[:16].replace("T", " ")
         prompt = " ".join(prompt_display(r["first_prompt"]).split())
@@ -194,16 +216,27 @@ def sessions_command(database, limit, as_json, project, since, until, no_sync):
 @click.option("--lines", "max_lines", default=8, show_default=True, help="Output lines shown per tool call")
 @click.option("--thinking", is_flag=True, help="Show the assistant's thinking")
 @click.option("--no-sync", is_flag=True, help="Don't read new transcript lines first")
-def show_command(session, database, full, max_lines, thinking, no_sync):
+@json_option("Print the session, its turns (with their ids) and tool calls as JSON.")
+def show_command(session, database, full, max_lines, thinking, no_sync, as_json):
     """Print one session as a timeline: prompts, assistant text, tool calls, subagents.
 
-    SESSION is a session id or a unique prefix of one (see `cra sessions`).
+    SESSION is a session id or a unique prefix of one (see `cra sessions`). Each turn shows its id,
+    the one `cra signals --show` takes.
+
+    \b
+    Examples:
+      cra show 3f2a
+      cra show 3f2a --full --thinking
+      cra show 3f2a --json
     """
-    from .show import render_session, resolve_session
+    from .show import render_session, resolve_session, session_data
 
     db = open_db(database)
     session_id = resolve_session(db, session)
     if not no_sync:
         _sync_quietly(db, session_id)
+    if as_json:
+        click.echo(json.dumps(session_data(db, session_id), indent=2, ensure_ascii=False))
+        return
     for line in render_session(db, session_id, full=full, max_lines=max_lines, thinking=thinking):
         click.echo(terminal_safe(line))

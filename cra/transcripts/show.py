@@ -156,7 +156,8 @@ class _Renderer:
         if turn is None:
             return  # tool results (shown with their call), injected context, local command output
         yield ""
-        facts = [f"turn {turn['turn_index'] + 1}", _clock(turn["started_at"]), turn["outcome"]]
+        # The id is what `cra signals --show` takes.
+        facts = [f"turn {turn['turn_index'] + 1} (id {turn['id']})", _clock(turn["started_at"]), turn["outcome"]]
         if turn["duration_ms"] is not None:
             facts.append(f"{turn['duration_ms'] / 1000:.1f} s")
         if turn["input_tokens"] is not None:
@@ -233,3 +234,27 @@ def render_session(db, session_id, full=False, max_lines=8, thinking=False):
         yield "(no transcript messages recorded; tool calls from the hooks:)"
         for c in db.query("SELECT tool_use_id FROM tool_calls WHERE session_id = ? ORDER BY seq", [session_id]):
             yield from r.call(c["tool_use_id"], "", 0)
+
+
+def session_data(db, session_id) -> dict:
+    """One session as `cra show --json` prints it: the session row, its turns (with the ids
+    `cra signals --show` takes) and its tool calls in order, each with the turn it belongs to."""
+    session = db.execute("SELECT * FROM sessions WHERE id = ?", [session_id]).fetchone()
+    names = [d[0] for d in db.execute("SELECT * FROM sessions LIMIT 0").description]
+    turns = db.query(
+        "SELECT id, agent_id, turn_index, started_at, ended_at, outcome, duration_ms, tool_call_count,"
+        " input_tokens, output_tokens, prompt_text, final_answer FROM turns WHERE session_id = ?"
+        " ORDER BY agent_id IS NOT NULL, agent_id, turn_index",
+        [session_id],
+    )
+    calls = db.query(
+        "SELECT tool_use_id, turn_id, agent_id, tool_name, tool_input, status, error, duration_ms, pre_at, post_at"
+        " FROM tool_calls WHERE session_id = ? ORDER BY seq",
+        [session_id],
+    )
+    return {
+        "session": dict(zip(names, session)) if session else {"id": session_id},
+        "turns": list(turns),
+        "tool_calls": list(calls),
+        "subagents": list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id])),
+    }
