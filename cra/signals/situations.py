@@ -15,8 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputFormatError
 from ..chat.toolcalls import action_from_message
+from ..errors import InputFormatError
 from .extract import ToolCall, Turn, extract
 
 GAPS_FORMAT = "cra-gaps/1"  # the gaps file `cra eval gaps` writes

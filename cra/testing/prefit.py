@@ -108,9 +108,16 @@ _PHRASES = {
 _OBJECTS = [_FILES, _SYMBOLS, _EXTS, _SUITES]
 
 
-def _request(kind: int, rng: random.Random, phrasing: str = "task") -> tuple[str, str]:
-    """(request, its object): show a file, find a definition, list files by extension, run a suite."""
-    word = rng.choice(_OBJECTS[kind])
+def _held_out(word: str, kind: int) -> bool:
+    """Every fourth object of each kind is kept for eval requests only (write_keyword_dataset)."""
+    return _OBJECTS[kind].index(word) % 4 == 3
+
+
+def _request(kind: int, rng: random.Random, phrasing: str = "task", words: str = "all") -> tuple[str, str]:
+    """(request, its object): show a file, find a definition, list files by extension, run a suite.
+    words: "all" objects, only the "held_out" ones, or only the "seen" ones (the rest)."""
+    choices = [w for w in _OBJECTS[kind] if words == "all" or _held_out(w, kind) == (words == "held_out")]
+    word = rng.choice(choices)
     return _PHRASES[phrasing][kind].format(word), word
 
 
@@ -124,15 +131,18 @@ def _call(kind: int, word: str) -> tuple[str, dict, str]:
     return "Bash", {"command": f"pytest {word}"}, "3 passed"
 
 
-def keyword_conversations(n: int, seed: int = 0, start: int = 0, phrasing: str = "task") -> list[dict]:
+def keyword_conversations(
+    n: int, seed: int = 0, start: int = 0, phrasing: str = "task", words: str = "all"
+) -> list[dict]:
     """`cra dataset build`-format rows (one turn each: request, tool call, result, answer), the tool
-    being the one the request needs. Every row has its own session id in `meta`, as real turns do."""
+    being the one the request needs. Every row has its own session id in `meta`, as real turns do.
+    words: see _request."""
     rng = random.Random(seed)
     tools = json.dumps(TOOLS)
     rows = []
     for i in range(start, start + n):
         kind = rng.randrange(4)
-        request, word = _request(kind, rng, phrasing)
+        request, word = _request(kind, rng, phrasing, words)
         name, args, result = _call(kind, word)
         call_id = f"call_{i}"
         rows.append(
@@ -183,10 +193,14 @@ def write_toolless_template(path: str | os.PathLike) -> Path:
 
 
 def write_keyword_dataset(out_dir: str | os.PathLike, n_train: int = 96, n_eval: int = 32, seed: int = 0) -> Path:
-    """train.jsonl / eval.jsonl of the keyword task (eval requests held out by session)."""
+    """train.jsonl / eval.jsonl of the keyword task. The eval requests name objects no training request
+    names (every fourth file, symbol, extension and suite), so no held-out step is a training step: the
+    tool has to be read from the request's phrasing, which is what the adapter is meant to learn."""
     from .tiny import write_splits
 
-    return write_splits(out_dir, keyword_conversations(n_train + n_eval, seed=seed), n_train)
+    train = keyword_conversations(n_train, seed=seed, words="seen")
+    held_out = keyword_conversations(n_eval, seed=seed + 1, start=n_train, words="held_out")
+    return write_splits(out_dir, train + held_out, n_train)
 
 
 def assistant_loss(model, ids, mask, labels):

@@ -19,7 +19,7 @@ PPOTrainer cannot resume its optimizer: `--resume` restarts from the last checkp
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -411,7 +411,8 @@ def train_ppo(settings: PPOSettings, db, *, parent=None, callbacks: tuple = (), 
         stop.install()
         interrupted = False
         try:
-            with scoring_through(reward_model):
+            # A learned reward model PPOTrainer calls itself; the behavioral one through scoring_through.
+            with scoring_through(reward_model) if rm_run is None else nullcontext():
                 trainer.train()
         except _Interrupted:
             interrupted = True
