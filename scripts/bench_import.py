@@ -518,6 +518,31 @@ def worker(corpus: str, db_path: str, rounds: int) -> dict:
     }
 
 
+def _run_worker(script, corpus, db, rounds) -> dict:
+    for p in db.parent.glob(db.name + "*"):
+        p.unlink()
+    out = subprocess.run(
+        [sys.executable, str(script), "--worker", str(corpus), str(db), str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _side_by_side(ref, ref_script, corpus, db, rounds):
+    """One-round workers of REF's code and this tree's, alternating, on the same corpus."""
+    keys = ("interleaved_vs_bare", "paired_vs_bare", "import_vs_bare_cpu", "db_mb")
+    runs: dict[str, list] = {ref: [], "this tree": []}
+    for _ in range(rounds):
+        for name, script in ((ref, ref_script), ("this tree", __file__)):
+            runs[name].append(_run_worker(script, corpus, db, 1))
+    print(f"{corpus.name}: interleaved, paired, least/least import over bare parse (CPU time); database MB")
+    for name, rs in runs.items():
+        print(f"  {name:>10}: " + "; ".join(", ".join(f"{r[k]:.2f}" for k in keys) for r in rs))
+    print(json.dumps({name: [{k: r[k] for k in keys} for r in rs] for name, rs in runs.items()}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size-mb", type=float, default=200)
@@ -525,6 +550,12 @@ def main():
     ap.add_argument("--long-mb", type=float, default=60, help="long sessions (~3 MB transcripts); 0 to skip")
     ap.add_argument("--keep", help="build the corpora under this folder and keep them")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per size; the least of each is reported")
+    ap.add_argument(
+        "--against",
+        metavar="REF",
+        help="also run REF's code (git archive REF) on the same corpora, one round at a time alternating with this"
+        " tree's, and print both rounds' ratios side by side",
+    )
     ap.add_argument("--worker", nargs=3, metavar=("CORPUS", "DB", "ROUNDS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -535,6 +566,11 @@ def main():
     corpora = [("fixtures", args.small_mb, build_corpus), ("fixtures", args.size_mb, build_corpus)]
     corpora.append(("long sessions", args.long_mb, build_long_sessions))
     results = {}
+    if args.against:
+        ref_tree = base / "ref-src"
+        ref_tree.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.against], capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(ref_tree)], input=archive.stdout, check=True)
     try:
         for kind, size, build in [c for c in corpora if c[1]]:
             name = f"{kind.replace(' ', '-')}-{int(size)}mb"
@@ -546,16 +582,15 @@ def main():
             for p in base.glob(f"bench-{name}.db*"):
                 p.unlink()
             print(f"importing {corpus} ...", file=sys.stderr)
-            out = subprocess.run(
-                [sys.executable, __file__, "--worker", str(corpus), str(db), str(args.rounds)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            results[f"{size:.0f} MB {kind}"] = json.loads(out.stdout.strip().splitlines()[-1])
+            if args.against:
+                _side_by_side(args.against, ref_tree / "scripts" / "bench_import.py", corpus, db, args.rounds)
+                continue
+            results[f"{size:.0f} MB {kind}"] = _run_worker(__file__, corpus, db, args.rounds)
     finally:
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
+    if args.against:
+        return
     print(
         "CPU time (time.process_time, user + system, SQLite included) is what the ratios compare, the least of"
         f" {args.rounds} rounds each: wall time on a shared machine mostly measures the other jobs."

@@ -93,20 +93,16 @@ def build_fixture_db(path, scenarios, transcript_paths=(), schema_before=None):
     a cra without it made."""
     import json
 
-    import sqlite_utils
-
     import claude_hooks
     from claude_hooks import drain
     from cra.db import open_db
-    from cra.db.migrations import migrations
     from cra.transcripts import importer
 
-    if schema_before is None:
-        db = open_db(str(path), drain=False)
-    else:
-        db = sqlite_utils.Database(str(path))
-        migrations.apply(db, stop_before=schema_before)
-        db.conn.isolation_level = None  # as open_db's connection: the hook's code opens its own transactions
+    if schema_before is not None:
+        full = build_fixture_db(Path(str(path) + ".full"), scenarios, transcript_paths)
+        _copy_into_older_schema(full, path, schema_before)
+        return path
+    db = open_db(str(path), drain=False)
     imports = list(transcript_paths)
     for scenario in map(Path, scenarios):
         with open(scenario / "hooks.jsonl", encoding="utf-8") as f:
@@ -124,6 +120,29 @@ def build_fixture_db(path, scenarios, transcript_paths=(), schema_before=None):
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.conn.close()
     return path
+
+
+def _copy_into_older_schema(full, path, schema_before):
+    """The rows of the database `full` in a new one at `path` with the schema from before the
+    migration `schema_before`, each table's columns that schema has, and each call's result in its
+    row as the cra of that time stored it (read from the view tool_call_results)."""
+    import sqlite_utils
+
+    from cra.db.migrations import migrations
+
+    db = sqlite_utils.Database(str(path))
+    migrations.apply(db, stop_before=schema_before)
+    con = db.conn
+    con.execute("ATTACH DATABASE ? AS full", (str(full),))
+    with con:
+        for table in db.table_names():
+            if table == "_sqlite_migrations" or table.endswith("_fts") or "_fts_" in table:
+                continue
+            columns = ", ".join(f"[{c}]" for c in db[table].columns_dict)
+            source = "tool_call_results" if table == "tool_calls" else table
+            con.execute(f"INSERT INTO main.[{table}] ({columns}) SELECT {columns} FROM full.[{source}]")
+    con.execute("DETACH DATABASE full")
+    con.close()
 
 
 @pytest.fixture(scope="session")

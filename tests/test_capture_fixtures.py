@@ -152,7 +152,7 @@ def test_scenario_matches_client_transcript(scenario, cra_home):
     assert not any((cra_home / claude_hooks.SPOOL_DIR).glob("*.event"))
     assert set(r[0] for r in con.execute("SELECT id FROM sessions")) == sessions
 
-    calls = {r["tool_use_id"]: r for r in con.execute("SELECT * FROM tool_calls")}
+    calls = {r["tool_use_id"]: r for r in con.execute("SELECT * FROM tool_call_results")}
     uses, results, order = transcript_calls(scenario)
     assert uses, "the transcript has tool calls"
     assert set(calls) == set(uses)

@@ -111,7 +111,8 @@ def assert_db_matches_transcripts(cra_home, session_id, main_transcript, subagen
     """The database's tool_calls against the transcripts; `expected`: tool_use id -> status."""
     calls, results = transcript_calls(main_transcript, subagent_transcripts)
     rows = {
-        r["tool_use_id"]: r for r in db_rows(cra_home, "SELECT * FROM tool_calls WHERE session_id = ?", (session_id,))
+        r["tool_use_id"]: r
+        for r in db_rows(cra_home, "SELECT * FROM tool_call_results WHERE session_id = ?", (session_id,))
     }
 
     # Both sides hold exactly the calls the mock scripted.

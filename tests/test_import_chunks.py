@@ -71,12 +71,14 @@ def test_chunking_does_not_change_what_is_stored(tmp_path, monkeypatch):
     # Both paths really ran: results folded into the INSERT in whole files, applied by UPDATE in tiny chunks.
     assert sum(s.startswith(folded) for s in whole_sql) > 0
     assert sum(s.startswith(folded) for s in tiny_sql) < sum(s.startswith(folded) for s in whole_sql)
-    assert any(s.startswith("UPDATE tool_calls SET response_text") for s in tiny_sql)
+    assert any(s.startswith("UPDATE tool_calls SET result_uuid") for s in tiny_sql)
     whole, tiny = _dump(tmp_path / "whole.db"), _dump(tmp_path / "tiny.db")
     assert whole["tool_calls"] and whole["turns"] and whole["messages"]
     con = sqlite3.connect(str(tmp_path / "whole.db"))
     # tool_response cut from the raw line; errors and durations from the result.
-    filled = con.execute("SELECT count(tool_response), count(error), count(duration_ms) FROM tool_calls").fetchone()
+    filled = con.execute(
+        "SELECT count(tool_response), count(error), count(duration_ms) FROM tool_call_results"
+    ).fetchone()
     con.close()
     assert all(filled), filled
     for table in TABLES:

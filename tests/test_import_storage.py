@@ -191,21 +191,21 @@ def test_content_and_structured_results_are_the_parsed_values(tmp_path):
     assert json.loads(content["u2"]) == entries[2]["message"]["content"]
     assert "héllo ✓" in content["u2"]  # stored as UTF-8 text, not \u escapes
     call = db.execute(
-        "SELECT tool_response, response_text, status, tool_input FROM tool_calls WHERE tool_use_id = 'toolu_1'"
+        "SELECT tool_response, response_text, status, tool_input FROM tool_call_results WHERE tool_use_id = 'toolu_1'"
     ).fetchone()
     assert json.loads(call[0]) == result and call[1:3] == ("héllo ✓", "success")
     assert json.loads(call[3]) == {"command": "echo héllo"}
-    nested = db.execute("SELECT tool_response FROM tool_calls WHERE tool_use_id = 'toolu_n'").fetchone()
+    nested = db.execute("SELECT tool_response FROM tool_call_results WHERE tool_use_id = 'toolu_n'").fetchone()
     assert nested is not None and json.loads(nested[0]) == {"files": ["a.py"]}
     # Serialised as UTF-8 bytes and cast on the way in: stored as text, which JSON functions and
     # Datasette read as such, never as blobs.
     kinds = db.execute(
         "SELECT DISTINCT typeof(content), typeof(tool_use_ids), typeof(tool_result_ids) FROM messages"
-        " UNION SELECT DISTINCT typeof(tool_input), typeof(tool_response), 'text' FROM tool_calls"
+        " UNION SELECT DISTINCT typeof(tool_input), typeof(tool_response), 'text' FROM tool_call_results"
     ).fetchall()
     assert {k for row in kinds for k in row} <= {"text", "null"} and ("text", "null", "text") in kinds
     assert db.execute(
-        "SELECT json_extract(tool_response, '$.stdout') FROM tool_calls WHERE tool_use_id = 'toolu_1'"
+        "SELECT json_extract(tool_response, '$.stdout') FROM tool_call_results WHERE tool_use_id = 'toolu_1'"
     ).fetchone() == (result["stdout"],)
 
 

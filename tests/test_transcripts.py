@@ -166,7 +166,7 @@ def test_old_format_session(db):
     # The inline sidechain message is kept but belongs to no main-thread turn.
     side = [m for m in msgs if m[0] == "u1-side1"][0]
     assert side[2] == 1 and side[3] is None
-    calls = {c["tool_use_id"]: c for c in db.query("SELECT * FROM tool_calls")}
+    calls = {c["tool_use_id"]: c for c in db.query("SELECT * FROM tool_call_results")}
     assert calls["toolu_v1_ls"]["status"] == "success" and calls["toolu_v1_ls"]["source"] == "transcript"
     assert calls["toolu_v1_ls"]["duration_ms"] == 1500
     assert json.loads(calls["toolu_v1_ls"]["tool_response"])["stdout"] == "a.py\nb.py"
@@ -210,7 +210,7 @@ def test_new_format_session_with_subagent_and_compaction(db):
     assert agent["agent_type"] == "Explore" and agent["description"] == "List files" and agent["session_id"] == S2
     assert agent["transcript_path"].endswith(f"agent-{AGENT}.jsonl")
 
-    calls = {c["tool_use_id"]: c for c in db.query("SELECT * FROM tool_calls")}
+    calls = {c["tool_use_id"]: c for c in db.query("SELECT * FROM tool_call_results")}
     assert set(calls) == {"toolu_n_agent", "toolu_n_sub_ls", "toolu_n_pytest"}
     assert calls["toolu_n_sub_ls"]["agent_id"] == AGENT and calls["toolu_n_sub_ls"]["turn_id"] == sub[0]["id"]
     assert (

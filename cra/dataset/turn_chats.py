@@ -8,8 +8,8 @@ A turn becomes `[user, assistant(text, tool_calls, reasoning), tool, ..., assist
 - content blocks of one API response (each its own transcript entry, sharing `api_message_id`) are
   one assistant message;
 - each `tool_result` becomes a `tool` message right after the assistant message that made the call,
-  with the text the model saw; calls only the hooks saw (no transcript) fall back to
-  `tool_calls.response_text`, then the error.
+  with the text the model saw; calls only the hooks saw (no transcript) fall back to the call's
+  `response_text` (the view tool_call_results, where every reader gets a call's result), then the error.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ class TurnReader:
     def load(self, t: dict) -> TurnData:
         call_rows = self._rows(
             "SELECT tool_use_id, tool_name, tool_input, tool_response, response_text, status, error "
-            "FROM tool_calls WHERE turn_id = ? ORDER BY seq",
+            "FROM tool_call_results WHERE turn_id = ? ORDER BY seq",
             [t["id"]],
         )
         message_rows = []

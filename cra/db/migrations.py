@@ -782,3 +782,87 @@ def m010_serve(db: Database):
     )
     db.execute("CREATE INDEX idx_serve_requests_session ON serve_requests (session_id, id)")
     db.execute("CREATE INDEX idx_serve_requests_server ON serve_requests (server_id, id)")
+
+
+# tool_calls' columns in order, with the two a result fills resolved (m015_call_results).
+_CALL_COLUMNS_BEFORE = (
+    "tc.tool_use_id, tc.session_id, tc.agent_id, tc.agent_type, tc.prompt_id, tc.tool_name, tc.tool_input"
+)
+_CALL_COLUMNS_AFTER = (
+    "tc.status, tc.error, tc.is_interrupt, tc.duration_ms, tc.pre_at, tc.post_at, tc.seq, tc.batch_id,"
+    " tc.permission_requested, tc.permission_mode, tc.cwd, tc.synthetic_id, tc.message_uuid, tc.turn_id,"
+    " tc.source, tc.origin, tc.result_uuid"
+)
+
+
+@migrations()
+def m015_call_results(db: Database):
+    """A call's result stored once: for calls only the transcript saw, `tool_calls.tool_response` and
+    `response_text` stay empty and `result_uuid` names the message whose `tool_result` block holds what
+    the model was shown (its line holds the structured `toolUseResult`). Hook-captured calls keep what
+    the hook recorded. The view `tool_call_results` is tool_calls as readers want it: the same columns,
+    `tool_response` and `response_text` resolved from the transcript where the row has none; every
+    reader of a call's result reads it there (`tool_calls_with_turns` is built on it).
+    cra/transcripts writes `result_uuid`."""
+    db.execute("ALTER TABLE tool_calls ADD COLUMN result_uuid TEXT REFERENCES messages(uuid)")
+    # The tool_result block's text as cra/transcripts/normalize.block_text reads it: a string as it is;
+    # a list's text blocks, other blocks as `[type]`, joined by newlines; no content: ''.
+    block_text = """coalesce(
+        CASE json_type(b.value, '$.content')
+            WHEN 'text' THEN b.value ->> '$.content'
+            WHEN 'array' THEN coalesce((
+                SELECT group_concat(part, char(10)) FROM (
+                    SELECT CASE
+                        WHEN p.type != 'object' THEN NULL
+                        WHEN p.value ->> '$.type' = 'text' AND json_type(p.value, '$.text') = 'text'
+                            THEN p.value ->> '$.text'
+                        WHEN json_type(p.value, '$.type') = 'text' AND p.value ->> '$.type' != ''
+                            THEN '[' || (p.value ->> '$.type') || ']'
+                    END AS part
+                    FROM json_each(b.value, '$.content') p ORDER BY p.key
+                )), '')
+            WHEN 'null' THEN ''
+            ELSE b.value -> '$.content'
+        END, '')"""
+    response_text = f"""coalesce(tc.response_text, (
+            SELECT {block_text}
+            FROM messages m, json_each(m.content) b
+            WHERE m.uuid = tc.result_uuid
+              AND CASE WHEN b.type = 'object' THEN b.value ->> '$.tool_use_id' END = tc.tool_use_id
+            ORDER BY b.key LIMIT 1))"""
+    # toolUseResult sits on the entry, or on the message nested in a subagent's progress entry (2.1.x).
+    # Only an object or array counts, as the import took it.
+    tool_response = """coalesce(tc.tool_response, (
+            SELECT CASE WHEN substr(r, 1, 1) IN ('{', '[') THEN r END FROM (
+                SELECT CASE WHEN json_valid(l.raw) THEN l.raw -> CASE l.entry_type
+                    WHEN 'progress' THEN '$.data.message.toolUseResult' ELSE '$.toolUseResult' END END AS r
+                FROM messages m JOIN transcript_lines l ON l.id = m.line_id
+                WHERE m.uuid = tc.result_uuid)))"""
+    db.execute(
+        f"""
+        CREATE VIEW tool_call_results AS
+        SELECT {_CALL_COLUMNS_BEFORE},
+               {tool_response} AS tool_response,
+               {response_text} AS response_text,
+               {_CALL_COLUMNS_AFTER}
+        FROM tool_calls tc
+        """
+    )
+    db.execute("DROP VIEW tool_calls_with_turns")
+    db.execute(
+        """
+        CREATE VIEW tool_calls_with_turns AS
+        SELECT tc.*, t.turn_index, t.prompt_text, t.started_at AS turn_started_at, t.outcome AS turn_outcome,
+               s.project_dir, s.cwd AS session_cwd, coalesce(t.model, s.model) AS model,
+               CASE
+                   WHEN tc.status = 'success' THEN 'succeeded'
+                   WHEN tc.status IN ('failure', 'invalid', 'blocked') THEN 'errored'
+                   WHEN tc.status = 'denied' THEN 'denied'
+                   WHEN tc.status = 'interrupted' THEN 'interrupted'
+                   ELSE 'pending'
+               END AS call_outcome
+        FROM tool_call_results tc
+        LEFT JOIN turns t ON t.id = tc.turn_id
+        LEFT JOIN sessions s ON s.id = tc.session_id
+        """
+    )

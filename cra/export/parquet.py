@@ -49,6 +49,9 @@ MONTH_OF = {
     "session_request_shapes": f"coalesce(t.timestamp, {_SESSION_MONTH})",
     "machines": "t.first_seen",
 }
+# Tables exported as a view reads their rows (the table's columns, in its order): tool_calls with each
+# call's result resolved from the transcript (m015), as every reader of a call's result sees it.
+READ_THROUGH = {"tool_calls": ("tool_call_results", "tool_use_id")}
 _TIME_COLUMNS = ("created_at", "started_at", "received_at", "timestamp", "recorded_at", "promoted_at", "computed_at")
 
 
@@ -179,7 +182,12 @@ def _export_table(con, table: str, staging: str, pa, pq) -> TableExport:
         columns=[{"name": r[1], "sqlite_type": r[2], "arrow_type": str(t)} for r, t in zip(info, types)],
     )
     select = ", ".join(f"t.[{c}]" for c in columns)
-    cur = con.execute(f"SELECT {select}, {_month_sql(table, columns)} FROM [{table}] t ORDER BY t.rowid")
+    rows = f"[{table}] t"
+    if table in READ_THROUGH:
+        view, key = READ_THROUGH[table]
+        rows = f"[{table}] r JOIN [{view}] t ON t.[{key}] = r.[{key}]"
+    order = "r.rowid" if table in READ_THROUGH else "t.rowid"
+    cur = con.execute(f"SELECT {select}, {_month_sql(table, columns)} FROM {rows} ORDER BY {order}")
     writers: dict = {}
     try:
         while True:

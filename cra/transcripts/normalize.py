@@ -120,14 +120,15 @@ _CALL_INSERT_SQL = (
 # _RESULT_SQL would give a pending row, instead of writing the row twice.
 _CALL_INSERT_RESULT_SQL = (
     "INSERT INTO tool_calls (tool_use_id, session_id, agent_id, prompt_id, tool_name, tool_input, seq, cwd,"
-    " pre_at, message_uuid, source, response_text, tool_response, status, error, post_at, duration_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT), ?7, ?8, ?9, ?10, 'transcript', ?12, CAST(?11 AS TEXT), ?13,"
-    " CASE WHEN ?13 != 'success' THEN ?12 END, ?14,"
+    " pre_at, message_uuid, source, result_uuid, status, error, post_at, duration_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, CAST(?6 AS TEXT), ?7, ?8, ?9, ?10, 'transcript', ?11, ?13, ?12, ?14,"
     " CAST(round((julianday(?14) - julianday(?9)) * 86400000) AS INTEGER))"
 )
+# The result's text and structured form are not copied into the row: `result_uuid` points at the
+# message that holds them, and the view tool_call_results (m015) reads them from there. Only a failed
+# call's text is kept, as its `error`.
 _RESULT_SQL = (
-    "UPDATE tool_calls SET response_text = coalesce(response_text, ?2),"
-    " tool_response = coalesce(tool_response, CAST(?1 AS TEXT)),"
+    "UPDATE tool_calls SET result_uuid = coalesce(result_uuid, ?1),"
     " error = CASE WHEN status = 'pending' AND ?3 != 'success' THEN coalesce(error, ?2) ELSE error END,"
     " status = CASE WHEN status = 'pending' THEN ?3 ELSE status END,"
     " post_at = coalesce(post_at, ?4),"
@@ -263,7 +264,7 @@ class Normalizer:
             elif t == "tool_result":
                 if isinstance(b.get("tool_use_id"), str):
                     results.append(b["tool_use_id"])
-                    calls.append(("result", b, entry, session_id, agent_id))
+                    calls.append(("result", b, entry, uuid, session_id, agent_id))
             elif t == "thinking":
                 if isinstance(b.get("thinking"), str):
                     thinking.append(b["thinking"])
@@ -431,21 +432,20 @@ def _subagent_meta(con, path, session_id, agent_id):
     )
 
 
-def _tool_result(statements, unanswered, block, entry, session_id, agent_id):
+def _tool_result(statements, unanswered, block, entry, message_uuid, session_id, agent_id):
     tool_use_id = block["tool_use_id"]
     tur = entry.get("toolUseResult")
-    # The structured result, serialised from the parsed entry (_json): a fraction of what SQLite
-    # re-parsing the whole line to cut it out cost.
-    response = _json(tur) if isinstance(tur, (dict, list)) else None
-    text = _safe(block_text(block.get("content")))
+    # The text is needed only to classify an error and to keep it as the call's `error`.
+    text = _safe(block_text(block.get("content"))) if block.get("is_error") else ""
     status = result_status(block, entry, text)
+    error = None if status == "success" else (text or _safe(block_text(block.get("content"))))
     timestamp = _str(entry.get("timestamp"))
     i = unanswered.pop(tool_use_id, None)
     if i is not None:
         # Nothing queued in between touches these columns (a repeated tool_use only fills others).
-        statements[i] = (_CALL_INSERT_RESULT_SQL, statements[i][1] + (response, text, status, timestamp))
+        statements[i] = (_CALL_INSERT_RESULT_SQL, statements[i][1] + (message_uuid, error, status, timestamp))
     else:
-        statements.append((_RESULT_SQL, (response, text, status, timestamp, tool_use_id)))
+        statements.append((_RESULT_SQL, (message_uuid, error, status, timestamp, tool_use_id)))
     if isinstance(tur, dict) and isinstance(tur.get("agentId"), str):
         # An Agent/Task call's result names the subagent it started.
         statements.append((_RESULT_AGENT_SQL, (tur["agentId"], session_id, tool_use_id, _str(tur.get("description")))))

@@ -94,7 +94,7 @@ class _Renderer:
         self.max_lines = max_lines
         self.thinking = thinking
         self.calls = {
-            r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_calls WHERE session_id = ?", [session_id])
+            r["tool_use_id"]: r for r in db.query("SELECT * FROM tool_call_results WHERE session_id = ?", [session_id])
         }
         self.agents_by_call: dict[str, list[dict]] = {}
         self.agents = list(db.query("SELECT * FROM subagents WHERE session_id = ? ORDER BY rowid", [session_id]))
