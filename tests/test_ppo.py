@@ -87,17 +87,18 @@ def _run(args):
 def test_ppo_on_the_behavioral_reward_raises_it_and_records_the_run(sft_db):
     """The default: episodes scored by the behavioral reward GRPO trains on, no reward model anywhere.
 
-    8 steps of 16 episodes, 4 PPO epochs each, from the shared SFT run. The missing-EOS penalty is off
+    16 steps of 16 episodes, 4 PPO epochs each, from the shared SFT run. The missing-EOS penalty is off
     here: the tiny model leaves a third of its responses unfinished, and with the penalty PPO's first
-    lesson is to finish them, which the behavioral reward barely sees. Measured on a fresh prefit
-    (empty cache) with seeds 42, 1, 3, 5, 7, 11: the behavioral reward of 128 seeded samples rose by
-    0.030 to 0.068 (0.45 -> 0.51 typically); the run is seeded end to end (one CPU thread), so a seed
-    gives the same numbers under any load."""
+    lesson is to finish them, which the behavioral reward barely sees. Measured on main after the chat
+    renderer landed (2026-12-04), the behavioral reward of 128 seeded samples rose by 0.088, 0.061 and
+    0.046 with seeds 42 (the default), 5 and 11 (0.44-0.47 -> 0.48-0.53); at 8 steps seed 42 fell by
+    0.040 while 1, 3 and 7 rose by 0.05-0.07, so 8 steps were too few to rely on. The run is seeded end
+    to end (one CPU thread), so a seed gives the same numbers under any load."""
     result = _run(
         [
             *FAST,  # first: the options after it override its batch size and epochs
             "--max-steps",
-            "8",
+            "16",
             "--batch-size",
             "16",
             "--num-ppo-epochs",
@@ -115,8 +116,8 @@ def test_ppo_on_the_behavioral_reward_raises_it_and_records_the_run(sft_db):
     assert run["status"] == "completed" and run["parent_run"] == sft_db["sft"]["id"]
     m = json.loads(run["metrics"])
     assert m["reward"] == "behavioral" and m["reward_run"] is None and db["runs"].count == 2  # no reward model
-    assert m["steps"] == 8 and m["episodes"] == 128
-    assert [s["step"] for s in m["step_log"]] == list(range(1, 9))
+    assert m["steps"] == 16 and m["episodes"] == 256
+    assert [s["step"] for s in m["step_log"]] == list(range(1, 17))
     for s in m["step_log"]:  # behavioral scores, KL to the SFT reference, both losses, every step
         assert {"score_mean", "kl", "policy_loss", "value_loss", "approx_kl"} <= set(s)
         assert 0 <= s["score_mean"] <= 1  # the behavioral reward's range (no penalty here)
@@ -126,7 +127,7 @@ def test_ppo_on_the_behavioral_reward_raises_it_and_records_the_run(sft_db):
     assert after["n"] == before["n"] == 128 and after["contexts"] == 16 and after["sampled"]
     assert "reward_model" not in after
     assert after["reward"] == after["behavioral"]  # what PPO maximised, without the penalty
-    assert after["behavioral"] >= before["behavioral"] + 0.015, (before, after)
+    assert after["behavioral"] >= before["behavioral"] + 0.02, (before, after)
     assert set(after["components"]) >= {"format_validity", "agreement", "exploration_fit"}
 
     adapter = Path(m["adapter"])
