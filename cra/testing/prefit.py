@@ -298,8 +298,9 @@ def prefit_cache_key(family: str, settings: dict) -> str:
     from . import bases
 
     key = hashlib.sha256()
-    for source in (__file__, bases.__file__, *sorted(Path(chat.__file__).parent.glob("*.py"))):
-        key.update(Path(source).read_bytes())
+    sources = [Path(__file__), Path(bases.__file__), *sorted(Path(str(chat.__file__)).parent.glob("*.py"))]
+    for source in sources:
+        key.update(source.read_bytes())
     versions = (sys.version, torch.__version__, transformers.__version__, tokenizers.__version__)
     key.update(repr((family, sorted(settings.items()), bases.LLAMA_CPP_PYTHON_VERSION, versions)).encode())
     return key.hexdigest()[:16]
